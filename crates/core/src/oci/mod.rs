@@ -1,0 +1,3 @@
+//! The OCI layer: request signing, auth providers, endpoints and typed service clients.
+
+pub mod signer;

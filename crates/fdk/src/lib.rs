@@ -1,0 +1,1 @@
+//! The Fn FDK. Filled by the FDK issue.

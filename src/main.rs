@@ -1,0 +1,5 @@
+//! The datasync command line.
+
+fn main() {
+    println!("datasync");
+}
