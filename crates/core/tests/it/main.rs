@@ -1,0 +1,4 @@
+//! Integration tests of datasync-core, one binary (STYLE.md, tier 3).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod signer;
