@@ -1,0 +1,131 @@
+# IAM: one dynamic group per function (matched by the function's OCID, so no other function in the
+# compartment inherits anything) and least-privilege policies:
+#   - each function: only the streams, vault, key and topic it uses;
+#   - the Functions service: the functions subnet and the registry;
+#   - API Gateway: invoking functions in this compartment;
+#   - each connector: reading its source stream and writing to its target;
+#   - Object Storage: running the archive bucket's lifecycle rule.
+# Policies are attached to policy_compartment_ocid (the tenancy by default), which must be an
+# ancestor of every compartment the statements name.
+
+resource "oci_identity_dynamic_group" "functions" {
+  for_each = {
+    populate = oci_functions_function.populate.id
+    process  = oci_functions_function.process.id
+    retry    = oci_functions_function.retry.id
+  }
+
+  compartment_id = var.tenancy_ocid
+  name           = "${var.name_prefix}-fn-${each.key}"
+  description    = "datasync ${each.key} function"
+  matching_rule  = "ALL {resource.type = 'fnfunc', resource.id = '${each.value}'}"
+  freeform_tags  = var.freeform_tags
+}
+
+locals {
+  dg_populate = oci_identity_dynamic_group.functions["populate"].name
+  dg_process  = oci_identity_dynamic_group.functions["process"].name
+  dg_retry    = oci_identity_dynamic_group.functions["retry"].name
+
+  in_app   = "in compartment id ${local.compartment_id}"
+  in_vault = "in compartment id ${local.vault_compartment_id}"
+
+  vault_condition       = "target.vault.id = '${oci_kms_vault.main.id}'"
+  topic_condition       = "target.topic.id = '${oci_ons_notification_topic.alerts.id}'"
+  failure_streams_match = "any {${local.failure_stream_conditions}}"
+
+  function_statements = [
+    # populate: write envelopes to the data stream; create and update callers' secrets in this
+    # vault, encrypted with this key.
+    "Allow dynamic-group ${local.dg_populate} to use stream-push ${local.in_app} where target.stream.id = '${oci_streaming_stream.data.id}'",
+    "Allow dynamic-group ${local.dg_populate} to read streams ${local.in_app} where target.stream.id = '${oci_streaming_stream.data.id}'",
+    "Allow dynamic-group ${local.dg_populate} to manage secret-family ${local.in_vault} where ${local.vault_condition}",
+    "Allow dynamic-group ${local.dg_populate} to use vaults ${local.in_vault} where ${local.vault_condition}",
+    "Allow dynamic-group ${local.dg_populate} to use keys ${local.in_vault} where target.key.id = '${oci_kms_key.secrets.id}'",
+
+    # process: read secrets; write failures to the error and dead-letter streams; publish summaries.
+    "Allow dynamic-group ${local.dg_process} to read secret-bundles ${local.in_vault} where ${local.vault_condition}",
+    "Allow dynamic-group ${local.dg_process} to use stream-push ${local.in_app} where ${local.failure_streams_match}",
+    "Allow dynamic-group ${local.dg_process} to read streams ${local.in_app} where ${local.failure_streams_match}",
+    "Allow dynamic-group ${local.dg_process} to use ons-topics ${local.in_app} where ${local.topic_condition}",
+
+    # retry: read (and commit group positions on) the error and dead-letter streams, write
+    # re-routed failures back to them, read secrets, publish summaries.
+    "Allow dynamic-group ${local.dg_retry} to read secret-bundles ${local.in_vault} where ${local.vault_condition}",
+    "Allow dynamic-group ${local.dg_retry} to use stream-pull ${local.in_app} where ${local.failure_streams_match}",
+    "Allow dynamic-group ${local.dg_retry} to use stream-push ${local.in_app} where ${local.failure_streams_match}",
+    "Allow dynamic-group ${local.dg_retry} to read streams ${local.in_app} where ${local.failure_streams_match}",
+    "Allow dynamic-group ${local.dg_retry} to use ons-topics ${local.in_app} where ${local.topic_condition}",
+  ]
+
+  # Connector Hub, written as the Console writes them (contracts section C): each connector's
+  # source stream, then its target.
+  sch_principal = "request.principal.type = 'serviceconnector', request.principal.compartment.id = '${local.compartment_id}'"
+
+  connector_statements = concat(
+    [
+      # data-to-process: read the data stream, invoke the process function.
+      "Allow any-user to {STREAM_READ, STREAM_CONSUME} ${local.in_app} where all {${local.sch_principal}, target.stream.id = '${oci_streaming_stream.data.id}'}",
+      "Allow any-user to use fn-function ${local.in_app} where all {${local.sch_principal}}",
+      "Allow any-user to use fn-invocation ${local.in_app} where all {${local.sch_principal}}",
+    ],
+    # archive-*: read each error stream and the dead-letter stream ...
+    [for s in values(local.failure_streams) : "Allow any-user to {STREAM_READ, STREAM_CONSUME} ${local.in_app} where all {${local.sch_principal}, target.stream.id = '${s.id}'}"],
+    [
+      # ... and write objects to the archive bucket only.
+      "Allow any-user to manage objects ${local.in_app} where all {${local.sch_principal}, target.bucket.name = '${oci_objectstorage_bucket.archive.name}'}",
+      # dead-letter-to-notifications: publish to the alerts topic (its source is covered above).
+      "Allow any-user to use ons-topics ${local.in_app} where all {${local.sch_principal}, ${local.topic_condition}}",
+    ],
+  )
+}
+
+resource "oci_identity_policy" "functions" {
+  compartment_id = local.policy_compartment_id
+  name           = "${var.name_prefix}-functions"
+  description    = "datasync functions: their streams, vault, key and topic"
+  statements     = local.function_statements
+  freeform_tags  = var.freeform_tags
+}
+
+resource "oci_identity_policy" "faas_service" {
+  compartment_id = local.policy_compartment_id
+  name           = "${var.name_prefix}-faas-service"
+  description    = "OCI Functions service: the functions subnet and the image repositories"
+  freeform_tags  = var.freeform_tags
+
+  statements = [
+    "Allow service faas to use virtual-network-family in compartment id ${local.network_compartment_id}",
+    "Allow service faas to read repos in compartment id ${local.registry_compartment_id}",
+  ]
+}
+
+resource "oci_identity_policy" "apigateway_invoke" {
+  compartment_id = local.policy_compartment_id
+  name           = "${var.name_prefix}-apigateway-invoke"
+  description    = "API gateways in the datasync compartment may invoke its functions"
+  freeform_tags  = var.freeform_tags
+
+  statements = [
+    "Allow any-user to use functions-family ${local.in_app} where ALL {request.principal.type = 'ApiGateway', request.resource.compartment.id = '${local.compartment_id}'}",
+  ]
+}
+
+resource "oci_identity_policy" "connectors" {
+  compartment_id = local.policy_compartment_id
+  name           = "${var.name_prefix}-connectors"
+  description    = "datasync connectors: their source streams, the process function, the archive bucket and the alerts topic"
+  statements     = local.connector_statements
+  freeform_tags  = var.freeform_tags
+}
+
+resource "oci_identity_policy" "object_lifecycle" {
+  compartment_id = local.policy_compartment_id
+  name           = "${var.name_prefix}-object-lifecycle"
+  description    = "Object Storage may apply the archive bucket's lifecycle rule"
+  freeform_tags  = var.freeform_tags
+
+  statements = [
+    "Allow service objectstorage-${var.region} to manage object-family ${local.in_app} where target.bucket.name = '${oci_objectstorage_bucket.archive.name}'",
+  ]
+}
