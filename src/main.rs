@@ -1,5 +1,34 @@
-//! The datasync command line.
+//! The datasync command line: the local stack, the benchmark and tools for operators.
 
-fn main() {
-    println!("datasync");
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Sync data from source applications to target REST APIs through OCI Streaming.
+#[derive(Debug, Parser)]
+#[command(name = "datasync", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Calls OCI APIs by hand, signed with your credentials.
+    #[command(subcommand)]
+    Oci(cmd::oci::OciCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Oci(command) => cmd::oci::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("datasync: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,4 +1,6 @@
 //! The OCI layer: request signing, auth providers, endpoints and typed service clients.
 
+pub mod auth;
 pub mod key;
+pub mod models;
 pub mod signer;
