@@ -1,0 +1,419 @@
+//! The Fn `http-stream` protocol, shared by both sides: the FDK (this crate's server) and the
+//! agent (the local stack's function host, and [`crate::agent`]).
+//!
+//! Everything here is a pure function or a constant: header names, the rules for the listener
+//! socket path, and the `Fn-Deadline` timestamp format. The facts come from
+//! `contracts/oci-platform.md` section A.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderName;
+
+use crate::Error;
+
+/// Environment variable naming the socket to listen on, e.g. `unix:/tmp/iofs/lsnr.sock`.
+pub const ENV_LISTENER: &str = "FN_LISTENER";
+/// Environment variable naming the wire format; must be empty or `http-stream`.
+pub const ENV_FORMAT: &str = "FN_FORMAT";
+/// Environment variable: the log frame name (with [`ENV_LOGFRAME_HDR`]).
+pub const ENV_LOGFRAME_NAME: &str = "FN_LOGFRAME_NAME";
+/// Environment variable: the request header whose value goes in the log frame.
+pub const ENV_LOGFRAME_HDR: &str = "FN_LOGFRAME_HDR";
+/// Environment variable: the application OCID.
+pub const ENV_APP_ID: &str = "FN_APP_ID";
+/// Environment variable: the application name.
+pub const ENV_APP_NAME: &str = "FN_APP_NAME";
+/// Environment variable: the function OCID.
+pub const ENV_FN_ID: &str = "FN_FN_ID";
+/// Environment variable: the function name.
+pub const ENV_FN_NAME: &str = "FN_FN_NAME";
+/// Environment variable: the function's memory in MB.
+pub const ENV_MEMORY: &str = "FN_MEMORY";
+/// Environment variable: `sync` or `async`.
+pub const ENV_TYPE: &str = "FN_TYPE";
+
+/// The only format this FDK speaks.
+pub const FORMAT_HTTP_STREAM: &str = "http-stream";
+/// The scheme prefix of [`ENV_LISTENER`].
+pub const LISTENER_PREFIX: &str = "unix:";
+/// The longest socket path the agent accepts (`sun_path` is 108 bytes with the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+/// The prefix of the bound socket's file name; the advertised name is a symlink to it.
+pub const PHONY_PREFIX: &str = "phony";
+/// The directory the OCI agent mounts into the container.
+pub const IOFS_DIR: &str = "/tmp/iofs";
+/// The socket file name the OCI agent uses.
+pub const SOCKET_NAME: &str = "lsnr.sock";
+/// The only request path: `POST /call`.
+pub const CALL_PATH: &str = "/call";
+
+/// The largest request body accepted: the 6 MB InvokeFunction limit.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// The deadline used when `Fn-Deadline` is missing or unparsable (as the Python FDK does).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The intent value of calls that come through an HTTP trigger or API Gateway.
+pub const INTENT_HTTP_REQUEST: &str = "httprequest";
+/// The intent value of CloudEvents invocations.
+pub const INTENT_CLOUD_EVENT: &str = "cloudevent";
+
+/// Header prefix carrying the client's headers for `httprequest` calls, both ways.
+pub const HTTP_HEADER_PREFIX: &str = "fn-http-h-";
+
+/// `Fn-Call-Id`: the call's id.
+pub static FN_CALL_ID: HeaderName = HeaderName::from_static("fn-call-id");
+/// `Fn-Deadline`: RFC 3339, e.g. `2020-06-23T01:10:21Z`.
+pub static FN_DEADLINE: HeaderName = HeaderName::from_static("fn-deadline");
+/// `Fn-Intent`: `httprequest`, `cloudevent`, or absent.
+pub static FN_INTENT: HeaderName = HeaderName::from_static("fn-intent");
+/// `Fn-Invoke-Type`: `sync` or `detached`.
+pub static FN_INVOKE_TYPE: HeaderName = HeaderName::from_static("fn-invoke-type");
+/// `Fn-Http-Method`: the client's method (httprequest only).
+pub static FN_HTTP_METHOD: HeaderName = HeaderName::from_static("fn-http-method");
+/// `Fn-Http-Request-Url`: the client's URL; OCI sends path and query only.
+pub static FN_HTTP_REQUEST_URL: HeaderName = HeaderName::from_static("fn-http-request-url");
+/// `Fn-Http-Status`: the handler's status for the client (httprequest only).
+pub static FN_HTTP_STATUS: HeaderName = HeaderName::from_static("fn-http-status");
+/// `Fn-Fdk-Version`: `fdk-rust/<version>` on every response.
+pub static FN_FDK_VERSION: HeaderName = HeaderName::from_static("fn-fdk-version");
+/// `Fn-Fdk-Runtime`: `rust/<rustc version>` on every response.
+pub static FN_FDK_RUNTIME: HeaderName = HeaderName::from_static("fn-fdk-runtime");
+
+/// The value of `Fn-Fdk-Version` this crate sends.
+pub const FDK_VERSION: &str = concat!("fdk-rust/", env!("CARGO_PKG_VERSION"));
+/// The value of `Fn-Fdk-Runtime` this crate sends.
+pub const FDK_RUNTIME: &str = concat!("rust/", env!("FDK_RUSTC_VERSION"));
+
+/// Parses `FN_LISTENER` as the agent writes it: `unix:` followed by an absolute path of at
+/// most [`MAX_SOCKET_PATH`] bytes.
+///
+/// # Errors
+///
+/// [`Error::InvalidListener`] when the prefix is missing, the path is empty, relative, has no
+/// file name, or is too long.
+pub fn parse_listener(value: &str) -> Result<PathBuf, Error> {
+    let invalid = |reason: &str| Error::InvalidListener {
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let path = value
+        .strip_prefix(LISTENER_PREFIX)
+        .ok_or_else(|| invalid("it must start with `unix:`"))?;
+    check_socket_path(Path::new(path)).map_err(|reason| invalid(&reason))?;
+    Ok(PathBuf::from(path))
+}
+
+/// The value of `FN_LISTENER` for a socket path (the agent side of [`parse_listener`]).
+pub fn listener_value(socket: &Path) -> String {
+    format!("{LISTENER_PREFIX}{}", socket.display())
+}
+
+/// Checks the rules for a socket path: absolute, a file name, the phony sibling's length
+/// at most [`MAX_SOCKET_PATH`] bytes... and the advertised path itself too.
+fn check_socket_path(path: &Path) -> Result<(), String> {
+    let len = path.as_os_str().len();
+    if len == 0 {
+        return Err("the socket path is empty".to_owned());
+    }
+    if !path.is_absolute() {
+        return Err("the socket path must be absolute".to_owned());
+    }
+    if len > MAX_SOCKET_PATH {
+        return Err(format!(
+            "the socket path is {len} bytes; at most {MAX_SOCKET_PATH} are allowed"
+        ));
+    }
+    match phony_path(path) {
+        Some(phony) if phony.as_os_str().len() <= MAX_SOCKET_PATH => Ok(()),
+        Some(phony) => Err(format!(
+            "the bound socket path {} is {} bytes; at most {MAX_SOCKET_PATH} are allowed",
+            phony.display(),
+            phony.as_os_str().len()
+        )),
+        None => Err("the socket path has no file name".to_owned()),
+    }
+}
+
+/// The path actually bound: `phony<name>` in the same directory as `socket`.
+///
+/// Returns `None` when `socket` has no file name.
+pub fn phony_path(socket: &Path) -> Option<PathBuf> {
+    let name = socket.file_name()?;
+    let mut phony = std::ffi::OsString::from(PHONY_PREFIX);
+    phony.push(name);
+    Some(socket.with_file_name(phony))
+}
+
+/// The agent's `checkSocketDestination`: `socket` must be a symlink whose target is a file
+/// name in the same directory (no `/`), and the target must be a socket.
+///
+/// # Errors
+///
+/// [`Error::Socket`] with a description of the first rule broken.
+pub fn check_socket_destination(socket: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+    let bad = |msg: String| Error::Socket {
+        path: socket.to_owned(),
+        source: std::io::Error::other(msg),
+    };
+    let io = |source| Error::Socket {
+        path: socket.to_owned(),
+        source,
+    };
+    let meta = std::fs::symlink_metadata(socket).map_err(io)?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(socket).map_err(io)?;
+        let dir = target
+            .parent()
+            .map(|p| p.as_os_str().is_empty())
+            .unwrap_or(true);
+        if !dir || target.is_absolute() {
+            return Err(bad(format!(
+                "the symlink target {} is not in the same directory",
+                target.display()
+            )));
+        }
+    }
+    let meta = std::fs::metadata(socket).map_err(io)?;
+    if !meta.file_type().is_socket() {
+        return Err(bad("the target is not a socket".to_owned()));
+    }
+    Ok(())
+}
+
+/// Parses an `Fn-Deadline` value (RFC 3339: `2020-06-23T01:10:21Z`, with optional fraction
+/// and a `Z` or `±hh:mm` offset).
+pub fn parse_deadline(value: &str) -> Option<SystemTime> {
+    let b = value.trim().as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let s = b.get(range)?;
+        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(s).ok()?.parse().ok()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos: u64 = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let digits = &b[start..i.min(start + 9)];
+        for (n, d) in digits.iter().enumerate() {
+            nanos += u64::from(d - b'0') * 10u64.pow(8 - n as u32);
+        }
+    }
+    let offset = match b.get(i)? {
+        b'Z' | b'z' if b.len() == i + 1 => 0,
+        sign @ (b'+' | b'-') if b.len() == i + 6 && b[i + 3] == b':' => {
+            let off = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+            if *sign == b'+' {
+                off
+            } else {
+                -off
+            }
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec - offset;
+    let secs = u64::try_from(secs).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, u32::try_from(nanos).ok()?))
+}
+
+/// Formats a time as `Fn-Deadline` does: RFC 3339 in UTC at second precision.
+pub fn format_deadline(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian calendar).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+/// Whether the agent keeps a container after this outer status: only 200, 502 and 504 are
+/// valid; anything else makes the agent kill the container (ErrFunctionInvalidResponse).
+pub fn is_valid_outer_status(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 200 | 502 | 504)
+}
+
+/// Whether a header is connection-specific and must not be forwarded (RFC 9110 §7.6.1),
+/// or describes framing this layer recomputes (`Content-Length`).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+    )
+}
+
+/// The `Fn-Http-H-<name>` header carrying client header `name`.
+///
+/// Returns `None` if the result is not a valid header name (it always is for valid `name`s).
+pub fn prefixed(name: &HeaderName) -> Option<HeaderName> {
+    let mut s = String::with_capacity(HTTP_HEADER_PREFIX.len() + name.as_str().len());
+    s.push_str(HTTP_HEADER_PREFIX);
+    s.push_str(name.as_str());
+    HeaderName::from_bytes(s.as_bytes()).ok()
+}
+
+/// The client header name inside an `Fn-Http-H-<name>` header, or `None` if `name` does not
+/// carry that prefix (or carries nothing after it).
+pub fn unprefixed(name: &HeaderName) -> Option<HeaderName> {
+    let rest = name.as_str().strip_prefix(HTTP_HEADER_PREFIX)?;
+    HeaderName::from_bytes(rest.as_bytes()).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_rules() {
+        assert_eq!(
+            parse_listener("unix:/tmp/iofs/lsnr.sock").unwrap(),
+            PathBuf::from("/tmp/iofs/lsnr.sock")
+        );
+        for bad in [
+            "",
+            "/tmp/iofs/lsnr.sock",
+            "unix:",
+            "unix:relative.sock",
+            "tcp://localhost:80",
+            "unix:/",
+        ] {
+            assert!(parse_listener(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("unix:/{}", "a".repeat(106));
+        assert_eq!(long.len() - 5, 107);
+        // 107 bytes is fine for the advertised path, but its phony sibling is 112.
+        let err = parse_listener(&long).unwrap_err().to_string();
+        assert!(err.contains("bound socket path"), "{err}");
+        let ok = format!("unix:/{}", "a".repeat(101));
+        assert!(parse_listener(&ok).is_ok());
+        let too_long = format!("unix:/{}", "a".repeat(107));
+        assert!(parse_listener(&too_long)
+            .unwrap_err()
+            .to_string()
+            .contains("108 bytes"));
+    }
+
+    #[test]
+    fn phony_is_a_sibling() {
+        assert_eq!(
+            phony_path(Path::new("/tmp/iofs/lsnr.sock")).unwrap(),
+            PathBuf::from("/tmp/iofs/phonylsnr.sock")
+        );
+        assert_eq!(
+            listener_value(Path::new("/tmp/iofs/lsnr.sock")),
+            "unix:/tmp/iofs/lsnr.sock"
+        );
+    }
+
+    #[test]
+    fn deadlines_round_trip() {
+        let t = parse_deadline("2020-06-23T01:10:21Z").unwrap();
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            1_592_874_621
+        );
+        assert_eq!(format_deadline(t), "2020-06-23T01:10:21Z");
+        let frac = parse_deadline("2020-06-23T01:10:21.250Z").unwrap();
+        assert_eq!(frac.duration_since(t).unwrap(), Duration::from_millis(250));
+        let off = parse_deadline("2020-06-23T03:10:21+02:00").unwrap();
+        assert_eq!(off, t);
+        let neg = parse_deadline("2020-06-22T23:10:21-02:00").unwrap();
+        assert_eq!(neg, t);
+        assert_eq!(
+            format_deadline(parse_deadline("2024-02-29T23:59:59Z").unwrap()),
+            "2024-02-29T23:59:59Z"
+        );
+        assert_eq!(format_deadline(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        for bad in [
+            "",
+            "2020-06-23",
+            "2020-06-23T01:10:21",
+            "2020-13-23T01:10:21Z",
+            "2020-06-23T01:10:21Zjunk",
+            "2020-06-23T01:10:21.Z",
+            "20x0-06-23T01:10:21Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert!(parse_deadline(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        let h = HeaderName::from_static("x-trace");
+        let p = prefixed(&h).unwrap();
+        assert_eq!(p.as_str(), "fn-http-h-x-trace");
+        assert_eq!(unprefixed(&p).unwrap(), h);
+        assert!(unprefixed(&h).is_none());
+        assert!(unprefixed(&HeaderName::from_static("fn-http-h-")).is_none());
+        assert!(is_hop_by_hop(&HeaderName::from_static("transfer-encoding")));
+        assert!(!is_hop_by_hop(&HeaderName::from_static("content-type")));
+    }
+}
