@@ -192,7 +192,11 @@ mod tests {
             let mut chars = key.name.chars();
             let first = chars.next().unwrap_or('0');
             assert!(first.is_ascii_alphabetic() || first == '_', "{}", key.name);
-            assert!(chars.all(|c| c.is_ascii_alphanumeric() || c == '_'), "{}", key.name);
+            assert!(
+                chars.all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{}",
+                key.name
+            );
             assert!(!key.functions.is_empty(), "{} is read by nobody", key.name);
         }
     }
@@ -200,7 +204,11 @@ mod tests {
     #[test]
     fn every_function_reads_the_allow_list() {
         for f in Function::ALL {
-            assert!(keys_for(f).any(|k| k.name == "target_allow_list"), "{}", f.name());
+            assert!(
+                keys_for(f).any(|k| k.name == "target_allow_list"),
+                "{}",
+                f.name()
+            );
         }
     }
 }

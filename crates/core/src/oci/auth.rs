@@ -164,7 +164,12 @@ impl ConfigProfile {
     ///
     /// # Errors
     /// As [`load`](Self::load).
-    pub fn parse(text: &str, path: &Path, profile: &str, home: Option<&Path>) -> Result<Self, AuthError> {
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        profile: &str,
+        home: Option<&Path>,
+    ) -> Result<Self, AuthError> {
         let mut sections: Vec<(String, Vec<(String, String)>)> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
@@ -175,13 +180,16 @@ impl ConfigProfile {
                 sections.push((name.trim().to_owned(), Vec::new()));
                 continue;
             }
-            let (Some((key, value)), Some(section)) = (line.split_once('='), sections.last_mut()) else {
+            let (Some((key, value)), Some(section)) = (line.split_once('='), sections.last_mut())
+            else {
                 return Err(AuthError::MalformedLine {
                     path: path.to_owned(),
                     line: i + 1,
                 });
             };
-            section.1.push((key.trim().to_owned(), value.trim().to_owned()));
+            section
+                .1
+                .push((key.trim().to_owned(), value.trim().to_owned()));
         }
         let find = |name: &str| sections.iter().find(|(n, _)| n == name).map(|(_, e)| e);
         let own = find(profile).ok_or_else(|| AuthError::NoProfile {
@@ -275,12 +283,20 @@ impl ConfigFileAuth {
             )
         };
         let pem = std::fs::read_to_string(&profile.key_file).map_err(|source| AuthError::Read {
-            what: format!("key_file of profile {} in {}", profile.profile, profile.path.display()),
+            what: format!(
+                "key_file of profile {} in {}",
+                profile.profile,
+                profile.path.display()
+            ),
             path: profile.key_file.clone(),
             source,
         })?;
-        let key = PrivateKey::from_pem(&pem, profile.pass_phrase.as_deref())
-            .map_err(|source| AuthError::Key { what: what(), source })?;
+        let key = PrivateKey::from_pem(&pem, profile.pass_phrase.as_deref()).map_err(|source| {
+            AuthError::Key {
+                what: what(),
+                source,
+            }
+        })?;
         let signer = Arc::new(Signer::new(profile.key_id(), key));
         Ok(Self { profile, signer })
     }
@@ -325,11 +341,13 @@ impl PathOrLiteral {
     fn read(&self, what: &str) -> Result<String, AuthError> {
         match self {
             PathOrLiteral::Literal(v) => Ok(v.clone()),
-            PathOrLiteral::Path(p) => std::fs::read_to_string(p).map_err(|source| AuthError::Read {
-                what: what.to_owned(),
-                path: p.clone(),
-                source,
-            }),
+            PathOrLiteral::Path(p) => {
+                std::fs::read_to_string(p).map_err(|source| AuthError::Read {
+                    what: what.to_owned(),
+                    path: p.clone(),
+                    source,
+                })
+            }
         }
     }
 
@@ -379,11 +397,18 @@ pub fn rpst_claims(token: &str) -> Result<RpstClaims, AuthError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| bad("payload is not base64url"))?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad("payload is not JSON"))?;
-    let exp = claims.get("exp").and_then(serde_json::Value::as_u64).ok_or_else(|| bad("has no exp claim"))?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| bad("payload is not JSON"))?;
+    let exp = claims
+        .get("exp")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| bad("has no exp claim"))?;
     Ok(RpstClaims {
         expires_at: UNIX_EPOCH + Duration::from_secs(exp),
-        tenancy: claims.get("res_tenant").and_then(|v| v.as_str()).map(str::to_owned),
+        tenancy: claims
+            .get("res_tenant")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
     })
 }
 
@@ -402,7 +427,10 @@ impl ResourcePrincipalAuth {
     ///
     /// # Errors
     /// As [`from_env`](Self::from_env).
-    pub fn with_clock(env: impl Fn(&str) -> Option<String>, clock: fn() -> SystemTime) -> Result<Self, AuthError> {
+    pub fn with_clock(
+        env: impl Fn(&str) -> Option<String>,
+        clock: fn() -> SystemTime,
+    ) -> Result<Self, AuthError> {
         let var = |name: &str| {
             env(name)
                 .filter(|v| !v.trim().is_empty())
@@ -422,7 +450,8 @@ impl ResourcePrincipalAuth {
         if let Some(pass) = &passphrase {
             let same_kind = matches!(
                 (pass, &pem),
-                (PathOrLiteral::Path(_), PathOrLiteral::Path(_)) | (PathOrLiteral::Literal(_), PathOrLiteral::Literal(_))
+                (PathOrLiteral::Path(_), PathOrLiteral::Path(_))
+                    | (PathOrLiteral::Literal(_), PathOrLiteral::Literal(_))
             );
             if !same_kind {
                 return Err(AuthError::ResourcePrincipal(
@@ -463,12 +492,14 @@ fn load_rp(
         .map(|p| p.read("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM_PASSPHRASE"))
         .transpose()?
         .map(|p| p.trim().to_owned());
-    let key = PrivateKey::from_pem(&pem.read("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM")?, pass.as_deref()).map_err(
-        |source| AuthError::Key {
-            what: pem.describe("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM"),
-            source,
-        },
-    )?;
+    let key = PrivateKey::from_pem(
+        &pem.read("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM")?,
+        pass.as_deref(),
+    )
+    .map_err(|source| AuthError::Key {
+        what: pem.describe("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM"),
+        source,
+    })?;
     Ok(RpState {
         signer: Arc::new(Signer::new(format!("ST${token}"), key)),
         expires_at: claims.expires_at,
@@ -520,7 +551,10 @@ user = ocid1.user.oc1..other
         assert_eq!(p.tenancy, "ocid1.tenancy.oc1..t");
         assert_eq!(p.key_file, PathBuf::from("/home/me/.oci/key.pem"));
         assert_eq!(p.region.as_deref(), Some("us-phoenix-1"));
-        assert_eq!(p.key_id(), "ocid1.tenancy.oc1..t/ocid1.user.oc1..other/aa:bb");
+        assert_eq!(
+            p.key_id(),
+            "ocid1.tenancy.oc1..t/ocid1.user.oc1..other/aa:bb"
+        );
     }
 
     #[test]
@@ -531,17 +565,24 @@ user = ocid1.user.oc1..other
         let err = ConfigProfile::parse(no_user, Path::new("/c"), "P", None).unwrap_err();
         assert_eq!(err.to_string(), "profile P in /c has no user");
         let err = ConfigProfile::parse("[P]\njunk\n", Path::new("/c"), "P", None).unwrap_err();
-        assert_eq!(err.to_string(), "/c:2: malformed line (expected [PROFILE] or key=value)");
+        assert_eq!(
+            err.to_string(),
+            "/c:2: malformed line (expected [PROFILE] or key=value)"
+        );
         let err = ConfigProfile::parse("user=x\n", Path::new("/c"), "P", None).unwrap_err();
         assert!(matches!(err, AuthError::MalformedLine { line: 1, .. }));
     }
 
     #[test]
     fn rpst_claims_read_exp_and_tenant() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"exp":1700000000,"res_tenant":"ocid1.tenancy.oc1..t"}"#);
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"exp":1700000000,"res_tenant":"ocid1.tenancy.oc1..t"}"#);
         let token = format!("eyJhbGciOiJSUzI1NiJ9.{payload}.sig");
         let claims = rpst_claims(&token).unwrap();
-        assert_eq!(claims.expires_at, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert_eq!(
+            claims.expires_at,
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
         assert_eq!(claims.tenancy.as_deref(), Some("ocid1.tenancy.oc1..t"));
         assert!(rpst_claims("not-a-jwt").is_err());
         let no_exp = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("{}");

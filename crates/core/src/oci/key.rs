@@ -150,7 +150,8 @@ fn parse_pkcs1_block(block: &str, passphrase: Option<&str>) -> Result<RsaPrivate
         return RsaPrivateKey::from_pkcs1_der(&der).map_err(|e| KeyError::Malformed(e.to_string()));
     }
     let pass = passphrase.ok_or(KeyError::PassphraseRequired)?;
-    let dek = dek_info.ok_or_else(|| KeyError::Malformed("encrypted key without DEK-Info".into()))?;
+    let dek =
+        dek_info.ok_or_else(|| KeyError::Malformed("encrypted key without DEK-Info".into()))?;
     let (cipher, iv_hex) = dek
         .split_once(',')
         .ok_or_else(|| KeyError::Malformed("DEK-Info without an IV".into()))?;
@@ -243,7 +244,10 @@ mod tests {
             "vector_pkcs1_aes256.pem",
         ] {
             assert!(
-                matches!(PrivateKey::from_pem(&fixture(file), None), Err(KeyError::PassphraseRequired)),
+                matches!(
+                    PrivateKey::from_pem(&fixture(file), None),
+                    Err(KeyError::PassphraseRequired)
+                ),
                 "{file}"
             );
             assert!(
@@ -258,16 +262,27 @@ mod tests {
 
     #[test]
     fn unsupported_cipher_and_garbage_are_clear_errors() {
-        let err = PrivateKey::from_pem(&fixture("vector_pkcs1_des3.pem"), Some("hunter2")).unwrap_err();
-        assert!(matches!(err, KeyError::UnsupportedCipher(ref c) if c == "DES-EDE3-CBC"), "{err}");
-        assert!(matches!(PrivateKey::from_pem("hello", None), Err(KeyError::NoPemBlock)));
+        let err =
+            PrivateKey::from_pem(&fixture("vector_pkcs1_des3.pem"), Some("hunter2")).unwrap_err();
+        assert!(
+            matches!(err, KeyError::UnsupportedCipher(ref c) if c == "DES-EDE3-CBC"),
+            "{err}"
+        );
+        assert!(matches!(
+            PrivateKey::from_pem("hello", None),
+            Err(KeyError::NoPemBlock)
+        ));
         let broken = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
-        assert!(matches!(PrivateKey::from_pem(broken, None), Err(KeyError::Malformed(_))));
+        assert!(matches!(
+            PrivateKey::from_pem(broken, None),
+            Err(KeyError::Malformed(_))
+        ));
     }
 
     #[test]
     fn errors_never_echo_the_passphrase() {
-        let err = PrivateKey::from_pem(&fixture("vector_pkcs1_aes128.pem"), Some("s3cret-pass")).unwrap_err();
+        let err = PrivateKey::from_pem(&fixture("vector_pkcs1_aes128.pem"), Some("s3cret-pass"))
+            .unwrap_err();
         assert!(!format!("{err} {err:?}").contains("s3cret-pass"));
     }
 }

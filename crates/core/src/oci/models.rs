@@ -522,8 +522,10 @@ mod tests {
             serde_json::to_string(&d).unwrap(),
             r#"{"partition":"0","type":"AFTER_OFFSET","offset":41}"#
         );
-        let g: CreateGroupCursorDetails =
-            serde_json::from_str(r#"{"type":"TRIM_HORIZON","groupName":"g","commitOnGet":false,"timeoutInMs":30000}"#).unwrap();
+        let g: CreateGroupCursorDetails = serde_json::from_str(
+            r#"{"type":"TRIM_HORIZON","groupName":"g","commitOnGet":false,"timeoutInMs":30000}"#,
+        )
+        .unwrap();
         assert_eq!(g.cursor_type, GroupCursorType::TrimHorizon);
         assert_eq!(g.commit_on_get, Some(false));
     }

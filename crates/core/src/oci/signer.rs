@@ -241,7 +241,8 @@ impl Signer {
         };
         let x_date = headers.contains_key("x-date");
         if !x_date && !headers.contains_key(http::header::DATE) {
-            let date = HeaderValue::from_str(&http_date(now)).map_err(|_| SignError::BadHeader("date"))?;
+            let date =
+                HeaderValue::from_str(&http_date(now)).map_err(|_| SignError::BadHeader("date"))?;
             headers.insert(http::header::DATE, date);
         }
         let date_name = if x_date { "x-date" } else { "date" };
@@ -252,7 +253,10 @@ impl Signer {
         let content_type;
         let body_headers = if signs_body {
             sha = content_sha256(body);
-            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+            headers.insert(
+                http::header::CONTENT_LENGTH,
+                HeaderValue::from(body.len() as u64),
+            );
             if !headers.contains_key(http::header::CONTENT_TYPE) {
                 headers.insert(
                     http::header::CONTENT_TYPE,
@@ -261,7 +265,8 @@ impl Signer {
             }
             headers.insert(
                 "x-content-sha256",
-                HeaderValue::from_str(&sha).map_err(|_| SignError::BadHeader("x-content-sha256"))?,
+                HeaderValue::from_str(&sha)
+                    .map_err(|_| SignError::BadHeader("x-content-sha256"))?,
             );
             content_type = header_str(headers, "content-type")?.to_owned();
             Some(BodyHeaders {
@@ -366,12 +371,18 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, VerifyErr
     }
     if let Some(version) = fields.get("version") {
         if *version != "1" {
-            return Err(VerifyError::Malformed(format!("unsupported version {version}")));
+            return Err(VerifyError::Malformed(format!(
+                "unsupported version {version}"
+            )));
         }
     }
     match fields.get("algorithm") {
         Some(&"rsa-sha256") => {}
-        _ => return Err(VerifyError::Malformed("algorithm must be rsa-sha256".into())),
+        _ => {
+            return Err(VerifyError::Malformed(
+                "algorithm must be rsa-sha256".into(),
+            ))
+        }
     }
     let key_id = fields
         .get("keyId")
@@ -384,7 +395,11 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, VerifyErr
         .map(str::to_ascii_lowercase)
         .collect();
     let signature = base64::engine::general_purpose::STANDARD
-        .decode(fields.get("signature").ok_or_else(|| VerifyError::Malformed("no signature".into()))?)
+        .decode(
+            fields
+                .get("signature")
+                .ok_or_else(|| VerifyError::Malformed("no signature".into()))?,
+        )
         .map_err(|_| VerifyError::Malformed("signature is not base64".into()))?;
     Ok(ParsedAuthorization {
         key_id: (*key_id).to_owned(),
@@ -465,7 +480,9 @@ pub fn verify(
     if signed("x-content-sha256") && header("x-content-sha256")? != content_sha256(request.body) {
         return Err(VerifyError::BodyHashMismatch);
     }
-    if signed("content-length") && header("content-length")?.parse::<usize>().ok() != Some(request.body.len()) {
+    if signed("content-length")
+        && header("content-length")?.parse::<usize>().ok() != Some(request.body.len())
+    {
         return Err(VerifyError::ContentLengthMismatch);
     }
     let date = httpdate::parse_http_date(header(date_name)?).map_err(|_| VerifyError::DateSkew)?;

@@ -32,7 +32,10 @@ fn dated(mut map: HeaderMap) -> HeaderMap {
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (k, v) in pairs {
-        map.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        map.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
     }
     map
 }
@@ -57,10 +60,15 @@ fn get_vector_signing_string_and_authorization_match_byte_for_byte() {
     let (string, headers) = signer::signing_string(&input);
     assert_eq!(
         string,
-        format!("date: {DATE}\n(request-target): get {target}\nhost: iaas.us-phoenix-1.oraclecloud.com")
+        format!(
+            "date: {DATE}\n(request-target): get {target}\nhost: iaas.us-phoenix-1.oraclecloud.com"
+        )
     );
     assert_eq!(headers, "date (request-target) host");
-    assert_eq!(Signer::new(KEY_ID, vector_key()).authorization_for(&input), GET_AUTHORIZATION);
+    assert_eq!(
+        Signer::new(KEY_ID, vector_key()).authorization_for(&input),
+        GET_AUTHORIZATION
+    );
 }
 
 #[test]
@@ -68,7 +76,16 @@ fn get_vector_through_sign_keeps_percent_encoding() {
     let signer = Signer::new(KEY_ID, vector_key());
     let mut map = dated(HeaderMap::new());
     let url = url::Url::parse(GET_URL).unwrap();
-    signer.sign(&Method::GET, &url, &mut map, b"", BodySigning::Include, SystemTime::now()).unwrap();
+    signer
+        .sign(
+            &Method::GET,
+            &url,
+            &mut map,
+            b"",
+            BodySigning::Include,
+            SystemTime::now(),
+        )
+        .unwrap();
     assert_eq!(map["date"], DATE);
     assert_eq!(map["authorization"], GET_AUTHORIZATION);
     assert!(!map.contains_key("x-content-sha256"));
@@ -81,9 +98,19 @@ fn post_vector_authorization_matches_byte_for_byte() {
     let mut map = dated(headers(&[("content-type", "application/json")]));
     let url = url::Url::parse(POST_URL).unwrap();
     signer
-        .sign(&Method::POST, &url, &mut map, POST_BODY.as_bytes(), BodySigning::Include, SystemTime::now())
+        .sign(
+            &Method::POST,
+            &url,
+            &mut map,
+            POST_BODY.as_bytes(),
+            BodySigning::Include,
+            SystemTime::now(),
+        )
         .unwrap();
-    assert_eq!(map["x-content-sha256"], "V9Z20UJTvkvpJ50flBzKE32+6m2zJjweHpDMX/U4Uy0=");
+    assert_eq!(
+        map["x-content-sha256"],
+        "V9Z20UJTvkvpJ50flBzKE32+6m2zJjweHpDMX/U4Uy0="
+    );
     assert_eq!(map["content-length"], "316");
     assert_eq!(map["authorization"], POST_AUTHORIZATION);
 }
@@ -100,7 +127,14 @@ fn every_key_form_reproduces_the_vectors() {
         let signer = Signer::new(KEY_ID, PrivateKey::from_pem(&pem, pass).unwrap());
         let mut map = dated(HeaderMap::new());
         signer
-            .sign(&Method::GET, &url::Url::parse(GET_URL).unwrap(), &mut map, b"", BodySigning::Include, SystemTime::now())
+            .sign(
+                &Method::GET,
+                &url::Url::parse(GET_URL).unwrap(),
+                &mut map,
+                b"",
+                BodySigning::Include,
+                SystemTime::now(),
+            )
             .unwrap();
         assert_eq!(map["authorization"], GET_AUTHORIZATION, "{file}");
     }
@@ -112,7 +146,16 @@ fn host_carries_the_port_when_the_url_has_one() {
     let signer = Signer::new("k", vector_key());
     let mut map = dated(HeaderMap::new());
     let url = url::Url::parse("http://localhost:7000/api").unwrap();
-    signer.sign(&Method::GET, &url, &mut map, b"", BodySigning::Include, SystemTime::now()).unwrap();
+    signer
+        .sign(
+            &Method::GET,
+            &url,
+            &mut map,
+            b"",
+            BodySigning::Include,
+            SystemTime::now(),
+        )
+        .unwrap();
     let auth = map["authorization"].to_str().unwrap();
     let parsed = signer::parse_authorization(auth).unwrap();
     let (string, _) = signer::signing_string(&SigningInput {
@@ -123,7 +166,10 @@ fn host_carries_the_port_when_the_url_has_one() {
         x_date: false,
         body: None,
     });
-    assert_eq!(string, format!("date: {DATE}\n(request-target): get /api\nhost: localhost:7000"));
+    assert_eq!(
+        string,
+        format!("date: {DATE}\n(request-target): get /api\nhost: localhost:7000")
+    );
     assert_eq!(parsed.signature, vector_key().sign(string.as_bytes()));
 }
 
@@ -132,20 +178,57 @@ fn header_sets_per_method() {
     let signer = Signer::new("k", vector_key());
     let url = url::Url::parse("https://example.com/x").unwrap();
     for (method, signing, expected) in [
-        (Method::GET, BodySigning::Include, "date (request-target) host"),
-        (Method::HEAD, BodySigning::Include, "date (request-target) host"),
-        (Method::DELETE, BodySigning::Include, "date (request-target) host"),
-        (Method::POST, BodySigning::Include, "date (request-target) host content-length content-type x-content-sha256"),
-        (Method::PUT, BodySigning::Include, "date (request-target) host content-length content-type x-content-sha256"),
-        (Method::PATCH, BodySigning::Include, "date (request-target) host content-length content-type x-content-sha256"),
-        (Method::POST, BodySigning::Exclude, "date (request-target) host"),
-        (Method::PUT, BodySigning::Exclude, "date (request-target) host"),
+        (
+            Method::GET,
+            BodySigning::Include,
+            "date (request-target) host",
+        ),
+        (
+            Method::HEAD,
+            BodySigning::Include,
+            "date (request-target) host",
+        ),
+        (
+            Method::DELETE,
+            BodySigning::Include,
+            "date (request-target) host",
+        ),
+        (
+            Method::POST,
+            BodySigning::Include,
+            "date (request-target) host content-length content-type x-content-sha256",
+        ),
+        (
+            Method::PUT,
+            BodySigning::Include,
+            "date (request-target) host content-length content-type x-content-sha256",
+        ),
+        (
+            Method::PATCH,
+            BodySigning::Include,
+            "date (request-target) host content-length content-type x-content-sha256",
+        ),
+        (
+            Method::POST,
+            BodySigning::Exclude,
+            "date (request-target) host",
+        ),
+        (
+            Method::PUT,
+            BodySigning::Exclude,
+            "date (request-target) host",
+        ),
     ] {
         let mut map = HeaderMap::new();
-        signer.sign(&method, &url, &mut map, b"{}", signing, SystemTime::now()).unwrap();
+        signer
+            .sign(&method, &url, &mut map, b"{}", signing, SystemTime::now())
+            .unwrap();
         assert_eq!(signed_header_list(&map), expected, "{method} {signing:?}");
         if signing == BodySigning::Exclude {
-            assert!(!map.contains_key("x-content-sha256"), "{method}: body-exempt sets no body hash");
+            assert!(
+                !map.contains_key("x-content-sha256"),
+                "{method}: body-exempt sets no body hash"
+            );
         }
     }
 }
@@ -156,7 +239,16 @@ fn an_empty_post_signs_the_empty_body_hash_and_zero_length() {
     let signer = Signer::new("k", vector_key());
     let mut map = HeaderMap::new();
     let url = url::Url::parse("https://secrets.vaults.us-phoenix-1.oci.oraclecloud.com/20190301/secretbundles/actions/getByName?secretName=a&vaultId=b").unwrap();
-    signer.sign(&Method::POST, &url, &mut map, b"", BodySigning::Include, SystemTime::now()).unwrap();
+    signer
+        .sign(
+            &Method::POST,
+            &url,
+            &mut map,
+            b"",
+            BodySigning::Include,
+            SystemTime::now(),
+        )
+        .unwrap();
     assert_eq!(map["x-content-sha256"], EMPTY_BODY_SHA256);
     assert_eq!(map["content-length"], "0");
     assert_eq!(signer::content_sha256(b""), EMPTY_BODY_SHA256);
@@ -167,7 +259,16 @@ fn x_date_replaces_date_when_present() {
     let signer = Signer::new("k", vector_key());
     let mut map = headers(&[("x-date", DATE)]);
     let url = url::Url::parse("https://example.com/x").unwrap();
-    signer.sign(&Method::GET, &url, &mut map, b"", BodySigning::Include, SystemTime::now()).unwrap();
+    signer
+        .sign(
+            &Method::GET,
+            &url,
+            &mut map,
+            b"",
+            BodySigning::Include,
+            SystemTime::now(),
+        )
+        .unwrap();
     assert!(!map.contains_key("date"));
     assert_eq!(signed_header_list(&map), "x-date (request-target) host");
 }
@@ -177,7 +278,16 @@ fn an_existing_content_type_is_kept_and_signed() {
     let signer = Signer::new("k", vector_key());
     let mut map = headers(&[("content-type", "application/octet-stream")]);
     let url = url::Url::parse("https://example.com/x").unwrap();
-    signer.sign(&Method::PUT, &url, &mut map, b"abc", BodySigning::Include, SystemTime::now()).unwrap();
+    signer
+        .sign(
+            &Method::PUT,
+            &url,
+            &mut map,
+            b"abc",
+            BodySigning::Include,
+            SystemTime::now(),
+        )
+        .unwrap();
     assert_eq!(map["content-type"], "application/octet-stream");
 }
 
@@ -193,24 +303,53 @@ fn the_cache_reuses_a_signature_only_for_the_same_signing_string() {
         body: None,
     };
     let a = signer.authorization_for(&input("/20180418/streams/s1/messages", DATE));
-    assert_eq!(a, signer.authorization_for(&input("/20180418/streams/s1/messages", DATE)));
+    assert_eq!(
+        a,
+        signer.authorization_for(&input("/20180418/streams/s1/messages", DATE))
+    );
     let b = signer.authorization_for(&input("/20180418/streams/s2/messages", DATE));
     assert_ne!(a, b);
-    let c = signer.authorization_for(&input("/20180418/streams/s1/messages", "Thu, 05 Jan 2014 21:31:41 GMT"));
+    let c = signer.authorization_for(&input(
+        "/20180418/streams/s1/messages",
+        "Thu, 05 Jan 2014 21:31:41 GMT",
+    ));
     assert_ne!(a, c);
     // Back to the first second: a fresh signature, still identical because PKCS#1 v1.5 is deterministic.
-    assert_eq!(a, signer.authorization_for(&input("/20180418/streams/s1/messages", DATE)));
+    assert_eq!(
+        a,
+        signer.authorization_for(&input("/20180418/streams/s1/messages", DATE))
+    );
 }
 
-fn request_for<'a>(method: &'a str, target: &'a str, map: &'a HeaderMap, body: &'a [u8], exempt: bool) -> ReceivedRequest<'a> {
-    ReceivedRequest { method, target, headers: map, body, body_exempt: exempt }
+fn request_for<'a>(
+    method: &'a str,
+    target: &'a str,
+    map: &'a HeaderMap,
+    body: &'a [u8],
+    exempt: bool,
+) -> ReceivedRequest<'a> {
+    ReceivedRequest {
+        method,
+        target,
+        headers: map,
+        body,
+        body_exempt: exempt,
+    }
 }
 
-fn signed(method: Method, url: &str, body: &[u8], signing: BodySigning, at: SystemTime) -> HeaderMap {
+fn signed(
+    method: Method,
+    url: &str,
+    body: &[u8],
+    signing: BodySigning,
+    at: SystemTime,
+) -> HeaderMap {
     let signer = Signer::new(KEY_ID, vector_key());
     let url = url::Url::parse(url).unwrap();
     let mut map = HeaderMap::new();
-    signer.sign(&method, &url, &mut map, body, signing, at).unwrap();
+    signer
+        .sign(&method, &url, &mut map, body, signing, at)
+        .unwrap();
     let host = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap()),
         None => url.host_str().unwrap().to_owned(),
@@ -225,25 +364,61 @@ fn verify_accepts_what_the_signer_makes_and_rejects_tampering() {
     let lookup = |id: &str| (id == KEY_ID).then(|| public.clone());
     let now = SystemTime::now();
     let body = br#"{"a":1}"#;
-    let map = signed(Method::POST, "http://127.0.0.1:9000/20180418/streams/x/cursors", body, BodySigning::Include, now);
+    let map = signed(
+        Method::POST,
+        "http://127.0.0.1:9000/20180418/streams/x/cursors",
+        body,
+        BodySigning::Include,
+        now,
+    );
     let ok = request_for("POST", "/20180418/streams/x/cursors", &map, body, false);
     assert_eq!(signer::verify(&ok, now, lookup).unwrap(), KEY_ID);
 
-    let tampered_body = request_for("POST", "/20180418/streams/x/cursors", &map, br#"{"a":2}"#, false);
-    assert_eq!(signer::verify(&tampered_body, now, lookup), Err(VerifyError::BodyHashMismatch));
+    let tampered_body = request_for(
+        "POST",
+        "/20180418/streams/x/cursors",
+        &map,
+        br#"{"a":2}"#,
+        false,
+    );
+    assert_eq!(
+        signer::verify(&tampered_body, now, lookup),
+        Err(VerifyError::BodyHashMismatch)
+    );
     let other_target = request_for("POST", "/20180418/streams/y/cursors", &map, body, false);
-    assert_eq!(signer::verify(&other_target, now, lookup), Err(VerifyError::BadSignature));
+    assert_eq!(
+        signer::verify(&other_target, now, lookup),
+        Err(VerifyError::BadSignature)
+    );
     let other_method = request_for("PUT", "/20180418/streams/x/cursors", &map, body, false);
-    assert_eq!(signer::verify(&other_method, now, lookup), Err(VerifyError::BadSignature));
-    assert_eq!(signer::verify(&ok, now, |_| None), Err(VerifyError::UnknownKey));
+    assert_eq!(
+        signer::verify(&other_method, now, lookup),
+        Err(VerifyError::BadSignature)
+    );
+    assert_eq!(
+        signer::verify(&ok, now, |_| None),
+        Err(VerifyError::UnknownKey)
+    );
     let late = now + Duration::from_secs(301);
-    assert_eq!(signer::verify(&ok, late, lookup), Err(VerifyError::DateSkew));
+    assert_eq!(
+        signer::verify(&ok, late, lookup),
+        Err(VerifyError::DateSkew)
+    );
     let early = now - Duration::from_secs(301);
-    assert_eq!(signer::verify(&ok, early, lookup), Err(VerifyError::DateSkew));
+    assert_eq!(
+        signer::verify(&ok, early, lookup),
+        Err(VerifyError::DateSkew)
+    );
 
     let mut unsigned = map.clone();
     unsigned.remove("authorization");
-    let req = request_for("POST", "/20180418/streams/x/cursors", &unsigned, body, false);
+    let req = request_for(
+        "POST",
+        "/20180418/streams/x/cursors",
+        &unsigned,
+        body,
+        false,
+    );
     assert_eq!(signer::verify(&req, now, lookup), Err(VerifyError::Missing));
 }
 
@@ -253,14 +428,34 @@ fn verify_requires_the_body_headers_except_for_body_exempt_operations() {
     let lookup = |_: &str| Some(public.clone());
     let now = SystemTime::now();
     let body = br#"{"messages":[]}"#;
-    let map = signed(Method::POST, "http://127.0.0.1:9000/20180418/streams/x/messages", body, BodySigning::Exclude, now);
+    let map = signed(
+        Method::POST,
+        "http://127.0.0.1:9000/20180418/streams/x/messages",
+        body,
+        BodySigning::Exclude,
+        now,
+    );
     let exempt = request_for("POST", "/20180418/streams/x/messages", &map, body, true);
     assert!(signer::verify(&exempt, now, lookup).is_ok());
     let not_exempt = request_for("POST", "/20180418/streams/x/messages", &map, body, false);
-    assert_eq!(signer::verify(&not_exempt, now, lookup), Err(VerifyError::HeaderNotSigned("content-length")));
+    assert_eq!(
+        signer::verify(&not_exempt, now, lookup),
+        Err(VerifyError::HeaderNotSigned("content-length"))
+    );
     // Body-exempt operations signed with the body headers are accepted too.
-    let full = signed(Method::POST, "http://127.0.0.1:9000/20180418/streams/x/messages", body, BodySigning::Include, now);
-    assert!(signer::verify(&request_for("POST", "/20180418/streams/x/messages", &full, body, true), now, lookup).is_ok());
+    let full = signed(
+        Method::POST,
+        "http://127.0.0.1:9000/20180418/streams/x/messages",
+        body,
+        BodySigning::Include,
+        now,
+    );
+    assert!(signer::verify(
+        &request_for("POST", "/20180418/streams/x/messages", &full, body, true),
+        now,
+        lookup
+    )
+    .is_ok());
 }
 
 #[test]
@@ -274,6 +469,12 @@ fn malformed_authorization_headers_are_rejected() {
         r#"Signature version="1",keyId="k",keyId="j",algorithm="rsa-sha256",signature="AA==""#,
         r#"Signature version="1",keyId=k"#,
     ] {
-        assert!(matches!(signer::parse_authorization(bad), Err(VerifyError::Malformed(_))), "{bad}");
+        assert!(
+            matches!(
+                signer::parse_authorization(bad),
+                Err(VerifyError::Malformed(_))
+            ),
+            "{bad}"
+        );
     }
 }

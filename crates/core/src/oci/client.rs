@@ -1,0 +1,467 @@
+//! The transport every service client shares: sign, send, retry, and turn OCI errors into one
+//! typed error.
+//!
+//! One [`OciClient`] holds one connection pool (reqwest) and one auth provider; service clients
+//! borrow it through an `Arc`, so no client is built per call. Retries are bounded: 429, 500,
+//! 502, 503, 504 and connection errors are retried with capped exponential backoff and full
+//! jitter (honouring `Retry-After` up to the cap); a 401 makes the auth provider re-read its
+//! credentials once (a rotated resource-principal token) and the request is sent again.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::auth::{AuthError, AuthProvider};
+use super::models::ErrorBody;
+use super::signer::{BodySigning, SignError};
+
+/// An OCI call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    /// The service answered with an error status.
+    #[error("{operation}: {status} {code}: {message} (opc-request-id {})", opc_request_id.as_deref().unwrap_or("none"))]
+    Service {
+        /// The operation, e.g. `PutMessages`.
+        operation: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The OCI error code, e.g. `NotAuthorizedOrNotFound`.
+        code: String,
+        /// The service's message.
+        message: String,
+        /// The request id, for Oracle support and the service's logs.
+        opc_request_id: Option<String>,
+    },
+    /// The request could not be sent or its answer not read.
+    #[error("{operation}: {source}")]
+    Transport {
+        /// The operation.
+        operation: &'static str,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The credentials could not be loaded or renewed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The request could not be signed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The service's answer is not what the API documents.
+    #[error("{operation}: unexpected response body: {detail}")]
+    Decode {
+        /// The operation.
+        operation: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// A request was refused before sending because it breaks a service limit.
+    #[error("{operation}: {detail}")]
+    Limit {
+        /// The operation.
+        operation: &'static str,
+        /// Which limit.
+        detail: String,
+    },
+    /// The endpoint is not configured or not valid.
+    #[error(transparent)]
+    Endpoint(#[from] super::endpoints::EndpointError),
+}
+
+impl OciError {
+    /// The HTTP status of a service error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            OciError::Service { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the call may succeed if made again later (429, 5xx, connection errors).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            OciError::Service { status, .. } => retryable_status(*status),
+            OciError::Transport { source, .. } => {
+                source.is_connect() || source.is_timeout() || source.is_request()
+            }
+            _ => false,
+        }
+    }
+}
+
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// How often and how long to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// The first backoff ceiling; doubled per attempt.
+    pub base_delay: Duration,
+    /// The largest backoff ceiling (and the most `Retry-After` is honoured).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub const NONE: RetryPolicy = RetryPolicy {
+        max_attempts: 1,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+
+    /// The delay before retry number `retry` (1-based): full jitter under a capped exponential
+    /// ceiling, or `retry_after` when the service asked for it (capped too). `unit` is a random
+    /// number in [0, 1).
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
+        if let Some(asked) = retry_after {
+            return asked.min(self.max_delay);
+        }
+        let exp = self.base_delay.saturating_mul(
+            1u32.checked_shl(retry.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
+        exp.min(self.max_delay).mul_f64(unit.clamp(0.0, 1.0))
+    }
+}
+
+/// Timeouts of the HTTP client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To establish a connection.
+    pub connect: Duration,
+    /// For a whole request and response.
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            total: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A request to an OCI service, before signing.
+#[derive(Debug, Clone)]
+pub struct OciRequest {
+    /// The operation's name, for errors and logs.
+    pub operation: &'static str,
+    /// The method.
+    pub method: Method,
+    /// The full URL.
+    pub url: Url,
+    /// Extra headers (content-type, opc-meta-*, ...).
+    pub headers: HeaderMap,
+    /// The body (empty for none).
+    pub body: Bytes,
+    /// Whether the body headers are signed.
+    pub body_signing: BodySigning,
+}
+
+impl OciRequest {
+    /// A request without a body.
+    pub fn new(operation: &'static str, method: Method, url: Url) -> Self {
+        Self {
+            operation,
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            body_signing: BodySigning::Include,
+        }
+    }
+
+    /// Sets a JSON body.
+    ///
+    /// # Errors
+    /// [`OciError::Decode`] if `value` cannot be serialised (which does not happen for the
+    /// model types).
+    pub fn json(mut self, value: &impl serde::Serialize) -> Result<Self, OciError> {
+        let body = serde_json::to_vec(value).map_err(|e| OciError::Decode {
+            operation: self.operation,
+            detail: e.to_string(),
+        })?;
+        self.body = Bytes::from(body);
+        self.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(self)
+    }
+
+    /// Signs only `date (request-target) host`, as the SDKs do for PutMessages and PutObject.
+    pub fn exclude_body_from_signature(mut self) -> Self {
+        self.body_signing = BodySigning::Exclude;
+        self
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct OciResponse {
+    /// The operation it answers.
+    pub operation: &'static str,
+    /// The status (2xx).
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl OciResponse {
+    /// The `opc-request-id` header.
+    pub fn request_id(&self) -> Option<&str> {
+        self.header("opc-request-id")
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON.
+    ///
+    /// # Errors
+    /// [`OciError::Decode`] when it is not the expected shape.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, OciError> {
+        serde_json::from_slice(&self.body).map_err(|e| OciError::Decode {
+            operation: self.operation,
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// The shared transport: one connection pool, one auth provider, one retry policy.
+#[derive(Debug, Clone)]
+pub struct OciClient {
+    http: reqwest::Client,
+    auth: Arc<dyn AuthProvider>,
+    retry: RetryPolicy,
+}
+
+impl OciClient {
+    /// A client with default timeouts and retries.
+    ///
+    /// # Errors
+    /// [`OciError::Transport`] if the TLS backend cannot be initialised.
+    pub fn new(auth: Arc<dyn AuthProvider>) -> Result<Self, OciError> {
+        Self::with_settings(auth, Timeouts::default(), RetryPolicy::default())
+    }
+
+    /// A client with the given timeouts and retry policy.
+    ///
+    /// # Errors
+    /// [`OciError::Transport`] if the TLS backend cannot be initialised.
+    pub fn with_settings(
+        auth: Arc<dyn AuthProvider>,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+    ) -> Result<Self, OciError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.total)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("datasync/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|source| OciError::Transport {
+                operation: "build client",
+                source,
+            })?;
+        Ok(Self { http, auth, retry })
+    }
+
+    /// The auth provider.
+    pub fn auth(&self) -> &Arc<dyn AuthProvider> {
+        &self.auth
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Sends `request`, retrying as the policy says, and returns the first 2xx answer.
+    ///
+    /// # Errors
+    /// [`OciError::Service`] for the final error status, [`OciError::Transport`] when the
+    /// service could not be reached, [`OciError::Auth`]/[`OciError::Sign`] before sending.
+    pub async fn send(&self, request: &OciRequest) -> Result<OciResponse, OciError> {
+        let mut signer = self.auth.signer()?;
+        let mut refreshed = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut headers = request.headers.clone();
+            signer.sign(
+                &request.method,
+                &request.url,
+                &mut headers,
+                &request.body,
+                request.body_signing,
+                SystemTime::now(),
+            )?;
+            let sent = self
+                .http
+                .request(request.method.clone(), request.url.clone())
+                .headers(headers)
+                .body(request.body.clone())
+                .send()
+                .await;
+            let outcome = match sent {
+                Ok(response) => read_response(request.operation, response).await,
+                Err(source) => Err((
+                    OciError::Transport {
+                        operation: request.operation,
+                        source,
+                    },
+                    None,
+                )),
+            };
+            let (error, retry_after) = match outcome {
+                Ok(ok) => return Ok(ok),
+                Err((error, retry_after)) => (error, retry_after),
+            };
+            if error.status() == Some(401) && !refreshed {
+                refreshed = true;
+                signer = self.auth.refresh()?;
+                tracing::debug!(
+                    operation = request.operation,
+                    "401: credentials re-read, sending again"
+                );
+                continue;
+            }
+            if !error.is_retryable() || attempt >= self.retry.max_attempts {
+                return Err(error);
+            }
+            let delay = self
+                .retry
+                .delay(attempt, retry_after, rand::random::<f64>());
+            tracing::debug!(
+                operation = request.operation,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %error,
+                "retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Sends `request` and decodes the JSON answer.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`OciError::Decode`] for an unexpected body.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        request: &OciRequest,
+    ) -> Result<T, OciError> {
+        self.send(request).await?.json()
+    }
+}
+
+type Failed = (OciError, Option<Duration>);
+
+async fn read_response(
+    operation: &'static str,
+    response: reqwest::Response,
+) -> Result<OciResponse, Failed> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|source| (OciError::Transport { operation, source }, None))?;
+    if status.is_success() {
+        return Ok(OciResponse {
+            operation,
+            status,
+            headers,
+            body,
+        });
+    }
+    let retry_after = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let (code, message): (String, String) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(e) => (e.code, e.message),
+        Err(_) => (
+            status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .replace(' ', ""),
+            String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+        ),
+    };
+    let error = OciError::Service {
+        operation,
+        status: status.as_u16(),
+        code,
+        message,
+        opc_request_id: headers
+            .get("opc-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    Err((error, retry_after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_full_jitter_and_honours_retry_after() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        };
+        assert_eq!(
+            p.delay(1, None, 0.999_999),
+            Duration::from_millis(100).mul_f64(0.999_999)
+        );
+        assert_eq!(p.delay(3, None, 0.5), Duration::from_millis(200));
+        assert_eq!(p.delay(30, None, 1.0), Duration::from_secs(2));
+        assert_eq!(p.delay(2, None, 0.0), Duration::ZERO);
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(1)), 0.0),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(60)), 0.0),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [429, 500, 502, 503, 504] {
+            assert!(retryable_status(s), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 412, 413, 501] {
+            assert!(!retryable_status(s), "{s}");
+        }
+    }
+}
