@@ -63,6 +63,11 @@ resource "oci_functions_application" "main" {
     }
 
     precondition {
+      condition     = length(var.target_allow_list) + length(var.classification_overrides) <= 2400
+      error_message = "target_allow_list and classification_overrides together must stay under 2400 characters: the whole configuration map (with ten OCIDs) is limited to 4 KB."
+    }
+
+    precondition {
       condition     = var.target_connect_timeout_ms <= var.target_timeout_ms
       error_message = "target_connect_timeout_ms must not exceed target_timeout_ms."
     }

@@ -99,7 +99,6 @@ resource "oci_core_subnet" "functions" {
   cidr_block                 = var.functions_subnet_cidr
   dns_label                  = "functions"
   prohibit_public_ip_on_vnic = true
-  prohibit_internet_ingress  = true
   route_table_id             = oci_core_route_table.functions.id
   security_list_ids          = [oci_core_default_security_list.main.id]
   freeform_tags              = var.freeform_tags
