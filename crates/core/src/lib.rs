@@ -1,8 +1,10 @@
 //! The library every datasync part shares.
 //!
+//! - [`classify`]: the retry classifier, a pure function from an attempt to a decision.
 //! - [`function_config`]: the configuration keys the three functions read.
 //! - [`oci`]: the OCI layer: request signing, auth providers, endpoints and service clients.
 #![warn(missing_docs)]
 
+pub mod classify;
 pub mod function_config;
 pub mod oci;
