@@ -12,10 +12,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
@@ -34,17 +34,23 @@ type HttpResponse = hyper::Response<Full<Bytes>>;
 /// `Runtime::new(handler).run()` and `.serve(path)`.
 ///
 /// ```no_run
-/// use fdk::{service_fn, FnEvent, Runtime};
-/// use tower::limit::ConcurrencyLimitLayer;
+/// use fdk::{service_fn, Bytes, FnEvent, Response, Runtime};
+/// use tower::util::MapResponseLayer;
 ///
-/// async fn handler(event: FnEvent) -> Result<bytes::Bytes, std::convert::Infallible> {
+/// async fn handler(event: FnEvent) -> Result<Bytes, std::convert::Infallible> {
 ///     Ok(event.payload)
 /// }
 ///
 /// #[tokio::main(flavor = "current_thread")]
 /// async fn main() {
 ///     Runtime::new(service_fn(handler))
-///         .layer(ConcurrencyLimitLayer::new(1))
+///         // Middleware: any tower layer.
+///         .layer(MapResponseLayer::new(|body: Bytes| {
+///             Response::new(body).with_header(
+///                 http::header::CACHE_CONTROL,
+///                 http::HeaderValue::from_static("no-store"),
+///             )
+///         }))
 ///         .run()
 ///         .await;
 /// }
@@ -379,13 +385,10 @@ where
         let r = Response::error(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", &msg);
         to_http(r, is_http)
     };
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large();
-    }
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(e) => {
+    let body = match read_body(body, declared).await {
+        Ok(body) => body,
+        Err(BodyFailure::TooLarge) => return too_large(),
+        Err(BodyFailure::Read(e)) => {
             tracing::debug!(error = %e, "reading the request body failed");
             let msg = "the request body could not be read";
             return failure(StatusCode::BAD_GATEWAY, "InvalidRequest", msg);
@@ -448,6 +451,49 @@ where
                 "the function did not finish before Fn-Deadline",
             )
         }
+    }
+}
+
+/// How much of an oversized body is read and discarded so that the agent, still writing it,
+/// receives the refusal and the connection stays usable. Beyond this, the connection closes.
+const DRAIN_LIMIT: u64 = 4 * MAX_BODY_BYTES as u64;
+
+enum BodyFailure {
+    TooLarge,
+    Read(hyper::Error),
+}
+
+/// Reads the whole body if it is at most [`MAX_BODY_BYTES`]; otherwise drains it (up to
+/// [`DRAIN_LIMIT`]) and reports it too large.
+async fn read_body(mut body: Incoming, declared: Option<u64>) -> Result<Bytes, BodyFailure> {
+    let limit = MAX_BODY_BYTES as u64;
+    let mut too_large = declared.is_some_and(|n| n > limit);
+    if too_large && declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Err(BodyFailure::TooLarge);
+    }
+    let capacity = declared.filter(|n| *n <= limit).unwrap_or(0);
+    let mut buf = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyFailure::Read)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        if total > limit {
+            too_large = true;
+            if total > DRAIN_LIMIT {
+                break;
+            }
+        }
+        if !too_large {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if too_large {
+        Err(BodyFailure::TooLarge)
+    } else {
+        Ok(buf.freeze())
     }
 }
 
