@@ -124,8 +124,8 @@ impl AuthProvider for StaticAuth {
     }
 }
 
-/// The entries of one profile of an OCI config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The entries of one profile of an OCI config file. `Debug` does not show `pass_phrase`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigProfile {
     /// The config file it came from.
     pub path: PathBuf,
@@ -143,6 +143,24 @@ pub struct ConfigProfile {
     pub pass_phrase: Option<String>,
     /// `region`, when set.
     pub region: Option<String>,
+}
+
+impl std::fmt::Debug for ConfigProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigProfile")
+            .field("path", &self.path)
+            .field("profile", &self.profile)
+            .field("user", &self.user)
+            .field("tenancy", &self.tenancy)
+            .field("fingerprint", &self.fingerprint)
+            .field("key_file", &self.key_file)
+            .field(
+                "pass_phrase",
+                &self.pass_phrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 impl ConfigProfile {
@@ -323,10 +341,20 @@ impl AuthProvider for ConfigFileAuth {
 pub const RP_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// A value given either as an absolute path to a file or as the literal content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum PathOrLiteral {
     Path(PathBuf),
     Literal(String),
+}
+
+impl std::fmt::Debug for PathOrLiteral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A literal is a token, a private key or a passphrase: never print it.
+        match self {
+            PathOrLiteral::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            PathOrLiteral::Literal(_) => f.write_str("Literal(<redacted>)"),
+        }
+    }
 }
 
 impl PathOrLiteral {

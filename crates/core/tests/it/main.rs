@@ -1,4 +1,7 @@
 //! Integration tests of datasync-core, one binary (STYLE.md, tier 3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
+mod clients;
+mod server;
 mod signer;
