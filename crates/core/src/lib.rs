@@ -2,9 +2,11 @@
 //!
 //! - [`classify`]: the retry classifier, a pure function from an attempt to a decision.
 //! - [`function_config`]: the configuration keys the three functions read.
+//! - [`message`]: the sync request, the envelope on the streams, and the validation rules.
 //! - [`oci`]: the OCI layer: request signing, auth providers, endpoints and service clients.
 #![warn(missing_docs)]
 
 pub mod classify;
 pub mod function_config;
+pub mod message;
 pub mod oci;
