@@ -17,12 +17,15 @@ enum Command {
     /// Calls OCI APIs by hand, signed with your credentials.
     #[command(subcommand)]
     Oci(cmd::oci::OciCommand),
+    /// Runs the OCI emulator the local stack uses (Streaming, Vault, Notifications, Object Storage).
+    Emulator(cmd::emulator::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Oci(command) => cmd::oci::run(command),
+        Command::Emulator(args) => cmd::emulator::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,11 @@
-//! The local stack. Filled by the "OCI emulator" and "datasync up" issues; nothing here yet.
+//! The datasync local stack.
+//!
+//! - [`emulator`]: an emulator of the OCI APIs the functions use (Streaming, Secrets and Vault,
+//!   Notifications, Object Storage) on an embedded durable store, verifying request signatures
+//!   as OCI does, so the same function code runs locally and in the cloud.
+//! - [`client`]: a minimal signed HTTP client for the emulator, used by tests, the benchmark and
+//!   tools that need raw access.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod emulator;

@@ -1,0 +1,33 @@
+//! The official OCI Python SDK as a real client (installed into `.venv` by scripts/venv.sh).
+
+use std::path::PathBuf;
+
+use crate::util::*;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[tokio::test]
+async fn official_python_sdk_works_unchanged() {
+    let python = repo_root().join(".venv/bin/python");
+    let has_oci = std::process::Command::new(&python)
+        .args(["-c", "import oci"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(has_oci, "{} cannot import the OCI SDK: run scripts/venv.sh first", python.display());
+    let emu = start().await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_smoke.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(&emu.emulator.profile().config_file)
+        .arg(&emu.base)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stdout.contains("OK"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(emu.emulator.notifications().await.unwrap().len(), 1);
+}

@@ -1,0 +1,68 @@
+"""The official OCI Python SDK against the datasync emulator, signed by the SDK's own signer
+with the generated LOCAL profile. Usage: sdk_smoke.py CONFIG_FILE ENDPOINT. Prints OK."""
+import base64
+import sys
+
+import oci
+
+config_file, endpoint = sys.argv[1], sys.argv[2]
+config = oci.config.from_file(config_file, "LOCAL")
+oci.config.validate_config(config)
+compartment = config["tenancy"]
+kw = {"service_endpoint": endpoint}
+
+# Streaming: control plane, put, cursor, get, group cursor with commit.
+admin = oci.streaming.StreamAdminClient(config, **kw)
+stream = admin.create_stream(oci.streaming.models.CreateStreamDetails(
+    name="sdk", partitions=1, compartment_id=compartment, retention_in_hours=24)).data
+assert stream.lifecycle_state == "ACTIVE", stream
+assert stream.messages_endpoint == endpoint, stream.messages_endpoint
+client = oci.streaming.StreamClient(config, **kw)
+entries = [oci.streaming.models.PutMessagesDetailsEntry(
+    key=base64.b64encode(b"k").decode(), value=base64.b64encode(b"v%d" % i).decode()) for i in range(3)]
+put = client.put_messages(stream.id, oci.streaming.models.PutMessagesDetails(messages=entries)).data
+assert put.failures == 0 and [e.offset for e in put.entries] == [0, 1, 2], put
+cursor = client.create_cursor(stream.id, oci.streaming.models.CreateCursorDetails(
+    partition="0", type="TRIM_HORIZON")).data.value
+got = client.get_messages(stream.id, cursor, limit=10)
+values = [base64.b64decode(m.value) for m in got.data]
+assert values == [b"v0", b"v1", b"v2"], values
+assert got.headers.get("opc-next-cursor"), got.headers
+group = client.create_group_cursor(stream.id, oci.streaming.models.CreateGroupCursorDetails(
+    group_name="sdk-group", type="TRIM_HORIZON", commit_on_get=False, timeout_in_ms=30000)).data.value
+batch = client.get_messages(stream.id, group, limit=2)
+assert len(batch.data) == 2, batch.data
+committed = client.consumer_commit(stream.id, batch.headers["opc-next-cursor"]).data.value
+assert committed
+heartbeat = client.consumer_heartbeat(stream.id, committed).data.value
+assert heartbeat
+grp = client.get_group(stream.id, "sdk-group").data
+assert grp.reservations[0].committed_offset == 1, grp
+
+# Vault and Secrets.
+vaults = oci.vault.VaultsClient(config, **kw)
+vault_id = "ocid1.vault.oc1.local.sdk"
+vaults.create_secret(oci.vault.models.CreateSecretDetails(
+    compartment_id=compartment, vault_id=vault_id, key_id="ocid1.key.oc1.local.sdk", secret_name="sdk-secret",
+    secret_content=oci.vault.models.Base64SecretContentDetails(
+        content_type="BASE64", content=base64.b64encode(b"token-123").decode())))
+secrets = oci.secrets.SecretsClient(config, **kw)
+bundle = secrets.get_secret_bundle_by_name(secret_name="sdk-secret", vault_id=vault_id).data
+assert base64.b64decode(bundle.secret_bundle_content.content) == b"token-123", bundle
+
+# Notifications.
+topics = oci.ons.NotificationControlPlaneClient(config, **kw)
+topic = topics.create_topic(oci.ons.models.CreateTopicDetails(name="sdk-topic", compartment_id=compartment)).data
+ons = oci.ons.NotificationDataPlaneClient(config, **kw)
+published = ons.publish_message(topic.topic_id, oci.ons.models.MessageDetails(title="t", body="b")).data
+assert published.message_id, published
+
+# Object Storage.
+objects = oci.object_storage.ObjectStorageClient(config, **kw)
+namespace = objects.get_namespace().data
+objects.create_bucket(namespace, oci.object_storage.models.CreateBucketDetails(name="sdk-bucket", compartment_id=compartment))
+objects.put_object(namespace, "sdk-bucket", "dir/file.json", b'{"x":1}')
+obj = objects.get_object(namespace, "sdk-bucket", "dir/file.json")
+assert obj.data.content == b'{"x":1}', obj.data.content
+
+print("OK")
