@@ -111,7 +111,9 @@ impl ErrorClass {
             | ErrorClass::RequestTimeout
             | ErrorClass::Timeout
             | ErrorClass::Connect => Route::ServiceUnavailable,
-            ErrorClass::InternalServer | ErrorClass::BadGateway | ErrorClass::GatewayTimeout => Route::InternalServer,
+            ErrorClass::InternalServer | ErrorClass::BadGateway | ErrorClass::GatewayTimeout => {
+                Route::InternalServer
+            }
             ErrorClass::RetryableStatus | ErrorClass::Deadline => Route::Default,
             ErrorClass::Unauthorized
             | ErrorClass::Redirect
@@ -158,6 +160,8 @@ pub enum TransportFailure {
     Reset,
     /// The request could not be built (bad URL, header) or TLS is misconfigured.
     InvalidRequest,
+    /// The target resolves to an address the deployment does not allow.
+    Blocked,
 }
 
 /// `Retry-After`, as the target sent it.
@@ -279,7 +283,8 @@ impl StatusSet {
 
     /// Whether `status` is in the set.
     pub fn contains(&self, status: u16) -> bool {
-        let within = |ranges: &[(u16, u16)]| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status));
+        let within =
+            |ranges: &[(u16, u16)]| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status));
         within(&self.include) && !within(&self.exclude)
     }
 }
@@ -288,7 +293,9 @@ fn parse_range(body: &str) -> Option<(u16, u16)> {
     let valid = |n: u16| (100..=599).contains(&n);
     if let Some(class) = body.strip_suffix("xx").or_else(|| body.strip_suffix("XX")) {
         let digit: u16 = class.parse().ok()?;
-        return (1..=5).contains(&digit).then_some((digit * 100, digit * 100 + 99));
+        return (1..=5)
+            .contains(&digit)
+            .then_some((digit * 100, digit * 100 + 99));
     }
     if let Some((lo, hi)) = body.split_once('-') {
         let (lo, hi): (u16, u16) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
@@ -396,7 +403,9 @@ impl Rules {
     /// The backoff for the retry after `attempts` attempts: a uniform draw under a capped
     /// exponential ceiling (full jitter).
     pub fn backoff(&self, attempts: u32, jitter: f64) -> Duration {
-        let factor = 1u32.checked_shl(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempts.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.base_delay
             .saturating_mul(factor)
             .min(self.max_delay)
@@ -424,7 +433,10 @@ fn status_class(status: u16, rules: &Rules) -> ErrorClass {
 /// Decides what happens to a message after one attempt.
 pub fn classify(outcome: AttemptOutcome, ctx: &AttemptContext, rules: &Rules) -> Decision {
     let (class, retry_after) = match outcome {
-        AttemptOutcome::Status { status, retry_after } => {
+        AttemptOutcome::Status {
+            status,
+            retry_after,
+        } => {
             if rules.success_statuses.contains(status) {
                 return Decision::Delivered;
             }
@@ -433,9 +445,12 @@ pub fn classify(outcome: AttemptOutcome, ctx: &AttemptContext, rules: &Rules) ->
             }
             (status_class(status, rules), retry_after)
         }
-        AttemptOutcome::Transport(TransportFailure::Connect | TransportFailure::Reset) => (ErrorClass::Connect, None),
+        AttemptOutcome::Transport(TransportFailure::Connect | TransportFailure::Reset) => {
+            (ErrorClass::Connect, None)
+        }
         AttemptOutcome::Transport(TransportFailure::Timeout) => (ErrorClass::Timeout, None),
         AttemptOutcome::Transport(TransportFailure::InvalidRequest) => (ErrorClass::Invalid, None),
+        AttemptOutcome::Transport(TransportFailure::Blocked) => (ErrorClass::NotAllowed, None),
     };
     retry_or_exhaust(class, retry_after, ctx, rules)
 }
@@ -459,7 +474,9 @@ pub fn retry_or_exhaust(
         delay = delay.max(rules.throttle_min_delay);
     }
     let not_before = ctx.now + delay;
-    let age_then = not_before.duration_since(ctx.received_at).unwrap_or(Duration::ZERO);
+    let age_then = not_before
+        .duration_since(ctx.received_at)
+        .unwrap_or(Duration::ZERO);
     // A deadline re-route is not an attempt at the target: it never exhausts the count.
     let out_of_attempts = class != ErrorClass::Deadline && ctx.attempts >= rules.max_attempts;
     if out_of_attempts || age_then > rules.max_age {
@@ -539,6 +556,7 @@ mod tests {
             (TransportFailure::Reset, ErrorClass::Connect, true),
             (TransportFailure::Timeout, ErrorClass::Timeout, true),
             (TransportFailure::InvalidRequest, ErrorClass::Invalid, false),
+            (TransportFailure::Blocked, ErrorClass::NotAllowed, false),
         ] {
             let d = classify(AttemptOutcome::Transport(failure), &c, &rules);
             assert_eq!(class_of(d), Some(class), "{failure:?}");
@@ -548,13 +566,30 @@ mod tests {
 
     #[test]
     fn routes_follow_the_sample_keys() {
-        assert_eq!(ErrorClass::ServiceUnavailable.route().config_key(), "serviceUnavailable_error_stream_ocid");
-        assert_eq!(ErrorClass::TooManyRequests.route(), Route::ServiceUnavailable);
+        assert_eq!(
+            ErrorClass::ServiceUnavailable.route().config_key(),
+            "serviceUnavailable_error_stream_ocid"
+        );
+        assert_eq!(
+            ErrorClass::TooManyRequests.route(),
+            Route::ServiceUnavailable
+        );
         assert_eq!(ErrorClass::Connect.route(), Route::ServiceUnavailable);
-        assert_eq!(ErrorClass::InternalServer.route().config_key(), "internalserver_error_stream_ocid");
+        assert_eq!(
+            ErrorClass::InternalServer.route().config_key(),
+            "internalserver_error_stream_ocid"
+        );
         assert_eq!(ErrorClass::GatewayTimeout.route(), Route::InternalServer);
-        assert_eq!(ErrorClass::Deadline.route().config_key(), "default_error_stream_ocid");
-        for permanent in [ErrorClass::ClientError, ErrorClass::Exhausted, ErrorClass::Invalid, ErrorClass::Unauthorized] {
+        assert_eq!(
+            ErrorClass::Deadline.route().config_key(),
+            "default_error_stream_ocid"
+        );
+        for permanent in [
+            ErrorClass::ClientError,
+            ErrorClass::Exhausted,
+            ErrorClass::Invalid,
+            ErrorClass::Unauthorized,
+        ] {
             assert_eq!(permanent.route(), Route::DeadLetter, "{permanent:?}");
             assert!(!permanent.is_retryable());
         }
@@ -564,11 +599,26 @@ mod tests {
     fn unauthorized_refreshes_the_secret_once() {
         let rules = Rules::default();
         let mut c = ctx(1);
-        assert_eq!(classify(status(401), &c, &rules), Decision::Permanent { class: ErrorClass::Unauthorized, last: None });
+        assert_eq!(
+            classify(status(401), &c, &rules),
+            Decision::Permanent {
+                class: ErrorClass::Unauthorized,
+                last: None
+            }
+        );
         c.used_secret = true;
-        assert_eq!(classify(status(403), &c, &rules), Decision::RefreshSecretAndRetry);
+        assert_eq!(
+            classify(status(403), &c, &rules),
+            Decision::RefreshSecretAndRetry
+        );
         c.secret_refreshed = true;
-        assert_eq!(classify(status(401), &c, &rules), Decision::Permanent { class: ErrorClass::Unauthorized, last: None });
+        assert_eq!(
+            classify(status(401), &c, &rules),
+            Decision::Permanent {
+                class: ErrorClass::Unauthorized,
+                last: None
+            }
+        );
     }
 
     #[test]
@@ -588,11 +638,17 @@ mod tests {
         assert_eq!(at(2, 0.5), Duration::from_secs(10));
         assert_eq!(at(3, 1.0), Duration::from_secs(40));
         assert_eq!(at(1, 0.0), Duration::ZERO);
-        let capped = Rules { max_attempts: 100, max_age: Duration::from_secs(1 << 40), ..Rules::default() };
+        let capped = Rules {
+            max_attempts: 100,
+            max_age: Duration::from_secs(1 << 40),
+            ..Rules::default()
+        };
         let mut c = ctx(40);
         c.jitter = 1.0;
         match classify(status(503), &c, &capped) {
-            Decision::Retry { not_before, .. } => assert_eq!(not_before.duration_since(c.now).unwrap(), capped.max_delay),
+            Decision::Retry { not_before, .. } => {
+                assert_eq!(not_before.duration_since(c.now).unwrap(), capped.max_delay)
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -601,40 +657,85 @@ mod tests {
     fn retry_after_is_honoured_and_clamped() {
         let rules = Rules::default();
         let c = ctx(1);
-        let with = |ra: RetryAfter, code: u16| classify(AttemptOutcome::Status { status: code, retry_after: Some(ra) }, &c, &rules);
+        let with = |ra: RetryAfter, code: u16| {
+            classify(
+                AttemptOutcome::Status {
+                    status: code,
+                    retry_after: Some(ra),
+                },
+                &c,
+                &rules,
+            )
+        };
         let delay = |d: Decision| match d {
             Decision::Retry { not_before, .. } => not_before.duration_since(c.now).unwrap(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(delay(with(RetryAfter::Delay(Duration::from_secs(120)), 503)), Duration::from_secs(120));
-        assert_eq!(delay(with(RetryAfter::Delay(Duration::from_secs(86_400)), 503)), rules.max_delay);
-        assert_eq!(delay(with(RetryAfter::At(c.now + Duration::from_secs(90)), 503)), Duration::from_secs(90));
-        assert_eq!(delay(with(RetryAfter::At(c.now - Duration::from_secs(90)), 503)), Duration::ZERO);
+        assert_eq!(
+            delay(with(RetryAfter::Delay(Duration::from_secs(120)), 503)),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            delay(with(RetryAfter::Delay(Duration::from_secs(86_400)), 503)),
+            rules.max_delay
+        );
+        assert_eq!(
+            delay(with(RetryAfter::At(c.now + Duration::from_secs(90)), 503)),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            delay(with(RetryAfter::At(c.now - Duration::from_secs(90)), 503)),
+            Duration::ZERO
+        );
         // 429 waits at least the throttle minimum, even when Retry-After asks for less.
-        assert_eq!(delay(with(RetryAfter::Delay(Duration::from_secs(1)), 429)), rules.throttle_min_delay);
-        assert_eq!(RetryAfter::parse(" 7 "), Some(RetryAfter::Delay(Duration::from_secs(7))));
-        assert!(matches!(RetryAfter::parse("Wed, 21 Oct 2026 07:28:00 GMT"), Some(RetryAfter::At(_))));
+        assert_eq!(
+            delay(with(RetryAfter::Delay(Duration::from_secs(1)), 429)),
+            rules.throttle_min_delay
+        );
+        assert_eq!(
+            RetryAfter::parse(" 7 "),
+            Some(RetryAfter::Delay(Duration::from_secs(7)))
+        );
+        assert!(matches!(
+            RetryAfter::parse("Wed, 21 Oct 2026 07:28:00 GMT"),
+            Some(RetryAfter::At(_))
+        ));
         assert_eq!(RetryAfter::parse("soon"), None);
     }
 
     #[test]
     fn attempts_and_age_bound_retries() {
-        let rules = Rules { max_attempts: 3, ..Rules::default() };
-        assert!(matches!(classify(status(503), &ctx(2), &rules), Decision::Retry { .. }));
+        let rules = Rules {
+            max_attempts: 3,
+            ..Rules::default()
+        };
+        assert!(matches!(
+            classify(status(503), &ctx(2), &rules),
+            Decision::Retry { .. }
+        ));
         assert_eq!(
             classify(status(503), &ctx(3), &rules),
-            Decision::Permanent { class: ErrorClass::Exhausted, last: Some(ErrorClass::ServiceUnavailable) }
+            Decision::Permanent {
+                class: ErrorClass::Exhausted,
+                last: Some(ErrorClass::ServiceUnavailable)
+            }
         );
         let mut old = ctx(1);
         old.received_at = old.now - rules.max_age;
         assert_eq!(
             classify(status(500), &old, &rules),
-            Decision::Permanent { class: ErrorClass::Exhausted, last: Some(ErrorClass::InternalServer) }
+            Decision::Permanent {
+                class: ErrorClass::Exhausted,
+                last: Some(ErrorClass::InternalServer)
+            }
         );
         // A deadline re-route does not count as an attempt.
         assert!(matches!(
             retry_or_exhaust(ErrorClass::Deadline, None, &ctx(3), &rules),
-            Decision::Retry { class: ErrorClass::Deadline, .. }
+            Decision::Retry {
+                class: ErrorClass::Deadline,
+                ..
+            }
         ));
     }
 
@@ -646,11 +747,29 @@ mod tests {
         .unwrap();
         let rules = Rules::default().with_override(&overrides["api.example.com"]);
         let c = ctx(1);
-        assert_eq!(class_of(classify(status(409), &c, &rules)), Some(ErrorClass::RetryableStatus));
-        assert!(matches!(classify(status(409), &c, &rules), Decision::Retry { .. }));
-        assert!(matches!(classify(status(501), &c, &rules), Decision::Permanent { .. }));
-        assert!(matches!(classify(status(429), &c, &rules), Decision::Permanent { .. }));
-        assert!(matches!(classify(status(503), &ctx(2), &rules), Decision::Permanent { class: ErrorClass::Exhausted, .. }));
+        assert_eq!(
+            class_of(classify(status(409), &c, &rules)),
+            Some(ErrorClass::RetryableStatus)
+        );
+        assert!(matches!(
+            classify(status(409), &c, &rules),
+            Decision::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(status(501), &c, &rules),
+            Decision::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify(status(429), &c, &rules),
+            Decision::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify(status(503), &ctx(2), &rules),
+            Decision::Permanent {
+                class: ErrorClass::Exhausted,
+                ..
+            }
+        ));
         assert_eq!(ErrorClass::RetryableStatus.route(), Route::Default);
     }
 

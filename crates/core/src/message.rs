@@ -639,7 +639,8 @@ mod tests {
     #[test]
     fn every_rule_names_its_field() {
         let p = policy("api.example.com");
-        let cases: Vec<(fn(&mut StreamMessage), &str)> = vec![
+        type Case = (fn(&mut StreamMessage), &'static str);
+        let cases: Vec<Case> = vec![
             (
                 |m| m.target_rest_api = "/relative".into(),
                 "streamMessage.targetRestApi",

@@ -5,3 +5,4 @@ mod auth;
 mod clients;
 mod server;
 mod signer;
+mod target;
