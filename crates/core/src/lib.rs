@@ -4,6 +4,7 @@
 //! - [`function_config`]: the configuration keys the three functions read.
 //! - [`message`]: the sync request, the envelope on the streams, and the validation rules.
 //! - [`oci`]: the OCI layer: request signing, auth providers, endpoints and service clients.
+//! - [`settings`]: the functions' configuration, read once and validated.
 //! - [`target`]: the target caller (timeouts, no redirects, internal addresses refused).
 #![warn(missing_docs)]
 
@@ -11,4 +12,5 @@ pub mod classify;
 pub mod function_config;
 pub mod message;
 pub mod oci;
+pub mod settings;
 pub mod target;
