@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo test --workspace --all-targets --locked
+cargo test --workspace --locked
 
 scripts/check-terraform.sh
