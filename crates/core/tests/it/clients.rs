@@ -1083,3 +1083,43 @@ async fn all_clients_share_one_connection_pool() {
         "9 sequential calls over one kept-alive connection: {peers:?}"
     );
 }
+
+#[tokio::test]
+async fn connection_errors_are_retried_then_typed_as_transport() {
+    // A raw socket that accepts and hangs up without answering, counting connections.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let auth = Arc::new(StaticAuth::new(KEY_ID, key(), None));
+    let client = OciClient::with_settings(auth, Timeouts::default(), fast_retries(3)).unwrap();
+    let endpoints = Endpoints::all_at(&format!("http://{addr}")).unwrap();
+    let err = ObjectStorageClient::new(client, &endpoints)
+        .unwrap()
+        .get_namespace()
+        .await
+        .unwrap_err();
+    task.abort();
+    assert!(
+        matches!(
+            err,
+            OciError::Transport {
+                operation: "GetNamespace",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "max_attempts connections"
+    );
+}
