@@ -25,7 +25,10 @@ fn start(dir: &std::path::Path) -> (Child, String) {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let base = first.strip_prefix("listening on ").expect(&first).to_owned();
+    let base = first
+        .strip_prefix("listening on ")
+        .expect(&first)
+        .to_owned();
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, base)
@@ -33,7 +36,8 @@ fn start(dir: &std::path::Path) -> (Child, String) {
 
 fn client(dir: &std::path::Path, base: &str) -> SignedClient {
     let profile = ConfigProfile::load(&dir.join("config"), "LOCAL", None).unwrap();
-    let key = PrivateKey::from_pem(&std::fs::read_to_string(&profile.key_file).unwrap(), None).unwrap();
+    let key =
+        PrivateKey::from_pem(&std::fs::read_to_string(&profile.key_file).unwrap(), None).unwrap();
     SignedClient::new(base, Signer::new(profile.key_id(), key)).unwrap()
 }
 
@@ -73,8 +77,11 @@ async fn acknowledged_messages_survive_kill_9() {
         writers.push(tokio::spawn(async move {
             for seq in 0.. {
                 let batch: Vec<Vec<u8>> = (0..5).map(|i| value(w, seq * 5 + i)).collect();
-                let refs: Vec<(Option<&[u8]>, &[u8])> = batch.iter().map(|v| (None, v.as_slice())).collect();
-                let Ok(answer) = c.put_messages(&id, &refs).await else { break };
+                let refs: Vec<(Option<&[u8]>, &[u8])> =
+                    batch.iter().map(|v| (None, v.as_slice())).collect();
+                let Ok(answer) = c.put_messages(&id, &refs).await else {
+                    break;
+                };
                 if answer.status != 200 {
                     break;
                 }
@@ -96,7 +103,11 @@ async fn acknowledged_messages_survive_kill_9() {
         w.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 100, "too few messages were acknowledged before the kill: {}", acked.len());
+    assert!(
+        acked.len() >= 100,
+        "too few messages were acknowledged before the kill: {}",
+        acked.len()
+    );
 
     let (mut child, base) = start(dir.path());
     let c = client(dir.path(), &base);
@@ -106,7 +117,12 @@ async fn acknowledged_messages_survive_kill_9() {
             .json(
                 http::Method::POST,
                 &format!("/20180418/streams/{}/cursors", stream.id),
-                &models::CreateCursorDetails { partition: partition.into(), cursor_type: models::CursorType::TrimHorizon, offset: None, time: None },
+                &models::CreateCursorDetails {
+                    partition: partition.into(),
+                    cursor_type: models::CursorType::TrimHorizon,
+                    offset: None,
+                    time: None,
+                },
             )
             .await
             .unwrap()
@@ -115,7 +131,13 @@ async fn acknowledged_messages_survive_kill_9() {
         let mut cursor = cursor.value;
         let mut expected_offset = 0;
         loop {
-            let answer = c.get(&format!("/20180418/streams/{}/messages?cursor={cursor}", stream.id)).await.unwrap();
+            let answer = c
+                .get(&format!(
+                    "/20180418/streams/{}/messages?cursor={cursor}",
+                    stream.id
+                ))
+                .await
+                .unwrap();
             assert_eq!(answer.status, 200);
             let page: Vec<models::Message> = answer.json().unwrap();
             if page.is_empty() {
@@ -127,17 +149,33 @@ async fn acknowledged_messages_survive_kill_9() {
                 let v = message_value(m).unwrap();
                 // Whole messages only: every stored value is one a writer produced.
                 let text = String::from_utf8_lossy(&v[..13]).to_string();
-                let (w, seq) = (text[1..3].parse::<usize>().unwrap(), text[4..12].parse::<usize>().unwrap());
-                assert_eq!(v, value(w, seq), "partial or corrupt message at {partition}/{}", m.offset);
+                let (w, seq) = (
+                    text[1..3].parse::<usize>().unwrap(),
+                    text[4..12].parse::<usize>().unwrap(),
+                );
+                assert_eq!(
+                    v,
+                    value(w, seq),
+                    "partial or corrupt message at {partition}/{}",
+                    m.offset
+                );
                 stored.insert((partition.to_owned(), m.offset), v);
             }
             cursor = answer.header("opc-next-cursor").unwrap().to_owned();
         }
     }
     for (at, v) in &acked {
-        assert_eq!(stored.get(at), Some(v), "acknowledged message {at:?} was lost or changed");
+        assert_eq!(
+            stored.get(at),
+            Some(v),
+            "acknowledged message {at:?} was lost or changed"
+        );
     }
-    eprintln!("{} acknowledged, {} stored after kill -9", acked.len(), stored.len());
+    eprintln!(
+        "{} acknowledged, {} stored after kill -9",
+        acked.len(),
+        stored.len()
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -20,7 +20,9 @@ pub struct Args {
 
 /// Runs the emulator until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let emulator = Emulator::open(&args.data_dir, EmulatorOptions::default())?;
         let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -68,7 +68,9 @@ impl SignedClient {
     /// When `base` is not a URL or the HTTP client cannot be built.
     pub fn new(base: &str, signer: Signer) -> Result<Self, ClientError> {
         Ok(Self {
-            http: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()?,
             base: url::Url::parse(base)?,
             signer: Arc::new(signer),
         })
@@ -78,8 +80,12 @@ impl SignedClient {
     ///
     /// # Errors
     /// When the profile's key cannot be read.
-    pub fn for_profile(base: &str, profile: &crate::emulator::LocalProfile) -> Result<Self, ClientError> {
-        let pem = std::fs::read_to_string(&profile.key_file).map_err(|e| ClientError::Key(e.to_string()))?;
+    pub fn for_profile(
+        base: &str,
+        profile: &crate::emulator::LocalProfile,
+    ) -> Result<Self, ClientError> {
+        let pem = std::fs::read_to_string(&profile.key_file)
+            .map_err(|e| ClientError::Key(e.to_string()))?;
         let key = PrivateKey::from_pem(&pem, None).map_err(|e| ClientError::Key(e.to_string()))?;
         Self::new(base, Signer::new(profile.key_id(), key))
     }
@@ -100,14 +106,34 @@ impl SignedClient {
         let url = self.base.join(path_and_query)?;
         let mut headers = headers;
         if !body.is_empty() && !headers.contains_key(http::header::CONTENT_TYPE) {
-            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
-        self.signer.sign(&method, &url, &mut headers, &body, body_signing, SystemTime::now())?;
-        let response = self.http.request(method, url).headers(headers).body(body).send().await?;
+        self.signer.sign(
+            &method,
+            &url,
+            &mut headers,
+            &body,
+            body_signing,
+            SystemTime::now(),
+        )?;
+        let response = self
+            .http
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await?;
-        Ok(Answer { status, headers, body })
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// GET.
@@ -115,16 +141,35 @@ impl SignedClient {
     /// # Errors
     /// [`ClientError`] when no HTTP answer arrives.
     pub async fn get(&self, path_and_query: &str) -> Result<Answer, ClientError> {
-        self.send(Method::GET, path_and_query, Vec::new(), BodySigning::Include, HeaderMap::new()).await
+        self.send(
+            Method::GET,
+            path_and_query,
+            Vec::new(),
+            BodySigning::Include,
+            HeaderMap::new(),
+        )
+        .await
     }
 
     /// A request with a JSON body, body signed.
     ///
     /// # Errors
     /// [`ClientError`] when no HTTP answer arrives.
-    pub async fn json<T: serde::Serialize>(&self, method: Method, path_and_query: &str, body: &T) -> Result<Answer, ClientError> {
+    pub async fn json<T: serde::Serialize>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: &T,
+    ) -> Result<Answer, ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Key(e.to_string()))?;
-        self.send(method, path_and_query, bytes, BodySigning::Include, HeaderMap::new()).await
+        self.send(
+            method,
+            path_and_query,
+            bytes,
+            BodySigning::Include,
+            HeaderMap::new(),
+        )
+        .await
     }
 }
 
@@ -134,16 +179,22 @@ impl SignedClient {
     ///
     /// # Errors
     /// [`ClientError`] when no HTTP answer arrives.
-    pub async fn put_messages(&self, stream_id: &str, messages: &[(Option<&[u8]>, &[u8])]) -> Result<Answer, ClientError> {
+    pub async fn put_messages(
+        &self,
+        stream_id: &str,
+        messages: &[(Option<&[u8]>, &[u8])],
+    ) -> Result<Answer, ClientError> {
         use base64::Engine as _;
         let engine = base64::engine::general_purpose::STANDARD;
         let details = datasync_core::oci::models::PutMessagesDetails {
             messages: messages
                 .iter()
-                .map(|(k, v)| datasync_core::oci::models::PutMessagesDetailsEntry {
-                    key: k.map(|k| engine.encode(k)),
-                    value: engine.encode(v),
-                })
+                .map(
+                    |(k, v)| datasync_core::oci::models::PutMessagesDetailsEntry {
+                        key: k.map(|k| engine.encode(k)),
+                        value: engine.encode(v),
+                    },
+                )
                 .collect(),
         };
         let body = serde_json::to_vec(&details).map_err(|e| ClientError::Key(e.to_string()))?;
@@ -161,5 +212,7 @@ impl SignedClient {
 /// The decoded value of a message GetMessages returned; `None` when it is not valid base64.
 pub fn message_value(message: &datasync_core::oci::models::Message) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(&message.value).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(&message.value)
+        .ok()
 }

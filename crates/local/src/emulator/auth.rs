@@ -60,7 +60,8 @@ impl std::fmt::Debug for KeyRegistry {
 
 /// Generates a fresh RSA key.
 pub fn generate_key() -> Result<RsaPrivateKey, EmulatorError> {
-    RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS).map_err(|e| EmulatorError::Key(e.to_string()))
+    RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS)
+        .map_err(|e| EmulatorError::Key(e.to_string()))
 }
 
 /// The PKCS#8 PEM of a private key.
@@ -80,7 +81,8 @@ pub fn public_pem(key: &RsaPublicKey) -> Result<String, EmulatorError> {
 fn load_or_create_key(path: &Path) -> Result<(PrivateKey, bool), EmulatorError> {
     match std::fs::read_to_string(path) {
         Ok(pem) => Ok((
-            PrivateKey::from_pem(&pem, None).map_err(|e| EmulatorError::Key(format!("{}: {e}", path.display())))?,
+            PrivateKey::from_pem(&pem, None)
+                .map_err(|e| EmulatorError::Key(format!("{}: {e}", path.display())))?,
             false,
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -125,7 +127,8 @@ pub fn ensure_local_profile(dir: &Path) -> Result<(LocalProfile, RsaPublicKey), 
     let (key, _) = load_or_create_key(&key_file)?;
     let fingerprint = key.fingerprint();
     let config_file = dir.join(CONFIG_FILE);
-    let key_path = std::fs::canonicalize(&key_file).map_err(EmulatorError::io("resolving", &key_file))?;
+    let key_path =
+        std::fs::canonicalize(&key_file).map_err(EmulatorError::io("resolving", &key_file))?;
     let text = format!(
         "# Written by the datasync OCI emulator. Use with: --config-file {cfg} --profile {LOCAL_PROFILE}\n\
          [{LOCAL_PROFILE}]\nuser={LOCAL_USER}\nfingerprint={fingerprint}\ntenancy={LOCAL_TENANCY}\n\
@@ -176,11 +179,15 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 fn unb64url(text: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Files written for a resource principal, and the environment that points a function at them.
@@ -201,7 +208,10 @@ impl ResourcePrincipal {
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("OCI_RESOURCE_PRINCIPAL_VERSION".into(), "2.2".into()),
-            ("OCI_RESOURCE_PRINCIPAL_RPST".into(), self.rpst_file.display().to_string()),
+            (
+                "OCI_RESOURCE_PRINCIPAL_RPST".into(),
+                self.rpst_file.display().to_string(),
+            ),
             (
                 "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM".into(),
                 self.private_pem_file.display().to_string(),
@@ -237,7 +247,13 @@ impl KeyRegistry {
     }
 
     /// Mints a token for `resource_id` whose principal signs with `public`, valid for `ttl`.
-    pub fn mint_token(&self, resource_id: &str, public: &RsaPublicKey, now: SystemTime, ttl: Duration) -> String {
+    pub fn mint_token(
+        &self,
+        resource_id: &str,
+        public: &RsaPublicKey,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> String {
         let header = b64url(br#"{"alg":"RS256","typ":"JWT","kid":"datasync-emulator"}"#);
         let claims = RpstClaims {
             iss: "datasync-emulator".into(),
@@ -268,7 +284,8 @@ impl KeyRegistry {
         if parts.next().is_some() {
             return None;
         }
-        let verifying = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(self.signing.public_key().clone());
+        let verifying =
+            rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(self.signing.public_key().clone());
         let signature = rsa::pkcs1v15::Signature::try_from(unb64url(signature)?.as_slice()).ok()?;
         verifying
             .verify(format!("{header}.{payload}").as_bytes(), &signature)
@@ -301,15 +318,24 @@ mod tests {
         let registry = KeyRegistry::open(dir.path()).unwrap();
         let principal = generate_key().unwrap();
         let now = SystemTime::now();
-        let token = registry.mint_token("ocid1.fnfunc.oc1.local.f", &principal.to_public_key(), now, Duration::from_secs(60));
+        let token = registry.mint_token(
+            "ocid1.fnfunc.oc1.local.f",
+            &principal.to_public_key(),
+            now,
+            Duration::from_secs(60),
+        );
         let claims = datasync_core::oci::auth::rpst_claims(&token).unwrap();
         assert_eq!(claims.tenancy.as_deref(), Some(LOCAL_TENANCY));
         let key = registry.lookup(&format!("ST${token}"), now).unwrap();
         assert_eq!(key, principal.to_public_key());
-        assert!(registry.lookup(&format!("ST${token}"), now + Duration::from_secs(61)).is_none());
+        assert!(registry
+            .lookup(&format!("ST${token}"), now + Duration::from_secs(61))
+            .is_none());
         let mut forged: Vec<&str> = token.split('.').collect();
         let other = b64url(br#"{"exp":99999999999}"#);
         forged[1] = &other;
-        assert!(registry.lookup(&format!("ST${}", forged.join(".")), now).is_none());
+        assert!(registry
+            .lookup(&format!("ST${}", forged.join(".")), now)
+            .is_none());
     }
 }

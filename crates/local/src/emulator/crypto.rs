@@ -98,9 +98,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), EmulatorError> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(EmulatorError::io("creating", path))?;
-    file.write_all(bytes).map_err(EmulatorError::io("writing", path))?;
-    file.sync_all().map_err(EmulatorError::io("syncing", path))?;
+    let mut file = options
+        .open(path)
+        .map_err(EmulatorError::io("creating", path))?;
+    file.write_all(bytes)
+        .map_err(EmulatorError::io("writing", path))?;
+    file.sync_all()
+        .map_err(EmulatorError::io("syncing", path))?;
     Ok(())
 }
 
@@ -124,7 +128,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(DATA_KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(DATA_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -23,7 +23,11 @@ use super::{objects, secrets, streaming, topics, Inner};
 /// before it is read.
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-pub(super) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+pub(super) async fn serve(
+    inner: Arc<Inner>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let app = axum::Router::new().fallback(handle).with_state(inner);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -31,7 +35,10 @@ pub(super) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener, 
 }
 
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    let own = uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+    let own = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .to_ascii_uppercase();
     let value = match headers.get("opc-request-id").and_then(|v| v.to_str().ok()) {
         Some(theirs) if !theirs.is_empty() && theirs.len() < 200 => format!("{theirs}/{own}"),
         _ => own,
@@ -62,13 +69,17 @@ pub fn error_response(err: &ApiError) -> Response {
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
-pub(super) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+pub(super) fn json<T: serde::Serialize>(
+    status: StatusCode,
+    value: &T,
+) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json_bytes(status, body))
 }
@@ -80,7 +91,11 @@ pub(super) fn empty(status: StatusCode) -> Response {
 }
 
 fn is_put_messages(method: &Method, segments: &[String]) -> bool {
-    method == Method::POST && segments.len() == 4 && segments[0] == "20180418" && segments[1] == "streams" && segments[3] == "messages"
+    method == Method::POST
+        && segments.len() == 4
+        && segments[0] == "20180418"
+        && segments[1] == "streams"
+        && segments[3] == "messages"
 }
 
 fn is_put_object(method: &Method, path: &str) -> bool {
@@ -91,21 +106,30 @@ async fn route(inner: &Arc<Inner>, request: Request) -> Result<Response, ApiErro
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
-    let target = parts.uri.path_and_query().map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
     let segments: Vec<String> = path
         .split('/')
         .skip(1)
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let object = is_put_object(&method, &path);
-    let limit = if object { inner.options.max_object_bytes } else { BODY_LIMIT };
+    let limit = if object {
+        inner.options.max_object_bytes
+    } else {
+        BODY_LIMIT
+    };
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::too_large(format!("the request body exceeds {limit} bytes")));
+        return Err(ApiError::too_large(format!(
+            "the request body exceeds {limit} bytes"
+        )));
     }
     let body: Bytes = axum::body::to_bytes(body, limit)
         .await
@@ -128,7 +152,11 @@ async fn route(inner: &Arc<Inner>, request: Request) -> Result<Response, ApiErro
     let query: HashMap<String, String> = parts
         .uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     dispatch(inner, &method, &path, &seg, &query, &parts.headers, body).await
@@ -147,15 +175,23 @@ async fn dispatch(
     let ok = StatusCode::OK;
     match (method, seg) {
         // Streaming control plane.
-        (&M::POST, ["20180418", "streams"]) => json(ok, &streaming::create_stream(inner, &body).await?),
-        (&M::GET, ["20180418", "streams"]) => json(ok, &streaming::list_streams(inner, query).await?),
-        (&M::GET, ["20180418", "streams", id]) => json(ok, &streaming::get_stream(inner, id).await?),
+        (&M::POST, ["20180418", "streams"]) => {
+            json(ok, &streaming::create_stream(inner, &body).await?)
+        }
+        (&M::GET, ["20180418", "streams"]) => {
+            json(ok, &streaming::list_streams(inner, query).await?)
+        }
+        (&M::GET, ["20180418", "streams", id]) => {
+            json(ok, &streaming::get_stream(inner, id).await?)
+        }
         (&M::DELETE, ["20180418", "streams", id]) => {
             streaming::delete_stream(inner, id).await?;
             Ok(empty(StatusCode::ACCEPTED))
         }
         // Streaming data plane.
-        (&M::POST, ["20180418", "streams", id, "messages"]) => json(ok, &streaming::put_messages(inner, id, &body).await?),
+        (&M::POST, ["20180418", "streams", id, "messages"]) => {
+            json(ok, &streaming::put_messages(inner, id, &body).await?)
+        }
         (&M::GET, ["20180418", "streams", id, "messages"]) => {
             let (body, next) = streaming::get_messages(inner, id, query).await?;
             let mut response = json_bytes(ok, body.into_bytes());
@@ -165,26 +201,52 @@ async fn dispatch(
             );
             Ok(response)
         }
-        (&M::POST, ["20180418", "streams", id, "cursors"]) => json(ok, &streaming::create_cursor(inner, id, &body).await?),
-        (&M::POST, ["20180418", "streams", id, "groupCursors"]) => json(ok, &streaming::create_group_cursor(inner, id, &body).await?),
-        (&M::POST, ["20180418", "streams", id, "commit"]) => {
-            json(ok, &streaming::commit_or_heartbeat(inner, id, query.get("cursor").map(String::as_str), true).await?)
+        (&M::POST, ["20180418", "streams", id, "cursors"]) => {
+            json(ok, &streaming::create_cursor(inner, id, &body).await?)
         }
-        (&M::POST, ["20180418", "streams", id, "heartbeat"]) => {
-            json(ok, &streaming::commit_or_heartbeat(inner, id, query.get("cursor").map(String::as_str), false).await?)
+        (&M::POST, ["20180418", "streams", id, "groupCursors"]) => {
+            json(ok, &streaming::create_group_cursor(inner, id, &body).await?)
         }
-        (&M::GET, ["20180418", "streams", id, "groups", group]) => json(ok, &streaming::get_group(inner, id, group).await?),
+        (&M::POST, ["20180418", "streams", id, "commit"]) => json(
+            ok,
+            &streaming::commit_or_heartbeat(
+                inner,
+                id,
+                query.get("cursor").map(String::as_str),
+                true,
+            )
+            .await?,
+        ),
+        (&M::POST, ["20180418", "streams", id, "heartbeat"]) => json(
+            ok,
+            &streaming::commit_or_heartbeat(
+                inner,
+                id,
+                query.get("cursor").map(String::as_str),
+                false,
+            )
+            .await?,
+        ),
+        (&M::GET, ["20180418", "streams", id, "groups", group]) => {
+            json(ok, &streaming::get_group(inner, id, group).await?)
+        }
         (&M::PUT, ["20180418", "streams", id, "groups", group]) => {
             streaming::update_group(inner, id, group, &body).await?;
             Ok(empty(ok))
         }
         // Secrets (retrieval) and Vault (management).
-        (&M::GET, ["20190301", "secretbundles", id]) => json(ok, &secrets::get_bundle(inner, Some(id), query).await?),
-        (&M::POST, ["20190301", "secretbundles", "actions", "getByName"]) => json(ok, &secrets::get_bundle(inner, None, query).await?),
+        (&M::GET, ["20190301", "secretbundles", id]) => {
+            json(ok, &secrets::get_bundle(inner, Some(id), query).await?)
+        }
+        (&M::POST, ["20190301", "secretbundles", "actions", "getByName"]) => {
+            json(ok, &secrets::get_bundle(inner, None, query).await?)
+        }
         (&M::POST, ["20180608", "secrets"]) => json(ok, &secrets::create(inner, &body).await?),
         (&M::GET, ["20180608", "secrets"]) => json(ok, &secrets::list(inner, query).await?),
         (&M::GET, ["20180608", "secrets", id]) => json(ok, &secrets::get(inner, id).await?),
-        (&M::PUT, ["20180608", "secrets", id]) => json(ok, &secrets::update(inner, id, &body).await?),
+        (&M::PUT, ["20180608", "secrets", id]) => {
+            json(ok, &secrets::update(inner, id, &body).await?)
+        }
         (&M::POST, ["20180608", "secrets", id, "actions", "scheduleDeletion"]) => {
             secrets::schedule_deletion(inner, id, &body).await?;
             Ok(empty(ok))
@@ -193,15 +255,24 @@ async fn dispatch(
         (&M::POST, ["20181201", "topics"]) => json(ok, &topics::create(inner, &body).await?),
         (&M::GET, ["20181201", "topics", id]) => json(ok, &topics::get(inner, id).await?),
         (&M::POST, ["20181201", "topics", id, "messages"]) => {
-            let kind = headers.get("messagetype").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let kind = headers
+                .get("messagetype")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             json(ok, &topics::publish(inner, id, kind, &body).await?)
         }
         // Object Storage.
         (&M::GET, ["n"] | ["n", ""]) => json(ok, &super::NAMESPACE),
-        (_, ["n", ns, ..]) if *ns != super::NAMESPACE => Err(ApiError::not_found(format!("namespace {ns}"))),
-        (&M::POST, ["n", _, "b"] | ["n", _, "b", ""]) => json(ok, &objects::create_bucket(inner, &body).await?),
+        (_, ["n", ns, ..]) if *ns != super::NAMESPACE => {
+            Err(ApiError::not_found(format!("namespace {ns}")))
+        }
+        (&M::POST, ["n", _, "b"] | ["n", _, "b", ""]) => {
+            json(ok, &objects::create_bucket(inner, &body).await?)
+        }
         (&M::GET, ["n", _, "b", bucket]) => json(ok, &objects::get_bucket(inner, bucket).await?),
-        (&M::GET, ["n", _, "b", bucket, "o"]) => json(ok, &objects::list(inner, bucket, query).await?),
+        (&M::GET, ["n", _, "b", bucket, "o"]) => {
+            json(ok, &objects::list(inner, bucket, query).await?)
+        }
         (m, ["n", _, "b", bucket, "o", _, ..]) => {
             // The object name is everything after `/o/`, decoded (it may contain `/`).
             let raw = path.splitn(7, '/').nth(6).unwrap_or_default();

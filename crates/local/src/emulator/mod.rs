@@ -37,7 +37,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{LocalProfile, ResourcePrincipal, LOCAL_COMPARTMENT, LOCAL_PROFILE, LOCAL_REGION, LOCAL_TENANCY, LOCAL_USER};
+pub use auth::{
+    LocalProfile, ResourcePrincipal, LOCAL_COMPARTMENT, LOCAL_PROFILE, LOCAL_REGION, LOCAL_TENANCY,
+    LOCAL_USER,
+};
 pub use error::{ApiError, EmulatorError};
 pub use streaming::{StreamStats, MAX_GET_LIMIT, MAX_MESSAGE_BYTES, MAX_PUT_BYTES};
 pub use topics::PublishedNotification;
@@ -101,7 +104,9 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Emulator")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +119,8 @@ impl Emulator {
     /// [`EmulatorError`] when the directory, a key or the database cannot be read or created.
     pub fn open(data_dir: &Path, options: EmulatorOptions) -> Result<Self, EmulatorError> {
         std::fs::create_dir_all(data_dir).map_err(EmulatorError::io("creating", data_dir))?;
-        let dir = std::fs::canonicalize(data_dir).map_err(EmulatorError::io("resolving", data_dir))?;
+        let dir =
+            std::fs::canonicalize(data_dir).map_err(EmulatorError::io("resolving", data_dir))?;
         let key = crypto::DataKey::load_or_create(&dir)?;
         let keys = auth::KeyRegistry::open(&dir)?;
         let (profile, public) = auth::ensure_local_profile(&dir)?;
@@ -179,7 +185,11 @@ impl Emulator {
     ///
     /// # Errors
     /// [`EmulatorError::Serve`] when the listener fails.
-    pub async fn serve(&self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> Result<(), EmulatorError> {
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), EmulatorError> {
         let addr = listener.local_addr().map_err(EmulatorError::Serve)?;
         if let Ok(mut url) = self.inner.base_url.write() {
             *url = format!("http://{addr}");
@@ -215,19 +225,29 @@ impl Emulator {
     ///
     /// # Errors
     /// [`EmulatorError`] when the files cannot be written.
-    pub fn mint_resource_principal(&self, name: &str, dir: &Path, ttl: Duration) -> Result<ResourcePrincipal, EmulatorError> {
+    pub fn mint_resource_principal(
+        &self,
+        name: &str,
+        dir: &Path,
+        ttl: Duration,
+    ) -> Result<ResourcePrincipal, EmulatorError> {
         std::fs::create_dir_all(dir).map_err(EmulatorError::io("creating", dir))?;
         let key = auth::generate_key()?;
         let resource_id = format!("ocid1.fnfunc.oc1.local.{name}");
         let now = SystemTime::now();
-        let token = self.inner.keys.mint_token(&resource_id, &key.to_public_key(), now, ttl);
+        let token = self
+            .inner
+            .keys
+            .mint_token(&resource_id, &key.to_public_key(), now, ttl);
         let private_pem_file = dir.join("private.pem");
         let rpst_file = dir.join("rpst");
         crypto::write_private(&private_pem_file, auth::private_pem(&key)?.as_bytes())?;
         crypto::write_private(&rpst_file, token.as_bytes())?;
         Ok(ResourcePrincipal {
-            rpst_file: std::fs::canonicalize(&rpst_file).map_err(EmulatorError::io("resolving", &rpst_file))?,
-            private_pem_file: std::fs::canonicalize(&private_pem_file).map_err(EmulatorError::io("resolving", &private_pem_file))?,
+            rpst_file: std::fs::canonicalize(&rpst_file)
+                .map_err(EmulatorError::io("resolving", &rpst_file))?,
+            private_pem_file: std::fs::canonicalize(&private_pem_file)
+                .map_err(EmulatorError::io("resolving", &private_pem_file))?,
             resource_id,
             expires_at: now + ttl,
         })
@@ -237,7 +257,11 @@ impl Emulator {
     ///
     /// # Errors
     /// [`EmulatorError`] when it cannot be stored.
-    pub async fn register_api_key(&self, key_id: &str, public: &rsa::RsaPublicKey) -> Result<(), EmulatorError> {
+    pub async fn register_api_key(
+        &self,
+        key_id: &str,
+        public: &rsa::RsaPublicKey,
+    ) -> Result<(), EmulatorError> {
         let pem = auth::public_pem(public)?;
         let id = key_id.to_owned();
         self.inner
@@ -315,8 +339,9 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-const RFC3339_MS: &[time::format_description::FormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+const RFC3339_MS: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);
 
 /// RFC 3339 with milliseconds, UTC: `2018-04-26T01:03:06.051Z`.
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
@@ -342,7 +367,9 @@ pub(crate) fn new_ocid(kind: &str) -> String {
 /// InvalidParameter.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(format!("invalid request body: {e}")),
+        serde_json::error::Category::Data => {
+            ApiError::invalid(format!("invalid request body: {e}"))
+        }
         _ => ApiError::cannot_parse(format!("the request body is not valid JSON: {e}")),
     })
 }

@@ -22,19 +22,27 @@ fn bucket_not_found(name: &str) -> ApiError {
 }
 
 fn object_not_found(bucket: &str, name: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "ObjectNotFound", format!("the object '{name}' was not found in the bucket '{bucket}'"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ObjectNotFound",
+        format!("the object '{name}' was not found in the bucket '{bucket}'"),
+    )
 }
 
 fn load_bucket(conn: &Connection, name: &str) -> Result<models::Bucket, ApiError> {
-    conn.query_row("SELECT name, compartment, created, etag FROM buckets WHERE name=?1", [name], |r| {
-        Ok(models::Bucket {
-            namespace: NAMESPACE.into(),
-            name: r.get(0)?,
-            compartment_id: r.get(1)?,
-            time_created: r.get(2)?,
-            etag: r.get(3)?,
-        })
-    })
+    conn.query_row(
+        "SELECT name, compartment, created, etag FROM buckets WHERE name=?1",
+        [name],
+        |r| {
+            Ok(models::Bucket {
+                namespace: NAMESPACE.into(),
+                name: r.get(0)?,
+                compartment_id: r.get(1)?,
+                time_created: r.get(2)?,
+                etag: r.get(3)?,
+            })
+        },
+    )
     .optional()?
     .ok_or_else(|| bucket_not_found(name))
 }
@@ -44,19 +52,32 @@ pub async fn create_bucket(inner: &Arc<Inner>, body: &[u8]) -> Result<models::Bu
     let details: models::CreateBucketDetails = parse_json(body)?;
     let valid = !details.name.is_empty()
         && details.name.len() <= 256
-        && details.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && details
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !valid {
-        return Err(ApiError::invalid("bucket names are 1 to 256 letters, digits, '-', '_' or '.'"));
+        return Err(ApiError::invalid(
+            "bucket names are 1 to 256 letters, digits, '-', '_' or '.'",
+        ));
     }
     inner
         .store
         .write(move |conn, _| {
             if load_bucket(conn, &details.name).is_ok() {
-                return Err(ApiError::conflict("BucketAlreadyExists", format!("the bucket '{}' already exists", details.name)));
+                return Err(ApiError::conflict(
+                    "BucketAlreadyExists",
+                    format!("the bucket '{}' already exists", details.name),
+                ));
             }
             conn.execute(
                 "INSERT INTO buckets(name, compartment, created, etag) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![details.name, details.compartment_id, rfc3339_ms(now_ms()), uuid::Uuid::new_v4().to_string()],
+                rusqlite::params![
+                    details.name,
+                    details.compartment_id,
+                    rfc3339_ms(now_ms()),
+                    uuid::Uuid::new_v4().to_string()
+                ],
             )?;
             load_bucket(conn, &details.name)
         })
@@ -70,42 +91,78 @@ pub async fn get_bucket(inner: &Arc<Inner>, name: &str) -> Result<models::Bucket
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
-fn check_preconditions(existing: Option<&str>, if_match: Option<&str>, if_none_match: Option<&str>) -> Result<(), ApiError> {
+fn check_preconditions(
+    existing: Option<&str>,
+    if_match: Option<&str>,
+    if_none_match: Option<&str>,
+) -> Result<(), ApiError> {
     if let Some(want) = if_match {
         if existing != Some(want.trim_matches('"')) {
-            return Err(ApiError::precondition("IfMatchFailed", "the If-Match header does not match the object's ETag"));
+            return Err(ApiError::precondition(
+                "IfMatchFailed",
+                "the If-Match header does not match the object's ETag",
+            ));
         }
     }
     if if_none_match == Some("*") && existing.is_some() {
-        return Err(ApiError::precondition("IfNoneMatchFailed", "the object exists and If-None-Match is *"));
+        return Err(ApiError::precondition(
+            "IfNoneMatchFailed",
+            "the object exists and If-None-Match is *",
+        ));
     }
     Ok(())
 }
 
 /// PutObject.
-pub async fn put(inner: &Arc<Inner>, bucket: &str, name: &str, headers: &HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn put(
+    inner: &Arc<Inner>,
+    bucket: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     if name.is_empty() || name.len() > 1024 {
         return Err(ApiError::invalid("object names are 1 to 1024 bytes"));
     }
     let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
     if let Some(given) = header(headers, "content-md5") {
         if given != md5 {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "UnmatchedContentMD5", "the Content-MD5 header does not match the body"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "UnmatchedContentMD5",
+                "the Content-MD5 header does not match the body",
+            ));
         }
     }
     let meta: serde_json::Map<String, serde_json::Value> = headers
         .iter()
         .filter(|(k, _)| k.as_str().starts_with("opc-meta-"))
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), serde_json::Value::String(v.to_str().ok()?.to_owned()))))
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_owned(),
+                serde_json::Value::String(v.to_str().ok()?.to_owned()),
+            ))
+        })
         .collect();
     let content_type = header(headers, "content-type");
-    let (if_match, if_none_match) = (header(headers, "if-match"), header(headers, "if-none-match"));
+    let (if_match, if_none_match) = (
+        header(headers, "if-match"),
+        header(headers, "if-none-match"),
+    );
     let etag = uuid::Uuid::new_v4().to_string();
     let created = now_ms();
-    let (bucket, name, md5_reply, etag_reply) = (bucket.to_owned(), name.to_owned(), md5.clone(), etag.clone());
+    let (bucket, name, md5_reply, etag_reply) = (
+        bucket.to_owned(),
+        name.to_owned(),
+        md5.clone(),
+        etag.clone(),
+    );
     inner
         .store
         .write(move |conn, _| {
@@ -137,13 +194,28 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 fn last_modified(ms: i64) -> String {
-    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
+    httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
 }
 
 /// GetObject and HeadObject.
-pub async fn get(inner: &Arc<Inner>, bucket: &str, name: &str, head_only: bool) -> Result<Response, ApiError> {
+pub async fn get(
+    inner: &Arc<Inner>,
+    bucket: &str,
+    name: &str,
+    head_only: bool,
+) -> Result<Response, ApiError> {
     let (bucket, name) = (bucket.to_owned(), name.to_owned());
-    type Row = (Vec<u8>, i64, String, String, Option<String>, String, Option<String>);
+    type Row = (
+        Vec<u8>,
+        i64,
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+    );
     let (data, size, etag, md5, content_type, created, meta): Row = inner
         .store
         .read(move |conn| {
@@ -158,16 +230,33 @@ pub async fn get(inner: &Arc<Inner>, bucket: &str, name: &str, head_only: bool) 
             .ok_or_else(|| object_not_found(&bucket, &name))
         })
         .await?;
-    let mut response = Response::new(if head_only { Body::empty() } else { Body::from(data) });
+    let mut response = Response::new(if head_only {
+        Body::empty()
+    } else {
+        Body::from(data)
+    });
     let h = response.headers_mut();
     insert(h, "content-length", &size.to_string());
-    insert(h, "content-type", content_type.as_deref().unwrap_or("application/octet-stream"));
+    insert(
+        h,
+        "content-type",
+        content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream"),
+    );
     insert(h, "etag", &etag);
     insert(h, "opc-content-md5", &md5);
-    insert(h, "last-modified", &last_modified(parse_time_ms(&created).unwrap_or(0)));
+    insert(
+        h,
+        "last-modified",
+        &last_modified(parse_time_ms(&created).unwrap_or(0)),
+    );
     if let Some(Ok(serde_json::Value::Object(meta))) = meta.map(|m| serde_json::from_str(&m)) {
         for (k, v) in meta {
-            if let (Ok(name), Some(Ok(value))) = (http::HeaderName::from_bytes(k.as_bytes()), v.as_str().map(HeaderValue::from_str)) {
+            if let (Ok(name), Some(Ok(value))) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(HeaderValue::from_str),
+            ) {
                 h.insert(name, value);
             }
         }
@@ -176,7 +265,12 @@ pub async fn get(inner: &Arc<Inner>, bucket: &str, name: &str, head_only: bool) 
 }
 
 /// DeleteObject.
-pub async fn delete(inner: &Arc<Inner>, bucket: &str, name: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+pub async fn delete(
+    inner: &Arc<Inner>,
+    bucket: &str,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let (bucket, name) = (bucket.to_owned(), name.to_owned());
     let if_match = header(headers, "if-match");
     inner
@@ -184,13 +278,20 @@ pub async fn delete(inner: &Arc<Inner>, bucket: &str, name: &str, headers: &Head
         .write(move |conn, _| {
             load_bucket(conn, &bucket)?;
             let existing: Option<String> = conn
-                .query_row("SELECT etag FROM objects WHERE bucket=?1 AND name=?2", [&bucket, &name], |r| r.get(0))
+                .query_row(
+                    "SELECT etag FROM objects WHERE bucket=?1 AND name=?2",
+                    [&bucket, &name],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if existing.is_none() {
                 return Err(object_not_found(&bucket, &name));
             }
             check_preconditions(existing.as_deref(), if_match.as_deref(), None)?;
-            conn.execute("DELETE FROM objects WHERE bucket=?1 AND name=?2", [&bucket, &name])?;
+            conn.execute(
+                "DELETE FROM objects WHERE bucket=?1 AND name=?2",
+                [&bucket, &name],
+            )?;
             Ok(())
         })
         .await?;
@@ -198,7 +299,11 @@ pub async fn delete(inner: &Arc<Inner>, bucket: &str, name: &str, headers: &Head
 }
 
 /// ListObjects: by `prefix`, from `start` (inclusive), at most `limit` (default and max 1000).
-pub async fn list(inner: &Arc<Inner>, bucket: &str, query: &HashMap<String, String>) -> Result<models::ListObjects, ApiError> {
+pub async fn list(
+    inner: &Arc<Inner>,
+    bucket: &str,
+    query: &HashMap<String, String>,
+) -> Result<models::ListObjects, ApiError> {
     let limit = super::streaming::parse_limit(query.get("limit").map(String::as_str), 1000, 1000)?;
     let prefix = query.get("prefix").cloned().unwrap_or_default();
     let start = query.get("start").cloned().unwrap_or_default();

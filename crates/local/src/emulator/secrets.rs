@@ -14,12 +14,15 @@ use super::{new_ocid, now_ms, parse_json, rfc3339_ms, Inner};
 /// The most a secret's content may hold, decoded (OCI's limit is 25 KB).
 pub const MAX_SECRET_BYTES: usize = 25 * 1024;
 
-const SECRET_COLUMNS: &str = "ocid, name, vault, compartment, key_id, description, state, created, deletion";
+const SECRET_COLUMNS: &str =
+    "ocid, name, vault, compartment, key_id, description, state, created, deletion";
 
 fn secret_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<models::Secret> {
     let id: String = r.get(0)?;
     let current: Option<i64> = conn
-        .prepare_cached("SELECT version FROM secret_versions WHERE secret=?1 AND stages LIKE '%\"CURRENT\"%'")?
+        .prepare_cached(
+            "SELECT version FROM secret_versions WHERE secret=?1 AND stages LIKE '%\"CURRENT\"%'",
+        )?
         .query_row([&id], |v| v.get(0))
         .optional()?;
     Ok(models::Secret {
@@ -37,7 +40,9 @@ fn secret_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result
 }
 
 fn load(conn: &Connection, id: &str) -> Result<models::Secret, ApiError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE ocid=?1"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SECRET_COLUMNS} FROM secrets WHERE ocid=?1"
+    ))?;
     let mut rows = stmt.query([id])?;
     match rows.next()? {
         Some(r) => Ok(secret_from_row(conn, r)?),
@@ -47,20 +52,26 @@ fn load(conn: &Connection, id: &str) -> Result<models::Secret, ApiError> {
 
 fn decode_content(content: &models::SecretContent) -> Result<Vec<u8>, ApiError> {
     if content.content_type != "BASE64" {
-        return Err(ApiError::invalid("secretContent.contentType must be BASE64"));
+        return Err(ApiError::invalid(
+            "secretContent.contentType must be BASE64",
+        ));
     }
     let plain = base64::engine::general_purpose::STANDARD
         .decode(&content.content)
         .map_err(|_| ApiError::invalid("secretContent.content is not valid base64"))?;
     if plain.len() > MAX_SECRET_BYTES {
-        return Err(ApiError::invalid(format!("a secret may hold at most {MAX_SECRET_BYTES} bytes")));
+        return Err(ApiError::invalid(format!(
+            "a secret may hold at most {MAX_SECRET_BYTES} bytes"
+        )));
     }
     Ok(plain)
 }
 
 fn stages_of(conn: &Connection, id: &str) -> Result<Vec<(i64, Vec<String>)>, ApiError> {
     Ok(conn
-        .prepare_cached("SELECT version, stages FROM secret_versions WHERE secret=?1 ORDER BY version")?
+        .prepare_cached(
+            "SELECT version, stages FROM secret_versions WHERE secret=?1 ORDER BY version",
+        )?
         .query_map([id], |r| {
             let text: String = r.get(1)?;
             Ok((r.get(0)?, serde_json::from_str(&text).unwrap_or_default()))
@@ -71,10 +82,17 @@ fn stages_of(conn: &Connection, id: &str) -> Result<Vec<(i64, Vec<String>)>, Api
 /// Adds a version with `plain` sealed, moving the stages as Vault does: a CURRENT version
 /// demotes the old CURRENT to PREVIOUS (and the old PREVIOUS to DEPRECATED); LATEST always
 /// moves to the new version; a PENDING version leaves CURRENT alone.
-fn add_version(conn: &Connection, id: &str, sealed: Vec<u8>, name: Option<String>, pending: bool) -> Result<(), ApiError> {
+fn add_version(
+    conn: &Connection,
+    id: &str,
+    sealed: Vec<u8>,
+    name: Option<String>,
+    pending: bool,
+) -> Result<(), ApiError> {
     let versions = stages_of(conn, id)?;
     let next = versions.last().map_or(1, |(v, _)| v + 1);
-    let mut update = conn.prepare_cached("UPDATE secret_versions SET stages=?3 WHERE secret=?1 AND version=?2")?;
+    let mut update =
+        conn.prepare_cached("UPDATE secret_versions SET stages=?3 WHERE secret=?1 AND version=?2")?;
     for (version, mut stages) in versions {
         let before = stages.clone();
         stages.retain(|s| s != "LATEST" && (!pending || s != "PENDING"));
@@ -89,10 +107,18 @@ fn add_version(conn: &Connection, id: &str, sealed: Vec<u8>, name: Option<String
             }
         }
         if stages != before {
-            update.execute(rusqlite::params![id, version, serde_json::to_string(&stages).unwrap_or_default()])?;
+            update.execute(rusqlite::params![
+                id,
+                version,
+                serde_json::to_string(&stages).unwrap_or_default()
+            ])?;
         }
     }
-    let stages = if pending { r#"["PENDING","LATEST"]"# } else { r#"["CURRENT","LATEST"]"# };
+    let stages = if pending {
+        r#"["PENDING","LATEST"]"#
+    } else {
+        r#"["CURRENT","LATEST"]"#
+    };
     conn.execute(
         "INSERT INTO secret_versions(secret, version, name, stages, created, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         rusqlite::params![id, next, name, stages, rfc3339_ms(now_ms()), sealed],
@@ -150,7 +176,11 @@ pub async fn update(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Result<models:
             let pending = match c.stage.as_deref() {
                 None | Some("CURRENT") => false,
                 Some("PENDING") => true,
-                Some(other) => return Err(ApiError::invalid(format!("stage {other} is not CURRENT or PENDING"))),
+                Some(other) => {
+                    return Err(ApiError::invalid(format!(
+                        "stage {other} is not CURRENT or PENDING"
+                    )))
+                }
             };
             Some((inner.key.seal(&decode_content(c)?), c.name.clone(), pending))
         }
@@ -162,10 +192,16 @@ pub async fn update(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Result<models:
         .write(move |conn, _| {
             let secret = load(conn, &id)?;
             if secret.lifecycle_state != "ACTIVE" {
-                return Err(ApiError::conflict("IncorrectState", format!("the secret is {}", secret.lifecycle_state)));
+                return Err(ApiError::conflict(
+                    "IncorrectState",
+                    format!("the secret is {}", secret.lifecycle_state),
+                ));
             }
             if let Some(description) = details.description {
-                conn.execute("UPDATE secrets SET description=?2 WHERE ocid=?1", [&id, &description])?;
+                conn.execute(
+                    "UPDATE secrets SET description=?2 WHERE ocid=?1",
+                    [&id, &description],
+                )?;
             }
             if let Some(metadata) = details.metadata {
                 conn.execute(
@@ -188,8 +224,14 @@ pub async fn get(inner: &Arc<Inner>, id: &str) -> Result<models::Secret, ApiErro
 }
 
 /// ListSecrets (by compartment; optionally by name, vault and lifecycle state).
-pub async fn list(inner: &Arc<Inner>, query: &HashMap<String, String>) -> Result<Vec<models::Secret>, ApiError> {
-    let compartment = query.get("compartmentId").cloned().ok_or_else(|| ApiError::missing("compartmentId"))?;
+pub async fn list(
+    inner: &Arc<Inner>,
+    query: &HashMap<String, String>,
+) -> Result<Vec<models::Secret>, ApiError> {
+    let compartment = query
+        .get("compartmentId")
+        .cloned()
+        .ok_or_else(|| ApiError::missing("compartmentId"))?;
     let name = query.get("name").cloned();
     let vault = query.get("vaultId").cloned();
     let state = query.get("lifecycleState").cloned();
@@ -219,7 +261,13 @@ struct ScheduleDeletion {
 
 /// ScheduleSecretDeletion: the secret becomes PENDING_DELETION; its bundles are no longer served.
 pub async fn schedule_deletion(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Result<(), ApiError> {
-    let details: ScheduleDeletion = if body.is_empty() { ScheduleDeletion { time_of_deletion: None } } else { parse_json(body)? };
+    let details: ScheduleDeletion = if body.is_empty() {
+        ScheduleDeletion {
+            time_of_deletion: None,
+        }
+    } else {
+        parse_json(body)?
+    };
     let when = match details.time_of_deletion {
         Some(t) => rfc3339_ms(super::parse_time_ms(&t)?),
         None => rfc3339_ms(now_ms() + 30 * 24 * 3_600_000),
@@ -230,9 +278,15 @@ pub async fn schedule_deletion(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Res
         .write(move |conn, _| {
             let secret = load(conn, &id)?;
             if secret.lifecycle_state != "ACTIVE" {
-                return Err(ApiError::conflict("IncorrectState", format!("the secret is {}", secret.lifecycle_state)));
+                return Err(ApiError::conflict(
+                    "IncorrectState",
+                    format!("the secret is {}", secret.lifecycle_state),
+                ));
             }
-            conn.execute("UPDATE secrets SET state='PENDING_DELETION', deletion=?2 WHERE ocid=?1", [&id, &when])?;
+            conn.execute(
+                "UPDATE secrets SET state='PENDING_DELETION', deletion=?2 WHERE ocid=?1",
+                [&id, &when],
+            )?;
             Ok(())
         })
         .await
@@ -241,20 +295,36 @@ pub async fn schedule_deletion(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Res
 /// GetSecretBundle (`id` given) and GetSecretBundleByName (`secretName` and `vaultId` in the
 /// query), selecting the version by `versionNumber`, `secretVersionName` or `stage` (default
 /// CURRENT).
-pub async fn get_bundle(inner: &Arc<Inner>, id: Option<&str>, query: &HashMap<String, String>) -> Result<models::SecretBundle, ApiError> {
+pub async fn get_bundle(
+    inner: &Arc<Inner>,
+    id: Option<&str>,
+    query: &HashMap<String, String>,
+) -> Result<models::SecretBundle, ApiError> {
     let by_name = match id {
         Some(_) => None,
         None => Some((
-            query.get("secretName").cloned().ok_or_else(|| ApiError::missing("secretName"))?,
-            query.get("vaultId").cloned().ok_or_else(|| ApiError::missing("vaultId"))?,
+            query
+                .get("secretName")
+                .cloned()
+                .ok_or_else(|| ApiError::missing("secretName"))?,
+            query
+                .get("vaultId")
+                .cloned()
+                .ok_or_else(|| ApiError::missing("vaultId"))?,
         )),
     };
     let version = match query.get("versionNumber") {
-        Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::invalid("versionNumber must be an integer"))?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| ApiError::invalid("versionNumber must be an integer"))?,
+        ),
         None => None,
     };
     let version_name = query.get("secretVersionName").cloned();
-    let stage = query.get("stage").cloned().unwrap_or_else(|| "CURRENT".into());
+    let stage = query
+        .get("stage")
+        .cloned()
+        .unwrap_or_else(|| "CURRENT".into());
     if !["CURRENT", "PENDING", "LATEST", "PREVIOUS", "DEPRECATED"].contains(&stage.as_str()) {
         return Err(ApiError::invalid(format!("stage {stage} is not valid")));
     }

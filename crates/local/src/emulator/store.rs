@@ -51,7 +51,7 @@ const WRITE_QUEUE: usize = 4096;
 /// The most jobs committed in one transaction.
 const MAX_GROUP: usize = 1024;
 /// Read connections kept open between reads.
-const READ_POOL: usize = 8;
+const READ_POOL: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -107,17 +107,28 @@ pub struct WriterState {
 
 impl WriterState {
     /// The next offset and last timestamp of a partition, loaded on first use.
-    pub fn partition(&mut self, conn: &Connection, stream: i64, part: i64) -> Result<&mut (i64, i64), ApiError> {
+    pub fn partition(
+        &mut self,
+        conn: &Connection,
+        stream: i64,
+        part: i64,
+    ) -> Result<&mut (i64, i64), ApiError> {
         use std::collections::hash_map::Entry;
         match self.partitions.entry((stream, part)) {
             Entry::Occupied(e) => Ok(e.into_mut()),
             Entry::Vacant(e) => {
                 let row = conn
-                    .prepare_cached("SELECT next_off, last_ts FROM partitions WHERE stream=?1 AND part=?2")?
-                    .query_row([stream, part], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)));
+                    .prepare_cached(
+                        "SELECT next_off, last_ts FROM partitions WHERE stream=?1 AND part=?2",
+                    )?
+                    .query_row([stream, part], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    });
                 match row {
                     Ok(v) => Ok(e.insert(v)),
-                    Err(rusqlite::Error::QueryReturnedNoRows) => Err(ApiError::not_found("the partition")),
+                    Err(rusqlite::Error::QueryReturnedNoRows) => {
+                        Err(ApiError::not_found("the partition"))
+                    }
                     Err(err) => Err(err.into()),
                 }
             }
@@ -143,13 +154,15 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "cache_size", -8192)?; // 8 MiB of page cache per connection
+    conn.pragma_update(None, "cache_size", -2048)?; // 2 MiB of page cache per connection
     conn.pragma_update(None, "mmap_size", 0)?;
     Ok(())
 }
@@ -161,7 +174,9 @@ impl Store {
         configure(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(EmulatorError::Corrupt(format!("cannot enable WAL (journal_mode is {mode})")));
+            return Err(EmulatorError::Corrupt(format!(
+                "cannot enable WAL (journal_mode is {mode})"
+            )));
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
@@ -230,7 +245,10 @@ impl Store {
     }
 
     /// Like [`Store::read`], on the calling thread.
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
         let conn = match pooled {
             Some(conn) => conn,
@@ -295,7 +313,11 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             let saved = conn.execute_batch("SAVEPOINT job").is_ok();
             let (ok, finish) = job(&conn, &mut state);
             if saved {
-                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                let end = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
                 if conn.execute_batch(end).is_err() {
                     state.invalidate();
                 }

@@ -82,7 +82,8 @@ impl StreamRow {
     }
 }
 
-const STREAM_COLUMNS: &str = "id, ocid, name, compartment, pool, partitions, retention_hours, state, created";
+const STREAM_COLUMNS: &str =
+    "id, ocid, name, compartment, pool, partitions, retention_hours, state, created";
 
 /// The state a cursor carries, sealed with the data key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,7 +117,9 @@ struct GroupCursor {
 }
 
 fn seal_cursor(inner: &Inner, state: &CursorState) -> String {
-    inner.key.seal_text(&serde_json::to_vec(state).unwrap_or_default())
+    inner
+        .key
+        .seal_text(&serde_json::to_vec(state).unwrap_or_default())
 }
 
 fn open_cursor(inner: &Inner, stream: &StreamRow, text: &str) -> Result<CursorState, ApiError> {
@@ -127,16 +130,20 @@ fn open_cursor(inner: &Inner, stream: &StreamRow, text: &str) -> Result<CursorSt
         return Err(ApiError::invalid("the cursor belongs to another stream"));
     }
     if state.e <= now_ms() {
-        return Err(ApiError::invalid("the cursor has expired; create a new one"));
+        return Err(ApiError::invalid(
+            "the cursor has expired; create a new one",
+        ));
     }
     Ok(state)
 }
 
 fn stream_by_ocid(conn: &Connection, ocid: &str) -> Result<StreamRow, ApiError> {
-    conn.prepare_cached(&format!("SELECT {STREAM_COLUMNS} FROM streams WHERE ocid=?1 AND state='ACTIVE'"))?
-        .query_row([ocid], StreamRow::from_row)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found(format!("stream {ocid}")))
+    conn.prepare_cached(&format!(
+        "SELECT {STREAM_COLUMNS} FROM streams WHERE ocid=?1 AND state='ACTIVE'"
+    ))?
+    .query_row([ocid], StreamRow::from_row)
+    .optional()?
+    .ok_or_else(|| ApiError::not_found(format!("stream {ocid}")))
 }
 
 /// The active stream with this OCID, from the in-memory cache or the store.
@@ -153,7 +160,11 @@ pub async fn stream(inner: &Arc<Inner>, ocid: &str) -> Result<Arc<StreamRow>, Ap
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 255 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// CreateStream.
@@ -165,11 +176,15 @@ pub async fn create_stream(inner: &Arc<Inner>, body: &[u8]) -> Result<models::St
         ));
     }
     if details.partitions < 1 || i64::from(details.partitions) > MAX_PARTITIONS {
-        return Err(ApiError::invalid(format!("partitions must be between 1 and {MAX_PARTITIONS}")));
+        return Err(ApiError::invalid(format!(
+            "partitions must be between 1 and {MAX_PARTITIONS}"
+        )));
     }
     let retention = details.retention_in_hours.unwrap_or(24);
     if !(24..=168).contains(&retention) {
-        return Err(ApiError::invalid("retentionInHours must be between 24 and 168"));
+        return Err(ApiError::invalid(
+            "retentionInHours must be between 24 and 168",
+        ));
     }
     let compartment = match (&details.compartment_id, &details.stream_pool_id) {
         (Some(c), _) => c.clone(),
@@ -216,7 +231,10 @@ pub async fn get_stream(inner: &Arc<Inner>, ocid: &str) -> Result<models::Stream
 }
 
 /// ListStreams: by compartment (or pool), optionally by name and lifecycle state.
-pub async fn list_streams(inner: &Arc<Inner>, query: &HashMap<String, String>) -> Result<Vec<models::Stream>, ApiError> {
+pub async fn list_streams(
+    inner: &Arc<Inner>,
+    query: &HashMap<String, String>,
+) -> Result<Vec<models::Stream>, ApiError> {
     let compartment = query.get("compartmentId").cloned();
     let pool = query.get("streamPoolId").cloned();
     if compartment.is_none() && pool.is_none() {
@@ -234,7 +252,10 @@ pub async fn list_streams(inner: &Arc<Inner>, query: &HashMap<String, String>) -
                  AND (?1 IS NULL OR compartment = ?1) AND (?2 IS NULL OR pool = ?2)
                  AND (?3 IS NULL OR name = ?3) AND (?4 IS NULL OR state = ?4) ORDER BY id LIMIT ?5"
             ))?;
-            let rows = stmt.query_map(rusqlite::params![compartment, pool, name, state, limit], StreamRow::from_row)?;
+            let rows = stmt.query_map(
+                rusqlite::params![compartment, pool, name, state, limit],
+                StreamRow::from_row,
+            )?;
             let mut out = Vec::new();
             for row in rows {
                 out.push(row?.model(&endpoint));
@@ -266,7 +287,9 @@ pub fn parse_limit(value: Option<&str>, default: i64, max: i64) -> Result<i64, A
         None => Ok(default),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid(format!("limit must be an integer from 1 to {max}"))),
+            _ => Err(ApiError::invalid(format!(
+                "limit must be an integer from 1 to {max}"
+            ))),
         },
     }
 }
@@ -277,8 +300,14 @@ fn decode_b64(what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| ApiError::invalid(format!("{what} is not valid base64")))
 }
 
+/// A decoded message: key (when given) and value.
+pub type DecodedMessage = (Option<Vec<u8>>, Vec<u8>);
+
+/// Per consumer group: its name and, per partition, (partition, next offset, committed).
+pub type GroupPositions = (String, Vec<(i64, i64, Option<i64>)>);
+
 /// A PutMessages body, validated and decoded.
-pub fn decode_put(body: &[u8]) -> Result<Vec<(Option<Vec<u8>>, Vec<u8>)>, ApiError> {
+pub fn decode_put(body: &[u8]) -> Result<Vec<DecodedMessage>, ApiError> {
     let details: models::PutMessagesDetails = parse_json(body)?;
     if details.messages.is_empty() {
         return Err(ApiError::invalid("messages must not be empty"));
@@ -317,7 +346,11 @@ pub fn partition_for_key(key: &[u8], partitions: i64) -> i64 {
 }
 
 /// PutMessages.
-pub async fn put_messages(inner: &Arc<Inner>, ocid: &str, body: &[u8]) -> Result<models::PutMessagesResult, ApiError> {
+pub async fn put_messages(
+    inner: &Arc<Inner>,
+    ocid: &str,
+    body: &[u8],
+) -> Result<models::PutMessagesResult, ApiError> {
     let messages = decode_put(body)?;
     let row = stream(inner, ocid).await?;
     let (sid, parts) = (row.id, row.partitions);
@@ -327,7 +360,9 @@ pub async fn put_messages(inner: &Arc<Inner>, ocid: &str, body: &[u8]) -> Result
             let mut touched: Vec<i64> = Vec::new();
             let mut placed = Vec::with_capacity(messages.len());
             let now = now_ms();
-            let mut insert = conn.prepare_cached("INSERT INTO messages(id, ts, key, value) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO messages(id, ts, key, value) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for (key, value) in &messages {
                 let part = match key {
                     Some(k) => partition_for_key(k, parts),
@@ -342,13 +377,20 @@ pub async fn put_messages(inner: &Arc<Inner>, ocid: &str, body: &[u8]) -> Result
                     return Err(ApiError::limit_exceeded("the partition is full"));
                 }
                 *slot = (offset + 1, ts);
-                insert.execute(rusqlite::params![message_rowid(sid, part, offset), ts, key, value])?;
+                insert.execute(rusqlite::params![
+                    message_rowid(sid, part, offset),
+                    ts,
+                    key,
+                    value
+                ])?;
                 if !touched.contains(&part) {
                     touched.push(part);
                 }
                 placed.push((part, offset, ts));
             }
-            let mut update = conn.prepare_cached("UPDATE partitions SET next_off=?3, last_ts=?4 WHERE stream=?1 AND part=?2")?;
+            let mut update = conn.prepare_cached(
+                "UPDATE partitions SET next_off=?3, last_ts=?4 WHERE stream=?1 AND part=?2",
+            )?;
             for part in touched {
                 let (next, ts) = *state.partition(conn, sid, part)?;
                 update.execute([sid, part, next, ts])?;
@@ -381,7 +423,13 @@ fn next_offset(conn: &Connection, sid: i64, part: i64) -> Result<i64, ApiError> 
 fn earliest_offset(conn: &Connection, sid: i64, part: i64) -> Result<i64, ApiError> {
     let first: Option<i64> = conn
         .prepare_cached("SELECT id FROM messages WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT 1")?
-        .query_row([message_rowid(sid, part, 0), message_rowid(sid, part, MAX_OFFSET)], |r| r.get(0))
+        .query_row(
+            [
+                message_rowid(sid, part, 0),
+                message_rowid(sid, part, MAX_OFFSET),
+            ],
+            |r| r.get(0),
+        )
         .optional()?;
     match first {
         Some(id) => Ok(rowid_offset(id)),
@@ -392,9 +440,15 @@ fn earliest_offset(conn: &Connection, sid: i64, part: i64) -> Result<i64, ApiErr
 /// The first offset stored at or after `time_ms` (the next offset when none is).
 fn offset_at_time(conn: &Connection, sid: i64, part: i64, time_ms: i64) -> Result<i64, ApiError> {
     let first: Option<i64> = conn
-        .prepare_cached("SELECT id FROM messages WHERE id >= ?1 AND id <= ?2 AND ts >= ?3 ORDER BY id LIMIT 1")?
+        .prepare_cached(
+            "SELECT id FROM messages WHERE id >= ?1 AND id <= ?2 AND ts >= ?3 ORDER BY id LIMIT 1",
+        )?
         .query_row(
-            [message_rowid(sid, part, 0), message_rowid(sid, part, MAX_OFFSET), time_ms],
+            [
+                message_rowid(sid, part, 0),
+                message_rowid(sid, part, MAX_OFFSET),
+                time_ms,
+            ],
             |r| r.get(0),
         )
         .optional()?;
@@ -415,13 +469,22 @@ fn parse_partition(text: &str, partitions: i64) -> Result<i64, ApiError> {
 }
 
 /// CreateCursor.
-pub async fn create_cursor(inner: &Arc<Inner>, ocid: &str, body: &[u8]) -> Result<models::Cursor, ApiError> {
+pub async fn create_cursor(
+    inner: &Arc<Inner>,
+    ocid: &str,
+    body: &[u8],
+) -> Result<models::Cursor, ApiError> {
     let details: models::CreateCursorDetails = parse_json(body)?;
     let row = stream(inner, ocid).await?;
     let part = parse_partition(&details.partition, row.partitions)?;
     let sid = row.id;
     let time = match details.cursor_type {
-        models::CursorType::AtTime => Some(parse_time_ms(details.time.as_deref().ok_or_else(|| ApiError::missing("time"))?)?),
+        models::CursorType::AtTime => Some(parse_time_ms(
+            details
+                .time
+                .as_deref()
+                .ok_or_else(|| ApiError::missing("time"))?,
+        )?),
         _ => None,
     };
     let offset = match details.cursor_type {
@@ -430,7 +493,11 @@ pub async fn create_cursor(inner: &Arc<Inner>, ocid: &str, body: &[u8]) -> Resul
             if o < 0 {
                 return Err(ApiError::invalid("offset must not be negative"));
             }
-            Some(if details.cursor_type == models::CursorType::AfterOffset { o + 1 } else { o })
+            Some(if details.cursor_type == models::CursorType::AfterOffset {
+                o + 1
+            } else {
+                o
+            })
         }
         _ => None,
     };
@@ -469,7 +536,13 @@ pub async fn create_cursor(inner: &Arc<Inner>, ocid: &str, body: &[u8]) -> Resul
 }
 
 /// The start position of every partition for a new group, or a reset one.
-fn group_start(conn: &Connection, sid: i64, parts: i64, kind: models::GroupCursorType, time: Option<i64>) -> Result<Vec<i64>, ApiError> {
+fn group_start(
+    conn: &Connection,
+    sid: i64,
+    parts: i64,
+    kind: models::GroupCursorType,
+    time: Option<i64>,
+) -> Result<Vec<i64>, ApiError> {
     (0..parts)
         .map(|p| match kind {
             models::GroupCursorType::Latest => next_offset(conn, sid, p),
@@ -507,15 +580,18 @@ fn group_acquire(
         .prepare_cached("SELECT part, next_off, instance, reserved_until FROM group_parts WHERE stream=?1 AND name=?2 ORDER BY part")?
         .query_map(rusqlite::params![sid, cursor.n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    let active = |inst: &Option<String>, until: &Option<i64>| inst.is_some() && until.unwrap_or(0) > now;
+    let active =
+        |inst: &Option<String>, until: &Option<i64>| inst.is_some() && until.unwrap_or(0) > now;
     // Membership: every instance that called within its timeout counts, holding partitions or not.
     conn.prepare_cached(
         "INSERT INTO group_members(stream, name, instance, alive_until) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(stream, name, instance) DO UPDATE SET alive_until=excluded.alive_until",
     )?
     .execute(rusqlite::params![sid, cursor.n, cursor.i, now + cursor.t])?;
-    conn.prepare_cached("DELETE FROM group_members WHERE stream=?1 AND name=?2 AND alive_until <= ?3")?
-        .execute(rusqlite::params![sid, cursor.n, now])?;
+    conn.prepare_cached(
+        "DELETE FROM group_members WHERE stream=?1 AND name=?2 AND alive_until <= ?3",
+    )?
+    .execute(rusqlite::params![sid, cursor.n, now])?;
     let members: i64 = conn
         .prepare_cached("SELECT count(*) FROM group_members WHERE stream=?1 AND name=?2")?
         .query_row(rusqlite::params![sid, cursor.n], |r| r.get(0))?;
@@ -549,13 +625,23 @@ fn group_acquire(
         reserve.execute(rusqlite::params![sid, cursor.n, p, cursor.i, until])?;
     }
     for p in release {
-        reserve.execute(rusqlite::params![sid, cursor.n, p, Option::<String>::None, Option::<i64>::None])?;
+        reserve.execute(rusqlite::params![
+            sid,
+            cursor.n,
+            p,
+            Option::<String>::None,
+            Option::<i64>::None
+        ])?;
     }
     let positions = mine
         .into_iter()
         .map(|(p, group_pos)| {
             let pos = if same_gen {
-                cursor.o.iter().find(|(cp, _)| *cp == p).map_or(group_pos, |(_, o)| *o)
+                cursor
+                    .o
+                    .iter()
+                    .find(|(cp, _)| *cp == p)
+                    .map_or(group_pos, |(_, o)| *o)
             } else {
                 group_pos
             };
@@ -566,24 +652,40 @@ fn group_acquire(
 }
 
 /// CreateGroupCursor.
-pub async fn create_group_cursor(inner: &Arc<Inner>, ocid: &str, body: &[u8]) -> Result<models::Cursor, ApiError> {
+pub async fn create_group_cursor(
+    inner: &Arc<Inner>,
+    ocid: &str,
+    body: &[u8],
+) -> Result<models::Cursor, ApiError> {
     let details: models::CreateGroupCursorDetails = parse_json(body)?;
     if !valid_name(&details.group_name) {
-        return Err(ApiError::invalid("groupName must be 1 to 255 characters of letters, digits, '-', '_' and '.'"));
+        return Err(ApiError::invalid(
+            "groupName must be 1 to 255 characters of letters, digits, '-', '_' and '.'",
+        ));
     }
     let timeout = details.timeout_in_ms.unwrap_or(DEFAULT_GROUP_TIMEOUT_MS);
     if !(1_000..=6 * 3_600_000).contains(&timeout) {
-        return Err(ApiError::invalid("timeoutInMs must be between 1000 and 21600000"));
+        return Err(ApiError::invalid(
+            "timeoutInMs must be between 1000 and 21600000",
+        ));
     }
     let time = match details.cursor_type {
-        models::GroupCursorType::AtTime => Some(parse_time_ms(details.time.as_deref().ok_or_else(|| ApiError::missing("time"))?)?),
+        models::GroupCursorType::AtTime => Some(parse_time_ms(
+            details
+                .time
+                .as_deref()
+                .ok_or_else(|| ApiError::missing("time"))?,
+        )?),
         _ => None,
     };
     let row = stream(inner, ocid).await?;
     let (sid, parts) = (row.id, row.partitions);
     let mut cursor = GroupCursor {
         n: details.group_name.clone(),
-        i: details.instance_name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        i: details
+            .instance_name
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         r: -1,
         o: Vec::new(),
         c: details.commit_on_get.unwrap_or(true),
@@ -614,14 +716,31 @@ pub async fn create_group_cursor(inner: &Arc<Inner>, ocid: &str, body: &[u8]) ->
     cursor.r = gen;
     cursor.o = positions;
     Ok(models::Cursor {
-        value: seal_cursor(inner, &CursorState { s: sid, e: now_ms() + CURSOR_TTL_MS, p: None, g: Some(cursor) }),
+        value: seal_cursor(
+            inner,
+            &CursorState {
+                s: sid,
+                e: now_ms() + CURSOR_TTL_MS,
+                p: None,
+                g: Some(cursor),
+            },
+        ),
     })
 }
 
 /// ConsumerCommit (`commit = true`) and ConsumerHeartbeat (`commit = false`).
-pub async fn commit_or_heartbeat(inner: &Arc<Inner>, ocid: &str, cursor_text: Option<&str>, commit: bool) -> Result<models::Cursor, ApiError> {
+pub async fn commit_or_heartbeat(
+    inner: &Arc<Inner>,
+    ocid: &str,
+    cursor_text: Option<&str>,
+    commit: bool,
+) -> Result<models::Cursor, ApiError> {
     let row = stream(inner, ocid).await?;
-    let mut state = open_cursor(inner, &row, cursor_text.ok_or_else(|| ApiError::missing("cursor"))?)?;
+    let mut state = open_cursor(
+        inner,
+        &row,
+        cursor_text.ok_or_else(|| ApiError::missing("cursor"))?,
+    )?;
     let mut group = state
         .g
         .take()
@@ -636,7 +755,9 @@ pub async fn commit_or_heartbeat(inner: &Arc<Inner>, ocid: &str, cursor_text: Op
     group.o = positions;
     state.g = Some(group);
     state.e = now_ms() + CURSOR_TTL_MS;
-    Ok(models::Cursor { value: seal_cursor(inner, &state) })
+    Ok(models::Cursor {
+        value: seal_cursor(inner, &state),
+    })
 }
 
 /// Appends the JSON of up to `limit` messages of one partition from `from` to `out`, staying
@@ -656,12 +777,21 @@ fn append_messages(
 ) -> Result<(i64, i64), ApiError> {
     use std::fmt::Write as _;
     let engine = base64::engine::general_purpose::STANDARD;
-    let mut stmt = conn.prepare_cached("SELECT id, ts, key, value FROM messages WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3")?;
-    let mut rows = stmt.query([message_rowid(sid, part, from), message_rowid(sid, part, MAX_OFFSET), limit])?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, ts, key, value FROM messages WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let mut rows = stmt.query([
+        message_rowid(sid, part, from),
+        message_rowid(sid, part, MAX_OFFSET),
+        limit,
+    ])?;
     let (mut count, mut next) = (0i64, from);
     let mut last_ts = (i64::MIN, String::new());
     while let Some(r) = rows.next()? {
-        let key = r.get_ref(2)?.as_blob_or_null().map_err(rusqlite::Error::from)?;
+        let key = r
+            .get_ref(2)?
+            .as_blob_or_null()
+            .map_err(rusqlite::Error::from)?;
         let value = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
         let size = value.len() + key.map_or(0, <[u8]>::len);
         if !*first && size > *budget {
@@ -675,7 +805,10 @@ fn append_messages(
         }
         out.push_str(if *first { "{" } else { ",{" });
         *first = false;
-        let _ = write!(out, "\"stream\":{stream_json},\"partition\":\"{part}\",\"key\":");
+        let _ = write!(
+            out,
+            "\"stream\":{stream_json},\"partition\":\"{part}\",\"key\":"
+        );
         match key {
             Some(k) => {
                 out.push('"');
@@ -686,7 +819,11 @@ fn append_messages(
         }
         out.push_str(",\"value\":\"");
         engine.encode_string(value, out);
-        let _ = write!(out, "\",\"offset\":{offset},\"timestamp\":\"{}\"}}", last_ts.1);
+        let _ = write!(
+            out,
+            "\",\"offset\":{offset},\"timestamp\":\"{}\"}}",
+            last_ts.1
+        );
         count += 1;
         next = offset + 1;
     }
@@ -694,10 +831,20 @@ fn append_messages(
 }
 
 /// GetMessages: the JSON array body and the next cursor.
-pub async fn get_messages(inner: &Arc<Inner>, ocid: &str, query: &HashMap<String, String>) -> Result<(String, String), ApiError> {
+pub async fn get_messages(
+    inner: &Arc<Inner>,
+    ocid: &str,
+    query: &HashMap<String, String>,
+) -> Result<(String, String), ApiError> {
     let row = stream(inner, ocid).await?;
-    let limit = parse_limit(query.get("limit").map(String::as_str), MAX_GET_LIMIT, MAX_GET_LIMIT)?;
-    let cursor_text = query.get("cursor").ok_or_else(|| ApiError::missing("cursor"))?;
+    let limit = parse_limit(
+        query.get("limit").map(String::as_str),
+        MAX_GET_LIMIT,
+        MAX_GET_LIMIT,
+    )?;
+    let cursor_text = query
+        .get("cursor")
+        .ok_or_else(|| ApiError::missing("cursor"))?;
     let mut state = open_cursor(inner, &row, cursor_text)?;
     let sid = row.id;
     let stream_json = serde_json::to_string(&row.name).unwrap_or_else(|_| "\"\"".into());
@@ -718,7 +865,11 @@ pub async fn get_messages(inner: &Arc<Inner>, ocid: &str, query: &HashMap<String
         }
         (None, None) => return Err(ApiError::invalid("the cursor is invalid; create a new one")),
     };
-    let _permit = inner.reads.acquire().await.map_err(|_| ApiError::unavailable())?;
+    let _permit = inner
+        .reads
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable())?;
     let (body, next_positions) = inner
         .store
         .read(move |conn| {
@@ -733,7 +884,17 @@ pub async fn get_messages(inner: &Arc<Inner>, ocid: &str, query: &HashMap<String
                     next_positions.push((part, from));
                     continue;
                 }
-                let (count, next) = append_messages(conn, &mut out, &stream_json, sid, part, from, remaining, &mut budget, &mut first)?;
+                let (count, next) = append_messages(
+                    conn,
+                    &mut out,
+                    &stream_json,
+                    sid,
+                    part,
+                    from,
+                    remaining,
+                    &mut budget,
+                    &mut first,
+                )?;
                 remaining -= count;
                 next_positions.push((part, next));
             }
@@ -760,7 +921,11 @@ pub async fn get_messages(inner: &Arc<Inner>, ocid: &str, query: &HashMap<String
 }
 
 /// GetGroup.
-pub async fn get_group(inner: &Arc<Inner>, ocid: &str, group: &str) -> Result<models::Group, ApiError> {
+pub async fn get_group(
+    inner: &Arc<Inner>,
+    ocid: &str,
+    group: &str,
+) -> Result<models::Group, ApiError> {
     let row = stream(inner, ocid).await?;
     let (sid, name, stream_id) = (row.id, group.to_owned(), row.ocid.clone());
     inner
@@ -793,14 +958,24 @@ pub async fn get_group(inner: &Arc<Inner>, ocid: &str, group: &str) -> Result<mo
 }
 
 /// UpdateGroup: moves the group's position and drops reservations and outstanding cursors.
-pub async fn update_group(inner: &Arc<Inner>, ocid: &str, group: &str, body: &[u8]) -> Result<(), ApiError> {
+pub async fn update_group(
+    inner: &Arc<Inner>,
+    ocid: &str,
+    group: &str,
+    body: &[u8],
+) -> Result<(), ApiError> {
     let details: models::UpdateGroupDetails = parse_json(body)?;
     let row = stream(inner, ocid).await?;
     let Some(kind) = details.cursor_type else {
         return Ok(());
     };
     let time = match kind {
-        models::GroupCursorType::AtTime => Some(parse_time_ms(details.time.as_deref().ok_or_else(|| ApiError::missing("time"))?)?),
+        models::GroupCursorType::AtTime => Some(parse_time_ms(
+            details
+                .time
+                .as_deref()
+                .ok_or_else(|| ApiError::missing("time"))?,
+        )?),
         _ => None,
     };
     let (sid, parts, name) = (row.id, row.partitions, group.to_owned());
@@ -834,24 +1009,32 @@ pub struct StreamStats {
     /// Per partition: (partition, oldest retained offset, next offset). Depth is the difference.
     pub partitions: Vec<(i64, i64, i64)>,
     /// Per consumer group: (group, per partition: (partition, next offset to read, committed)).
-    pub groups: Vec<(String, Vec<(i64, i64, Option<i64>)>)>,
+    pub groups: Vec<GroupPositions>,
 }
 
 /// Stats of every active stream.
 pub fn stats(conn: &Connection) -> Result<Vec<StreamStats>, ApiError> {
     let streams: Vec<StreamRow> = conn
-        .prepare(&format!("SELECT {STREAM_COLUMNS} FROM streams WHERE state='ACTIVE' ORDER BY id"))?
+        .prepare(&format!(
+            "SELECT {STREAM_COLUMNS} FROM streams WHERE state='ACTIVE' ORDER BY id"
+        ))?
         .query_map([], StreamRow::from_row)?
         .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(streams.len());
     for s in streams {
         let mut partitions = Vec::new();
         for p in 0..s.partitions {
-            partitions.push((p, earliest_offset(conn, s.id, p)?, next_offset(conn, s.id, p)?));
+            partitions.push((
+                p,
+                earliest_offset(conn, s.id, p)?,
+                next_offset(conn, s.id, p)?,
+            ));
         }
-        let mut groups: Vec<(String, Vec<(i64, i64, Option<i64>)>)> = Vec::new();
+        let mut groups: Vec<GroupPositions> = Vec::new();
         let mut stmt = conn.prepare("SELECT name, part, next_off, committed FROM group_parts WHERE stream=?1 ORDER BY name, part")?;
-        let rows = stmt.query_map([s.id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([s.id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
         for row in rows {
             let (name, part, next, committed) = row?;
             match groups.last_mut() {
@@ -859,7 +1042,12 @@ pub fn stats(conn: &Connection) -> Result<Vec<StreamStats>, ApiError> {
                 _ => groups.push((name, vec![(part, next, committed)])),
             }
         }
-        out.push(StreamStats { id: s.ocid, name: s.name, partitions, groups });
+        out.push(StreamStats {
+            id: s.ocid,
+            name: s.name,
+            partitions,
+            groups,
+        });
     }
     Ok(out)
 }
@@ -867,7 +1055,9 @@ pub fn stats(conn: &Connection) -> Result<Vec<StreamStats>, ApiError> {
 /// Deletes messages older than each stream's retention, and the messages of deleted streams,
 /// in chunks. Returns how many messages were deleted.
 pub async fn trim(inner: &Arc<Inner>, now: SystemTime) -> Result<u64, ApiError> {
-    let now_ms = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now_ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let streams: Vec<(i64, i64, i64, String)> = inner
         .store
         .read(|conn| {
@@ -880,7 +1070,11 @@ pub async fn trim(inner: &Arc<Inner>, now: SystemTime) -> Result<u64, ApiError> 
     let mut total = 0u64;
     for (sid, parts, hours, state) in streams {
         let deleted_stream = state == "DELETED";
-        let cutoff = if deleted_stream { i64::MAX } else { now_ms - hours * 3_600_000 };
+        let cutoff = if deleted_stream {
+            i64::MAX
+        } else {
+            now_ms - hours * 3_600_000
+        };
         for part in 0..parts {
             loop {
                 let n = inner
@@ -931,7 +1125,9 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(partition_for_key(b"k1", 7), p);
         }
-        let spread: std::collections::HashSet<i64> = (0..200).map(|i| partition_for_key(format!("k{i}").as_bytes(), 7)).collect();
+        let spread: std::collections::HashSet<i64> = (0..200)
+            .map(|i| partition_for_key(format!("k{i}").as_bytes(), 7))
+            .collect();
         assert_eq!(spread.len(), 7);
     }
 }

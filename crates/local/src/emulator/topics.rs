@@ -49,13 +49,21 @@ fn load(conn: &Connection, id: &str) -> Result<models::NotificationTopic, ApiErr
 }
 
 /// CreateTopic.
-pub async fn create(inner: &Arc<Inner>, body: &[u8]) -> Result<models::NotificationTopic, ApiError> {
+pub async fn create(
+    inner: &Arc<Inner>,
+    body: &[u8],
+) -> Result<models::NotificationTopic, ApiError> {
     let details: models::CreateTopicDetails = parse_json(body)?;
     let valid = !details.name.is_empty()
         && details.name.len() <= 256
-        && details.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && details
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
-        return Err(ApiError::invalid("name must be 1 to 256 letters, digits, '-' or '_'"));
+        return Err(ApiError::invalid(
+            "name must be 1 to 256 letters, digits, '-' or '_'",
+        ));
     }
     let id = new_ocid("onstopic");
     inner
@@ -87,10 +95,17 @@ pub async fn get(inner: &Arc<Inner>, id: &str) -> Result<models::NotificationTop
 }
 
 /// PublishMessage.
-pub async fn publish(inner: &Arc<Inner>, topic: &str, message_type: Option<String>, body: &[u8]) -> Result<models::PublishResult, ApiError> {
+pub async fn publish(
+    inner: &Arc<Inner>,
+    topic: &str,
+    message_type: Option<String>,
+    body: &[u8],
+) -> Result<models::PublishResult, ApiError> {
     let details: models::MessageDetails = parse_json(body)?;
     if details.body.len() + details.title.as_ref().map_or(0, String::len) > MAX_NOTIFICATION_BYTES {
-        return Err(ApiError::too_large(format!("a message may hold at most {MAX_NOTIFICATION_BYTES} bytes")));
+        return Err(ApiError::too_large(format!(
+            "a message may hold at most {MAX_NOTIFICATION_BYTES} bytes"
+        )));
     }
     if let Some(kind) = &message_type {
         if kind != "JSON" && kind != "RAW_TEXT" {

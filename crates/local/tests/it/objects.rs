@@ -14,22 +14,51 @@ async fn buckets_and_objects() {
     let compartment = emu.emulator.profile().compartment.clone();
     let bucket: models::Bucket = emu
         .client
-        .json(Method::POST, &format!("/n/{ns}/b/"), &models::CreateBucketDetails { name: "dead".into(), compartment_id: compartment.clone() })
+        .json(
+            Method::POST,
+            &format!("/n/{ns}/b/"),
+            &models::CreateBucketDetails {
+                name: "dead".into(),
+                compartment_id: compartment.clone(),
+            },
+        )
         .await
         .unwrap()
         .json()
         .unwrap();
     assert_eq!(bucket.name, "dead");
-    let again = emu.client.json(Method::POST, &format!("/n/{ns}/b/"), &models::CreateBucketDetails { name: "dead".into(), compartment_id: compartment }).await.unwrap();
+    let again = emu
+        .client
+        .json(
+            Method::POST,
+            &format!("/n/{ns}/b/"),
+            &models::CreateBucketDetails {
+                name: "dead".into(),
+                compartment_id: compartment,
+            },
+        )
+        .await
+        .unwrap();
     assert_error(&again, 409, "BucketAlreadyExists");
-    let got: models::Bucket = emu.client.get(&format!("/n/{ns}/b/dead")).await.unwrap().json().unwrap();
+    let got: models::Bucket = emu
+        .client
+        .get(&format!("/n/{ns}/b/dead"))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(got, bucket);
 
     let put = |name: &str, body: &[u8], headers: HeaderMap| {
         let path = format!("/n/{ns}/b/dead/o/{name}");
         let client = emu.client.clone();
         let body = body.to_vec();
-        async move { client.send(Method::PUT, &path, body, BodySigning::Exclude, headers).await.unwrap() }
+        async move {
+            client
+                .send(Method::PUT, &path, body, BodySigning::Exclude, headers)
+                .await
+                .unwrap()
+        }
     };
     let first = put("2024/a%20b.json", b"{\"a\":1}", HeaderMap::new()).await;
     assert_eq!(first.status, 200);
@@ -39,27 +68,82 @@ async fn buckets_and_objects() {
     put("other.json", b"o", HeaderMap::new()).await;
     let mut none_match = HeaderMap::new();
     none_match.insert("if-none-match", HeaderValue::from_static("*"));
-    assert_error(&put("other.json", b"o2", none_match).await, 412, "IfNoneMatchFailed");
+    assert_error(
+        &put("other.json", b"o2", none_match).await,
+        412,
+        "IfNoneMatchFailed",
+    );
 
-    let object = emu.client.get(&format!("/n/{ns}/b/dead/o/2024/a%20b.json")).await.unwrap();
+    let object = emu
+        .client
+        .get(&format!("/n/{ns}/b/dead/o/2024/a%20b.json"))
+        .await
+        .unwrap();
     assert_eq!(object.status, 200);
     assert_eq!(&object.body[..], b"{\"a\":1}");
     assert_eq!(object.header("etag"), Some(etag.as_str()));
-    let head = emu.client.send(Method::HEAD, &format!("/n/{ns}/b/dead/o/2024%2Fa%20b.json"), vec![], BodySigning::Include, HeaderMap::new()).await.unwrap();
+    let head = emu
+        .client
+        .send(
+            Method::HEAD,
+            &format!("/n/{ns}/b/dead/o/2024%2Fa%20b.json"),
+            vec![],
+            BodySigning::Include,
+            HeaderMap::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("7"));
 
-    let list: models::ListObjects = emu.client.get(&format!("/n/{ns}/b/dead/o?prefix=2024/&limit=1")).await.unwrap().json().unwrap();
+    let list: models::ListObjects = emu
+        .client
+        .get(&format!("/n/{ns}/b/dead/o?prefix=2024/&limit=1"))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(list.objects.len(), 1);
     assert_eq!(list.objects[0].name, "2024/a b.json");
     assert_eq!(list.next_start_with.as_deref(), Some("2024/c.json"));
-    let page2: models::ListObjects = emu.client.get(&format!("/n/{ns}/b/dead/o?prefix=2024/&start=2024/c.json")).await.unwrap().json().unwrap();
+    let page2: models::ListObjects = emu
+        .client
+        .get(&format!("/n/{ns}/b/dead/o?prefix=2024/&start=2024/c.json"))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(page2.objects.len(), 1);
     assert_eq!(page2.next_start_with, None);
 
-    let deleted = emu.client.send(Method::DELETE, &format!("/n/{ns}/b/dead/o/other.json"), vec![], BodySigning::Include, HeaderMap::new()).await.unwrap();
+    let deleted = emu
+        .client
+        .send(
+            Method::DELETE,
+            &format!("/n/{ns}/b/dead/o/other.json"),
+            vec![],
+            BodySigning::Include,
+            HeaderMap::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(deleted.status, 204);
-    assert_error(&emu.client.get(&format!("/n/{ns}/b/dead/o/other.json")).await.unwrap(), 404, "ObjectNotFound");
-    assert_error(&emu.client.get(&format!("/n/{ns}/b/nope")).await.unwrap(), 404, "BucketNotFound");
-    assert_error(&emu.client.get("/n/othernamespace/b/dead").await.unwrap(), 404, "NotAuthorizedOrNotFound");
+    assert_error(
+        &emu.client
+            .get(&format!("/n/{ns}/b/dead/o/other.json"))
+            .await
+            .unwrap(),
+        404,
+        "ObjectNotFound",
+    );
+    assert_error(
+        &emu.client.get(&format!("/n/{ns}/b/nope")).await.unwrap(),
+        404,
+        "BucketNotFound",
+    );
+    assert_error(
+        &emu.client.get("/n/othernamespace/b/dead").await.unwrap(),
+        404,
+        "NotAuthorizedOrNotFound",
+    );
 }

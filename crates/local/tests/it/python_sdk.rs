@@ -16,7 +16,11 @@ async fn official_python_sdk_works_unchanged() {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(has_oci, "{} cannot import the OCI SDK: run scripts/venv.sh first", python.display());
+    assert!(
+        has_oci,
+        "{} cannot import the OCI SDK: run scripts/venv.sh first",
+        python.display()
+    );
     let emu = start().await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_smoke.py");
     let output = tokio::process::Command::new(&python)
@@ -28,6 +32,9 @@ async fn official_python_sdk_works_unchanged() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && stdout.contains("OK"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success() && stdout.contains("OK"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert_eq!(emu.emulator.notifications().await.unwrap().len(), 1);
 }

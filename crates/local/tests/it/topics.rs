@@ -12,24 +12,62 @@ async fn publish_is_recorded_and_listable() {
     let compartment = emu.emulator.profile().compartment.clone();
     let topic: models::NotificationTopic = emu
         .client
-        .json(Method::POST, "/20181201/topics", &models::CreateTopicDetails { name: "dead-letters".into(), compartment_id: compartment.clone(), description: None })
+        .json(
+            Method::POST,
+            "/20181201/topics",
+            &models::CreateTopicDetails {
+                name: "dead-letters".into(),
+                compartment_id: compartment.clone(),
+                description: None,
+            },
+        )
         .await
         .unwrap()
         .json()
         .unwrap();
-    let got: models::NotificationTopic = emu.client.get(&format!("/20181201/topics/{}", topic.topic_id)).await.unwrap().json().unwrap();
+    let got: models::NotificationTopic = emu
+        .client
+        .get(&format!("/20181201/topics/{}", topic.topic_id))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(got, topic);
     let mut headers = HeaderMap::new();
     headers.insert("messageType", HeaderValue::from_static("RAW_TEXT"));
-    let body = serde_json::to_vec(&models::MessageDetails { title: Some("3 permanent failures".into()), body: "batch 7".into() }).unwrap();
-    let answer = emu.client.send(Method::POST, &format!("/20181201/topics/{}/messages", topic.topic_id), body.clone(), BodySigning::Include, headers).await.unwrap();
+    let body = serde_json::to_vec(&models::MessageDetails {
+        title: Some("3 permanent failures".into()),
+        body: "batch 7".into(),
+    })
+    .unwrap();
+    let answer = emu
+        .client
+        .send(
+            Method::POST,
+            &format!("/20181201/topics/{}/messages", topic.topic_id),
+            body.clone(),
+            BodySigning::Include,
+            headers,
+        )
+        .await
+        .unwrap();
     let published: models::PublishResult = answer.json().unwrap();
     let recorded = emu.emulator.notifications().await.unwrap();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].message_id, published.message_id);
     assert_eq!(recorded[0].title.as_deref(), Some("3 permanent failures"));
     assert_eq!(recorded[0].message_type.as_deref(), Some("RAW_TEXT"));
-    let unknown = emu.client.send(Method::POST, "/20181201/topics/ocid1.onstopic.oc1.local.nope/messages", body, BodySigning::Include, HeaderMap::new()).await.unwrap();
+    let unknown = emu
+        .client
+        .send(
+            Method::POST,
+            "/20181201/topics/ocid1.onstopic.oc1.local.nope/messages",
+            body,
+            BodySigning::Include,
+            HeaderMap::new(),
+        )
+        .await
+        .unwrap();
     assert_error(&unknown, 404, "NotAuthorizedOrNotFound");
     assert_eq!(emu.emulator.notifications().await.unwrap().len(), 1);
 }

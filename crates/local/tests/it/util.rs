@@ -36,7 +36,13 @@ pub async fn start_with(options: EmulatorOptions) -> Running {
     let stop = shutdown.clone();
     tokio::spawn(async move { serving.serve(listener, stop).await.unwrap() });
     let client = SignedClient::for_profile(&base, emulator.profile()).unwrap();
-    Running { emulator, base, client, dir, shutdown }
+    Running {
+        emulator,
+        base,
+        client,
+        dir,
+        shutdown,
+    }
 }
 
 pub fn b64(bytes: &[u8]) -> String {
@@ -44,12 +50,19 @@ pub fn b64(bytes: &[u8]) -> String {
 }
 
 pub fn unb64(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
 }
 
 /// Asserts an OCI error answer: status, code, and an opc-request-id.
 pub fn assert_error(answer: &Answer, status: u16, code: &str) {
-    assert_eq!(answer.status.as_u16(), status, "body: {}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status.as_u16(),
+        status,
+        "body: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let body: models::ErrorBody = answer.json().unwrap();
     assert_eq!(body.code, code, "message: {}", body.message);
     assert!(answer.header("opc-request-id").is_some());
@@ -72,48 +85,108 @@ impl Running {
             )
             .await
             .unwrap();
-        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.json().unwrap()
     }
 
     /// PutMessages signed without the body, as the SDKs sign it.
     pub async fn put_raw(&self, stream: &str, body: Vec<u8>) -> Answer {
         self.client
-            .send(Method::POST, &format!("/20180418/streams/{stream}/messages"), body, BodySigning::Exclude, HeaderMap::new())
+            .send(
+                Method::POST,
+                &format!("/20180418/streams/{stream}/messages"),
+                body,
+                BodySigning::Exclude,
+                HeaderMap::new(),
+            )
             .await
             .unwrap()
     }
 
-    pub async fn put(&self, stream: &str, messages: &[(Option<&[u8]>, &[u8])]) -> models::PutMessagesResult {
+    pub async fn put(
+        &self,
+        stream: &str,
+        messages: &[(Option<&[u8]>, &[u8])],
+    ) -> models::PutMessagesResult {
         let details = models::PutMessagesDetails {
             messages: messages
                 .iter()
-                .map(|(k, v)| models::PutMessagesDetailsEntry { key: k.map(b64), value: b64(v) })
+                .map(|(k, v)| models::PutMessagesDetailsEntry {
+                    key: k.map(b64),
+                    value: b64(v),
+                })
                 .collect(),
         };
-        let answer = self.put_raw(stream, serde_json::to_vec(&details).unwrap()).await;
-        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        let answer = self
+            .put_raw(stream, serde_json::to_vec(&details).unwrap())
+            .await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.json().unwrap()
     }
 
     pub async fn cursor(&self, stream: &str, details: &models::CreateCursorDetails) -> String {
-        let answer = self.client.json(Method::POST, &format!("/20180418/streams/{stream}/cursors"), details).await.unwrap();
-        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        let answer = self
+            .client
+            .json(
+                Method::POST,
+                &format!("/20180418/streams/{stream}/cursors"),
+                details,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.json::<models::Cursor>().unwrap().value
     }
 
-    pub async fn get_messages(&self, stream: &str, cursor: &str, limit: Option<i64>) -> (Vec<models::Message>, String) {
+    pub async fn get_messages(
+        &self,
+        stream: &str,
+        cursor: &str,
+        limit: Option<i64>,
+    ) -> (Vec<models::Message>, String) {
         let mut path = format!("/20180418/streams/{stream}/messages?cursor={cursor}");
         if let Some(limit) = limit {
             path.push_str(&format!("&limit={limit}"));
         }
         let answer = self.client.get(&path).await.unwrap();
-        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-        let next = answer.header("opc-next-cursor").expect("opc-next-cursor is always set").to_owned();
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let next = answer
+            .header("opc-next-cursor")
+            .expect("opc-next-cursor is always set")
+            .to_owned();
         (answer.json().unwrap(), next)
     }
 }
 
-pub fn partition_cursor(partition: &str, kind: models::CursorType, offset: Option<i64>) -> models::CreateCursorDetails {
-    models::CreateCursorDetails { partition: partition.into(), cursor_type: kind, offset, time: None }
+pub fn partition_cursor(
+    partition: &str,
+    kind: models::CursorType,
+    offset: Option<i64>,
+) -> models::CreateCursorDetails {
+    models::CreateCursorDetails {
+        partition: partition.into(),
+        cursor_type: kind,
+        offset,
+        time: None,
+    }
 }
