@@ -19,6 +19,9 @@ enum Command {
     Oci(cmd::oci::OciCommand),
     /// Runs the OCI emulator the local stack uses (Streaming, Vault, Notifications, Object Storage).
     Emulator(cmd::emulator::Args),
+    /// Runs the whole stack locally: emulator, functions, API Gateway front, connector pump,
+    /// demo target. No cloud account needed.
+    Up(cmd::up::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +29,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Oci(command) => cmd::oci::run(command),
         Command::Emulator(args) => cmd::emulator::run(args),
+        Command::Up(args) => cmd::up::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,7 +5,11 @@
 //!   as OCI does, so the same function code runs locally and in the cloud.
 //! - [`client`]: a minimal signed HTTP client for the emulator, used by tests, the benchmark and
 //!   tools that need raw access.
+//! - [`stack`]: the local stack `datasync up` runs (gateway, function host, connector pump).
+//! - [`demo_target`]: a target API that records what it receives and fails on request.
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod demo_target;
 pub mod emulator;
+pub mod stack;

@@ -1,0 +1,269 @@
+//! The demo target: a REST API that records what it receives and fails on request.
+//!
+//! - Any method and path other than the control routes is a delivery: recorded (method, path,
+//!   headers, body), counted, with duplicates counted by `Idempotency-Key`; answered with the
+//!   current mode's status (200 by default) after the configured delay.
+//! - `POST /_control` with `{"status": 503, "count": N}` answers `status` to the next N
+//!   deliveries (omit `count` for "until changed"), `{"status": 200}` resets;
+//!   `{"fail_rate": 0.1, "fail_status": 500}` fails that share at random; `{"delay_ms": 50}`.
+//! - `GET /_received`: JSON `{"total", "unique", "duplicates", "failed", "messages": [...]}`
+//!   (`?summary=1` leaves the messages out). `DELETE /_received` clears.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// The most requests kept for `GET /_received` (older ones are dropped; counters go on).
+pub const MAX_RECORDED: usize = 2000;
+
+/// How the target answers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mode {
+    /// Status answered to deliveries (200 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Deliveries `status` applies to; then back to 200. `None`: until changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Share of deliveries (0..1) that fail at random with `fail_status`.
+    #[serde(default)]
+    pub fail_rate: f64,
+    /// Status of random failures (default 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_status: Option<u16>,
+    /// Delay before answering, in ms.
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+/// One received request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers (lower-case names).
+    pub headers: HashMap<String, String>,
+    /// Body as text (lossy).
+    pub body: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// The target's state.
+#[derive(Debug, Default)]
+pub struct DemoTarget {
+    mode: Mutex<Mode>,
+    received: Mutex<Vec<Received>>,
+    keys: Mutex<HashMap<String, u64>>,
+    total: AtomicU64,
+    failed: AtomicU64,
+    duplicates: AtomicU64,
+    record_bodies: bool,
+}
+
+impl DemoTarget {
+    /// A target answering as `mode`; `record` keeps every request (tests), otherwise only
+    /// counts (benchmarks).
+    pub fn new(mode: Mode, record: bool) -> Arc<Self> {
+        Arc::new(Self {
+            mode: Mutex::new(mode),
+            record_bodies: record,
+            ..Self::default()
+        })
+    }
+
+    /// Deliveries received.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Deliveries whose `Idempotency-Key` was seen before.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// Distinct `Idempotency-Key`s answered 2xx.
+    pub fn unique(&self) -> u64 {
+        self.keys.lock().map(|k| k.len() as u64).unwrap_or(0)
+    }
+
+    fn next_status(&self) -> (u16, u64) {
+        let Ok(mut mode) = self.mode.lock() else {
+            return (500, 0);
+        };
+        let delay = mode.delay_ms;
+        if let Some(status) = mode.status {
+            match mode.count {
+                Some(0) => {
+                    mode.status = None;
+                    mode.count = None;
+                }
+                Some(n) => {
+                    mode.count = Some(n - 1);
+                    return (status, delay);
+                }
+                None => return (status, delay),
+            }
+        }
+        if mode.fail_rate > 0.0 && rand::random::<f64>() < mode.fail_rate {
+            return (mode.fail_status.unwrap_or(503), delay);
+        }
+        (200, delay)
+    }
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(value.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn handle(State(t): State<Arc<DemoTarget>>, request: Request<Body>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    match (request.method().clone(), path.as_str()) {
+        (Method::POST, "/_control") => {
+            let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
+            match serde_json::from_slice::<Mode>(&body) {
+                Ok(mode) => {
+                    let doc = serde_json::to_value(&mode).unwrap_or_default();
+                    if let Ok(mut m) = t.mode.lock() {
+                        *m = mode;
+                    }
+                    json(StatusCode::OK, &doc)
+                }
+                Err(e) => json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({"code": "InvalidParameter", "message": e.to_string()}),
+                ),
+            }
+        }
+        (Method::GET, "/_received") => {
+            let summary = request.uri().query().is_some_and(|q| q.contains("summary"));
+            let mut doc = serde_json::json!({
+                "total": t.total(),
+                "unique": t.unique(),
+                "duplicates": t.duplicates(),
+                "failed": t.failed.load(Ordering::Relaxed),
+            });
+            if !summary {
+                let messages = t.received.lock().map(|r| r.clone()).unwrap_or_default();
+                doc["messages"] = serde_json::to_value(messages).unwrap_or_default();
+            }
+            json(StatusCode::OK, &doc)
+        }
+        (Method::DELETE, "/_received") => {
+            if let Ok(mut r) = t.received.lock() {
+                r.clear();
+            }
+            if let Ok(mut k) = t.keys.lock() {
+                k.clear();
+            }
+            t.total.store(0, Ordering::Relaxed);
+            t.failed.store(0, Ordering::Relaxed);
+            t.duplicates.store(0, Ordering::Relaxed);
+            json(StatusCode::OK, &serde_json::json!({}))
+        }
+        _ => deliver(&t, request).await,
+    }
+}
+
+async fn deliver(t: &DemoTarget, request: Request<Body>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let body: Bytes = axum::body::to_bytes(body, 8 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let (status, delay) = t.next_status();
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    t.total.fetch_add(1, Ordering::Relaxed);
+    let ok = (200..300).contains(&status);
+    if !ok {
+        t.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(key) = parts
+        .headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+    {
+        if ok {
+            if let Ok(mut keys) = t.keys.lock() {
+                let n = keys.entry(key.to_owned()).or_insert(0);
+                *n += 1;
+                if *n > 1 {
+                    t.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    if t.record_bodies {
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let rec = Received {
+            method: parts.method.to_string(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            status,
+        };
+        if let Ok(mut r) = t.received.lock() {
+            if r.len() >= MAX_RECORDED {
+                r.remove(0);
+            }
+            r.push(rec);
+        }
+    }
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(
+        code,
+        &serde_json::json!({ "received": ok, "status": status }),
+    )
+}
+
+/// Serves `target` on `listener` until `shutdown`.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    target: Arc<DemoTarget>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().fallback(handle).with_state(target);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+}

@@ -1,0 +1,526 @@
+//! The `datasync up` configuration file: one TOML document mirroring the Terraform variables
+//! (`terraform/variables.tf`) where they exist, plus what only the local stack has (function
+//! instances, the connector's backoff, the retry schedule, the gateway's API keys).
+//!
+//! Every field has a default, so no file is needed. Unknown keys are rejected, so a typo is an
+//! error rather than a silently ignored setting. [`StackConfig::into_settings`] validates once
+//! and produces [`StackSettings`] with `Duration`s.
+//!
+//! ```toml
+//! name_prefix = "datasync"
+//!
+//! [streams]
+//! data_stream_partitions = 1
+//! error_stream_partitions = 1
+//! data_stream_retention_hours = 24
+//! error_stream_retention_hours = 24
+//!
+//! [connector]
+//! batch_size_in_num = 100
+//! batch_time_in_ms = 200
+//! max_backoff_ms = 5000
+//! archive_rollover_size_mbs = 1
+//! archive_rollover_time_ms = 10000
+//! notify_dead_letter_messages = true
+//!
+//! [retry_schedule]
+//! enabled = true
+//! interval_seconds = 10
+//! max_messages = 500
+//!
+//! [gateway]
+//! rate_limit_per_second = 10000
+//! max_body_bytes = 6291456
+//!
+//! [[gateway.keys]]
+//! key = "a-long-random-secret"
+//! caller = "billing-app"
+//! operator = false
+//!
+//! [functions]
+//! populate_instances = 2
+//! process_instances = 2
+//! retry_instances = 1
+//! allow_targets = ["api.example.com:443"]
+//!
+//! [functions.config]
+//! max_attempts = "5"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("the configuration file {path} is not valid: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message (names the key and line).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("configuration {field}: {problem}")]
+    Invalid {
+        /// The field, as `section.key`.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn invalid(field: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StackConfig {
+    /// Prefix of every resource name (Terraform `name_prefix`, default `datasync`).
+    pub name_prefix: Option<String>,
+    /// Streams.
+    pub streams: StreamsConfig,
+    /// The Service Connector pump.
+    pub connector: ConnectorConfig,
+    /// The automatic retry of error streams.
+    pub retry_schedule: RetryScheduleConfig,
+    /// The API Gateway front.
+    pub gateway: GatewayConfig,
+    /// The functions.
+    pub functions: FunctionsConfig,
+}
+
+/// `[streams]`: Terraform's stream variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// Partitions of the data stream (default 1).
+    pub data_stream_partitions: u32,
+    /// Partitions of each error stream and the dead-letter stream (default 1).
+    pub error_stream_partitions: u32,
+    /// Retention of the data stream, 24 to 168 hours (default 24 locally).
+    pub data_stream_retention_hours: u32,
+    /// Retention of the error and dead-letter streams, 24 to 168 hours (default 24 locally).
+    pub error_stream_retention_hours: u32,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            data_stream_partitions: 1,
+            error_stream_partitions: 1,
+            data_stream_retention_hours: 24,
+            error_stream_retention_hours: 24,
+        }
+    }
+}
+
+/// `[connector]`: the Service Connector Hub behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectorConfig {
+    /// Most messages per process invocation (`batch_size_in_num`, default 100).
+    pub batch_size_in_num: u32,
+    /// Longest wait, in ms, to fill a batch once a message is waiting (default 200; Terraform's
+    /// `connector_batch_time_seconds` is in seconds, the local default is smaller).
+    pub batch_time_in_ms: u64,
+    /// Cap of the backoff between re-deliveries of a failed batch (default 5000 ms).
+    pub max_backoff_ms: u64,
+    /// Archive objects roll over at this size in MB (`archive_rollover_size_mbs`, default 1).
+    pub archive_rollover_size_mbs: u32,
+    /// ... or after this time in ms (`archive_rollover_time_ms`, default 10000 locally).
+    pub archive_rollover_time_ms: u64,
+    /// Send each dead-letter message to the topic (`notify_dead_letter_messages`, default true).
+    pub notify_dead_letter_messages: bool,
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        Self {
+            batch_size_in_num: 100,
+            batch_time_in_ms: 200,
+            max_backoff_ms: 5000,
+            archive_rollover_size_mbs: 1,
+            archive_rollover_time_ms: 10_000,
+            notify_dead_letter_messages: true,
+        }
+    }
+}
+
+/// `[retry_schedule]`: calls the retry function's group mode on every error stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryScheduleConfig {
+    /// On by default locally.
+    pub enabled: bool,
+    /// Seconds between rounds (default 10).
+    pub interval_seconds: u64,
+    /// Most messages one call re-delivers (default 500).
+    pub max_messages: u32,
+}
+
+impl Default for RetryScheduleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_seconds: 10,
+            max_messages: 500,
+        }
+    }
+}
+
+/// `[gateway]`: the API Gateway front.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Requests per second per API key (`gateway_rate_limit_per_second`, default 10000
+    /// locally, so the benchmark is not limited); excess requests get 429.
+    pub rate_limit_per_second: u32,
+    /// Largest request body; larger ones get 413 (default 6 MiB, the function invoke cap).
+    pub max_body_bytes: usize,
+    /// Extra API keys besides the generated source and operator keys.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_second: 10_000,
+            max_body_bytes: 6 * 1024 * 1024,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// `[[gateway.keys]]`: an API key and the caller identity it stands for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The key as sent in `x-api-key` (at least 16 characters).
+    pub key: String,
+    /// The caller identity the gateway sets in `x-datasync-caller`.
+    pub caller: String,
+    /// Whether the key may call `/stream/retry` (default false).
+    #[serde(default)]
+    pub operator: bool,
+}
+
+/// `[functions]`: instances and configuration overrides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FunctionsConfig {
+    /// Instances of populate (default 2).
+    pub populate_instances: u32,
+    /// Instances of process (default 2).
+    pub process_instances: u32,
+    /// Instances of retry (default 1).
+    pub retry_instances: u32,
+    /// Targets added to the allow-list (`host` or `host:port`), besides the demo target.
+    pub allow_targets: Vec<String>,
+    /// Function configuration keys (`function_config::KEYS`) overriding what the stack sets.
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for FunctionsConfig {
+    fn default() -> Self {
+        Self {
+            populate_instances: 2,
+            process_instances: 2,
+            retry_instances: 1,
+            allow_targets: Vec::new(),
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct StackSettings {
+    /// Resource name prefix.
+    pub name_prefix: String,
+    /// Streams.
+    pub streams: StreamsConfig,
+    /// Messages per process batch.
+    pub batch_size: usize,
+    /// Batch fill time.
+    pub batch_time: Duration,
+    /// Backoff cap.
+    pub max_backoff: Duration,
+    /// Archive rollover size in bytes.
+    pub rollover_bytes: usize,
+    /// Archive rollover time.
+    pub rollover_time: Duration,
+    /// Dead-letter messages to Notifications.
+    pub notify_dead_letter: bool,
+    /// Retry schedule interval; `None` when disabled.
+    pub retry_interval: Option<Duration>,
+    /// Messages per scheduled retry call.
+    pub retry_max: u32,
+    /// Per-key requests per second.
+    pub rate_limit: u32,
+    /// Body limit.
+    pub max_body_bytes: usize,
+    /// Extra keys.
+    pub keys: Vec<ApiKeyConfig>,
+    /// Function instances: populate, process, retry.
+    pub instances: [usize; 3],
+    /// Extra allow-list entries.
+    pub allow_targets: Vec<String>,
+    /// Configuration overrides.
+    pub function_config: BTreeMap<String, String>,
+}
+
+impl StackConfig {
+    /// Reads `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] / [`ConfigError::Parse`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Parses a TOML document.
+    ///
+    /// # Errors
+    /// The parser's error (unknown key, wrong type), naming the key.
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Validates and converts.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first field out of range.
+    pub fn into_settings(self) -> Result<StackSettings, ConfigError> {
+        let prefix = self.name_prefix.unwrap_or_else(|| "datasync".to_owned());
+        if prefix.is_empty()
+            || prefix.len() > 100
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(invalid(
+                "name_prefix",
+                "must be 1 to 100 lowercase letters, digits and dashes",
+            ));
+        }
+        let s = &self.streams;
+        for (field, v) in [
+            ("streams.data_stream_partitions", s.data_stream_partitions),
+            ("streams.error_stream_partitions", s.error_stream_partitions),
+        ] {
+            if !(1..=50).contains(&v) {
+                return Err(invalid(field, "must be from 1 to 50"));
+            }
+        }
+        for (field, v) in [
+            (
+                "streams.data_stream_retention_hours",
+                s.data_stream_retention_hours,
+            ),
+            (
+                "streams.error_stream_retention_hours",
+                s.error_stream_retention_hours,
+            ),
+        ] {
+            if !(24..=168).contains(&v) {
+                return Err(invalid(field, "must be from 24 to 168"));
+            }
+        }
+        let c = &self.connector;
+        if !(1..=10_000).contains(&c.batch_size_in_num) {
+            return Err(invalid(
+                "connector.batch_size_in_num",
+                "must be from 1 to 10000",
+            ));
+        }
+        if !(1..=600_000).contains(&c.batch_time_in_ms) {
+            return Err(invalid(
+                "connector.batch_time_in_ms",
+                "must be from 1 to 600000",
+            ));
+        }
+        if !(10..=600_000).contains(&c.max_backoff_ms) {
+            return Err(invalid(
+                "connector.max_backoff_ms",
+                "must be from 10 to 600000",
+            ));
+        }
+        if !(1..=100).contains(&c.archive_rollover_size_mbs) {
+            return Err(invalid(
+                "connector.archive_rollover_size_mbs",
+                "must be from 1 to 100",
+            ));
+        }
+        if !(100..=420_000).contains(&c.archive_rollover_time_ms) {
+            return Err(invalid(
+                "connector.archive_rollover_time_ms",
+                "must be from 100 to 420000",
+            ));
+        }
+        let r = &self.retry_schedule;
+        if r.enabled && !(1..=86_400).contains(&r.interval_seconds) {
+            return Err(invalid(
+                "retry_schedule.interval_seconds",
+                "must be from 1 to 86400",
+            ));
+        }
+        if !(1..=10_000).contains(&r.max_messages) {
+            return Err(invalid(
+                "retry_schedule.max_messages",
+                "must be from 1 to 10000",
+            ));
+        }
+        let g = &self.gateway;
+        if !(1..=1_000_000).contains(&g.rate_limit_per_second) {
+            return Err(invalid(
+                "gateway.rate_limit_per_second",
+                "must be from 1 to 1000000",
+            ));
+        }
+        if !(1024..=20 * 1024 * 1024).contains(&g.max_body_bytes) {
+            return Err(invalid(
+                "gateway.max_body_bytes",
+                "must be from 1024 to 20971520",
+            ));
+        }
+        for (i, k) in g.keys.iter().enumerate() {
+            if k.key.len() < 16 || !k.key.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(invalid(
+                    &format!("gateway.keys[{i}].key"),
+                    "must be at least 16 printable characters",
+                ));
+            }
+            if k.caller.is_empty()
+                || !k
+                    .caller
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+            {
+                return Err(invalid(
+                    &format!("gateway.keys[{i}].caller"),
+                    "must be letters, digits, '-', '_', '.' or '@'",
+                ));
+            }
+        }
+        let f = &self.functions;
+        for (field, v) in [
+            ("functions.populate_instances", f.populate_instances),
+            ("functions.process_instances", f.process_instances),
+            ("functions.retry_instances", f.retry_instances),
+        ] {
+            if !(1..=32).contains(&v) {
+                return Err(invalid(field, "must be from 1 to 32"));
+            }
+        }
+        for key in f.config.keys() {
+            if !datasync_core::function_config::KEYS
+                .iter()
+                .any(|k| k.name == key)
+            {
+                return Err(invalid(
+                    &format!("functions.config.{key}"),
+                    "is not a function configuration key (see function_config::KEYS)",
+                ));
+            }
+        }
+        Ok(StackSettings {
+            name_prefix: prefix,
+            streams: self.streams.clone(),
+            batch_size: c.batch_size_in_num as usize,
+            batch_time: Duration::from_millis(c.batch_time_in_ms),
+            max_backoff: Duration::from_millis(c.max_backoff_ms),
+            rollover_bytes: c.archive_rollover_size_mbs as usize * 1024 * 1024,
+            rollover_time: Duration::from_millis(c.archive_rollover_time_ms),
+            notify_dead_letter: c.notify_dead_letter_messages,
+            retry_interval: r.enabled.then(|| Duration::from_secs(r.interval_seconds)),
+            retry_max: r.max_messages,
+            rate_limit: g.rate_limit_per_second,
+            max_body_bytes: g.max_body_bytes,
+            keys: g.keys.clone(),
+            instances: [
+                f.populate_instances as usize,
+                f.process_instances as usize,
+                f.retry_instances as usize,
+            ],
+            allow_targets: f.allow_targets.clone(),
+            function_config: f.config.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let s = StackConfig::parse("").unwrap().into_settings().unwrap();
+        assert_eq!(s.name_prefix, "datasync");
+        assert_eq!(s.batch_size, 100);
+        assert_eq!(s.retry_interval, Some(Duration::from_secs(10)));
+        assert_eq!(s.instances, [2, 2, 1]);
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let s = StackConfig::parse(&example)
+            .unwrap()
+            .into_settings()
+            .unwrap();
+        assert_eq!(s.keys.len(), 1);
+        assert_eq!(s.function_config["max_attempts"], "5");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let err = StackConfig::parse("[connector]\nbatch_size = 3\n").unwrap_err();
+        assert!(err.to_string().contains("batch_size"), "{err}");
+        let err = StackConfig::parse("[streams]\ndata_stream_partitions = 0\n")
+            .unwrap()
+            .into_settings()
+            .unwrap_err();
+        assert!(err.to_string().contains("data_stream_partitions"), "{err}");
+        let err = StackConfig::parse("[functions.config]\nnope = \"1\"\n")
+            .unwrap()
+            .into_settings()
+            .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+}

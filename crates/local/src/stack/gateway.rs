@@ -1,0 +1,323 @@
+//! The API Gateway front: `POST /stream/sync` → populate and `POST /stream/retry` → retry,
+//! through the Fn contract with the header mapping OCI API Gateway uses
+//! ([`fdk::agent::gateway_request`] / [`fdk::agent::gateway_response`]).
+//!
+//! Locally callers authenticate with an API key in `x-api-key` (the header OCI usage plans
+//! read); the gateway sets `x-datasync-caller` from the key (dropping any client copy, as the
+//! Terraform deployment's header transformation does) and does not pass the key on. Answers:
+//! 401 for a missing or unknown key, 403 for a non-operator key on `/stream/retry`, 404 for
+//! other paths, 405 for other methods, 413 beyond the body limit, 429 with `Retry-After` beyond
+//! the per-key rate.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use tokio_util::sync::CancellationToken;
+
+use super::host::{deadline, Pool};
+use super::keys::KeyRing;
+
+/// The caller identity header the gateway sets.
+pub const CALLER_HEADER: &str = "x-datasync-caller";
+/// The API key header.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// The route prefix (the deployment's `path_prefix`).
+pub const SYNC_PATH: &str = "/stream/sync";
+/// The retry route.
+pub const RETRY_PATH: &str = "/stream/retry";
+
+/// A JSON status document for `GET /` and `GET /status`.
+pub type StatusFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = serde_json::Value> + Send>> + Send + Sync>;
+
+/// Counters the status page shows.
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    /// Requests answered, any status.
+    pub requests: AtomicU64,
+    /// Requests passed to a function that answered 2xx.
+    pub accepted: AtomicU64,
+    /// Rejected by auth (401/403).
+    pub unauthorized: AtomicU64,
+    /// Rejected by the rate limit.
+    pub rate_limited: AtomicU64,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Gateway state.
+pub struct Gateway {
+    keys: KeyRing,
+    populate: Arc<Pool>,
+    retry: Arc<Pool>,
+    rate: f64,
+    max_body: usize,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    status: Option<StatusFn>,
+    host: String,
+    /// Counters.
+    pub stats: Arc<GatewayStats>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway for the two pools.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        keys: KeyRing,
+        populate: Arc<Pool>,
+        retry: Arc<Pool>,
+        rate_per_second: u32,
+        max_body: usize,
+        status: Option<StatusFn>,
+        host: String,
+        stats: Arc<GatewayStats>,
+    ) -> Self {
+        Self {
+            keys,
+            populate,
+            retry,
+            rate: f64::from(rate_per_second.max(1)),
+            max_body,
+            buckets: Mutex::new(HashMap::new()),
+            status,
+            host,
+            stats,
+        }
+    }
+
+    /// Takes one token from `caller`'s bucket; false when empty.
+    fn admit(&self, caller: &str) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        let bucket = buckets.entry(caller.to_owned()).or_insert(Bucket {
+            tokens: self.rate,
+            at: now,
+        });
+        let elapsed = now.duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.rate);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Serves the gateway on `listener` until `shutdown` is cancelled; requests in flight finish.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().fallback(handle).with_state(gateway);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+}
+
+async fn handle(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request<Body>,
+) -> Response<Body> {
+    gw.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let request_id = uuid::Uuid::now_v7().simple().to_string();
+    let mut response = route(&gw, peer, request, &request_id).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("opc-request-id", v);
+    }
+    response
+}
+
+async fn route(
+    gw: &Gateway,
+    peer: SocketAddr,
+    request: Request<Body>,
+    request_id: &str,
+) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    if (path == "/" || path == "/status") && request.method() == Method::GET {
+        return status_page(gw, &path).await;
+    }
+    let (pool, operator_only) = match path.as_str() {
+        SYNC_PATH => (&gw.populate, false),
+        RETRY_PATH => (&gw.retry, true),
+        _ => return error(StatusCode::NOT_FOUND, "NotFound", "no route for this path"),
+    };
+    if request.method() != Method::POST {
+        let mut r = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "this route accepts POST only",
+        );
+        r.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let key = request
+        .headers()
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(caller) = gw.keys.caller(key).cloned() else {
+        gw.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "NotAuthenticated",
+            "a valid API key is required in the x-api-key header",
+        );
+    };
+    if operator_only && !caller.operator {
+        gw.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::FORBIDDEN,
+            "NotAuthorized",
+            "this key may not call /stream/retry; use the operator key",
+        );
+    }
+    if !gw.admit(&caller.name) {
+        gw.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "rate limit exceeded for this key",
+        );
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            "the request body is over the gateway's limit",
+        )
+    };
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > gw.max_body) {
+        return too_large();
+    }
+    let (mut parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, gw.max_body).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    let headers = &mut parts.headers;
+    headers.remove(API_KEY_HEADER);
+    headers.remove(CALLER_HEADER);
+    if let Ok(v) = HeaderValue::from_str(&caller.name) {
+        headers.insert(CALLER_HEADER, v);
+    }
+    let ip = peer.ip().to_string();
+    if let Ok(v) = HeaderValue::from_str(&ip) {
+        headers.append("x-forwarded-for", v.clone());
+        headers.insert("x-real-ip", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("for={ip};proto=http")) {
+        headers.insert(http::header::FORWARDED, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&gw.host) {
+        headers.insert(http::header::HOST, v);
+    }
+    let client = Request::from_parts(parts, body);
+    let mut call = match fdk::agent::gateway_request(client, request_id, deadline()) {
+        Ok(c) => c,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "the request has a header the gateway cannot pass on",
+            )
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        call.headers_mut().insert("opc-request-id", v);
+    }
+    call.headers_mut()
+        .insert("oci-subject-type", HeaderValue::from_static("resource"));
+    call.headers_mut().insert(
+        "oci-subject-id",
+        HeaderValue::from_static("ocid1.apigateway.oc1.local.gateway"),
+    );
+    let answer = match pool.call(call).await {
+        Ok(a) => fdk::agent::gateway_response(a),
+        Err(e) => {
+            tracing::warn!(function = pool.name(), error = %e, "gateway: function call failed");
+            fdk::agent::gateway_error(
+                if matches!(e, super::host::HostError::Fdk(fdk::Error::TimedOut(_))) {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                },
+            )
+        }
+    };
+    if answer.status().is_success() {
+        gw.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    let (parts, body): (http::response::Parts, Bytes) = answer.into_parts();
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn status_page(gw: &Gateway, path: &str) -> Response<Body> {
+    let doc = match &gw.status {
+        Some(f) => f().await,
+        None => serde_json::json!({}),
+    };
+    let mut r = if path == "/status" {
+        Response::new(Body::from(doc.to_string()))
+    } else {
+        Response::new(Body::from(super::status::html(&doc)))
+    };
+    let ct = if path == "/status" {
+        "application/json"
+    } else {
+        "text/html; charset=utf-8"
+    };
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r
+}

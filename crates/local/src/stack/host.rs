@@ -1,0 +1,240 @@
+//! The function host: serves each function in-process through `fdk` on Unix sockets in the
+//! data directory (`DATA/fn/<name>-<i>.sock`, one or more instances each), and calls them as
+//! the Fn agent does: one keep-alive connection per instance, one call at a time
+//! ([`fdk::agent::Invoker`]).
+
+use std::fmt::Display;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use fdk::agent::Invoker;
+use fdk::{FnEvent, IntoResponse, Payload, Service};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// A boxed future returned by a [`ServeFn`].
+pub type ServeFuture = Pin<Box<dyn Future<Output = Result<(), fdk::Error>> + Send>>;
+
+/// Serves one function instance on a socket path with a configuration until the token is
+/// cancelled (then the call in flight finishes and the socket files are removed).
+pub type ServeFn =
+    Arc<dyn Fn(PathBuf, fdk::Config, CancellationToken) -> ServeFuture + Send + Sync>;
+
+/// A [`ServeFn`] for an fdk handler: `fdk::Runtime::new(handler).with_config(..)
+/// .with_shutdown(..).serve(path)`.
+pub fn serve_fn<S, T>(handler: S) -> ServeFn
+where
+    S: Service<FnEvent<T>> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse + Send + 'static,
+    S::Error: Display + Send + 'static,
+    S::Future: Send + 'static,
+    T: Payload + 'static,
+{
+    Arc::new(move |path, config, stop| {
+        let runtime = fdk::Runtime::new(handler.clone())
+            .with_config(config)
+            .with_shutdown(stop.cancelled_owned());
+        Box::pin(runtime.serve(path))
+    })
+}
+
+/// Why a call to a function failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The pool is shut down.
+    #[error("the function host is shut down")]
+    Closed,
+    /// The socket did not appear in time.
+    #[error("function socket {0} did not appear within 5 s")]
+    NotListening(PathBuf),
+    /// Creating the socket directory failed.
+    #[error("creating {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The call failed (transport, timeout).
+    #[error(transparent)]
+    Fdk(#[from] fdk::Error),
+}
+
+/// How long a call may run (`Fn-Deadline`); OCI's default function timeout.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The instances of one function and the connections to them.
+pub struct Pool {
+    name: String,
+    slots: Vec<tokio::sync::Mutex<Option<Invoker>>>,
+    paths: Vec<PathBuf>,
+    permits: tokio::sync::Semaphore,
+    next: AtomicUsize,
+    calls: AtomicU64,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("instances", &self.paths.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of instances.
+    pub fn instances(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// Calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Sends `request` (built with `fdk::agent::invoke_request` / `gateway_request`) to a free
+    /// instance, waiting for one when all are busy.
+    ///
+    /// # Errors
+    /// The invoker's transport or timeout error.
+    pub async fn call(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, HostError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HostError::Closed)?;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut guard = None;
+        for i in 0..n {
+            if let Ok(g) = self.slots[(start + i) % n].try_lock() {
+                guard = Some((g, (start + i) % n));
+                break;
+            }
+        }
+        let (mut slot, index) = match guard {
+            Some(g) => g,
+            None => (self.slots[start % n].lock().await, start % n),
+        };
+        if slot.is_none() {
+            *slot = Some(Invoker::connect(&self.paths[index]).await?);
+        }
+        let invoker = slot.as_mut().ok_or(HostError::Closed)?;
+        Ok(invoker
+            .call(request, CALL_DEADLINE + Duration::from_secs(1))
+            .await?)
+    }
+}
+
+/// A deadline for a call starting now.
+pub fn deadline() -> SystemTime {
+    SystemTime::now() + CALL_DEADLINE
+}
+
+/// Serving function instances.
+pub struct Host {
+    stop: CancellationToken,
+    tasks: JoinSet<(String, Result<(), fdk::Error>)>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host with nothing running yet.
+    pub fn new() -> Self {
+        Self {
+            stop: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Starts `instances` instances of `name` on `dir/<name>-<i>.sock` with `config`, waits
+    /// until each socket is there, and returns the pool to call them.
+    ///
+    /// # Errors
+    /// [`HostError::NotListening`] when a socket does not appear within 5 s, or the first
+    /// connection's error.
+    pub async fn start(
+        &mut self,
+        name: &str,
+        serve: &ServeFn,
+        instances: usize,
+        dir: &Path,
+        config: &fdk::Config,
+    ) -> Result<Arc<Pool>, HostError> {
+        std::fs::create_dir_all(dir).map_err(|source| HostError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut paths = Vec::with_capacity(instances);
+        for i in 0..instances {
+            let path = dir.join(format!("{name}-{i}.sock"));
+            let fut = serve(path.clone(), config.clone(), self.stop.child_token());
+            let label = format!("{name}-{i}");
+            self.tasks.spawn(async move { (label, fut.await) });
+            paths.push(path);
+        }
+        let mut slots = Vec::with_capacity(instances);
+        for path in &paths {
+            let mut waited = Duration::ZERO;
+            while !path.exists() && waited < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                waited += Duration::from_millis(10);
+            }
+            if !path.exists() {
+                return Err(HostError::NotListening(path.clone()));
+            }
+            slots.push(tokio::sync::Mutex::new(Some(Invoker::connect(path).await?)));
+        }
+        Ok(Arc::new(Pool {
+            name: name.to_owned(),
+            slots,
+            paths,
+            permits: tokio::sync::Semaphore::new(instances),
+            next: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+        }))
+    }
+
+    /// Signals every instance to stop (calls in flight finish) and waits for them.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok((label, Err(e))) => {
+                    tracing::warn!(function = %label, error = %e, "function instance ended with an error")
+                }
+                Ok((label, Ok(()))) => {
+                    tracing::debug!(function = %label, "function instance stopped")
+                }
+                Err(e) => tracing::warn!(error = %e, "function instance task failed"),
+            }
+        }
+    }
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,218 @@
+//! The status page: `GET /status` (JSON) and `GET /` (the same as a self-contained HTML page,
+//! no external assets): streams with depth and consumer lag, deliveries per second, failures
+//! by class, recent notifications, archived objects.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::gateway::{GatewayStats, StatusFn};
+use super::host::Pool;
+use super::pump::Connector;
+use crate::client::SignedClient;
+use crate::demo_target::DemoTarget;
+use crate::emulator::{Emulator, NAMESPACE};
+
+/// What the status page reads.
+pub struct Sources {
+    /// The emulator.
+    pub emulator: Emulator,
+    /// A client signed with the LOCAL profile.
+    pub signed: SignedClient,
+    /// The archive bucket.
+    pub bucket: String,
+    /// The connectors.
+    pub connectors: Vec<Arc<Connector>>,
+    /// Gateway counters.
+    pub gateway: Arc<GatewayStats>,
+    /// Function pools.
+    pub pools: Vec<Arc<Pool>>,
+    /// The demo target.
+    pub demo_target: Option<Arc<DemoTarget>>,
+    /// Rounds of the retry schedule.
+    pub retry_runs: Arc<AtomicU64>,
+    /// Start time.
+    pub started: Instant,
+}
+
+/// A [`StatusFn`] over `sources`.
+pub fn status_fn(sources: Sources) -> StatusFn {
+    let sources = Arc::new(sources);
+    let last: Arc<Mutex<Option<(Instant, u64)>>> = Arc::new(Mutex::new(None));
+    Arc::new(move || {
+        let sources = Arc::clone(&sources);
+        let last = Arc::clone(&last);
+        Box::pin(async move { build(&sources, &last).await })
+    })
+}
+
+async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
+    let stats = s.emulator.stream_stats().await.unwrap_or_default();
+    let mut streams = Vec::new();
+    for st in &stats {
+        let depth: i64 = st.partitions.iter().map(|(_, lo, hi)| hi - lo).sum();
+        let next: i64 = st.partitions.iter().map(|(_, _, hi)| *hi).sum();
+        let mut consumers = Vec::new();
+        for c in s.connectors.iter().filter(|c| c.stream_id == st.id) {
+            let cps = c.checkpoints();
+            let lag: i64 = st
+                .partitions
+                .iter()
+                .map(|(p, lo, hi)| {
+                    let done = cps.get(&(*p as u32)).map_or(*lo, |o| o + 1);
+                    (hi - done).max(0)
+                })
+                .sum();
+            consumers.push(json!({
+                "connector": c.name,
+                "lag": lag,
+                "delivered": c.stats.delivered.load(Ordering::Relaxed),
+                "failed_attempts": c.stats.failures.load(Ordering::Relaxed),
+            }));
+        }
+        for (group, parts) in &st.groups {
+            let lag: i64 = st
+                .partitions
+                .iter()
+                .map(|(p, _, hi)| {
+                    parts
+                        .iter()
+                        .find(|(gp, _, _)| gp == p)
+                        .map_or(*hi, |(_, _, committed)| hi - committed.map_or(0, |c| c + 1))
+                })
+                .sum();
+            consumers.push(json!({ "group": group, "lag": lag }));
+        }
+        streams.push(json!({
+            "name": st.name,
+            "id": st.id,
+            "depth": depth,
+            "messages": next,
+            "consumers": consumers,
+        }));
+    }
+    let delivered = s.demo_target.as_ref().map_or(0, |t| t.total());
+    let processed: u64 = s
+        .connectors
+        .iter()
+        .filter(|c| c.name == "data-to-process")
+        .map(|c| c.stats.delivered.load(Ordering::Relaxed))
+        .sum();
+    let now = Instant::now();
+    let rate = match last.lock() {
+        Ok(mut l) => {
+            let r = l.map_or(0.0, |(t, n)| {
+                let dt = now.duration_since(t).as_secs_f64();
+                if dt > 0.0 {
+                    processed.saturating_sub(n) as f64 / dt
+                } else {
+                    0.0
+                }
+            });
+            *l = Some((now, processed));
+            r
+        }
+        Err(_) => 0.0,
+    };
+    let failures: Vec<Value> = stats
+        .iter()
+        .filter(|st| st.name.contains("-errors-") || st.name.ends_with("-dead-letter"))
+        .map(|st| {
+            json!({
+                "class": st.name,
+                "messages": st.partitions.iter().map(|(_, _, hi)| hi).sum::<i64>(),
+            })
+        })
+        .collect();
+    let notes = s.emulator.notifications().await.unwrap_or_default();
+    let recent: Vec<Value> = notes
+        .iter()
+        .rev()
+        .take(10)
+        .map(|n| json!(format!("{n:?}")))
+        .collect();
+    let objects = match s
+        .signed
+        .get(&format!("/n/{NAMESPACE}/b/{}/o?limit=50", s.bucket))
+        .await
+    {
+        Ok(a) if a.status.is_success() => a
+            .json::<Value>()
+            .ok()
+            .and_then(|v| v.get("objects").cloned())
+            .unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    json!({
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "streams": streams,
+        "deliveries_per_second": rate,
+        "processed_messages": processed,
+        "demo_target_received": delivered,
+        "failures_by_class": failures,
+        "notifications": { "total": notes.len(), "recent": recent },
+        "archived_objects": objects,
+        "gateway": {
+            "requests": s.gateway.requests.load(Ordering::Relaxed),
+            "accepted": s.gateway.accepted.load(Ordering::Relaxed),
+            "unauthorized": s.gateway.unauthorized.load(Ordering::Relaxed),
+            "rate_limited": s.gateway.rate_limited.load(Ordering::Relaxed),
+        },
+        "functions": s.pools.iter().map(|p| json!({"name": p.name(), "instances": p.instances(), "calls": p.calls()})).collect::<Vec<_>>(),
+        "retry_schedule_rounds": s.retry_runs.load(Ordering::Relaxed),
+    })
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The status document as an HTML page (refreshes every 2 s, no external assets).
+pub fn html(doc: &Value) -> String {
+    let mut out = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
+         <title>datasync</title><style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}pre{background:#f4f4f4;padding:1em}</style>\
+         </head><body><h1>datasync local stack</h1>",
+    );
+    let _ = write!(
+        out,
+        "<p>deliveries/s: {:.0} &middot; processed: {} &middot; uptime: {} s</p><h2>Streams</h2><table><tr><th>stream</th><th>depth</th><th>consumers (lag)</th></tr>",
+        doc["deliveries_per_second"].as_f64().unwrap_or(0.0),
+        doc["processed_messages"],
+        doc["uptime_seconds"]
+    );
+    for s in doc["streams"].as_array().into_iter().flatten() {
+        let consumers: Vec<String> = s["consumers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{} ({})",
+                    c["connector"]
+                        .as_str()
+                        .or(c["group"].as_str())
+                        .unwrap_or("?"),
+                    c["lag"]
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(s["name"].as_str().unwrap_or("")),
+            s["depth"],
+            esc(&consumers.join(", "))
+        );
+    }
+    out.push_str("</table><h2>Everything</h2><pre>");
+    out.push_str(&esc(&serde_json::to_string_pretty(doc).unwrap_or_default()));
+    out.push_str("</pre></body></html>");
+    out
+}

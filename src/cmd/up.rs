@@ -1,0 +1,189 @@
+//! `datasync up`: the whole stack on this machine, no cloud account.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use datasync_local::stack::host::ServeFn;
+use datasync_local::stack::{Functions, Stack, StackConfig, StackInfo, StackOptions};
+
+/// Runs the local stack: OCI emulator, the three functions, the API Gateway front, the
+/// Service Connector pump and the demo target, until Ctrl-C.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where state is kept (emulator database, keys, checkpoints, sockets). A second start on
+    /// the same directory continues where the first stopped.
+    #[arg(long, value_name = "DIR", default_value = ".datasync")]
+    pub data_dir: PathBuf,
+    /// A TOML configuration file (streams, connectors, functions, gateway keys and limits);
+    /// every value has a default, so none is needed.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The API Gateway front's address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The OCI emulator's address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8480")]
+    pub emulator_listen: SocketAddr,
+    /// The demo target's address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub demo_target_listen: SocketAddr,
+    /// Do not start the demo target.
+    #[arg(long)]
+    pub no_demo_target: bool,
+    /// Allow delivering to HOST[:PORT] (repeatable); the demo target is always allowed.
+    #[arg(long = "allow-target", value_name = "HOST[:PORT]")]
+    pub allow_targets: Vec<String>,
+}
+
+/// The three functions, from the function crates, served in-process.
+fn functions() -> Functions {
+    let populate: ServeFn = Arc::new(|path, config, stop| {
+        let handler = populate::Handler::from_config(&config);
+        let service = fdk::service_fn(move |event: fdk::FnEvent| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler.handle(event).await) }
+        });
+        Box::pin(
+            fdk::Runtime::new(service)
+                .with_config(config)
+                .with_shutdown(stop.cancelled_owned())
+                .serve(path),
+        )
+    });
+    let process: ServeFn = Arc::new(|path, config, stop| {
+        let handler = process::Process::from_config(&config);
+        let service = fdk::service_fn(move |event: fdk::FnEvent| {
+            let handler = handler.clone();
+            async move {
+                let (ctx, body) = event.into_parts();
+                Ok::<_, Infallible>(handler.handle(&ctx, &body).await)
+            }
+        });
+        Box::pin(
+            fdk::Runtime::new(service)
+                .with_config(config)
+                .with_shutdown(stop.cancelled_owned())
+                .serve(path),
+        )
+    });
+    let retry: ServeFn = Arc::new(|path, config, stop| {
+        let service = fdk::service_fn(move |_event: fdk::FnEvent| async move {
+            Ok::<_, Infallible>(fdk::Response::error(
+                http::StatusCode::BAD_GATEWAY,
+                "NotBuilt",
+                "the retry function is not built yet",
+            ))
+        });
+        Box::pin(
+            fdk::Runtime::new(service)
+                .with_config(config)
+                .with_shutdown(stop.cancelled_owned())
+                .serve(path),
+        )
+    });
+    Functions {
+        populate,
+        process,
+        retry,
+    }
+}
+
+/// Runs until Ctrl-C or SIGTERM, then stops in order and exits 0.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let config = match &args.config {
+        Some(path) => StackConfig::load(path)?,
+        None => StackConfig::default(),
+    };
+    let settings = config.into_settings()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let options = StackOptions {
+            data_dir: args.data_dir.clone(),
+            listen: args.listen,
+            emulator_listen: args.emulator_listen,
+            demo_target: (!args.no_demo_target).then_some(args.demo_target_listen),
+            demo_target_record: true,
+            allow_targets: args.allow_targets.clone(),
+            settings,
+        };
+        let stack = Stack::start(options, functions()).await?;
+        print_banner(stack.info(), &args.data_dir);
+        wait_for_signal().await;
+        tracing::info!("stopping: no new requests; finishing what is in flight");
+        stack.shutdown().await;
+        tracing::info!("stopped");
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_banner(info: &StackInfo, data_dir: &std::path::Path) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let target = info
+        .demo_target
+        .clone()
+        .unwrap_or_else(|| "https://your-target.example.com".to_owned());
+    let _ = writeln!(
+        out,
+        "datasync is up{}",
+        if info.first_start {
+            " (first start: new keys)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  endpoint:      {}/stream/sync   (operator: {}/stream/retry)",
+        info.gateway, info.gateway
+    );
+    let _ = writeln!(out, "  status page:   {}/", info.gateway);
+    if let Some(t) = &info.demo_target {
+        let _ = writeln!(out, "  demo target:   {t}   (received: {t}/_received)");
+    }
+    let _ = writeln!(out, "  source key:    {}", info.source_key);
+    let _ = writeln!(out, "  operator key:  {}", info.operator_key);
+    let _ = writeln!(
+        out,
+        "  keys file:     {}",
+        data_dir
+            .join(datasync_local::stack::keys::KEYS_FILE)
+            .display()
+    );
+    let _ = writeln!(out, "  OCI emulator:  {}", info.emulator);
+    let _ = writeln!(out, "  OCI CLI:       oci --config-file {} --profile {} --endpoint {} streaming admin stream list --compartment-id {}",
+        info.oci_config_file.display(), info.oci_profile, info.emulator, info.compartment);
+    let _ = writeln!(out, "try:");
+    let _ = writeln!(
+        out,
+        "  curl -sS -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"streamKey\":\"k1\",\"streamMessage\":{{\"vaultSecretName\":\"demo\",\"targetRestApi\":\"{target}/orders\",\"targetRestApiOperation\":\"POST\",\"targetRestApiPayload\":{{\"hello\":\"world\"}},\"targetRestApiHeaders\":[{{\"key\":\"x-demo\",\"value\":\"1\"}}]}}}}' {}/stream/sync",
+        info.source_key, info.gateway
+    );
+    let _ = writeln!(out, "Ctrl-C stops (in-flight work finishes first).");
+    let _ = out.flush();
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    if let Ok(mut term) = signal(SignalKind::terminate()) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
