@@ -10,11 +10,12 @@
 //! and measure
 //!
 //! - cold start: from spawn to the first answered `POST /call` (polling for the symlink every
-//!   100 µs, then connecting and calling);
+//!   100 µs, then connecting and calling with a minimal blocking HTTP/1.1 client);
 //! - idle RSS: the summed `VmRSS` of the process and its descendants, 300 ms after the first
 //!   call;
 //! - sequential calls per second on one keep-alive connection, for `--seconds` seconds after
-//!   200 warm-up calls.
+//!   200 warm-up calls (with the CPU time per call of the function and of the harness, from
+//!   `/proc/<pid>/stat`, to tell cost from scheduling delay on a busy machine).
 //!
 //! It prints the medians, then (when targets named `rust`, `python` and `node` are present)
 //! the ratios and whether the issue's targets are met: cold start ≤ 1/20 of Python's, idle RSS
@@ -26,13 +27,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use fdk::agent::{invoke_request, Invoker};
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
 
 struct Sample {
     cold: Duration,
     rss_kb: u64,
     calls_per_sec: f64,
+    server_cpu_us: f64,
+    client_cpu_us: f64,
 }
 
 struct Summary {
@@ -51,6 +54,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// CPU time (user + system) of one process, in clock ticks (100 Hz on Linux).
+fn cpu_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    // After the comm: state(0) ppid(1) ... utime(11) stime(12).
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
 }
 
 /// The VmRSS (kB) of `pid` and all its descendants.
@@ -96,23 +113,93 @@ fn tree_rss_kb(pid: u32) -> u64 {
         .sum()
 }
 
-fn request(i: u64) -> http::Request<Bytes> {
-    let deadline = SystemTime::now() + Duration::from_secs(30);
-    invoke_request(
-        &format!("bench-{i}"),
-        deadline,
-        Some("application/json"),
-        Bytes::from_static(br#"{"hello":"world"}"#),
-    )
-    .unwrap()
+/// A minimal blocking HTTP/1.1 client on one keep-alive connection: the same neutral
+/// measuring instrument for every FDK (two syscalls per call, no event loop of its own).
+struct RawClient {
+    stream: UnixStream,
+    buf: Vec<u8>,
 }
 
-async fn call(inv: &mut Invoker, i: u64) {
-    let r = inv.call(request(i), Duration::from_secs(30)).await.unwrap();
-    assert_eq!(r.status(), 200, "call failed: {:?}", r.body());
+impl RawClient {
+    fn connect(path: &Path) -> Self {
+        Self {
+            stream: UnixStream::connect(path).unwrap(),
+            buf: Vec::with_capacity(8192),
+        }
+    }
+
+    /// Sends `POST /call` with Fn headers and a small JSON body; returns the status.
+    fn call(&mut self, i: u64) -> u16 {
+        let body = br#"{"hello":"world"}"#;
+        let req = format!(
+            "POST /call HTTP/1.1\r\nHost: localhost\r\nFn-Call-Id: bench-{i}\r\n\
+             Fn-Deadline: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            fdk::protocol::format_deadline(SystemTime::now() + Duration::from_secs(30)),
+            body.len()
+        );
+        let mut msg = req.into_bytes();
+        msg.extend_from_slice(body);
+        self.stream.write_all(&msg).unwrap();
+        self.read_response()
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 8192];
+        let n = self.stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the function closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    fn read_response(&mut self) -> u16 {
+        let head_end = loop {
+            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+            self.fill();
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+        };
+        self.buf.drain(..head_end);
+        if let Some(len) = header("content-length:") {
+            let len: usize = len.parse().unwrap();
+            while self.buf.len() < len {
+                self.fill();
+            }
+            self.buf.drain(..len);
+        } else if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let line_end = loop {
+                    if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                        break p;
+                    }
+                    self.fill();
+                };
+                let size_str = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+                let size =
+                    usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16).unwrap();
+                while self.buf.len() < line_end + 2 + size + 2 {
+                    self.fill();
+                }
+                self.buf.drain(..line_end + 2 + size + 2);
+                if size == 0 {
+                    break;
+                }
+            }
+        }
+        status
+    }
 }
 
-async fn sample(command: &str, seconds: f64) -> Sample {
+fn sample(command: &str, seconds: f64) -> Sample {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("lsnr.sock");
     let start = Instant::now();
@@ -130,28 +217,33 @@ async fn sample(command: &str, seconds: f64) -> Sample {
         .spawn()
         .unwrap();
     wait_for(&socket, &mut child);
-    let mut inv = Invoker::connect(&socket).await.unwrap();
-    call(&mut inv, 0).await;
+    let mut client = RawClient::connect(&socket);
+    assert_eq!(client.call(0), 200);
     let cold = start.elapsed();
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::thread::sleep(Duration::from_millis(300));
     let rss_kb = tree_rss_kb(child.id());
 
     for i in 1..=200 {
-        call(&mut inv, i).await;
+        assert_eq!(client.call(i), 200);
     }
     let budget = Duration::from_secs_f64(seconds);
+    let pid = child.id().to_string();
+    let (server0, client0) = (cpu_ticks(&pid), cpu_ticks("self"));
     let t = Instant::now();
     let mut n: u64 = 0;
     while t.elapsed() < budget {
         for _ in 0..100 {
-            call(&mut inv, n).await;
+            assert_eq!(client.call(n), 200);
             n += 1;
         }
     }
     let calls_per_sec = n as f64 / t.elapsed().as_secs_f64();
+    let per_call = |ticks: u64| ticks as f64 * 10_000.0 / n as f64;
+    let server_cpu_us = per_call(cpu_ticks(&pid) - server0);
+    let client_cpu_us = per_call(cpu_ticks("self") - client0);
 
-    drop(inv);
+    drop(client);
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -169,6 +261,8 @@ async fn sample(command: &str, seconds: f64) -> Sample {
         cold,
         rss_kb,
         calls_per_sec,
+        server_cpu_us,
+        client_cpu_us,
     }
 }
 
@@ -183,8 +277,7 @@ fn wait_for(socket: &Path, child: &mut std::process::Child) {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
     let mut runs = 5;
     let mut seconds = 2.0;
     let mut targets: Vec<(String, String)> = Vec::new();
@@ -213,13 +306,16 @@ async fn main() {
     for (name, cmd) in &targets {
         let mut samples = Vec::new();
         for r in 0..runs {
-            let s = sample(cmd, seconds).await;
+            let s = sample(cmd, seconds);
             eprintln!(
-                "{name} run {}: cold {:.1} ms, idle RSS {:.1} MB, {:.0} calls/s",
+                "{name} run {}: cold {:.1} ms, idle RSS {:.1} MB, {:.0} calls/s \
+                 (CPU per call: function {:.1} us, harness {:.1} us)",
                 r + 1,
                 s.cold.as_secs_f64() * 1e3,
                 s.rss_kb as f64 / 1024.0,
-                s.calls_per_sec
+                s.calls_per_sec,
+                s.server_cpu_us,
+                s.client_cpu_us,
             );
             samples.push(s);
         }

@@ -7,9 +7,11 @@ use std::future::Future;
 use std::io::Write as _;
 use std::marker::PhantomData;
 use std::os::unix::fs::PermissionsExt as _;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -22,7 +24,7 @@ use tokio::net::UnixListener;
 use tower::{Layer, Service, ServiceExt as _};
 use tracing::Instrument as _;
 
-use crate::context::{Config, Context, FnEvent, Payload};
+use crate::context::{Config, Context as CallContext, FnEvent, Payload};
 use crate::protocol::{self, MAX_BODY_BYTES};
 use crate::response::{IntoResponse, Response};
 use crate::Error;
@@ -83,7 +85,7 @@ impl<S, T> Runtime<S, T> {
         }
     }
 
-    /// The function configuration handed to handlers in [`Context::config`], and read by
+    /// The function configuration handed to handlers in [`Context::config`](crate::Context::config), and read by
     /// [`Runtime::run`] for `FN_LISTENER`, `FN_FORMAT`, `FN_LOGFRAME_*` and the `FN_*` ids.
     /// Without it, `run` captures the process environment and `serve` uses an empty one.
     #[must_use]
@@ -396,7 +398,7 @@ where
     };
 
     let now = SystemTime::now();
-    let context = Context::from_call(parts.headers, Arc::clone(&inner.config), now);
+    let context = CallContext::from_call(parts.headers, Arc::clone(&inner.config), now);
     let remaining = context
         .deadline
         .duration_since(now)
@@ -418,38 +420,53 @@ where
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    let mut task = tokio::spawn(
-        async move { svc.oneshot(event).await.map(IntoResponse::into_response) }
-            .instrument(span.clone()),
-    );
-    let _g = span.enter();
-    match tokio::time::timeout_at(deadline, &mut task).await {
-        Ok(Ok(Ok(response))) => to_http(response, is_http),
-        Ok(Ok(Err(e))) => {
-            let message = e.to_string();
-            tracing::error!(error = %message, "handler failed");
-            failure(StatusCode::BAD_GATEWAY, "FunctionError", &message)
+    // NOTE: the handler is polled inline (no task spawn: that costs a wake-up per call); a
+    // panic is caught at each poll, and dropping the future (deadline, or the agent hanging
+    // up) cancels it.
+    let call = CatchUnwind(Box::pin(svc.oneshot(event)));
+    let outcome = async move {
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(Ok(Ok(response))) => to_http(response.into_response(), is_http),
+            Ok(Ok(Err(e))) => {
+                let message = e.to_string();
+                tracing::error!(error = %message, "handler failed");
+                failure(StatusCode::BAD_GATEWAY, "FunctionError", &message)
+            }
+            Ok(Err(panic)) => {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(panic = %message, "handler panicked");
+                failure(
+                    StatusCode::BAD_GATEWAY,
+                    "FunctionError",
+                    &format!("the handler panicked: {message}"),
+                )
+            }
+            Err(_) => {
+                tracing::error!("handler cancelled at Fn-Deadline");
+                failure(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "FunctionTimeout",
+                    "the function did not finish before Fn-Deadline",
+                )
+            }
         }
-        Ok(Err(join)) => {
-            let message = match join.try_into_panic() {
-                Ok(panic) => panic_message(panic.as_ref()),
-                Err(_) => "the handler was cancelled".to_owned(),
-            };
-            tracing::error!(panic = %message, "handler panicked");
-            failure(
-                StatusCode::BAD_GATEWAY,
-                "FunctionError",
-                &format!("the handler panicked: {message}"),
-            )
-        }
-        Err(_) => {
-            task.abort();
-            tracing::error!("handler cancelled at Fn-Deadline");
-            failure(
-                StatusCode::GATEWAY_TIMEOUT,
-                "FunctionTimeout",
-                "the function did not finish before Fn-Deadline",
-            )
+    }
+    .instrument(span);
+    outcome.await
+}
+
+/// Polls a future, turning a panic during any poll into `Err(payload)`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.get_mut().0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(panic) => Poll::Ready(Err(panic)),
         }
     }
 }

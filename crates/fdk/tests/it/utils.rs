@@ -57,7 +57,8 @@ impl Echo {
 
     fn wait_ready(&self) {
         let start = Instant::now();
-        while std::fs::symlink_metadata(&self.socket).is_err() {
+        let is_link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink());
+        while !is_link(&self.socket) {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "echo never listened"
