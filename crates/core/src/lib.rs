@@ -1,16 +1,21 @@
 //! The library every datasync part shares.
 //!
 //! - [`classify`]: the retry classifier, a pure function from an attempt to a decision.
+//! - [`deliver`]: the delivery engine process and retry share (concurrency, per-key order,
+//!   deadline, routing of failures, the dead-letter notification).
 //! - [`function_config`]: the configuration keys the three functions read.
 //! - [`message`]: the sync request, the envelope on the streams, and the validation rules.
 //! - [`oci`]: the OCI layer: request signing, auth providers, endpoints and service clients.
+//! - [`secret_cache`]: target tokens from Vault, cached with single-flight refresh.
 //! - [`settings`]: the functions' configuration, read once and validated.
 //! - [`target`]: the target caller (timeouts, no redirects, internal addresses refused).
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod deliver;
 pub mod function_config;
 pub mod message;
 pub mod oci;
+pub mod secret_cache;
 pub mod settings;
 pub mod target;

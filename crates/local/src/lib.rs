@@ -7,9 +7,12 @@
 //!   tools that need raw access.
 //! - [`stack`]: the local stack `datasync up` runs (gateway, function host, connector pump).
 //! - [`demo_target`]: a target API that records what it receives and fails on request.
+//! - [`target`]: a scripted target application on a real socket (status sequences, delays,
+//!   resets, `Retry-After`), recording every request; for tests and the demo target.
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod demo_target;
 pub mod emulator;
 pub mod stack;
+pub mod target;

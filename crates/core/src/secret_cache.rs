@@ -1,0 +1,147 @@
+//! The target tokens read from Vault, cached per secret name.
+//!
+//! - One GetSecretBundleByName per name per TTL (5 minutes by default), however many messages
+//!   of a batch use it: concurrent lookups of one name wait for a single fetch (single-flight).
+//! - [`SecretCache::refresh`] fetches again after a 401/403, once per stale value: when several
+//!   calls fail with the same old token, only the first fetches, the others get its result.
+//! - Tokens are [`HeaderValue`]s marked sensitive; `Debug` prints names and ages, never values.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+
+use crate::oci::client::OciError;
+use crate::oci::secrets::SecretsClient;
+
+/// How long a token is used before it is read again.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// Why a token could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Vault could not be read, or the secret does not exist.
+    #[error("reading the secret failed: {0}")]
+    Oci(#[from] OciError),
+    /// The secret's content is not a valid header value (not text, or holds control
+    /// characters). The content is never shown.
+    #[error("the secret's content is not a valid Authorization header value")]
+    NotAHeader,
+}
+
+impl SecretError {
+    /// Whether trying again later may succeed (Vault throttled or unavailable).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SecretError::Oci(e) if e.is_retryable())
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    token: HeaderValue,
+    fetched: Instant,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+
+/// The cache. Cheap to clone (clones share the entries).
+#[derive(Clone)]
+pub struct SecretCache {
+    secrets: SecretsClient,
+    vault: String,
+    ttl: Duration,
+    slots: Arc<Mutex<HashMap<String, Slot>>>,
+}
+
+impl std::fmt::Debug for SecretCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .slots
+            .lock()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_struct("SecretCache")
+            .field("vault", &self.vault)
+            .field("ttl", &self.ttl)
+            .field("names", &names.len())
+            .finish()
+    }
+}
+
+impl SecretCache {
+    /// A cache reading secrets of `vault` through `secrets`, keeping each for `ttl`.
+    pub fn new(secrets: SecretsClient, vault: impl Into<String>, ttl: Duration) -> Self {
+        Self {
+            secrets,
+            vault: vault.into(),
+            ttl,
+            slots: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn slot(&self, name: &str) -> Slot {
+        match self.slots.lock() {
+            Ok(mut slots) => Arc::clone(slots.entry(name.to_owned()).or_default()),
+            // A poisoned map only means another task panicked while inserting: use a fresh
+            // slot (no caching) rather than failing the delivery.
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// The token of secret `name`: cached, or fetched (once, for all concurrent callers).
+    ///
+    /// # Errors
+    /// [`SecretError`] when Vault cannot be read or the content is not a header value.
+    pub async fn get(&self, name: &str) -> Result<HeaderValue, SecretError> {
+        let slot = self.slot(name);
+        let mut entry = slot.lock().await;
+        if let Some(e) = entry.as_ref() {
+            if e.fetched.elapsed() < self.ttl {
+                return Ok(e.token.clone());
+            }
+        }
+        let token = self.fetch(name).await?;
+        *entry = Some(Entry {
+            token: token.clone(),
+            fetched: Instant::now(),
+        });
+        Ok(token)
+    }
+
+    /// After `stale` was refused (401/403): fetches the token again, unless another caller
+    /// already replaced `stale`, in which case that newer token is returned.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub async fn refresh(
+        &self,
+        name: &str,
+        stale: &HeaderValue,
+    ) -> Result<HeaderValue, SecretError> {
+        let slot = self.slot(name);
+        let mut entry = slot.lock().await;
+        if let Some(e) = entry.as_ref() {
+            if e.token != *stale {
+                return Ok(e.token.clone());
+            }
+        }
+        let token = self.fetch(name).await?;
+        *entry = Some(Entry {
+            token: token.clone(),
+            fetched: Instant::now(),
+        });
+        Ok(token)
+    }
+
+    async fn fetch(&self, name: &str) -> Result<HeaderValue, SecretError> {
+        let value = self
+            .secrets
+            .get_secret_bundle_by_name(name, &self.vault)
+            .await?;
+        let mut token =
+            HeaderValue::from_bytes(value.content()).map_err(|_| SecretError::NotAHeader)?;
+        token.set_sensitive(true);
+        Ok(token)
+    }
+}
