@@ -22,6 +22,8 @@ enum Command {
     /// Runs the whole stack locally: emulator, functions, API Gateway front, connector pump,
     /// demo target. No cloud account needed.
     Up(cmd::up::Args),
+    /// Runs the demo target alone: records what it receives, fails on request.
+    DemoTarget(cmd::demo_target::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +32,7 @@ fn main() -> std::process::ExitCode {
         Command::Oci(command) => cmd::oci::run(command),
         Command::Emulator(args) => cmd::emulator::run(args),
         Command::Up(args) => cmd::up::run(args),
+        Command::DemoTarget(args) => cmd::demo_target::run(args),
     };
     match result {
         Ok(code) => code,

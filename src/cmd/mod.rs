@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod demo_target;
 pub mod emulator;
 pub mod oci;
 pub mod up;

@@ -176,7 +176,8 @@ fn print_banner(info: &StackInfo, data_dir: &std::path::Path) {
     let _ = out.flush();
 }
 
-async fn wait_for_signal() {
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     if let Ok(mut term) = signal(SignalKind::terminate()) {
         tokio::select! {

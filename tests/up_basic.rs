@@ -1,0 +1,154 @@
+//! `datasync up` end to end: delivery with payload, headers, Vault token and
+//! `Idempotency-Key`; the gateway's 401/403/404/405/413/429 and bad bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod up_support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use up_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut up = Up::start_in(tmp.path(), FAST, &[]).await;
+    let target = up.target();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let r = up
+            .client
+            .post(format!("{}/stream/sync", up.gateway()))
+            .header("x-api-key", up.source_key())
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer token-{n}"))
+            .header("x-datasync-caller", "someone-else")
+            .body({
+                // One secret per message: process caches a secret until the target refuses it.
+                let mut body = sync_request(&target, &format!("k{n}"), n);
+                body["streamMessage"]["vaultSecretName"] = json!(format!("e2e-{n}"));
+                body.to_string()
+            })
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let got = eventually(Duration::from_secs(20), || async {
+        let doc = get_json(&up.client, &format!("{target}/_received")).await;
+        (doc["messages"].as_array().unwrap().len() >= 5).then_some(doc)
+    })
+    .await
+    .expect("all five messages reach the target");
+    for (n, id) in ids.iter().enumerate() {
+        let m = got["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["headers"]["idempotency-key"] == id.as_str())
+            .unwrap_or_else(|| panic!("message {id} not received"));
+        assert_eq!(m["method"], "POST");
+        assert_eq!(m["path"], "/orders");
+        let body: serde_json::Value = serde_json::from_str(m["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, json!({"n": n, "hello": "world"}));
+        assert_eq!(m["headers"]["x-e2e"], n.to_string());
+        assert_eq!(m["headers"]["authorization"], format!("Bearer token-{n}"));
+    }
+    assert_eq!(got["duplicates"], 0);
+    // The status page works and shows the data stream consumed.
+    let status = up.status().await;
+    let data = status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "datasync-data")
+        .unwrap()
+        .clone();
+    assert_eq!(data["messages"], 5);
+    let html = up
+        .client
+        .get(format!("{}/", up.gateway()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("datasync-data") && !html.contains("http://cdn"));
+    up.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_limits_and_bad_bodies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!("{FAST}\n[gateway]\nmax_body_bytes = 4096\nrate_limit_per_second = 20\n");
+    let mut up = Up::start_in(tmp.path(), &config, &[]).await;
+    let good = sync_request(&up.target(), "k", 1);
+    let source = up.source_key();
+    assert_eq!(up.post("/stream/sync", None, &good).await.0, 401);
+    let (s, body) = up.post("/stream/sync", Some("not-a-key"), &good).await;
+    assert_eq!(s, 401);
+    assert_eq!(body["code"], "NotAuthenticated");
+    assert_eq!(
+        up.post("/stream/retry", Some(&source), &json!({})).await.0,
+        403
+    );
+    assert_eq!(up.post("/nowhere", Some(&source), &good).await.0, 404);
+    let r = up
+        .client
+        .get(format!("{}/stream/sync", up.gateway()))
+        .header("x-api-key", &source)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let big = json!({"streamKey": "k", "streamMessage": {"pad": "x".repeat(8000)}});
+    assert_eq!(up.post("/stream/sync", Some(&source), &big).await.0, 413);
+    // Bad bodies: 4xx and nothing stored.
+    for bad in [
+        json!("not an object"),
+        json!({"streamKey": 1}),
+        json!({"streamKey": "k", "streamMessage": {"targetRestApi": "http://evil.example.com/x", "targetRestApiOperation": "POST", "targetRestApiPayload": {}}}),
+    ] {
+        let (s, _) = up.post("/stream/sync", Some(&source), &bad).await;
+        assert!((400..500).contains(&s), "{bad} answered {s}");
+    }
+    let r = up
+        .client
+        .post(format!("{}/stream/sync", up.gateway()))
+        .header("x-api-key", &source)
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    let status = up.status().await;
+    let data = status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "datasync-data")
+        .unwrap()
+        .clone();
+    assert_eq!(data["messages"], 0, "nothing stored");
+    // Rate limit: 20/s per key; a burst of 60 gets some 429 with Retry-After.
+    let mut limited = 0;
+    for _ in 0..60 {
+        let r = up
+            .client
+            .post(format!("{}/stream/sync", up.gateway()))
+            .header("x-api-key", &source)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            assert_eq!(r.headers()["retry-after"], "1");
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "no 429 in a burst over the rate");
+    up.stop();
+}

@@ -1,0 +1,231 @@
+//! Shared helpers of the `datasync up` end-to-end tests: start the built binary on free
+//! loopback ports in a temporary data directory, read its endpoints and keys, talk HTTP.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_datasync");
+
+/// A config for fast tests: small batches and rollover, a short retry schedule.
+pub const FAST: &str = r#"
+[connector]
+batch_size_in_num = 50
+batch_time_in_ms = 50
+max_backoff_ms = 500
+archive_rollover_time_ms = 300
+
+[retry_schedule]
+enabled = true
+interval_seconds = 1
+
+[functions]
+populate_instances = 2
+process_instances = 1
+retry_instances = 1
+"#;
+
+pub struct Up {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub info: Value,
+    pub client: reqwest::Client,
+}
+
+impl Up {
+    /// Starts `datasync up` in `dir` with `config` and `extra` args; waits until ready.
+    pub async fn start_in(dir: &Path, config: &str, extra: &[&str]) -> Up {
+        let cfg = dir.join("test-config.toml");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(&cfg, config).unwrap();
+        let data = dir.join("data");
+        let _ = std::fs::remove_file(data.join("endpoints.json"));
+        let mut cmd = Command::new(BIN);
+        cmd.args(["up", "--data-dir"])
+            .arg(&data)
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--emulator-listen",
+                "127.0.0.1:0",
+                "--demo-target-listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().unwrap();
+        let file = data.join("endpoints.json");
+        let start = Instant::now();
+        while !file.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "datasync up did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let info: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        Up {
+            child: Some(child),
+            dir: dir.to_owned(),
+            info,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn gateway(&self) -> String {
+        self.info["gateway"].as_str().unwrap().to_owned()
+    }
+    pub fn target(&self) -> String {
+        self.info["demo_target"].as_str().unwrap().to_owned()
+    }
+    pub fn source_key(&self) -> String {
+        self.info["source_key"].as_str().unwrap().to_owned()
+    }
+    pub fn operator_key(&self) -> String {
+        self.info["operator_key"].as_str().unwrap().to_owned()
+    }
+    pub fn stream(&self, suffix: &str) -> String {
+        self.info["streams"][format!("datasync-{suffix}")]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// POSTs `body` to `path` with `key`.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.gateway()))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn status(&self) -> Value {
+        self.client
+            .get(format!("{}/status", self.gateway()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Sends SIGINT and waits for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let start = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "datasync up exited with {status}");
+                    return;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "datasync up did not stop"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A sync request to `target`.
+pub fn sync_request(target: &str, key: &str, n: usize) -> Value {
+    json!({
+        "streamKey": key,
+        "streamMessage": {
+            "vaultSecretName": "e2e",
+            "targetRestApi": format!("{target}/orders"),
+            "targetRestApiOperation": "POST",
+            "targetRestApiPayload": {"n": n, "hello": "world"},
+            "targetRestApiHeaders": [{"key": "x-e2e", "value": n.to_string()}]
+        }
+    })
+}
+
+/// GET `url` as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// POST JSON to `url`.
+pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> u16 {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The ids (`Idempotency-Key`) the demo target answered 2xx.
+pub async fn delivered_ids(client: &reqwest::Client, target: &str) -> Vec<String> {
+    let doc = get_json(client, &format!("{target}/_received")).await;
+    doc["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s))
+        })
+        .filter_map(|m| m["headers"]["idempotency-key"].as_str().map(str::to_owned))
+        .collect()
+}
