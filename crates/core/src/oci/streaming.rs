@@ -50,7 +50,7 @@ pub struct PutMessage {
 }
 
 impl PutMessage {
-    /// A message without a key.
+    /// A message with an optional key (`None`: the service picks the partition).
     pub fn new(key: Option<Bytes>, value: impl Into<Bytes>) -> Self {
         Self {
             key,
