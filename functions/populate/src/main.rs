@@ -1,6 +1,32 @@
-//! The populate function. Filled by the functions issue.
+//! The populate function binary: JSON logs on stdout (OCI Logging reads them), the
+//! configuration read once from the environment, then the Fn FDK loop.
+//!
+//! A configuration error does not stop the function: it is logged once here and answered on
+//! every call as 500 `FunctionMisconfigured`, naming the key, so the caller and the logs both
+//! say what to fix.
 
-fn main() {
-    eprintln!("the populate function is not built yet (see the functions issue)");
-    std::process::exit(1);
+use std::convert::Infallible;
+
+use populate::Handler;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_writer(std::io::stdout)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DATASYNC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = fdk::Config::from_env();
+    let handler = Handler::from_config(&config);
+    fdk::Runtime::new(fdk::service_fn(move |event: fdk::FnEvent| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler.handle(event).await) }
+    }))
+    .with_config(config)
+    .run()
+    .await;
 }

@@ -1,0 +1,329 @@
+//! The populate function: `POST /stream/sync` through API Gateway.
+//!
+//! For one sync request, or a JSON array of them (a batch), populate:
+//!
+//! 1. checks everything before writing anything: `POST` only (405), the caller identity the
+//!    gateway sets in `X-Datasync-Caller` (401; never taken from the body), `Content-Type:
+//!    application/json` (415), sizes (413: body, batch length, each envelope ≤ 1 MB on the
+//!    stream), and every message rule of [`datasync_core::message::validate`] (400 naming the
+//!    field, e.g. `[2].streamMessage.targetRestApi`);
+//! 2. when the client sent an `Authorization` header, keeps it in Vault under
+//!    [`scoped_secret_name`](datasync_core::message::scoped_secret_name)`(caller,
+//!    vaultSecretName)`: created when absent, a new version when changed, nothing when equal;
+//!    one write per distinct secret of the request; a failure is answered (502/503/409) and
+//!    nothing is written to the stream;
+//! 3. writes one envelope per item (id UUID v7, receivedAt, source = caller, attempt 0,
+//!    traceparent) with one PutMessages call, and answers `200 {"id","partition","offset"}`
+//!    (an array of them for a batch) only once the stream has every item; otherwise 502/503
+//!    with a per-item list of what was stored.
+//!
+//! The envelope keeps the caller's own `vaultSecretName`; readers find the secret under
+//! `scoped_secret_name(envelope.source, vaultSecretName)`.
+//!
+//! Nothing here logs or answers the token, header values, payloads or URLs.
+//!
+//! # Use in-process (the local stack, tests)
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use populate::Handler;
+//!
+//! # async fn demo(config: fdk::Config) -> Result<(), fdk::Error> {
+//! // Misconfiguration does not fail here: the handler answers 500 FunctionMisconfigured.
+//! let handler = Handler::from_config(&config);
+//! let service = fdk::service_fn(move |event: fdk::FnEvent| {
+//!     let handler = handler.clone();
+//!     async move { Ok::<_, Infallible>(handler.handle(event).await) }
+//! });
+//! fdk::Runtime::new(service)
+//!     .with_config(config)
+//!     .serve("/tmp/datasync/populate/lsnr.sock")
+//!     .await
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod answer;
+mod request;
+mod secrets;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use datasync_core::function_config::Function;
+use datasync_core::oci::auth::AuthProvider;
+use datasync_core::oci::client::{OciClient, RetryPolicy, Timeouts};
+use datasync_core::oci::secrets::SecretsClient;
+use datasync_core::oci::streaming::{PutMessage, StreamClient};
+use datasync_core::oci::vault::VaultClient;
+use datasync_core::settings::{auth_from_lookup, ConfigError, Settings};
+use fdk::{Context, FnEvent, Response};
+
+pub use answer::Stored;
+pub use secrets::SecretWrite;
+
+use answer::{entry_retryable, ItemAnswer, Refusal};
+use secrets::{SecretError, SecretStore};
+
+/// The header API Gateway sets to the authenticated caller (and strips from clients).
+pub const CALLER_HEADER: &str = "x-datasync-caller";
+/// The most items a batch may hold.
+pub const MAX_BATCH: usize = 100;
+/// The largest body accepted: the function invoke cap of OCI (6 MB).
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// The longest caller identity.
+pub const MAX_CALLER_LEN: usize = 256;
+/// The longest `Authorization` value (Vault holds up to 25 KB per secret).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// The configured function: settings and clients, built once. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Populate {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: Arc<Settings>,
+    data_stream: String,
+    streams: StreamClient,
+    secrets: SecretStore,
+}
+
+impl Populate {
+    /// Reads the function configuration (the `populate` keys of
+    /// [`datasync_core::function_config`], the OCI auth variables, and the local-only
+    /// `DATASYNC_OCI_ENDPOINT*` overrides) and builds the clients.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key at fault.
+    pub fn from_config(config: &fdk::Config) -> Result<Self, ConfigError> {
+        let lookup = |k: &str| config.get(k).map(str::to_owned);
+        let settings = Settings::from_lookup(Function::Populate, lookup)?;
+        let auth = auth_from_lookup(lookup)?;
+        Self::new(Arc::new(settings), auth)
+    }
+
+    /// Builds populate from settings already read and an auth provider (the local stack).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when a key populate needs is absent from `settings`, or an endpoint
+    /// is not configured.
+    pub fn new(settings: Arc<Settings>, auth: Arc<dyn AuthProvider>) -> Result<Self, ConfigError> {
+        let need = |key: &str, value: &Option<String>| {
+            value.clone().ok_or_else(|| ConfigError {
+                key: key.to_owned(),
+                problem: "is required but not set".to_owned(),
+            })
+        };
+        let data_stream = need("data_stream_ocid", &settings.data_stream)?;
+        let compartment = need("vault_compartment_ocid", &settings.vault_compartment)?;
+        let key = need("vault_key_ocid", &settings.vault_key)?;
+        let endpoint_error = |e: datasync_core::oci::client::OciError| ConfigError {
+            key: "OCI_REGION_METADATA".to_owned(),
+            problem: format!("no usable OCI endpoint: {e}"),
+        };
+        // Populate answers within the gateway's patience: short timeouts, few retries.
+        let client = OciClient::with_settings(
+            auth,
+            Timeouts {
+                connect: Duration::from_secs(3),
+                total: Duration::from_secs(8),
+            },
+            RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(2),
+            },
+        )
+        .map_err(endpoint_error)?;
+        let streams =
+            StreamClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
+        let vault =
+            VaultClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
+        let secret_reader =
+            SecretsClient::new(client, &settings.endpoints).map_err(endpoint_error)?;
+        let secrets = SecretStore::new(
+            vault,
+            secret_reader,
+            settings.vault.clone(),
+            compartment,
+            key,
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                data_stream,
+                streams,
+                secrets,
+            }),
+        })
+    }
+
+    /// The settings populate runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Answers one call. Never fails: every problem is an error response.
+    pub async fn handle(&self, event: FnEvent) -> Response {
+        let (ctx, body) = event.into_parts();
+        match self.process(&ctx, &body).await {
+            Ok(response) => response,
+            Err(refusal) => {
+                tracing::warn!(
+                    call_id = %ctx.call_id,
+                    status = refusal.status.as_u16(),
+                    code = refusal.code,
+                    reason = %refusal.message,
+                    "populate refused the call"
+                );
+                refusal.into_response()
+            }
+        }
+    }
+
+    async fn process(&self, ctx: &Context, body: &Bytes) -> Result<Response, Refusal> {
+        let accepted = request::accept(ctx, body, &self.inner.settings.policy, SystemTime::now())?;
+        let count = accepted.items.len();
+
+        // The token first: a message must never point at a secret that is not there.
+        if let Some(token) = &accepted.token {
+            let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+            for item in &accepted.items {
+                if let Some(name) = &item.secret {
+                    names
+                        .entry(name.as_str())
+                        .or_insert(item.secret_field.as_str());
+                }
+            }
+            for (name, field) in names {
+                match self.inner.secrets.ensure(name, token.bytes()).await {
+                    Ok(write) => tracing::info!(
+                        call_id = %ctx.call_id,
+                        caller = %accepted.caller,
+                        secret = name,
+                        outcome = ?write,
+                        "caller's token kept in Vault"
+                    ),
+                    Err(SecretError::NotActive) => return Err(Refusal::secret_unavailable(field)),
+                    Err(SecretError::Oci(e)) => {
+                        let refusal = Refusal::vault(&e);
+                        tracing::error!(
+                            call_id = %ctx.call_id,
+                            secret = name,
+                            reason = %refusal.message,
+                            "storing the caller's token failed"
+                        );
+                        return Err(refusal);
+                    }
+                }
+            }
+        }
+
+        let messages: Vec<PutMessage> = accepted.items.iter().map(|i| i.message.clone()).collect();
+        let outcomes = match self
+            .inner
+            .streams
+            .put_messages(&self.inner.data_stream, &messages)
+            .await
+        {
+            Ok(outcomes) if outcomes.len() == count => outcomes,
+            Ok(_) => {
+                return Err(Refusal::stream(
+                    &datasync_core::oci::client::OciError::Decode {
+                        operation: "PutMessages",
+                        detail: "one outcome per message expected".to_owned(),
+                    },
+                    count,
+                ))
+            }
+            Err(e) => {
+                let refusal = Refusal::stream(&e, count);
+                tracing::error!(call_id = %ctx.call_id, reason = %refusal.message, "PutMessages failed");
+                return Err(refusal);
+            }
+        };
+
+        let mut stored = Vec::with_capacity(count);
+        let mut answers = Vec::with_capacity(count);
+        let mut retryable = true;
+        for (index, (item, outcome)) in accepted.items.iter().zip(&outcomes).enumerate() {
+            match outcome {
+                Ok(at) => {
+                    let s = Stored::new(item.id.clone(), at);
+                    stored.push(s.clone());
+                    answers.push(ItemAnswer::stored(index, s));
+                }
+                Err(failure) => {
+                    retryable &= entry_retryable(failure);
+                    answers.push(ItemAnswer::from_failure(index, item.id.clone(), failure));
+                }
+            }
+        }
+        if stored.len() != count {
+            let refusal = Refusal::partially_stored(answers, retryable);
+            tracing::error!(
+                call_id = %ctx.call_id,
+                caller = %accepted.caller,
+                stored = stored.len(),
+                items = count,
+                "some messages were not stored"
+            );
+            return Err(refusal);
+        }
+        for s in &stored {
+            tracing::info!(
+                call_id = %ctx.call_id,
+                caller = %accepted.caller,
+                id = %s.id,
+                partition = %s.partition,
+                offset = s.offset,
+                "message stored"
+            );
+        }
+        let response = if accepted.batch {
+            Response::json(&stored)
+        } else {
+            Response::json(&stored[0])
+        };
+        response.map_err(|_| Refusal::misconfigured("the answer could not be encoded"))
+    }
+}
+
+/// The function as the FDK serves it: [`Populate`], or the configuration error it answers
+/// every call with (500 `FunctionMisconfigured`, naming the key). Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Handler {
+    /// Configured.
+    Ready(Populate),
+    /// Not configured: why.
+    Misconfigured(Arc<ConfigError>),
+}
+
+impl Handler {
+    /// Builds populate from `config`; a configuration error is logged once here, and answered
+    /// on every call.
+    pub fn from_config(config: &fdk::Config) -> Self {
+        match Populate::from_config(config) {
+            Ok(p) => Self::Ready(p),
+            Err(e) => {
+                tracing::error!(key = %e.key, error = %e, "populate is misconfigured; every call will fail until the configuration is fixed");
+                Self::Misconfigured(Arc::new(e))
+            }
+        }
+    }
+
+    /// Answers one call.
+    pub async fn handle(&self, event: FnEvent) -> Response {
+        match self {
+            Self::Ready(p) => p.handle(event).await,
+            Self::Misconfigured(e) => {
+                tracing::error!(call_id = %event.context.call_id, key = %e.key, "populate is misconfigured");
+                Refusal::misconfigured(e.to_string()).into_response()
+            }
+        }
+    }
+}

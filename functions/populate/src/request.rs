@@ -1,0 +1,324 @@
+//! The request, checked before anything is written: method, caller, media type, sizes, the
+//! body's shape, every message rule, the token, and each envelope's size.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use datasync_core::message::{
+    is_valid_traceparent, new_traceparent, scoped_secret_name, validate, Envelope, Policy,
+    StreamMessage, MAX_MESSAGE_BYTES, MAX_STREAM_KEY,
+};
+use datasync_core::oci::streaming::PutMessage;
+use fdk::Context;
+use http::{HeaderMap, Method};
+use serde_json::{Map, Value};
+
+use crate::answer::Refusal;
+use crate::{CALLER_HEADER, MAX_BATCH, MAX_BODY_BYTES, MAX_CALLER_LEN, MAX_TOKEN_BYTES};
+
+/// The client's `Authorization` value. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Token(Vec<u8>);
+
+impl Token {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// One accepted message, ready to write.
+#[derive(Debug)]
+pub(crate) struct Item {
+    /// The envelope id.
+    pub id: String,
+    /// What goes on the stream.
+    pub message: PutMessage,
+    /// The scoped Vault secret name, when the item names a secret.
+    pub secret: Option<String>,
+    /// Where the item's secret name came from, for errors (`[2].streamMessage.vaultSecretName`).
+    pub secret_field: String,
+}
+
+/// A request that passed every check.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub caller: String,
+    pub token: Option<Token>,
+    pub items: Vec<Item>,
+    /// Whether the body was a JSON array (the answer is an array then).
+    pub batch: bool,
+}
+
+fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a http::HeaderValue> {
+    headers.get_all(name).iter().collect()
+}
+
+/// Checks the call and its body. Nothing is written by this function.
+pub(crate) fn accept(
+    ctx: &Context,
+    body: &Bytes,
+    policy: &Policy,
+    now: SystemTime,
+) -> Result<Accepted, Refusal> {
+    let empty = HeaderMap::new();
+    let (method, headers) = match &ctx.http {
+        Some(http) => (&http.method, &http.headers),
+        // A plain invoke carries no gateway identity: refused below as unauthenticated.
+        None => (&Method::POST, &empty),
+    };
+    if method != Method::POST {
+        return Err(Refusal::method_not_allowed());
+    }
+    let caller = caller(headers)?;
+    let json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false);
+    if !json {
+        return Err(Refusal::unsupported_media_type());
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Refusal::too_large(format!(
+            "the body is {} bytes; at most {MAX_BODY_BYTES}",
+            body.len()
+        )));
+    }
+    let token = token(headers)?;
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| is_valid_traceparent(t))
+        .map_or_else(new_traceparent, str::to_owned);
+
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Refusal::invalid("body", "is empty; send a sync request"));
+    }
+    // serde_json's messages can quote the input: report where, not what.
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Refusal::invalid(
+            "body",
+            &format!(
+                "is not valid JSON ({} error at line {} column {})",
+                format!("{:?}", e.classify()).to_ascii_lowercase(),
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let (values, batch) = match value {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(Refusal::invalid("body", "is an empty array"));
+            }
+            if items.len() > MAX_BATCH {
+                return Err(Refusal::too_large(format!(
+                    "the batch has {} items; at most {MAX_BATCH}",
+                    items.len()
+                )));
+            }
+            (items, true)
+        }
+        other => (vec![other], false),
+    };
+
+    let mut items = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        let prefix = if batch {
+            format!("[{index}].")
+        } else {
+            String::new()
+        };
+        items.push(item(
+            &prefix,
+            value,
+            policy,
+            &caller,
+            token.is_some(),
+            now,
+            &traceparent,
+        )?);
+    }
+    Ok(Accepted {
+        caller,
+        token,
+        items,
+        batch,
+    })
+}
+
+/// The caller named by the gateway. Never taken from the body.
+fn caller(headers: &HeaderMap) -> Result<String, Refusal> {
+    let values = header_values(headers, CALLER_HEADER);
+    let missing = || {
+        Refusal::not_authenticated(
+            "no caller identity: populate must be called through the API gateway, which authenticates the caller",
+        )
+    };
+    let [value] = values.as_slice() else {
+        return Err(missing());
+    };
+    let text = value.to_str().map_err(|_| missing())?.trim();
+    if text.is_empty() || text.len() > MAX_CALLER_LEN || text.chars().any(char::is_control) {
+        return Err(missing());
+    }
+    Ok(text.to_owned())
+}
+
+/// The client's `Authorization` header, the token to keep in Vault.
+fn token(headers: &HeaderMap) -> Result<Option<Token>, Refusal> {
+    match header_values(headers, "authorization").as_slice() {
+        [] => Ok(None),
+        [value] => {
+            let bytes = value.as_bytes();
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                Err(Refusal::invalid("Authorization", "header is empty"))
+            } else if bytes.len() > MAX_TOKEN_BYTES {
+                Err(Refusal::invalid(
+                    "Authorization",
+                    &format!("header is longer than {MAX_TOKEN_BYTES} bytes"),
+                ))
+            } else {
+                Ok(Some(Token(bytes.to_vec())))
+            }
+        }
+        _ => Err(Refusal::invalid(
+            "Authorization",
+            "header is sent more than once",
+        )),
+    }
+}
+
+fn expect_string(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+    required: bool,
+) -> Result<(), Refusal> {
+    match map.get(key) {
+        Some(Value::String(_)) => Ok(()),
+        None | Some(Value::Null) if !required => Ok(()),
+        None | Some(Value::Null) => Err(Refusal::invalid(field, "is required")),
+        Some(_) => Err(Refusal::invalid(field, "must be a string")),
+    }
+}
+
+/// One sync request: shape, rules, secret, envelope size.
+fn item(
+    prefix: &str,
+    value: Value,
+    policy: &Policy,
+    caller: &str,
+    has_token: bool,
+    now: SystemTime,
+    traceparent: &str,
+) -> Result<Item, Refusal> {
+    let here = if prefix.is_empty() {
+        "body".to_owned()
+    } else {
+        prefix.trim_end_matches('.').to_owned()
+    };
+    let Value::Object(mut request) = value else {
+        return Err(Refusal::invalid(&here, "must be a JSON object"));
+    };
+    let key_field = format!("{prefix}streamKey");
+    let key = match request.remove("streamKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if k.is_empty() => None,
+        Some(Value::String(k)) if k.len() > MAX_STREAM_KEY => {
+            return Err(Refusal::invalid(
+                &key_field,
+                &format!("must be at most {MAX_STREAM_KEY} bytes"),
+            ))
+        }
+        Some(Value::String(k)) => Some(Bytes::from(k.into_bytes())),
+        Some(_) => return Err(Refusal::invalid(&key_field, "must be a string")),
+    };
+    let message_field = format!("{prefix}streamMessage");
+    let Some(Value::Object(message)) = request.remove("streamMessage") else {
+        return Err(Refusal::invalid(&message_field, "must be a JSON object"));
+    };
+    let f = |name: &str| format!("{message_field}.{name}");
+    expect_string(&message, "targetRestApi", &f("targetRestApi"), true)?;
+    expect_string(
+        &message,
+        "targetRestApiOperation",
+        &f("targetRestApiOperation"),
+        true,
+    )?;
+    expect_string(&message, "vaultSecretName", &f("vaultSecretName"), false)?;
+    match message.get("targetRestApiHeaders") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(headers)) => {
+            for (i, h) in headers.iter().enumerate() {
+                let field = f(&format!("targetRestApiHeaders[{i}]"));
+                let Value::Object(h) = h else {
+                    return Err(Refusal::invalid(
+                        &field,
+                        "must be an object {\"key\": …, \"value\": …}",
+                    ));
+                };
+                expect_string(h, "key", &format!("{field}.key"), true)?;
+                expect_string(h, "value", &format!("{field}.value"), true)?;
+            }
+        }
+        Some(_) => {
+            return Err(Refusal::invalid(
+                &f("targetRestApiHeaders"),
+                "must be an array of {\"key\": …, \"value\": …}",
+            ))
+        }
+    }
+    let mut message: StreamMessage = serde_json::from_value(Value::Object(message))
+        .map_err(|_| Refusal::invalid(&message_field, "is not a sync message"))?;
+    if let Some(Value::Null) = message.target_rest_api_payload {
+        message.target_rest_api_payload = None;
+    }
+    validate(&mut message, policy).map_err(|invalid| {
+        Refusal::invalid(&format!("{prefix}{}", invalid.field), &invalid.rule)
+    })?;
+
+    let secret_field = f("vaultSecretName");
+    let secret = match (&message.vault_secret_name, has_token) {
+        (Some(name), _) => Some(scoped_secret_name(caller, name)),
+        (None, true) => {
+            return Err(Refusal::invalid(
+                &secret_field,
+                "is required when the request carries an Authorization header (the token is kept in Vault under this name)",
+            ))
+        }
+        (None, false) => None,
+    };
+
+    let envelope = Envelope::new(message, caller.to_owned(), now, traceparent.to_owned());
+    let id = envelope.id.clone().unwrap_or_default();
+    let value = envelope
+        .encode()
+        .map_err(|_| Refusal::invalid(&message_field, "cannot be encoded"))?;
+    let size = value.len() + key.as_ref().map_or(0, Bytes::len);
+    if size > MAX_MESSAGE_BYTES {
+        return Err(Refusal::too_large(format!(
+            "{here}: the message is {size} bytes on the stream (streamKey + envelope); at most {MAX_MESSAGE_BYTES}"
+        )));
+    }
+    Ok(Item {
+        id,
+        message: PutMessage::new(key, value),
+        secret,
+        secret_field,
+    })
+}
