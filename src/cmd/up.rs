@@ -169,7 +169,7 @@ fn print_banner(info: &StackInfo, data_dir: &std::path::Path) {
     let _ = writeln!(out, "try:");
     let _ = writeln!(
         out,
-        "  curl -sS -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"streamKey\":\"k1\",\"streamMessage\":{{\"vaultSecretName\":\"demo\",\"targetRestApi\":\"{target}/orders\",\"targetRestApiOperation\":\"POST\",\"targetRestApiPayload\":{{\"hello\":\"world\"}},\"targetRestApiHeaders\":[{{\"key\":\"x-demo\",\"value\":\"1\"}}]}}}}' {}/stream/sync",
+        "  curl -sS -H 'x-api-key: {}' -H 'content-type: application/json' -H 'authorization: Bearer demo-token' -d '{{\"streamKey\":\"k1\",\"streamMessage\":{{\"vaultSecretName\":\"demo\",\"targetRestApi\":\"{target}/orders\",\"targetRestApiOperation\":\"POST\",\"targetRestApiPayload\":{{\"hello\":\"world\"}},\"targetRestApiHeaders\":[{{\"key\":\"x-demo\",\"value\":\"1\"}}]}}}}' {}/stream/sync",
         info.source_key, info.gateway
     );
     let _ = writeln!(out, "Ctrl-C stops (in-flight work finishes first).");

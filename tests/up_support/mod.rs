@@ -38,6 +38,12 @@ pub struct Up {
 impl Up {
     /// Starts `datasync up` in `dir` with `config` and `extra` args; waits until ready.
     pub async fn start_in(dir: &Path, config: &str, extra: &[&str]) -> Up {
+        Self::start_with(dir, config, "127.0.0.1:0", extra).await
+    }
+
+    /// [`Up::start_in`] with the demo target on `target` (a fixed port survives restarts,
+    /// so messages already in the streams still reach it).
+    pub async fn start_with(dir: &Path, config: &str, target: &str, extra: &[&str]) -> Up {
         let cfg = dir.join("test-config.toml");
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(&cfg, config).unwrap();
@@ -54,7 +60,7 @@ impl Up {
                 "--emulator-listen",
                 "127.0.0.1:0",
                 "--demo-target-listen",
-                "127.0.0.1:0",
+                target,
             ])
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -104,6 +110,7 @@ impl Up {
             .client
             .post(format!("{}{path}", self.gateway()))
             .header("content-type", "application/json")
+            .header("authorization", "Bearer e2e-token")
             .body(body.to_string());
         if let Some(k) = key {
             req = req.header("x-api-key", k);
@@ -162,6 +169,12 @@ impl Drop for Up {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A free loopback address (bound and released).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
 
 /// A sync request to `target`.

@@ -1,0 +1,201 @@
+//! `datasync up` end to end, failures: a target answering 400 (dead-letter stream, a
+//! notification, an archived object holding the messages) and a target answering 503 for a
+//! while (error stream, then delivered by the retry schedule and by `POST /stream/retry`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod up_support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use datasync_core::oci::auth::ConfigProfile;
+use datasync_core::oci::key::PrivateKey;
+use datasync_core::oci::signer::Signer;
+use datasync_local::client::SignedClient;
+use serde_json::{json, Value};
+use up_support::*;
+
+fn signed(up: &Up) -> SignedClient {
+    let profile = ConfigProfile::load(&up.dir.join("data").join("config"), "LOCAL", None).unwrap();
+    let pem = std::fs::read_to_string(&profile.key_file).unwrap();
+    let key = PrivateKey::from_pem(&pem, None).unwrap();
+    SignedClient::new(
+        up.info["emulator"].as_str().unwrap(),
+        Signer::new(profile.key_id(), key),
+    )
+    .unwrap()
+}
+
+fn stream_messages(status: &Value, name: &str) -> i64 {
+    status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .map_or(0, |s| s["messages"].as_i64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut up = Up::start_in(tmp.path(), FAST, &[]).await;
+    let target = up.target();
+    assert_eq!(
+        post_json(
+            &up.client,
+            &format!("{target}/_control"),
+            &json!({"status": 400})
+        )
+        .await,
+        200
+    );
+    let mut ids = HashSet::new();
+    for n in 0..3 {
+        let (s, v) = up
+            .post(
+                "/stream/sync",
+                Some(&up.source_key()),
+                &sync_request(&target, "dl", n),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        ids.insert(v["id"].as_str().unwrap().to_owned());
+    }
+    let status = eventually(Duration::from_secs(30), || async {
+        let st = up.status().await;
+        let archived = st["archived_objects"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|o| o["name"].as_str().unwrap_or("").starts_with("dead-letter/"))
+        });
+        (stream_messages(&st, "datasync-dead-letter") == 3
+            && st["notifications"]["total"].as_u64().unwrap_or(0) >= 1
+            && archived)
+            .then_some(st)
+    })
+    .await
+    .expect("dead-letter stream, notification and archive");
+    // Every message reached the dead-letter stream and nothing else.
+    assert_eq!(
+        stream_messages(&status, "datasync-errors-service-unavailable"),
+        0
+    );
+    let notes = status["notifications"]["recent"].to_string();
+    for id in &ids {
+        assert!(
+            notes.contains(id.as_str()),
+            "no notification names {id}: {notes}"
+        );
+    }
+    // The archive objects hold the messages.
+    let client = signed(&up);
+    let list = client
+        .get("/n/local/b/datasync-failure-archive/o?prefix=dead-letter/")
+        .await
+        .unwrap();
+    let list: Value = list.json().unwrap();
+    let mut archived = String::new();
+    for o in list["objects"].as_array().unwrap() {
+        let name = o["name"].as_str().unwrap();
+        let obj = client
+            .get(&format!("/n/local/b/datasync-failure-archive/o/{name}"))
+            .await
+            .unwrap();
+        assert!(obj.status.is_success());
+        for line in String::from_utf8(obj.body.to_vec()).unwrap().lines() {
+            let m: Value = serde_json::from_str(line).unwrap();
+            use base64::Engine as _;
+            let value = base64::engine::general_purpose::STANDARD
+                .decode(m["value"].as_str().unwrap())
+                .unwrap();
+            archived.push_str(&String::from_utf8(value).unwrap());
+        }
+    }
+    for id in &ids {
+        assert!(archived.contains(id.as_str()), "{id} not archived");
+    }
+    up.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_target_messages_are_retried_until_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The schedule is off here at first so the manual retry can be checked; a second stack
+    // start turns it on.
+    let config = FAST.replace("enabled = true", "enabled = false");
+    let addr = free_addr();
+    let mut up = Up::start_with(tmp.path(), &config, &addr, &[]).await;
+    let target = up.target();
+    post_json(
+        &up.client,
+        &format!("{target}/_control"),
+        &json!({"status": 503}),
+    )
+    .await;
+    let mut ids = HashSet::new();
+    for n in 0..6 {
+        let (s, v) = up
+            .post(
+                "/stream/sync",
+                Some(&up.source_key()),
+                &sync_request(&target, &format!("k{n}"), n),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        ids.insert(v["id"].as_str().unwrap().to_owned());
+    }
+    eventually(Duration::from_secs(30), || async {
+        let st = up.status().await;
+        (stream_messages(&st, "datasync-errors-service-unavailable") >= 6).then_some(())
+    })
+    .await
+    .expect("the 503s go to the service-unavailable error stream");
+    let st = up.status().await;
+    assert_eq!(stream_messages(&st, "datasync-dead-letter"), 0);
+    // The target recovers; an operator retries by hand.
+    post_json(
+        &up.client,
+        &format!("{target}/_control"),
+        &json!({"status": 200}),
+    )
+    .await;
+    let body = json!({
+        "streamOCIDToRetry": up.stream("errors-service-unavailable"),
+        "noOfMessagesToProcess": 3,
+        "readAfterOffset": -1,
+        "readPartition": 0,
+    });
+    let (s, answer) = up
+        .post("/stream/retry", Some(&up.operator_key()), &body)
+        .await;
+    assert_eq!(s, 200, "{answer}");
+    let first: HashSet<String> = eventually(Duration::from_secs(20), || async {
+        let got: HashSet<String> = delivered_ids(&up.client, &target)
+            .await
+            .into_iter()
+            .collect();
+        (got.len() >= 3).then_some(got)
+    })
+    .await
+    .expect("the manual retry delivers");
+    assert!(first.is_subset(&ids));
+    up.stop();
+
+    // Restart with the schedule on: the rest is delivered without anyone asking.
+    let mut up = Up::start_with(tmp.path(), FAST, &addr, &[]).await;
+    let target = up.target();
+    let got = eventually(Duration::from_secs(60), || async {
+        let got: HashSet<String> = delivered_ids(&up.client, &target)
+            .await
+            .into_iter()
+            .collect();
+        ids.difference(&first)
+            .all(|id| got.contains(id))
+            .then_some(got)
+    })
+    .await;
+    assert!(
+        got.is_some(),
+        "the retry schedule delivers the remaining messages"
+    );
+    up.stop();
+}
