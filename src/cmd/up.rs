@@ -70,12 +70,13 @@ fn functions() -> Functions {
         )
     });
     let retry: ServeFn = Arc::new(|path, config, stop| {
-        let service = fdk::service_fn(move |_event: fdk::FnEvent| async move {
-            Ok::<_, Infallible>(fdk::Response::error(
-                http::StatusCode::BAD_GATEWAY,
-                "NotBuilt",
-                "the retry function is not built yet",
-            ))
+        let handler = retry::Retry::from_config(&config);
+        let service = fdk::service_fn(move |event: fdk::FnEvent| {
+            let handler = handler.clone();
+            async move {
+                let (ctx, body) = event.into_parts();
+                Ok::<_, Infallible>(handler.handle(&ctx, &body).await)
+            }
         });
         Box::pin(
             fdk::Runtime::new(service)
