@@ -925,3 +925,140 @@ async fn no_token_anywhere() {
         }
     }
 }
+
+/// Only an ACTIVE secret is used (sample: ListSecrets without a lifecycle filter): a secret
+/// scheduled for deletion is answered 409, and nothing is written.
+#[tokio::test]
+async fn a_secret_pending_deletion_is_refused() {
+    let s = stack().await;
+    assert_eq!(
+        post(&s.populate(), CALLER_A, Some(TOKEN), &good())
+            .await
+            .status,
+        200
+    );
+    let secret = s.secret(&scoped_secret_name(CALLER_A, "erp")).await;
+    let scheduled = s
+        .signed
+        .send(
+            Method::POST,
+            &format!("/20180608/secrets/{}/actions/scheduleDeletion", secret.id),
+            vec![],
+            datasync_core::oci::signer::BodySigning::Include,
+            HeaderMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scheduled.status, 200);
+    // A fresh instance: no cached digest, so Vault is asked.
+    let a = post(&s.populate(), CALLER_A, Some(TOKEN), &good()).await;
+    assert_error(
+        &a,
+        409,
+        "SecretUnavailable",
+        "streamMessage.vaultSecretName",
+    );
+    assert_eq!(s.messages().await.len(), 1, "only the first call wrote");
+}
+
+/// A stand-in for the Streaming data plane that stores the first entry of each PutMessages
+/// request it is sent for the first time and fails every other entry with TooManyRequests.
+async fn throttling_stream() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            let (head_end, length) = loop {
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "request cut short");
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    break (i + 4, length);
+                }
+            };
+            while buf.len() < head_end + length {
+                let n = conn.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body: Value = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap();
+            let n = body["messages"].as_array().unwrap().len();
+            let entries: Vec<Value> = (0..n)
+                .map(|i| {
+                    if first && i == 0 {
+                        json!({"partition": "0", "offset": 41, "timestamp": "2026-01-01T00:00:00.000Z"})
+                    } else {
+                        json!({"error": "TooManyRequests", "errorMessage": "slow down"})
+                    }
+                })
+                .collect();
+            first = false;
+            let failures = if n > 0 && entries[0].get("error").is_none() {
+                n - 1
+            } else {
+                n
+            };
+            let answer = json!({"failures": failures, "entries": entries}).to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nopc-request-id: fake\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            conn.write_all(response.as_bytes()).await.unwrap();
+        }
+    });
+    url
+}
+
+/// Entry errors that persist after the client's retries are an error naming which items were
+/// stored, never `success` (sample bug 1).
+#[tokio::test]
+async fn entry_failures_are_answered_per_item() {
+    let s = stack().await;
+    let fake = throttling_stream().await;
+    let config = s
+        .config
+        .clone()
+        .with("DATASYNC_OCI_ENDPOINT_STREAMING_MESSAGES", fake);
+    let p = Populate::from_config(&config).unwrap();
+    let a = call(
+        &p,
+        Method::POST,
+        &headers(Some(CALLER_A), None),
+        json!([good(), good(), good()]).to_string(),
+    )
+    .await;
+    assert_error(
+        &a,
+        503,
+        "StreamUnavailable",
+        "2 of 3 message(s) were not stored",
+    );
+    let items = a.body["items"].as_array().unwrap();
+    assert_eq!(items[0]["stored"], true);
+    assert_eq!(items[0]["offset"], 41);
+    assert!(items[0]["id"].is_string());
+    for item in &items[1..] {
+        assert_eq!(item["stored"], false);
+        assert_eq!(item["code"], "TooManyRequests");
+        assert!(item["id"].is_string());
+    }
+    // A single request whose only entry fails is not a 200 either.
+    let a = post(&p, CALLER_A, None, &good()).await;
+    assert_error(
+        &a,
+        503,
+        "StreamUnavailable",
+        "1 of 1 message(s) were not stored",
+    );
+}
