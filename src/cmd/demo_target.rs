@@ -63,8 +63,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )
             })?;
         let addr = listener.local_addr()?;
-        println!("demo target listening on http://{addr}");
-        println!("  received: GET http://{addr}/_received   control: POST http://{addr}/_control");
+        {
+            // Ignore a closed stdout: the target keeps serving.
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "demo target listening on http://{addr}");
+            let _ = writeln!(
+                out,
+                "  received: GET http://{addr}/_received   control: POST http://{addr}/_control"
+            );
+            let _ = out.flush();
+        }
         let stop = CancellationToken::new();
         let s = stop.clone();
         tokio::spawn(async move {

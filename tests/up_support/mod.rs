@@ -64,7 +64,7 @@ impl Up {
             ])
             .args(extra)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let child = cmd.spawn().unwrap();
         let file = data.join("endpoints.json");

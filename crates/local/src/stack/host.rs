@@ -189,6 +189,11 @@ impl Host {
         let mut paths = Vec::with_capacity(instances);
         for i in 0..instances {
             let path = dir.join(format!("{name}-{i}.sock"));
+            // A stack killed with -9 leaves its socket files; the agent gives each container
+            // a fresh directory, here the stale files are removed so the wait below sees the
+            // new instance's socket, not the old one.
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(dir.join(format!("phony{name}-{i}.sock")));
             let fut = serve(path.clone(), config.clone(), self.stop.child_token());
             let label = format!("{name}-{i}");
             self.tasks.spawn(async move { (label, fut.await) });

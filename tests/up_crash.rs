@@ -1,0 +1,124 @@
+//! `kill -9` of `datasync up` during a load, then a restart on the same data directory: every
+//! acknowledged message reaches the target at least once. The target runs as its own process
+//! (`datasync demo-target`) so it outlives the crash; the test prints the duplicates.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod up_support;
+
+use std::collections::HashSet;
+use std::io::BufRead as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use up_support::*;
+
+struct Target(Child, String);
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_target() -> Target {
+    let mut child = Command::new(BIN)
+        .args(["demo-target", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    Target(child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_load_then_restart_loses_no_acknowledged_message() {
+    let target = start_target();
+    let host = target.1.trim_start_matches("http://").to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = ["--no-demo-target", "--allow-target", host.as_str()];
+    let mut up = Up::start_in(tmp.path(), FAST, &extra).await;
+    let gateway = up.gateway();
+    let key = up.source_key();
+
+    // Load: 8 clients, each sending until the stack dies or 400 messages are acknowledged.
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (acked, gateway, key, target) = (
+            Arc::clone(&acked),
+            gateway.clone(),
+            key.clone(),
+            target.1.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for n in 0..200 {
+                let body = sync_request(&target, &format!("c{c}"), n);
+                let r = http
+                    .post(format!("{gateway}/stream/sync"))
+                    .header("x-api-key", &key)
+                    .header("content-type", "application/json")
+                    .header("authorization", "Bearer crash-token")
+                    .body(body.to_string())
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                let Ok(r) = r else { break };
+                if r.status() != 200 {
+                    break;
+                }
+                let Ok(v) = r.json::<serde_json::Value>().await else {
+                    break;
+                };
+                acked
+                    .lock()
+                    .unwrap()
+                    .insert(v["id"].as_str().unwrap().to_owned());
+            }
+        }));
+    }
+    eventually(Duration::from_secs(60), || async {
+        (acked.lock().unwrap().len() >= 300).then_some(())
+    })
+    .await
+    .expect("the load runs");
+    up.kill();
+    for c in clients {
+        let _ = c.await;
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().clone();
+    let before = get_json(&up.client, &format!("{}/_received?summary=1", target.1)).await;
+
+    // Restart on the same data directory.
+    let mut up = Up::start_in(tmp.path(), FAST, &extra).await;
+    let missing = eventually(Duration::from_secs(90), || async {
+        let got: HashSet<String> = delivered_ids(&up.client, &target.1)
+            .await
+            .into_iter()
+            .collect();
+        let missing = acked.difference(&got).count();
+        (missing == 0).then_some(missing)
+    })
+    .await;
+    let after = get_json(&up.client, &format!("{}/_received?summary=1", target.1)).await;
+    println!(
+        "acknowledged {}, received before the restart {}, after {} (unique {}, duplicates {})",
+        acked.len(),
+        before["total"],
+        after["total"],
+        after["unique"],
+        after["duplicates"]
+    );
+    assert_eq!(missing, Some(0), "acknowledged messages were lost");
+    up.stop();
+}
