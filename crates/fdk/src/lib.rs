@@ -1,7 +1,7 @@
 //! The Fn FDK for Rust: serve a function over the Fn `http-stream` contract, as OCI Functions
 //! and open-source Fn run it.
 //!
-//! A function is a tower [`Service`](tower::Service) from [`FnEvent`] (a [`Context`] plus the
+//! A function is a tower [`Service`] from [`FnEvent`] (a [`Context`] plus the
 //! request body) to anything [`IntoResponse`]. The usual `main`:
 //!
 //! ```no_run

@@ -423,9 +423,16 @@ where
     // NOTE: the handler is polled inline (no task spawn: that costs a wake-up per call); a
     // panic is caught at each poll, and dropping the future (deadline, or the agent hanging
     // up) cancels it.
-    let call = CatchUnwind(Box::pin(svc.oneshot(event)));
+    let mut call = CatchUnwind(Box::pin(svc.oneshot(event)));
     let outcome = async move {
-        match tokio::time::timeout_at(deadline, call).await {
+        // Fast path: a handler that finishes on its first poll needs no deadline timer (arming
+        // one costs a timer-wheel entry and an hrtimer in epoll_wait on every call).
+        let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut call).poll(cx))).await;
+        let result = match first {
+            Poll::Ready(done) => Ok(done),
+            Poll::Pending => tokio::time::timeout_at(deadline, call).await,
+        };
+        match result {
             Ok(Ok(Ok(response))) => to_http(response.into_response(), is_http),
             Ok(Ok(Err(e))) => {
                 let message = e.to_string();
