@@ -275,7 +275,7 @@ pub enum RouteError {
         count: usize,
         /// The error.
         #[source]
-        source: OciError,
+        source: Box<OciError>,
     },
     /// Some messages were not stored after the client's retries.
     #[error("{failed} of {count} messages not stored in {stream}: {code}")]
@@ -382,7 +382,7 @@ impl Deliverer {
         let notifications = NotificationsClient::new(oci, endpoints)
             .map_err(|e| problem("notifications endpoint", &e))?;
         let target =
-            TargetClient::new(settings.target.clone()).map_err(|e| problem("target client", &e))?;
+            TargetClient::new(settings.target).map_err(|e| problem("target client", &e))?;
         Ok(Self::new(
             Arc::new(settings),
             target,
@@ -560,7 +560,7 @@ impl Deliverer {
                 .map_err(|source| RouteError::Put {
                     stream: stream.clone(),
                     count,
-                    source,
+                    source: Box::new(source),
                 })?;
             let failed: Vec<_> = stored.iter().filter_map(|r| r.as_ref().err()).collect();
             if let Some(first) = failed.first() {
@@ -657,7 +657,11 @@ pub fn summary(
 
 /// The value written for a failed message: the envelope with the failure recorded, or the
 /// readable undecodable record.
-fn failed_value(outcome: &Outcome, f: &Failure, now: SystemTime) -> Result<Vec<u8>, RouteError> {
+fn failed_value(
+    outcome: &Outcome,
+    f: &Failure,
+    now: SystemTime,
+) -> Result<Vec<u8>, serde_json::Error> {
     let error = LastError {
         class: f.class,
         status: f.status,
