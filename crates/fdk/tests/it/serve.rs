@@ -143,3 +143,56 @@ async fn try_run_reads_the_listener_from_the_injected_config() {
     let err = fdk::serve("relative.sock", echo).await.unwrap_err();
     assert!(matches!(err, fdk::Error::InvalidListener { .. }), "{err}");
 }
+
+/// A service that panics in `call` itself (before any future exists), as lambda tests too.
+#[derive(Clone)]
+struct PanicsInCall;
+
+impl tower::Service<FnEvent> for PanicsInCall {
+    type Response = Bytes;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Bytes, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, event: FnEvent) -> Self::Future {
+        if event.payload.as_ref() == b"boom" {
+            panic!("synchronous panic in call");
+        }
+        std::future::ready(Ok(event.payload))
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_service_call_gives_502_and_serving_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("lsnr.sock");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        Runtime::new(PanicsInCall)
+            .with_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .serve(socket.clone()),
+    );
+    wait_for(&socket).await;
+    let mut inv = Invoker::connect(&socket).await.unwrap();
+    let req = invoke_request("p", in_30s(), None, Bytes::from_static(b"boom")).unwrap();
+    let r = inv.call(req, TIMEOUT).await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(json(r.body())["message"]
+        .as_str()
+        .unwrap()
+        .contains("synchronous panic in call"));
+    let req = invoke_request("ok", in_30s(), None, Bytes::from_static(b"fine")).unwrap();
+    let r = inv.call(req, TIMEOUT).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body(), "fine");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
