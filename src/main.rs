@@ -24,6 +24,8 @@ enum Command {
     Up(cmd::up::Args),
     /// Runs the demo target alone: records what it receives, fails on request.
     DemoTarget(cmd::demo_target::Args),
+    /// Measures throughput, latency and memory of an in-process stack with the demo target.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +35,7 @@ fn main() -> std::process::ExitCode {
         Command::Emulator(args) => cmd::emulator::run(args),
         Command::Up(args) => cmd::up::run(args),
         Command::DemoTarget(args) => cmd::demo_target::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

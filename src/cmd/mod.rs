@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod demo_target;
 pub mod emulator;
 pub mod oci;

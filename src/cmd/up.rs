@@ -39,7 +39,7 @@ pub struct Args {
 }
 
 /// The three functions, from the function crates, served in-process.
-fn functions() -> Functions {
+pub fn functions() -> Functions {
     let populate: ServeFn = Arc::new(|path, config, stop| {
         let handler = populate::Handler::from_config(&config);
         let service = fdk::service_fn(move |event: fdk::FnEvent| {

@@ -71,6 +71,9 @@ pub struct DemoTarget {
     failed: AtomicU64,
     duplicates: AtomicU64,
     record_bodies: bool,
+    /// Microseconds from `benchSentUs` (a payload field holding the sender's UNIX time in
+    /// µs) to arrival, for the benchmark's POST-to-target latency.
+    latencies: Mutex<Vec<u64>>,
 }
 
 impl DemoTarget {
@@ -97,6 +100,14 @@ impl DemoTarget {
     /// Distinct `Idempotency-Key`s answered 2xx.
     pub fn unique(&self) -> u64 {
         self.keys.lock().map(|k| k.len() as u64).unwrap_or(0)
+    }
+
+    /// The POST-to-target latencies (µs) of payloads that carried `benchSentUs`; drains them.
+    pub fn take_latencies(&self) -> Vec<u64> {
+        self.latencies
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 
     fn next_status(&self) -> (u16, u64) {
@@ -195,6 +206,14 @@ async fn deliver(t: &DemoTarget, request: Request<Body>) -> Response<Body> {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     t.total.fetch_add(1, Ordering::Relaxed);
+    if let Some(sent) = bench_sent_us(&body) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        if let Ok(mut l) = t.latencies.lock() {
+            l.push(now.saturating_sub(sent));
+        }
+    }
     let ok = (200..300).contains(&status);
     if !ok {
         t.failed.fetch_add(1, Ordering::Relaxed);
@@ -248,6 +267,13 @@ async fn deliver(t: &DemoTarget, request: Request<Body>) -> Response<Body> {
         code,
         &serde_json::json!({ "received": ok, "status": status }),
     )
+}
+
+/// `benchSentUs` when the body starts with it (cheap: no JSON parse of other payloads).
+fn bench_sent_us(body: &[u8]) -> Option<u64> {
+    let rest = body.strip_prefix(b"{\"benchSentUs\":")?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
 /// Serves `target` on `listener` until `shutdown`.

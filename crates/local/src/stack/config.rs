@@ -38,7 +38,7 @@
 //! operator = false
 //!
 //! [functions]
-//! populate_instances = 2
+//! populate_instances = 4
 //! process_instances = 2
 //! retry_instances = 1
 //! allow_targets = ["api.example.com:443"]
@@ -228,7 +228,8 @@ pub struct ApiKeyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FunctionsConfig {
-    /// Instances of populate (default 2).
+    /// Instances of populate (default 4: each waits for its PutMessages to be durable, so
+    /// ingest scales with instances).
     pub populate_instances: u32,
     /// Instances of process (default 2).
     pub process_instances: u32,
@@ -243,7 +244,7 @@ pub struct FunctionsConfig {
 impl Default for FunctionsConfig {
     fn default() -> Self {
         Self {
-            populate_instances: 2,
+            populate_instances: 4,
             process_instances: 2,
             retry_instances: 1,
             allow_targets: Vec::new(),
@@ -486,7 +487,7 @@ mod tests {
         assert_eq!(s.name_prefix, "datasync");
         assert_eq!(s.batch_size, 100);
         assert_eq!(s.retry_interval, Some(Duration::from_secs(10)));
-        assert_eq!(s.instances, [2, 2, 1]);
+        assert_eq!(s.instances, [4, 2, 1]);
     }
 
     #[test]
