@@ -163,7 +163,24 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
         },
         "functions": s.pools.iter().map(|p| json!({"name": p.name(), "instances": p.instances(), "calls": p.calls()})).collect::<Vec<_>>(),
         "retry_schedule_rounds": s.retry_runs.load(Ordering::Relaxed),
+        "process": {
+            "oci_requests_sent": datasync_core::oci::client::oci_requests_sent(),
+            "rss_mb": proc_status_mb("VmRSS:"),
+            "peak_rss_mb": proc_status_mb("VmHWM:"),
+        },
     })
+}
+
+/// A memory figure of this process from `/proc/self/status` in MB (null where unknown).
+fn proc_status_mb(field: &str) -> Value {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(Value::Null, |kb| json!((kb / 102.4).round() / 10.0))
 }
 
 fn esc(s: &str) -> String {
