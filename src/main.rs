@@ -24,8 +24,15 @@ enum Command {
     Up(cmd::up::Args),
     /// Runs the demo target alone: records what it receives, fails on request.
     DemoTarget(cmd::demo_target::Args),
-    /// Measures throughput, latency and memory of an in-process stack with the demo target.
+    /// Measures throughput, latency, OCI calls and memory of a stack (in-process, or a running
+    /// one with --url/--data-dir) with the demo target.
     Bench(cmd::bench::Args),
+    /// Sends sync requests (a file or stdin: one, a JSON array, or JSON lines) to a running stack.
+    Send(cmd::send::Args),
+    /// Retries an error stream of a running stack (operator key), once or until empty.
+    Retry(cmd::retry::Args),
+    /// Shows a running stack's streams, lag, deliveries, failures, notifications and archive.
+    Status(cmd::status::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +43,9 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => cmd::up::run(args),
         Command::DemoTarget(args) => cmd::demo_target::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Retry(args) => cmd::retry::run(args),
+        Command::Status(args) => cmd::status::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,4 +4,7 @@ pub mod bench;
 pub mod demo_target;
 pub mod emulator;
 pub mod oci;
+pub mod retry;
+pub mod send;
+pub mod status;
 pub mod up;

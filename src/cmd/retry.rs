@@ -1,0 +1,282 @@
+//! `datasync retry`: replays an error stream of a running stack through `POST /stream/retry`
+//! (group mode), once or until nothing is left that is due.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::status::{unreachable, Role, StackArgs};
+
+/// The friendly stream names and the suffix of the stream `datasync up` creates for each.
+pub const STREAM_NAMES: [(&str, &str); 5] = [
+    ("serviceUnavailable", "errors-service-unavailable"),
+    ("internalserver", "errors-internal-server"),
+    ("default", "errors-default"),
+    ("unrecoverable", "errors-unrecoverable"),
+    ("dead-letter", "dead-letter"),
+];
+
+/// Re-delivers the messages of an error stream with the operator key.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Calls POST /stream/retry in group mode ({\"stream\",\"max\"}): the stack remembers how far it got.
+What fails again is routed again; messages whose notBefore is still in the future wait, and
+--until-empty stops there and says when the next one is due. Progress goes to stderr (on a
+terminal), the summary to stdout.
+
+Examples:
+  datasync retry --stream serviceUnavailable --until-empty
+  datasync retry --stream default --max 500 --data-dir /tmp/ds")]
+pub struct Args {
+    /// The error stream: serviceUnavailable, internalserver, default, unrecoverable,
+    /// dead-letter (or the stream's full name, e.g. datasync-errors-default, or its OCID).
+    #[arg(long, value_name = "NAME")]
+    pub stream: String,
+    /// Keep calling until the stream is empty or its next message is not yet due.
+    #[arg(long)]
+    pub until_empty: bool,
+    /// Messages per call (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max: u32,
+    /// Report what is due without delivering anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The consumer group keeping the position (default: the function's retry group).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// With --until-empty: the most calls to make.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_calls: u32,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+/// The OCID of `name` among `streams` (full name → OCID, as in `endpoints.json`).
+///
+/// # Errors
+/// When nothing matches; the message lists the names that would.
+pub fn resolve_stream(name: &str, streams: Option<&Value>) -> anyhow::Result<String> {
+    if name.starts_with("ocid1.") {
+        return Ok(name.to_owned());
+    }
+    let map = streams.and_then(Value::as_object);
+    let suffix = STREAM_NAMES
+        .iter()
+        .find(|(friendly, suffix)| {
+            friendly.eq_ignore_ascii_case(name) || suffix.eq_ignore_ascii_case(name)
+        })
+        .map(|(_, s)| *s);
+    if let Some(map) = map {
+        if let Some(id) = map.get(name).and_then(Value::as_str) {
+            return Ok(id.to_owned());
+        }
+        if let Some(suffix) = suffix {
+            let wanted = format!("-{suffix}");
+            if let Some(id) = map
+                .iter()
+                .find(|(full, _)| full.ends_with(&wanted))
+                .and_then(|(_, id)| id.as_str())
+            {
+                return Ok(id.to_owned());
+            }
+        }
+    }
+    let friendly: Vec<&str> = STREAM_NAMES.iter().map(|(f, _)| *f).collect();
+    if map.is_none() {
+        anyhow::bail!(
+            "cannot resolve stream {name:?}: no endpoints.json with stream OCIDs (pass \
+             --data-dir of the running stack, or the stream's OCID)"
+        );
+    }
+    anyhow::bail!(
+        "unknown stream {name:?}: use one of {} (or a full stream name or OCID)",
+        friendly.join(", ")
+    )
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    calls: u32,
+    processed: u64,
+    delivered: u64,
+    rerouted: u64,
+    dead: u64,
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// Calls the retry route and prints a summary.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let found = args.stack.find(Role::Operator)?;
+    let stream = resolve_stream(
+        &args.stream,
+        found.endpoints.as_ref().map(|e| &e["streams"]),
+    )?;
+    let url = format!("{}/stream/retry", found.gateway);
+    let mut body = json!({ "stream": stream, "max": args.max });
+    if args.dry_run {
+        body["dryRun"] = json!(true);
+    }
+    if let Some(g) = &args.group {
+        body["group"] = json!(g);
+    }
+    let tty = std::io::stderr().is_terminal();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        let mut t = Totals::default();
+        let started = Instant::now();
+        let limit = if args.until_empty { args.max_calls.max(1) } else { 1 };
+        let mut busy_waits = 0u32;
+        let outcome = loop {
+            if t.calls >= limit {
+                break if args.until_empty {
+                    format!("stopped after {} calls (--max-calls); run again to continue", t.calls)
+                } else {
+                    String::new()
+                };
+            }
+            let mut req = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            if let Some(k) = &found.key {
+                req = req.header("x-api-key", k);
+            }
+            let answer = req.send().await.map_err(|e| unreachable(&found.gateway, &e))?;
+            let status = answer.status();
+            let retry_after = answer
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let text = answer.text().await.unwrap_or_default();
+            let doc: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+            if status.as_u16() == 429 && busy_waits < 10 {
+                busy_waits += 1;
+                tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).min(10))).await;
+                continue;
+            }
+            if !status.is_success() {
+                if tty && t.calls > 0 {
+                    eprintln!();
+                }
+                let hint = match status.as_u16() {
+                    401 | 403 => " (retry needs the operator key: check --key or endpoints.json)",
+                    400 => " (check --stream: only the stack's error streams can be retried)",
+                    _ => "",
+                };
+                eprintln!(
+                    "retry refused ({status}){hint}: {} {}",
+                    doc["code"].as_str().unwrap_or(""),
+                    doc["message"].as_str().unwrap_or(&text)
+                );
+                print_summary(&args, &t, started);
+                return anyhow::Ok(ExitCode::FAILURE);
+            }
+            t.calls += 1;
+            if args.dry_run {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return anyhow::Ok(ExitCode::SUCCESS);
+            }
+            t.processed += n(&doc["processed"]);
+            t.delivered += n(&doc["delivered"]);
+            t.rerouted += n(&doc["rerouted"]);
+            t.dead += n(&doc["deadLettered"]);
+            if tty {
+                eprint!(
+                    "\rretrying {}: {} processed ({} delivered, {} failed again, {} dead-lettered), {} calls",
+                    args.stream, t.processed, t.delivered, t.rerouted, t.dead, t.calls
+                );
+                let _ = std::io::stderr().flush();
+            }
+            if doc["endOfStream"] == json!(true) {
+                break "the stream has nothing more to retry".to_owned();
+            }
+            if let Some(due) = doc["nextDueAt"].as_str() {
+                break format!("the next message is not due before {due}{}; run again then", from_now(due));
+            }
+            if n(&doc["processed"]) == 0 {
+                break "nothing was due".to_owned();
+            }
+        };
+        if tty && t.calls > 0 {
+            eprintln!();
+        }
+        print_summary(&args, &t, started);
+        if !outcome.is_empty() {
+            println!("{outcome}");
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// " (in N s)" for an RFC 3339 time in the future, else "".
+fn from_now(at: &str) -> String {
+    let Ok(t) = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+    else {
+        return String::new();
+    };
+    let secs = (t - time::OffsetDateTime::now_utc()).as_seconds_f64();
+    if secs > 0.0 {
+        format!(" (in {:.0} s)", secs.ceil())
+    } else {
+        String::new()
+    }
+}
+
+fn print_summary(args: &Args, t: &Totals, started: Instant) {
+    println!(
+        "retried {} message(s) from {} in {} call(s), {:.1} s: {} delivered, {} failed again \
+         (routed again), {} dead-lettered",
+        t.processed,
+        args.stream,
+        t.calls,
+        started.elapsed().as_secs_f64(),
+        t.delivered,
+        t.rerouted,
+        t.dead
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn names_resolve() {
+        let streams = json!({
+            "datasync-errors-service-unavailable": "ocid1.stream.su",
+            "datasync-errors-default": "ocid1.stream.d",
+            "datasync-dead-letter": "ocid1.stream.dl",
+        });
+        let s = Some(&streams);
+        assert_eq!(
+            resolve_stream("serviceUnavailable", s).unwrap(),
+            "ocid1.stream.su"
+        );
+        assert_eq!(
+            resolve_stream("errors-default", s).unwrap(),
+            "ocid1.stream.d"
+        );
+        assert_eq!(
+            resolve_stream("datasync-dead-letter", s).unwrap(),
+            "ocid1.stream.dl"
+        );
+        assert_eq!(
+            resolve_stream("ocid1.stream.x", None).unwrap(),
+            "ocid1.stream.x"
+        );
+        let e = resolve_stream("nope", s).unwrap_err().to_string();
+        assert!(e.contains("serviceUnavailable"), "{e}");
+    }
+}
