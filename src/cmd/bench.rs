@@ -1,53 +1,93 @@
-//! `datasync bench`: offers messages to an in-process stack with the demo target and reports
-//! throughput, latencies and memory.
+//! `datasync bench`: offers messages to a stack with the demo target (in-process, or a running
+//! `datasync up`) and reports throughput, latencies, OCI calls and memory, each figure with the
+//! target of issue #7 and whether it is met.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use datasync_local::stack::{Stack, StackConfig, StackOptions};
-use serde_json::json;
+use serde_json::{json, Value};
 
-/// Offers N messages (one per POST, C concurrent keep-alive clients) to an in-process stack
-/// with the demo target; prints ingest and end-to-end msg/s, p50/p99 acknowledgement and
-/// POST-to-target latency, a direct baseline (the same clients straight to the demo target)
-/// and peak RSS.
+use super::status::{Role, StackArgs};
+
+/// Offers N messages (one per POST, C concurrent keep-alive clients) to a stack with the demo
+/// target and prints ingest and end-to-end msg/s, p50/p99 acknowledgement and POST-to-target
+/// latency, a direct baseline (the same clients straight to the demo target) and the ratio to
+/// it, OCI calls per 1,000 messages and peak RSS, each with its target.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Modes:
+  in-process (default): starts a stack with the demo target inside this process, in a fresh
+    temporary directory (or --data-dir DIR when DIR holds no running stack). Peak RSS is then
+    the stack and the load generator together.
+  running stack: --url URL --key SOURCE_KEY, or --data-dir DIR of a running `datasync up`
+    (found through DIR/endpoints.json). Uses that stack's demo target (or --target URL); the
+    OCI call count and RSS come from its GET /status; POST-to-target latency is measured only
+    in-process.
+Only loopback addresses are accepted.
+
+Examples:
+  datasync bench
+  datasync bench --rate 1000
+  datasync bench --permanent-failure-rate 0.1 --json bench.json
+  datasync bench --data-dir .datasync -n 5000")]
 pub struct Args {
-    /// Messages to offer.
-    #[arg(long, short = 'n', default_value_t = 20_000)]
-    pub messages: usize,
-    /// Concurrent keep-alive clients.
-    #[arg(long, short = 'c', default_value_t = 32)]
-    pub clients: usize,
-    /// Payload size in bytes.
-    #[arg(long, default_value_t = 1024)]
-    pub payload: usize,
+    /// Messages to offer (1 to 1,000,000).
+    #[arg(long, short = 'n', default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub messages: u64,
+    /// Concurrent keep-alive clients (1 to 1024).
+    #[arg(long, short = 'c', default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub clients: u64,
+    /// Payload size in bytes (64 to 900,000).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(64..=900_000))]
+    pub payload: u64,
     /// Offer at this fixed rate (msg/s) instead of as fast as possible (for latency).
-    #[arg(long)]
+    #[arg(long, value_name = "MSG_PER_S", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub rate: Option<u64>,
-    /// A stack configuration file (TOML), as for `datasync up`.
+    /// Share of deliveries (0 to 1) the demo target answers 400 (permanent failures: dead
+    /// letter, notification, archive), e.g. 0.1.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub permanent_failure_rate: f64,
+    /// A stack configuration file (TOML), as for `datasync up` (in-process mode).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Write the results as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Where the stack keeps its state (default: a fresh temporary directory).
+    /// A running stack's data directory (its endpoints.json), or where the in-process stack
+    /// keeps its state (default: a fresh temporary directory).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The gateway of a running stack (with --key: its source key).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The source key of the running stack.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "DATASYNC_API_KEY",
+        hide_env_values = true
+    )]
+    pub key: Option<String>,
+    /// The running stack's demo target (default: the one in endpoints.json).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
 }
 
-fn pct(sorted: &[u64], p: f64) -> f64 {
+fn pct(sorted: &[u64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
-        return 0.0;
+        return None;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+    Some(sorted[i.min(sorted.len() - 1)] as f64 / 1000.0)
 }
 
-fn peak_rss_mb() -> f64 {
+fn peak_rss_mb() -> Option<f64> {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -55,34 +95,39 @@ fn peak_rss_mb() -> f64 {
                 .find(|l| l.starts_with("VmHWM:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
-        .map_or(0.0, |kb| kb / 1024.0)
+        .map(|kb| kb / 1024.0)
 }
 
 struct Load {
-    acked: usize,
+    acked: u64,
     elapsed: Duration,
     latencies: Vec<u64>,
+    errors: BTreeMap<String, u64>,
 }
 
-/// Sends `n` messages with `clients` clients to `url` (with `key` when given).
+/// Sends `n` messages with `clients` clients to `url` (through the gateway with `key`, else
+/// straight to the target).
 async fn offer(
     url: String,
     key: Option<String>,
     target: String,
-    n: usize,
-    clients: usize,
-    payload: usize,
+    n: u64,
+    clients: u64,
+    payload: u64,
     rate: Option<u64>,
 ) -> Load {
+    let n = n as usize;
     let next = Arc::new(AtomicUsize::new(0));
     let lat = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let start = Instant::now();
-    let pad = "x".repeat(payload.saturating_sub(40));
+    let pad = "x".repeat((payload as usize).saturating_sub(40));
     let mut tasks = Vec::new();
     for c in 0..clients.max(1) {
-        let (next, lat, url, key, target, pad) = (
+        let (next, lat, errors, url, key, target, pad) = (
             Arc::clone(&next),
             Arc::clone(&lat),
+            Arc::clone(&errors),
             url.clone(),
             key.clone(),
             target.clone(),
@@ -91,9 +136,10 @@ async fn offer(
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
+                .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap_or_default();
-            let mut acked = 0usize;
+            let mut acked = 0u64;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
@@ -125,14 +171,25 @@ async fn offer(
                 if let Some(k) = &key {
                     req = req.header("x-api-key", k);
                 }
+                // At a fixed rate, latency counts from when the message was due (no
+                // coordinated omission).
                 let t0 = due.unwrap_or_else(Instant::now);
-                if let Ok(r) = req.send().await {
-                    if r.status().is_success() {
+                let failure = match req.send().await {
+                    Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         acked += 1;
                         if let Ok(mut l) = lat.lock() {
                             l.push(t0.elapsed().as_micros() as u64);
                         }
+                        None
+                    }
+                    Ok(r) => Some(r.status().as_u16().to_string()),
+                    Err(e) if e.is_timeout() => Some("timeout".to_owned()),
+                    Err(_) => Some("connection error".to_owned()),
+                };
+                if let Some(f) = failure {
+                    if let Ok(mut e) = errors.lock() {
+                        *e.entry(f).or_insert(0) += 1;
                     }
                 }
             }
@@ -146,96 +203,434 @@ async fn offer(
     let elapsed = start.elapsed();
     let mut latencies = lat.lock().map(|l| l.clone()).unwrap_or_default();
     latencies.sort_unstable();
+    let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
     Load {
         acked,
         elapsed,
         latencies,
+        errors,
     }
+}
+
+/// What the load runs against.
+struct Setup {
+    gateway: String,
+    key: String,
+    target: String,
+    stack: Option<Stack>,
+    tmp: Option<PathBuf>,
+}
+
+fn is_loopback(url: &str) -> bool {
+    url::Url::parse(url).ok().is_some_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    })
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    let r = http
+        .get(url)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if !r.status().is_success() {
+        anyhow::bail!("GET {url} answered {}", r.status());
+    }
+    r.json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))
+}
+
+/// The demo target's counters: (total, failed).
+async fn target_counts(http: &reqwest::Client, target: &str) -> anyhow::Result<(u64, u64)> {
+    let doc = get_json(http, &format!("{target}/_received?summary=1"))
+        .await
+        .context("reading the demo target's counters (is it a datasync demo target?)")?;
+    Ok((
+        doc["total"].as_u64().unwrap_or(0),
+        doc["failed"].as_u64().unwrap_or(0),
+    ))
+}
+
+async fn set_target_mode(http: &reqwest::Client, target: &str, mode: &Value) -> anyhow::Result<()> {
+    let r = http
+        .post(format!("{target}/_control"))
+        .header("content-type", "application/json")
+        .body(mode.to_string())
+        .send()
+        .await
+        .context("setting the demo target's failure mode")?;
+    if !r.status().is_success() {
+        anyhow::bail!("the demo target refused {mode}: {}", r.status());
+    }
+    Ok(())
+}
+
+/// One figure, its target and whether it is met (None: not judged in this mode).
+fn judged(value: Option<f64>, target: &str, met: Option<bool>, note: &str) -> Value {
+    json!({"value": value, "target": target, "met": met, "note": note})
+}
+
+fn label(v: &Value) -> String {
+    let target = v["target"].as_str().unwrap_or("");
+    let verdict = match v["met"].as_bool() {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not judged",
+    };
+    let note = v["note"].as_str().unwrap_or("");
+    if note.is_empty() {
+        format!("[target {target}: {verdict}]")
+    } else {
+        format!("[target {target}: {verdict}; {note}]")
+    }
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.digits$}"))
 }
 
 /// Runs the benchmark.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
-        Some(p) => StackConfig::load(p)?,
-        None => StackConfig::default(),
+    if !(0.0..=1.0).contains(&args.permanent_failure_rate) {
+        anyhow::bail!("--permanent-failure-rate must be between 0 and 1 (e.g. 0.1 for 10%)");
+    }
+    if let Some(r) = args.rate {
+        if args.messages / r > 3600 {
+            anyhow::bail!(
+                "{} messages at {r} msg/s would take over an hour; lower -n or raise --rate",
+                args.messages
+            );
+        }
+    }
+    // A running stack: --url, or --data-dir whose endpoints.json names a gateway that answers.
+    let running = match (&args.url, &args.data_dir) {
+        (Some(_), _) => true,
+        (None, Some(dir)) => dir.join("endpoints.json").exists(),
+        (None, None) => false,
     };
-    let settings = config.into_settings()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let tmp = tempfile_dir()?;
-        let dir = args.data_dir.clone().unwrap_or_else(|| tmp.clone());
-        let options = StackOptions {
-            data_dir: dir,
-            listen: "127.0.0.1:0".parse()?,
-            emulator_listen: "127.0.0.1:0".parse()?,
-            demo_target: Some("127.0.0.1:0".parse()?),
-            demo_target_record: false,
-            allow_targets: Vec::new(),
-            settings,
+        let http = reqwest::Client::new();
+        let mut setup = None;
+        if running {
+            let stack_args = StackArgs {
+                data_dir: args.data_dir.clone().unwrap_or_else(|| PathBuf::from(".datasync")),
+                url: args.url.clone(),
+                key: args.key.clone(),
+            };
+            let found = stack_args.find(Role::Source)?;
+            let alive = get_json(&http, &format!("{}/status", found.gateway)).await;
+            match alive {
+                Ok(_) => {
+                    let target = args
+                        .target
+                        .clone()
+                        .or_else(|| {
+                            found.endpoints.as_ref().and_then(|e| e["demo_target"].as_str().map(str::to_owned))
+                        })
+                        .ok_or_else(|| anyhow::anyhow!("the running stack has no demo target: pass --target URL of a datasync demo target the stack may deliver to"))?;
+                    setup = Some(Setup {
+                        gateway: found.gateway,
+                        key: found.key.unwrap_or_default(),
+                        target: target.trim_end_matches('/').to_owned(),
+                        stack: None,
+                        tmp: None,
+                    });
+                }
+                Err(e) if args.url.is_some() => {
+                    return Err(e.context("the stack at --url does not answer GET /status"));
+                }
+                Err(_) => {
+                    eprintln!("bench: the stack in {} does not answer; starting one in-process there", stack_args.data_dir.display());
+                }
+            }
+        }
+        let setup = match setup {
+            Some(s) => s,
+            None => {
+                let config = match &args.config {
+                    Some(p) => StackConfig::load(p)?,
+                    None => StackConfig::default(),
+                };
+                let settings = config.into_settings()?;
+                let (dir, tmp) = match &args.data_dir {
+                    Some(d) => (d.clone(), None),
+                    None => {
+                        let t = tempfile_dir()?;
+                        (t.clone(), Some(t))
+                    }
+                };
+                let options = StackOptions {
+                    data_dir: dir,
+                    listen: "127.0.0.1:0".parse()?,
+                    emulator_listen: "127.0.0.1:0".parse()?,
+                    demo_target: Some("127.0.0.1:0".parse()?),
+                    demo_target_record: false,
+                    allow_targets: Vec::new(),
+                    settings,
+                };
+                let stack = Stack::start(options, super::up::functions()).await?;
+                let info = stack.info().clone();
+                Setup {
+                    gateway: info.gateway.clone(),
+                    key: info.source_key.clone(),
+                    target: info.demo_target.clone().unwrap_or_default(),
+                    stack: Some(stack),
+                    tmp,
+                }
+            }
         };
-        let stack = Stack::start(options, super::up::functions()).await?;
-        let info = stack.info().clone();
-        let target = info.demo_target.clone().unwrap_or_default();
-        let demo = stack
-            .demo_target
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("the demo target did not start"))?;
-        eprintln!("bench: {} messages, {} clients, {} B payloads{}", args.messages, args.clients, args.payload,
-            args.rate.map(|r| format!(", offered at {r} msg/s")).unwrap_or_default());
-
-        // Direct baseline.
-        let direct = offer(format!("{target}/bench"), None, target.clone(), args.messages.min(5000), args.clients, args.payload, args.rate).await;
-        let direct_rate = direct.acked as f64 / direct.elapsed.as_secs_f64();
-        let _ = demo.take_latencies();
-        let base_total = demo.total();
-
-        // Through the stack.
-        let start = Instant::now();
-        let load = offer(format!("{}/stream/sync", info.gateway), Some(info.source_key.clone()), target.clone(), args.messages, args.clients, args.payload, args.rate).await;
-        let ingest = load.acked as f64 / load.elapsed.as_secs_f64();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while demo.total() - base_total < load.acked as u64 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        for u in [&setup.gateway, &setup.target] {
+            if !is_loopback(u) {
+                anyhow::bail!("{u} is not a loopback address: the benchmark only runs against this machine");
+            }
         }
-        let e2e_elapsed = start.elapsed();
-        let delivered = demo.total() - base_total;
-        let e2e = delivered as f64 / e2e_elapsed.as_secs_f64();
-        let mut to_target = demo.take_latencies();
-        to_target.sort_unstable();
-        let rss = peak_rss_mb();
-        let result = json!({
-            "messages": args.messages,
-            "clients": args.clients,
-            "payload_bytes": args.payload,
-            "offered_rate": args.rate,
-            "acknowledged": load.acked,
-            "delivered": delivered,
-            "duplicates": demo.duplicates(),
-            "ingest_msg_per_s": ingest.round(),
-            "end_to_end_msg_per_s": e2e.round(),
-            "ack_latency_ms": {"p50": pct(&load.latencies, 0.5), "p99": pct(&load.latencies, 0.99)},
-            "post_to_target_latency_ms": {"p50": pct(&to_target, 0.5), "p99": pct(&to_target, 0.99)},
-            "direct_baseline_msg_per_s": direct_rate.round(),
-            "ratio_to_direct": if direct_rate > 0.0 { (e2e / direct_rate * 1000.0).round() / 1000.0 } else { 0.0 },
-            "peak_rss_mb": (rss * 10.0).round() / 10.0,
-        });
-        println!("ingest:             {:.0} msg/s ({} acknowledged)", ingest, load.acked);
-        println!("end to end:         {:.0} msg/s ({} delivered, {} duplicates)", e2e, delivered, demo.duplicates());
-        println!("ack latency:        p50 {:.1} ms, p99 {:.1} ms", pct(&load.latencies, 0.5), pct(&load.latencies, 0.99));
-        println!("POST to target:     p50 {:.1} ms, p99 {:.1} ms", pct(&to_target, 0.5), pct(&to_target, 0.99));
-        println!("direct baseline:    {:.0} msg/s (ratio {:.3})", direct_rate, result["ratio_to_direct"].as_f64().unwrap_or(0.0));
-        println!("peak RSS (stack + load generator, one process): {:.1} MB", rss);
+        let in_process = setup.stack.is_some();
+        let result = measure(&args, &http, &setup).await;
+        if !in_process {
+            let _ = set_target_mode(&http, &setup.target, &json!({})).await;
+        }
+        if let Some(stack) = setup.stack {
+            stack.shutdown().await;
+        }
+        if let Some(t) = &setup.tmp {
+            let _ = std::fs::remove_dir_all(t);
+        }
+        let result = result?;
         if let Some(p) = &args.json {
-            std::fs::write(p, serde_json::to_vec_pretty(&result)?)?;
+            std::fs::write(p, serde_json::to_vec_pretty(&result)?)
+                .with_context(|| format!("writing {}", p.display()))?;
         }
-        stack.shutdown().await;
-        if args.data_dir.is_none() {
-            let _ = std::fs::remove_dir_all(&tmp);
+        if result["acknowledged"].as_u64() != Some(args.messages) {
+            eprintln!("bench: not every message was acknowledged (see the errors above)");
+            return anyhow::Ok(ExitCode::FAILURE);
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+async fn stack_process(http: &reqwest::Client, gateway: &str) -> Value {
+    get_json(http, &format!("{gateway}/status"))
+        .await
+        .map(|d| d["process"].clone())
+        .unwrap_or(Value::Null)
+}
+
+async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::Result<Value> {
+    let in_process = setup.stack.is_some();
+    let demo = setup.stack.as_ref().and_then(|s| s.demo_target.clone());
+    let target = setup.target.clone();
+    eprintln!(
+        "bench: {} messages, {} clients, {} B payloads{}{}, {} stack at {}",
+        args.messages,
+        args.clients,
+        args.payload,
+        args.rate
+            .map(|r| format!(", offered at {r} msg/s"))
+            .unwrap_or_default(),
+        if args.permanent_failure_rate > 0.0 {
+            format!(", {}% answered 400", args.permanent_failure_rate * 100.0)
+        } else {
+            String::new()
+        },
+        if in_process { "in-process" } else { "running" },
+        setup.gateway
+    );
+
+    // Direct baseline: the same clients straight to the demo target, no failures.
+    set_target_mode(http, &target, &json!({})).await?;
+    let direct = offer(
+        format!("{target}/bench"),
+        None,
+        target.clone(),
+        args.messages.min(5000),
+        args.clients,
+        args.payload,
+        args.rate,
+    )
+    .await;
+    let direct_rate = direct.acked as f64 / direct.elapsed.as_secs_f64().max(1e-9);
+    if let Some(d) = &demo {
+        let _ = d.take_latencies();
+    }
+    if args.permanent_failure_rate > 0.0 {
+        set_target_mode(
+            http,
+            &target,
+            &json!({"fail_rate": args.permanent_failure_rate, "fail_status": 400}),
+        )
+        .await?;
+    }
+    let (base_total, base_failed) = target_counts(http, &target).await?;
+    let oci_before = if in_process {
+        Some(datasync_core::oci::client::oci_requests_sent())
+    } else {
+        stack_process(http, &setup.gateway).await["oci_requests_sent"].as_u64()
+    };
+
+    // Through the stack.
+    let start = Instant::now();
+    let load = offer(
+        format!("{}/stream/sync", setup.gateway),
+        Some(setup.key.clone()),
+        target.clone(),
+        args.messages,
+        args.clients,
+        args.payload,
+        args.rate,
+    )
+    .await;
+    let ingest = load.acked as f64 / load.elapsed.as_secs_f64().max(1e-9);
+    for (what, count) in &load.errors {
+        eprintln!("bench: {count} POSTs failed: {what}");
+    }
+    // Every acknowledged message reaches the target once (answered 2xx or 400).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut total, mut failed) = (base_total, base_failed);
+    loop {
+        if let Ok((t, f)) = target_counts(http, &target).await {
+            (total, failed) = (t, f);
+        }
+        if total.saturating_sub(base_total) >= load.acked || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e2e_elapsed = start.elapsed();
+    let reached = total.saturating_sub(base_total);
+    let delivered = reached.saturating_sub(failed.saturating_sub(base_failed));
+    let e2e = reached as f64 / e2e_elapsed.as_secs_f64().max(1e-9);
+    let oci_after = if in_process {
+        Some(datasync_core::oci::client::oci_requests_sent())
+    } else {
+        stack_process(http, &setup.gateway).await["oci_requests_sent"].as_u64()
+    };
+    let mut to_target = demo
+        .as_ref()
+        .map(|d| d.take_latencies())
+        .unwrap_or_default();
+    to_target.sort_unstable();
+    let (rss, rss_note) = if in_process {
+        (peak_rss_mb(), "stack and load generator in one process")
+    } else {
+        (
+            stack_process(http, &setup.gateway).await["peak_rss_mb"].as_f64(),
+            "the `datasync up` process",
+        )
+    };
+    let per_1000 = |calls: Option<u64>| {
+        calls
+            .and_then(|c| (load.acked > 0).then(|| (c as f64 * 1000.0 / load.acked as f64).round()))
+    };
+    let oci_calls = match (oci_before, oci_after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+        _ => None,
+    };
+    let oci_total = per_1000(oci_calls);
+    // populate writes each acknowledged POST with one PutMessages: the rest is delivery.
+    let oci_delivery = per_1000(oci_calls.map(|c| c.saturating_sub(load.acked)));
+
+    let ack = (pct(&load.latencies, 0.5), pct(&load.latencies, 0.99));
+    let post = (pct(&to_target, 0.5), pct(&to_target, 0.99));
+    let ratio = (direct_rate > 0.0).then(|| (e2e / direct_rate * 1000.0).round() / 1000.0);
+    let at_rate = args.rate.is_some_and(|r| r >= 1000);
+    let rate_note = if at_rate {
+        ""
+    } else {
+        "judged with --rate 1000"
+    };
+    let max_mode = args.rate.is_none();
+    let with_failures = (args.permanent_failure_rate - 0.1).abs() < 1e-9;
+    let targets = json!({
+        "end_to_end_msg_per_s": judged(Some(e2e.round()), ">= 3000 (aim 5000)", max_mode.then_some(e2e >= 3000.0),
+            if max_mode { "" } else { "judged without --rate" }),
+        "ack_latency_p99_ms": judged(ack.1, "<= 20 at 1000 msg/s", if at_rate { ack.1.map(|v| v <= 20.0) } else { None }, rate_note),
+        "post_to_target_latency_p99_ms": judged(post.1, "<= 250 at 1000 msg/s",
+            if at_rate { post.1.map(|v| v <= 250.0) } else { None },
+            if post.1.is_none() { "measured in-process only" } else { rate_note }),
+        "oci_calls_per_1000_delivery": judged(oci_delivery, "<= 20 with 10% permanent failures",
+            if with_failures { oci_delivery.map(|v| v <= 20.0) } else { None },
+            if oci_delivery.is_none() { "the stack does not expose its OCI request count" }
+            else if with_failures { "not counting the one PutMessages per acknowledged POST" }
+            else { "judged with --permanent-failure-rate 0.1" }),
+        "peak_rss_mb": judged(rss.map(|r| (r * 10.0).round() / 10.0), "<= 150", rss.map(|r| r <= 150.0), rss_note),
+    });
+    let result = json!({
+        "mode": if in_process { "in-process" } else { "running" },
+        "messages": args.messages,
+        "clients": args.clients,
+        "payload_bytes": args.payload,
+        "offered_rate": args.rate,
+        "permanent_failure_rate": args.permanent_failure_rate,
+        "acknowledged": load.acked,
+        "post_errors": load.errors,
+        "reached_target": reached,
+        "delivered": delivered,
+        "answered_400": reached - delivered,
+        "duplicates": demo.as_ref().map(|d| d.duplicates()),
+        "ingest_seconds": (load.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "end_to_end_seconds": (e2e_elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "ingest_msg_per_s": ingest.round(),
+        "end_to_end_msg_per_s": e2e.round(),
+        "ack_latency_ms": {"p50": ack.0, "p99": ack.1},
+        "post_to_target_latency_ms": {"p50": post.0, "p99": post.1},
+        "direct_baseline_msg_per_s": direct_rate.round(),
+        "ratio_to_direct": ratio,
+        "oci_calls": oci_calls,
+        "oci_calls_per_1000_messages": oci_total,
+        "oci_calls_per_1000_messages_delivery": oci_delivery,
+        "peak_rss_mb": rss.map(|r| (r * 10.0).round() / 10.0),
+        "targets": targets,
+    });
+    let t = &result["targets"];
+    println!(
+        "ingest:              {ingest:.0} msg/s ({} of {} acknowledged in {:.1} s)",
+        load.acked,
+        args.messages,
+        load.elapsed.as_secs_f64()
+    );
+    println!(
+        "end to end:          {e2e:.0} msg/s ({reached} reached the target: {delivered} delivered, {} answered 400{}) {}",
+        reached - delivered,
+        demo.as_ref().map(|d| format!(", {} duplicates", d.duplicates())).unwrap_or_default(),
+        label(&t["end_to_end_msg_per_s"])
+    );
+    println!(
+        "ack latency:         p50 {} ms, p99 {} ms {}",
+        fmt_opt(ack.0, 1),
+        fmt_opt(ack.1, 1),
+        label(&t["ack_latency_p99_ms"])
+    );
+    println!(
+        "POST to target:      p50 {} ms, p99 {} ms {}",
+        fmt_opt(post.0, 1),
+        fmt_opt(post.1, 1),
+        label(&t["post_to_target_latency_p99_ms"])
+    );
+    println!(
+        "direct baseline:     {direct_rate:.0} msg/s; end to end / direct = {}",
+        fmt_opt(ratio, 3)
+    );
+    println!(
+        "OCI calls per 1,000: {} in all ({} calls), {} for delivery {}",
+        fmt_opt(oci_total, 0),
+        oci_calls.map_or_else(|| "n/a".to_owned(), |c| c.to_string()),
+        fmt_opt(oci_delivery, 0),
+        label(&t["oci_calls_per_1000_delivery"])
+    );
+    println!(
+        "peak RSS:            {} MB {}",
+        fmt_opt(rss, 1),
+        label(&t["peak_rss_mb"])
+    );
+    Ok(result)
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
