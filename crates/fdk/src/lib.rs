@@ -40,6 +40,7 @@
 pub mod agent;
 mod context;
 mod error;
+pub mod logging;
 pub mod protocol;
 mod response;
 mod runtime;

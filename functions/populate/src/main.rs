@@ -11,15 +11,7 @@ use populate::Handler;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_current_span(false)
-        .with_writer(std::io::stdout)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DATASYNC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    fdk::logging::init_json("DATASYNC_LOG");
     let config = fdk::Config::from_env();
     let handler = Handler::from_config(&config);
     fdk::Runtime::new(fdk::service_fn(move |event: fdk::FnEvent| {

@@ -8,14 +8,7 @@ use fdk::{service_fn, FnEvent};
 #[tokio::main]
 async fn main() {
     // OCI Logging reads stdout: one JSON object per line.
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stdout)
-        .init();
+    fdk::logging::init_json("DATASYNC_LOG");
     let config = fdk::Config::from_env();
     let retry = Arc::new(retry::Retry::from_config(&config));
     fdk::run(service_fn(move |event: FnEvent| {
