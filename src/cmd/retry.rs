@@ -136,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let limit = if args.until_empty { args.max_calls.max(1) } else { 1 };
         let mut busy_waits = 0u32;
+        let mut dropped = 0u32;
         let outcome = loop {
             if t.calls >= limit {
                 break if args.until_empty {
@@ -151,7 +152,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if let Some(k) = &found.key {
                 req = req.header("x-api-key", k);
             }
-            let answer = req.send().await.map_err(|e| unreachable(&found.gateway, &e))?;
+            let answer = match req.send().await {
+                Ok(a) => a,
+                // A dropped connection (not a refused one) is tried once more: group mode
+                // resumes from the committed position, so a repeat only re-delivers (with the
+                // same Idempotency-Key) what the lost call had not committed.
+                Err(e) if !e.is_connect() && !e.is_timeout() && dropped < 1 => {
+                    dropped += 1;
+                    eprintln!("retry: the call failed ({e}); trying once more");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => return Err(unreachable(&found.gateway, &e)),
+            };
             let status = answer.status();
             let retry_after = answer
                 .headers()

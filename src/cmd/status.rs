@@ -114,8 +114,17 @@ impl StackArgs {
 
 /// The error to show when the gateway cannot be reached.
 pub fn unreachable(gateway: &str, e: &reqwest::Error) -> anyhow::Error {
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        why = format!("{why}: {s}");
+        source = s.source();
+    }
+    if e.is_timeout() {
+        return anyhow::anyhow!("the gateway at {gateway} did not answer in time: {why}");
+    }
     anyhow::anyhow!(
-        "cannot reach the gateway at {gateway}: {e} (is `datasync up` running? endpoints.json \
+        "cannot reach the gateway at {gateway}: {why} (is `datasync up` running? endpoints.json \
          may be left from a stopped stack; pass --url to choose another)"
     )
 }

@@ -1,0 +1,339 @@
+//! The operator tools against a running `datasync up`: `send` (file and stdin, one and many,
+//! refusals), `status` (tables and JSON), `retry --until-empty` after the target recovers,
+//! `bench` against the running stack; and `bench` in-process printing every figure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod up_support;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt as _;
+use up_support::*;
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `datasync ARGS` with `stdin`.
+async fn datasync(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args)
+        // The sync requests name a Vault secret: send the token to keep there.
+        .env("DATASYNC_TARGET_AUTHORIZATION", "Bearer cli-token")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(text.as_bytes()).await.unwrap();
+        drop(input);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the command finished within 60 s")
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn answers(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn ids(answers: &[Value]) -> Vec<String> {
+    answers
+        .iter()
+        .map(|a| {
+            assert!(a["partition"].is_string() && a["offset"].is_number(), "{a}");
+            a["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn stream_messages(status: &Value, name: &str) -> i64 {
+    status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .map_or(0, |s| s["messages"].as_i64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_status_retry_and_bench_against_a_running_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The retry schedule is off: only `datasync retry` re-delivers here.
+    let config = FAST.replace("enabled = true", "enabled = false");
+    let mut up = Up::start_in(tmp.path(), &config, &[]).await;
+    let data = tmp.path().join("data");
+    let data = data.to_str().unwrap();
+    let target = up.target();
+
+    // send: one request from a file.
+    let one = tmp.path().join("one.json");
+    std::fs::write(&one, sync_request(&target, "k0", 0).to_string()).unwrap();
+    let r = datasync(&["send", "--data-dir", data, one.to_str().unwrap()], None).await;
+    assert!(r.ok, "{}", r.stderr);
+    let mut sent = ids(&answers(&r.stdout));
+    assert_eq!(sent.len(), 1);
+
+    // send: a JSON array on stdin, and JSON lines on stdin.
+    let array = json!([
+        sync_request(&target, "k1", 1),
+        sync_request(&target, "k2", 2),
+        sync_request(&target, "k3", 3)
+    ]);
+    let r = datasync(&["send", "--data-dir", data, "-"], Some(&array.to_string())).await;
+    assert!(r.ok, "{}", r.stderr);
+    let got = ids(&answers(&r.stdout));
+    assert_eq!(got.len(), 3);
+    sent.extend(got);
+    let lines = format!(
+        "{}\n{}\n",
+        sync_request(&target, "k4", 4),
+        sync_request(&target, "k5", 5)
+    );
+    let r = datasync(
+        &["send", "--data-dir", data, "--batch", "1", "-"],
+        Some(&lines),
+    )
+    .await;
+    assert!(r.ok, "{}", r.stderr);
+    let got = ids(&answers(&r.stdout));
+    assert_eq!(got.len(), 2);
+    sent.extend(got);
+
+    // send: a refused message shows the error and exits non-zero.
+    let bad = json!({"streamKey": "k", "streamMessage": {"targetRestApi": "http://evil.example.com/x",
+        "targetRestApiOperation": "POST", "targetRestApiPayload": {}}});
+    let r = datasync(&["send", "--data-dir", data, "-"], Some(&bad.to_string())).await;
+    assert!(!r.ok);
+    assert!(r.stderr.contains("InvalidParameter"), "{}", r.stderr);
+    assert!(r.stderr.contains("allow-list"), "{}", r.stderr);
+    // A wrong key (--key overrides endpoints.json): 401 shown, non-zero.
+    let r = datasync(
+        &[
+            "send",
+            "--data-dir",
+            data,
+            "--key",
+            "nope",
+            one.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(!r.ok);
+    assert!(r.stderr.contains("401"), "{}", r.stderr);
+    // Not JSON: says what the input must be.
+    let r = datasync(&["send", "--data-dir", data, "-"], Some("{nope\n")).await;
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("JSON lines") || r.stderr.contains("one JSON object per line"),
+        "{}",
+        r.stderr
+    );
+    // No stack there: says how to start one.
+    let r = datasync(
+        &[
+            "send",
+            "--data-dir",
+            tmp.path().join("none").to_str().unwrap(),
+            one.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(!r.ok);
+    assert!(r.stderr.contains("datasync up"), "{}", r.stderr);
+
+    let delivered = eventually(Duration::from_secs(20), || async {
+        let got: HashSet<String> = delivered_ids(&up.client, &target)
+            .await
+            .into_iter()
+            .collect();
+        sent.iter().all(|id| got.contains(id)).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "the sent messages reach the target");
+
+    // retry: the target fails, messages go to the service-unavailable stream; it recovers,
+    // and `retry --until-empty` delivers them (once they are due).
+    post_json(
+        &up.client,
+        &format!("{target}/_control"),
+        &json!({"status": 503}),
+    )
+    .await;
+    let failing = json!([
+        sync_request(&target, "r1", 11),
+        sync_request(&target, "r2", 12),
+        sync_request(&target, "r3", 13)
+    ]);
+    let r = datasync(
+        &["send", "--data-dir", data, "-"],
+        Some(&failing.to_string()),
+    )
+    .await;
+    assert!(r.ok, "{}", r.stderr);
+    let retried = ids(&answers(&r.stdout));
+    eventually(Duration::from_secs(20), || async {
+        let st = up.status().await;
+        (stream_messages(&st, "datasync-errors-service-unavailable") >= 3).then_some(())
+    })
+    .await
+    .expect("the 503s reach the service-unavailable stream");
+    post_json(
+        &up.client,
+        &format!("{target}/_control"),
+        &json!({"status": 200}),
+    )
+    .await;
+
+    // status: tables with the stream names; --json parses.
+    let r = datasync(&["status", "--data-dir", data], None).await;
+    assert!(r.ok, "{}", r.stderr);
+    for name in [
+        "datasync-data",
+        "datasync-errors-service-unavailable",
+        "datasync-dead-letter",
+    ] {
+        assert!(r.stdout.contains(name), "{name} missing:\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("lag") && r.stdout.contains("failures by class"));
+    let r = datasync(&["status", "--data-dir", data, "--json"], None).await;
+    assert!(r.ok, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(doc["streams"].is_array());
+    assert!(doc["process"]["oci_requests_sent"].as_u64().unwrap() > 0);
+
+    // An unknown stream name lists the known ones.
+    let r = datasync(&["retry", "--data-dir", data, "--stream", "nope"], None).await;
+    assert!(!r.ok);
+    assert!(r.stderr.contains("serviceUnavailable"), "{}", r.stderr);
+
+    let start = Instant::now();
+    let mut outputs = String::new();
+    loop {
+        let r = datasync(
+            &[
+                "retry",
+                "--data-dir",
+                data,
+                "--stream",
+                "serviceUnavailable",
+                "--until-empty",
+            ],
+            None,
+        )
+        .await;
+        assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("retried"), "{}", r.stdout);
+        outputs.push_str(&r.stdout);
+        let got: HashSet<String> = delivered_ids(&up.client, &target)
+            .await
+            .into_iter()
+            .collect();
+        if retried.iter().all(|id| got.contains(id)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "retry did not deliver the messages:\n{outputs}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        outputs.contains("3 delivered") || outputs.contains("delivered"),
+        "{outputs}"
+    );
+
+    // bench against the running stack (found through --data-dir): every figure printed.
+    let r = datasync(&["bench", "--data-dir", data, "-n", "100", "-c", "2"], None).await;
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("running stack"), "{}", r.stderr);
+    for label in [
+        "ingest:",
+        "end to end:",
+        "ack latency:",
+        "direct baseline:",
+        "OCI calls per 1,000:",
+        "peak RSS:",
+    ] {
+        assert!(r.stdout.contains(label), "{label} missing:\n{}", r.stdout);
+    }
+    up.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_in_process_prints_every_figure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bench.json");
+    let r = datasync(
+        &[
+            "bench",
+            "-n",
+            "200",
+            "-c",
+            "4",
+            "--json",
+            out.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    for label in [
+        "ingest:",
+        "end to end:",
+        "ack latency:",
+        "POST to target:",
+        "direct baseline:",
+        "end to end / direct",
+        "OCI calls per 1,000:",
+        "peak RSS:",
+        "[target",
+    ] {
+        assert!(r.stdout.contains(label), "{label} missing:\n{}", r.stdout);
+    }
+    let doc: Value = serde_json::from_slice(&std::fs::read(Path::new(&out)).unwrap()).unwrap();
+    assert_eq!(doc["acknowledged"], 200);
+    assert_eq!(doc["reached_target"], 200);
+    for key in [
+        "ingest_msg_per_s",
+        "end_to_end_msg_per_s",
+        "direct_baseline_msg_per_s",
+        "ratio_to_direct",
+        "oci_calls_per_1000_messages",
+        "oci_calls_per_1000_messages_delivery",
+        "peak_rss_mb",
+    ] {
+        assert!(doc[key].is_number(), "{key}: {doc}");
+    }
+    for key in ["ack_latency_ms", "post_to_target_latency_ms"] {
+        assert!(
+            doc[key]["p50"].is_number() && doc[key]["p99"].is_number(),
+            "{key}: {doc}"
+        );
+    }
+    assert!(doc["targets"]["peak_rss_mb"]["met"].is_boolean());
+}
