@@ -1,18 +1,21 @@
 //! The HTTP front: one handler that reads the body (with an explicit limit), verifies the
 //! request signature with the same code the clients sign with, and routes by path.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use datasync_core::oci::models::ErrorBody;
-use datasync_core::oci::signer::{verify, ReceivedRequest};
+use datasync_core::oci::signer::{
+    content_sha256, parse_authorization, verify, ReceivedRequest, VerifyError, MAX_CLOCK_SKEW,
+};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use percent_encoding::percent_decode_str;
+use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
@@ -135,19 +138,16 @@ async fn route(inner: &Arc<Inner>, request: Request) -> Result<Response, ApiErro
         .await
         .map_err(|_| ApiError::too_large(format!("the request body exceeds {limit} bytes")))?;
 
-    let now = SystemTime::now();
-    verify(
-        &ReceivedRequest {
-            method: method.as_str(),
-            target: &target,
-            headers: &parts.headers,
-            body: &body,
-            body_exempt: object || is_put_messages(&method, &segments),
-        },
-        now,
-        |key_id| inner.keys.lookup(key_id, now),
-    )
-    .map_err(|e| ApiError::not_authenticated(format!("The required information to complete authentication was not provided or was incorrect: {e}")))?;
+    let received = ReceivedRequest {
+        method: method.as_str(),
+        target: &target,
+        headers: &parts.headers,
+        body: &body,
+        body_exempt: object || is_put_messages(&method, &segments),
+    };
+    authenticate(inner, &received, SystemTime::now()).map_err(|e| {
+        ApiError::not_authenticated(format!("The required information to complete authentication was not provided or was incorrect: {e}"))
+    })?;
 
     let query: HashMap<String, String> = parts
         .uri
@@ -287,4 +287,142 @@ async fn dispatch(
         }
         _ => Err(ApiError::not_found(format!("{method} {path}"))),
     }
+}
+
+/// The most signatures remembered per second.
+const MEMO_LIMIT: usize = 4096;
+
+/// Signatures that verified during the current second of the server's clock.
+///
+/// An RSA verification with the `rsa` crate costs about half a millisecond, which alone would
+/// cap the emulator at a couple of thousand requests per second per core. OCI clients cache
+/// their signatures per signing string and second (PKCS#1 v1.5 is deterministic), so concurrent
+/// PutMessages to one stream carry byte-identical `Authorization` values. This memo remembers
+/// (as a SHA-256) every input of the RSA check of a request that verified: method, target,
+/// the `Authorization` value (keyId, signed header list, signature) and the value of every
+/// signed header. A later request with the same digest *in the same second of the server's
+/// clock* would make [`verify`] run the same RSA check on the same bytes with the same key
+/// (a token's expiry is compared at one-second resolution), so its result is reused; the checks
+/// that depend on anything else (body hash and length against the body, date skew against the
+/// clock) still run on every request. Nothing is remembered across seconds, and a failed
+/// verification is never remembered.
+#[derive(Debug, Default)]
+pub(super) struct VerifiedMemo {
+    inner: Mutex<(u64, HashSet<[u8; 32]>)>,
+}
+
+impl VerifiedMemo {
+    /// Forgets everything (when a key is registered or replaced).
+    pub(super) fn clear(&self) {
+        if let Ok(mut memo) = self.inner.lock() {
+            memo.1.clear();
+        }
+    }
+
+    fn contains(&self, second: u64, digest: &[u8; 32]) -> bool {
+        self.inner
+            .lock()
+            .map(|memo| memo.0 == second && memo.1.contains(digest))
+            .unwrap_or(false)
+    }
+
+    fn insert(&self, second: u64, digest: [u8; 32]) {
+        if let Ok(mut memo) = self.inner.lock() {
+            if memo.0 != second {
+                memo.0 = second;
+                memo.1.clear();
+            }
+            if memo.1.len() < MEMO_LIMIT {
+                memo.1.insert(digest);
+            }
+        }
+    }
+}
+
+/// The digest of every input of a request's RSA check, and the signed header names; `None`
+/// when the request is not signed well enough to get that far (then [`verify`] decides).
+fn signature_inputs(request: &ReceivedRequest<'_>) -> Option<([u8; 32], Vec<String>)> {
+    let value = request
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let parsed = parse_authorization(value).ok()?;
+    let mut hash = Sha256::new();
+    for part in [request.method, request.target, value] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    for name in &parsed.headers {
+        if name == "(request-target)" {
+            continue;
+        }
+        let header = request.headers.get(name.as_str())?.as_bytes();
+        hash.update((name.len() as u64).to_le_bytes());
+        hash.update(name.as_bytes());
+        hash.update((header.len() as u64).to_le_bytes());
+        hash.update(header);
+    }
+    Some((hash.finalize().into(), parsed.headers))
+}
+
+/// The checks of [`verify`] that do not depend on the signature inputs: the signed body hash
+/// and length against the body, and the date against the clock.
+fn recheck(
+    request: &ReceivedRequest<'_>,
+    signed: &[String],
+    now: SystemTime,
+) -> Result<(), VerifyError> {
+    let header = |name: &str| -> Result<&str, VerifyError> {
+        request
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| VerifyError::HeaderMissing(name.to_owned()))
+    };
+    let is_signed = |name: &str| signed.iter().any(|h| h == name);
+    if is_signed("x-content-sha256") && header("x-content-sha256")? != content_sha256(request.body)
+    {
+        return Err(VerifyError::BodyHashMismatch);
+    }
+    if is_signed("content-length")
+        && header("content-length")?.parse::<usize>().ok() != Some(request.body.len())
+    {
+        return Err(VerifyError::ContentLengthMismatch);
+    }
+    let date_name = if is_signed("x-date") {
+        "x-date"
+    } else {
+        "date"
+    };
+    let date = httpdate::parse_http_date(header(date_name)?).map_err(|_| VerifyError::DateSkew)?;
+    let skew = match now.duration_since(date) {
+        Ok(ahead) => ahead,
+        Err(behind) => behind.duration(),
+    };
+    if skew > MAX_CLOCK_SKEW {
+        return Err(VerifyError::DateSkew);
+    }
+    Ok(())
+}
+
+/// Verifies a request's signature with [`verify`], reusing the RSA check of an identical
+/// signature verified in the same second (see [`VerifiedMemo`]).
+pub(super) fn authenticate(
+    inner: &Inner,
+    request: &ReceivedRequest<'_>,
+    now: SystemTime,
+) -> Result<(), VerifyError> {
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let inputs = signature_inputs(request);
+    if let Some((digest, signed)) = &inputs {
+        if inner.verified.contains(second, digest) {
+            return recheck(request, signed, now);
+        }
+    }
+    verify(request, now, |key_id| inner.keys.lookup(key_id, now))?;
+    if let Some((digest, _)) = inputs {
+        inner.verified.insert(second, digest);
+    }
+    Ok(())
 }

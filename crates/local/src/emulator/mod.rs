@@ -87,6 +87,7 @@ pub(crate) struct Inner {
     base_url: RwLock<String>,
     streams: RwLock<HashMap<String, Arc<streaming::StreamRow>>>,
     reads: tokio::sync::Semaphore,
+    verified: http::VerifiedMemo,
     options: EmulatorOptions,
 }
 
@@ -159,6 +160,7 @@ impl Emulator {
                 base_url: RwLock::new(String::new()),
                 streams: RwLock::new(HashMap::new()),
                 reads,
+                verified: http::VerifiedMemo::default(),
                 options,
             }),
         })
@@ -276,6 +278,7 @@ impl Emulator {
             })
             .await?;
         self.inner.keys.insert(key_id.to_owned(), public.clone());
+        self.inner.verified.clear();
         Ok(())
     }
 

@@ -294,10 +294,10 @@ pub fn parse_limit(value: Option<&str>, default: i64, max: i64) -> Result<i64, A
     }
 }
 
-fn decode_b64(what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+fn decode_b64(i: usize, what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|_| ApiError::invalid(format!("{what} is not valid base64")))
+        .map_err(|_| ApiError::invalid(format!("messages[{i}].{what} is not valid base64")))
 }
 
 /// A decoded message: key (when given) and value.
@@ -316,10 +316,10 @@ pub fn decode_put(body: &[u8]) -> Result<Vec<DecodedMessage>, ApiError> {
     let mut out = Vec::with_capacity(details.messages.len());
     for (i, m) in details.messages.iter().enumerate() {
         let key = match &m.key {
-            Some(k) => Some(decode_b64(&format!("messages[{i}].key"), k)?),
+            Some(k) => Some(decode_b64(i, "key", k)?),
             None => None,
         };
-        let value = decode_b64(&format!("messages[{i}].value"), &m.value)?;
+        let value = decode_b64(i, "value", &m.value)?;
         let size = value.len() + key.as_ref().map_or(0, Vec::len);
         if size > MAX_MESSAGE_BYTES {
             return Err(ApiError::too_large(format!(
@@ -398,16 +398,23 @@ pub async fn put_messages(
             Ok(placed)
         })
         .await?;
+    // A group's messages mostly share one timestamp: format it once.
+    let mut last = (i64::MIN, String::new());
     Ok(models::PutMessagesResult {
         failures: 0,
         entries: placed
             .into_iter()
-            .map(|(part, offset, ts)| models::PutMessagesResultEntry {
-                partition: Some(part.to_string()),
-                offset: Some(offset),
-                timestamp: Some(rfc3339_ms(ts)),
-                error: None,
-                error_message: None,
+            .map(|(part, offset, ts)| {
+                if ts != last.0 {
+                    last = (ts, rfc3339_ms(ts));
+                }
+                models::PutMessagesResultEntry {
+                    partition: Some(part.to_string()),
+                    offset: Some(offset),
+                    timestamp: Some(last.1.clone()),
+                    error: None,
+                    error_message: None,
+                }
             })
             .collect(),
     })
