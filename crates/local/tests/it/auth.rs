@@ -226,3 +226,69 @@ async fn resource_principal_tokens_verify_until_they_expire() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_error(&client.get("/n/").await.unwrap(), 401, "NotAuthenticated");
 }
+
+/// The emulator reuses the RSA check of a signature it verified in the same second; the checks
+/// that depend on the body and the clock must still run on every request.
+#[tokio::test]
+async fn a_remembered_signature_still_checks_body_and_date() {
+    let emu = start().await;
+    let signer = profile_signer(&emu);
+    let path = "/20181201/topics";
+    let body = serde_json::to_vec(&serde_json::json!({
+        "name": "memo",
+        "compartmentId": emu.emulator.profile().compartment,
+    }))
+    .unwrap();
+    let now = SystemTime::now();
+    let headers = sign(
+        &signer,
+        &emu,
+        &Method::POST,
+        path,
+        &body,
+        BodySigning::Include,
+        now,
+    );
+    let first = raw(&emu, Method::POST, path, headers.clone(), &body).await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    // Same headers (same signature), other body of the same length: the body hash fails.
+    let mut other = body.clone();
+    let at = other.iter().position(|b| *b == b'm').unwrap();
+    other[at] = b'n';
+    let answer = raw(&emu, Method::POST, path, headers.clone(), &other).await;
+    assert_error(&answer, 401, "NotAuthenticated");
+    // A signed GET repeated within the second verifies again, and a stale one never does.
+    let get = "/20181201/topics/none";
+    let fresh = sign(
+        &signer,
+        &emu,
+        &Method::GET,
+        get,
+        b"",
+        BodySigning::Include,
+        now,
+    );
+    for _ in 0..3 {
+        let answer = raw(&emu, Method::GET, get, fresh.clone(), b"").await;
+        assert_error(&answer, 404, "NotAuthorizedOrNotFound");
+    }
+    let stale = now - Duration::from_secs(600);
+    let old = sign(
+        &signer,
+        &emu,
+        &Method::GET,
+        get,
+        b"",
+        BodySigning::Include,
+        stale,
+    );
+    for _ in 0..2 {
+        let answer = raw(&emu, Method::GET, get, old.clone(), b"").await;
+        assert_error(&answer, 401, "NotAuthenticated");
+    }
+}

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod core_clients;
 mod objects;
+mod parsing;
 mod python_sdk;
 mod secrets;
 mod streaming;
