@@ -263,6 +263,17 @@ pub fn oci_requests_sent() -> u64 {
     OCI_REQUESTS_SENT.load(Ordering::Relaxed)
 }
 
+/// The part of [`oci_requests_sent`] signed with a resource-principal session token (keyId
+/// `ST$...`): the calls the functions made, as opposed to those of API-key clients (in the
+/// local stack, the Service Connector emulation and the tools).
+static OCI_REQUESTS_SENT_BY_RESOURCE_PRINCIPALS: AtomicU64 = AtomicU64::new(0);
+
+/// A metric: the requests of [`oci_requests_sent`] signed by a resource principal (keyId
+/// `ST$...`), i.e. made by functions.
+pub fn oci_requests_sent_by_resource_principals() -> u64 {
+    OCI_REQUESTS_SENT_BY_RESOURCE_PRINCIPALS.load(Ordering::Relaxed)
+}
+
 /// The shared transport: one connection pool, one auth provider, one retry policy.
 #[derive(Debug, Clone)]
 pub struct OciClient {
@@ -334,6 +345,9 @@ impl OciClient {
                 SystemTime::now(),
             )?;
             OCI_REQUESTS_SENT.fetch_add(1, Ordering::Relaxed);
+            if signer.key_id().starts_with("ST$") {
+                OCI_REQUESTS_SENT_BY_RESOURCE_PRINCIPALS.fetch_add(1, Ordering::Relaxed);
+            }
             let sent = self
                 .http
                 .request(request.method.clone(), request.url.clone())
