@@ -165,6 +165,7 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
         "retry_schedule_rounds": s.retry_runs.load(Ordering::Relaxed),
         "process": {
             "oci_requests_sent": datasync_core::oci::client::oci_requests_sent(),
+            "oci_requests_sent_by_functions": datasync_core::oci::client::oci_requests_sent_by_resource_principals(),
             "rss_mb": proc_status_mb("VmRSS:"),
             "peak_rss_mb": proc_status_mb("VmHWM:"),
         },
