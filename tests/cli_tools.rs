@@ -225,6 +225,7 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
     let doc: Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(doc["streams"].is_array());
     assert!(doc["process"]["oci_requests_sent"].as_u64().unwrap() > 0);
+    assert!(doc["process"]["oci_requests_sent_by_functions"].as_u64().unwrap() > 0);
 
     // An unknown stream name lists the known ones.
     let r = datasync(&["retry", "--data-dir", data, "--stream", "nope"], None).await;
@@ -317,6 +318,7 @@ async fn bench_in_process_prints_every_figure() {
     }
     let doc: Value = serde_json::from_slice(&std::fs::read(Path::new(&out)).unwrap()).unwrap();
     assert_eq!(doc["acknowledged"], 200);
+    assert_eq!(doc["handled"], 200);
     assert_eq!(doc["reached_target"], 200);
     for key in [
         "ingest_msg_per_s",
@@ -324,6 +326,7 @@ async fn bench_in_process_prints_every_figure() {
         "direct_baseline_msg_per_s",
         "ratio_to_direct",
         "oci_calls_per_1000_messages",
+        "oci_calls_per_1000_messages_functions",
         "oci_calls_per_1000_messages_delivery",
         "peak_rss_mb",
     ] {

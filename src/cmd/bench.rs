@@ -74,6 +74,11 @@ pub struct Args {
         hide_env_values = true
     )]
     pub key: Option<String>,
+    /// Distinct stream keys, used in turn (0: a key per message). Messages of one key keep
+    /// their order: one that fails permanently holds the rest of its key in the batch back
+    /// (they go to the dead-letter stream untried).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keys: u64,
     /// The running stack's demo target (default: the one in endpoints.json).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
@@ -107,15 +112,22 @@ struct Load {
 
 /// Sends `n` messages with `clients` clients to `url` (through the gateway with `key`, else
 /// straight to the target).
-async fn offer(
-    url: String,
-    key: Option<String>,
-    target: String,
-    n: u64,
+/// How the load is offered.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
     clients: u64,
     payload: u64,
     rate: Option<u64>,
-) -> Load {
+    keys: u64,
+}
+
+async fn offer(url: String, key: Option<String>, target: String, n: u64, shape: Shape) -> Load {
+    let Shape {
+        clients,
+        payload,
+        rate,
+        keys,
+    } = shape;
     let n = n as usize;
     let next = Arc::new(AtomicUsize::new(0));
     let lat = Arc::new(Mutex::new(Vec::with_capacity(n)));
@@ -123,7 +135,7 @@ async fn offer(
     let start = Instant::now();
     let pad = "x".repeat((payload as usize).saturating_sub(40));
     let mut tasks = Vec::new();
-    for c in 0..clients.max(1) {
+    for _ in 0..clients.max(1) {
         let (next, lat, errors, url, key, target, pad) = (
             Arc::clone(&next),
             Arc::clone(&lat),
@@ -155,7 +167,7 @@ async fn offer(
                 let bench = json!({"benchSentUs": sent_us, "pad": pad});
                 let body = match &key {
                     Some(_) => json!({
-                        "streamKey": format!("c{c}"),
+                        "streamKey": if keys == 0 { format!("m{i}") } else { format!("k{}", i as u64 % keys) },
                         "streamMessage": {
                             "targetRestApi": format!("{target}/bench"),
                             "targetRestApiOperation": "POST",
@@ -416,6 +428,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// (all OCI requests, those by the functions) of the stack process.
+async fn oci_counts(in_process: bool, http: &reqwest::Client, gateway: &str) -> Option<(u64, u64)> {
+    use datasync_core::oci::client::{oci_requests_sent, oci_requests_sent_by_resource_principals};
+    if in_process {
+        return Some((
+            oci_requests_sent(),
+            oci_requests_sent_by_resource_principals(),
+        ));
+    }
+    let p = stack_process(http, gateway).await;
+    Some((
+        p["oci_requests_sent"].as_u64()?,
+        p["oci_requests_sent_by_functions"].as_u64()?,
+    ))
+}
+
+/// Messages the data connector has handed to process and process has answered 200 for.
+async fn processed(http: &reqwest::Client, gateway: &str) -> anyhow::Result<u64> {
+    let doc = get_json(http, &format!("{gateway}/status")).await?;
+    doc["processed_messages"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("GET {gateway}/status has no processed_messages"))
+}
+
 async fn stack_process(http: &reqwest::Client, gateway: &str) -> Value {
     get_json(http, &format!("{gateway}/status"))
         .await
@@ -444,6 +480,12 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         setup.gateway
     );
 
+    let shape = Shape {
+        clients: args.clients,
+        payload: args.payload,
+        rate: args.rate,
+        keys: args.keys,
+    };
     // Direct baseline: the same clients straight to the demo target, no failures.
     set_target_mode(http, &target, &json!({})).await?;
     let direct = offer(
@@ -451,9 +493,7 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         None,
         target.clone(),
         args.messages.min(5000),
-        args.clients,
-        args.payload,
-        args.rate,
+        shape,
     )
     .await;
     let direct_rate = direct.acked as f64 / direct.elapsed.as_secs_f64().max(1e-9);
@@ -469,11 +509,8 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         .await?;
     }
     let (base_total, base_failed) = target_counts(http, &target).await?;
-    let oci_before = if in_process {
-        Some(datasync_core::oci::client::oci_requests_sent())
-    } else {
-        stack_process(http, &setup.gateway).await["oci_requests_sent"].as_u64()
-    };
+    let base_processed = processed(http, &setup.gateway).await?;
+    let oci_before = oci_counts(in_process, http, &setup.gateway).await;
 
     // Through the stack.
     let start = Instant::now();
@@ -482,36 +519,40 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         Some(setup.key.clone()),
         target.clone(),
         args.messages,
-        args.clients,
-        args.payload,
-        args.rate,
+        shape,
     )
     .await;
     let ingest = load.acked as f64 / load.elapsed.as_secs_f64().max(1e-9);
     for (what, count) in &load.errors {
         eprintln!("bench: {count} POSTs failed: {what}");
     }
-    // Every acknowledged message reaches the target once (answered 2xx or 400).
+    // End to end: every acknowledged message handled by process (delivered, or durably
+    // routed to an error stream: a permanent failure, or a message of the same key held
+    // behind one to keep the key's order).
     let deadline = Instant::now() + Duration::from_secs(300);
-    let (mut total, mut failed) = (base_total, base_failed);
-    loop {
-        if let Ok((t, f)) = target_counts(http, &target).await {
-            (total, failed) = (t, f);
-        }
-        if total.saturating_sub(base_total) >= load.acked || Instant::now() >= deadline {
+    let mut handled = 0;
+    while Instant::now() < deadline {
+        handled = processed(http, &setup.gateway)
+            .await
+            .unwrap_or(0)
+            .saturating_sub(base_processed);
+        if handled >= load.acked {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let e2e_elapsed = start.elapsed();
+    if handled < load.acked {
+        eprintln!(
+            "bench: only {handled} of {} acknowledged messages were handled within 300 s",
+            load.acked
+        );
+    }
+    let (total, failed) = target_counts(http, &target).await?;
     let reached = total.saturating_sub(base_total);
     let delivered = reached.saturating_sub(failed.saturating_sub(base_failed));
-    let e2e = reached as f64 / e2e_elapsed.as_secs_f64().max(1e-9);
-    let oci_after = if in_process {
-        Some(datasync_core::oci::client::oci_requests_sent())
-    } else {
-        stack_process(http, &setup.gateway).await["oci_requests_sent"].as_u64()
-    };
+    let e2e = handled as f64 / e2e_elapsed.as_secs_f64().max(1e-9);
+    let oci_after = oci_counts(in_process, http, &setup.gateway).await;
     let mut to_target = demo
         .as_ref()
         .map(|d| d.take_latencies())
@@ -529,13 +570,17 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         calls
             .and_then(|c| (load.acked > 0).then(|| (c as f64 * 1000.0 / load.acked as f64).round()))
     };
-    let oci_calls = match (oci_before, oci_after) {
-        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+    let diff = |pick: fn(&(u64, u64)) -> u64| match (&oci_before, &oci_after) {
+        (Some(b), Some(a)) => Some(pick(a).saturating_sub(pick(b))),
         _ => None,
     };
+    let oci_calls = diff(|c| c.0);
+    let fn_calls = diff(|c| c.1);
     let oci_total = per_1000(oci_calls);
-    // populate writes each acknowledged POST with one PutMessages: the rest is delivery.
-    let oci_delivery = per_1000(oci_calls.map(|c| c.saturating_sub(load.acked)));
+    let oci_functions = per_1000(fn_calls);
+    // populate writes each acknowledged POST with one PutMessages: the rest of the functions'
+    // calls are delivery (process, retry).
+    let oci_delivery = per_1000(fn_calls.map(|c| c.saturating_sub(load.acked)));
 
     let ack = (pct(&load.latencies, 0.5), pct(&load.latencies, 0.99));
     let post = (pct(&to_target, 0.5), pct(&to_target, 0.99));
@@ -558,7 +603,7 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         "oci_calls_per_1000_delivery": judged(oci_delivery, "<= 20 with 10% permanent failures",
             if with_failures { oci_delivery.map(|v| v <= 20.0) } else { None },
             if oci_delivery.is_none() { "the stack does not expose its OCI request count" }
-            else if with_failures { "not counting the one PutMessages per acknowledged POST" }
+            else if with_failures { "the functions' calls beyond populate's one PutMessages per acknowledged POST; the Service Connector's calls not counted" }
             else { "judged with --permanent-failure-rate 0.1" }),
         "peak_rss_mb": judged(rss.map(|r| (r * 10.0).round() / 10.0), "<= 150", rss.map(|r| r <= 150.0), rss_note),
     });
@@ -571,6 +616,8 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         "permanent_failure_rate": args.permanent_failure_rate,
         "acknowledged": load.acked,
         "post_errors": load.errors,
+        "keys": args.keys,
+        "handled": handled,
         "reached_target": reached,
         "delivered": delivered,
         "answered_400": reached - delivered,
@@ -584,7 +631,9 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         "direct_baseline_msg_per_s": direct_rate.round(),
         "ratio_to_direct": ratio,
         "oci_calls": oci_calls,
+        "oci_calls_by_functions": fn_calls,
         "oci_calls_per_1000_messages": oci_total,
+        "oci_calls_per_1000_messages_functions": oci_functions,
         "oci_calls_per_1000_messages_delivery": oci_delivery,
         "peak_rss_mb": rss.map(|r| (r * 10.0).round() / 10.0),
         "targets": targets,
@@ -597,7 +646,8 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         load.elapsed.as_secs_f64()
     );
     println!(
-        "end to end:          {e2e:.0} msg/s ({reached} reached the target: {delivered} delivered, {} answered 400{}) {}",
+        "end to end:          {e2e:.0} msg/s ({handled} handled in {:.1} s; {reached} reached the target: {delivered} delivered, {} answered 400{}) {}",
+        e2e_elapsed.as_secs_f64(),
         reached - delivered,
         demo.as_ref().map(|d| format!(", {} duplicates", d.duplicates())).unwrap_or_default(),
         label(&t["end_to_end_msg_per_s"])
@@ -619,9 +669,10 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         fmt_opt(ratio, 3)
     );
     println!(
-        "OCI calls per 1,000: {} in all ({} calls), {} for delivery {}",
+        "OCI calls per 1,000: {} in all ({} calls, connector emulation included), {} by the functions, {} for delivery {}",
         fmt_opt(oci_total, 0),
         oci_calls.map_or_else(|| "n/a".to_owned(), |c| c.to_string()),
+        fmt_opt(oci_functions, 0),
         fmt_opt(oci_delivery, 0),
         label(&t["oci_calls_per_1000_delivery"])
     );
