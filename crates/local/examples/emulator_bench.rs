@@ -339,8 +339,11 @@ async fn main() {
         load_average()
     );
     println!(
-        "emulator RSS now {} MB, peak (VmHWM) {} MB; database on disk {} MB",
+        "emulator RSS now {} MB (anon {} MB, file {} MB, shmem {} MB), peak (VmHWM) {} MB; database on disk {} MB",
         status_kb(pid, "VmRSS:") / 1024,
+        status_kb(pid, "RssAnon:") / 1024,
+        status_kb(pid, "RssFile:") / 1024,
+        status_kb(pid, "RssShmem:") / 1024,
         status_kb(pid, "VmHWM:") / 1024,
         db_mb(&server.dir)
     );

@@ -86,7 +86,7 @@ pub(crate) struct Inner {
     profile: LocalProfile,
     base_url: RwLock<String>,
     streams: RwLock<HashMap<String, Arc<streaming::StreamRow>>>,
-    reads: tokio::sync::Semaphore,
+    reads: Arc<tokio::sync::Semaphore>,
     verified: http::VerifiedMemo,
     options: EmulatorOptions,
 }
@@ -149,7 +149,7 @@ impl Emulator {
         for (id, pem) in registered {
             keys.insert(id, auth::parse_public_pem(&pem)?);
         }
-        let reads = tokio::sync::Semaphore::new(options.concurrent_reads.max(1));
+        let reads = Arc::new(tokio::sync::Semaphore::new(options.concurrent_reads.max(1)));
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,

@@ -767,82 +767,157 @@ pub async fn commit_or_heartbeat(
     })
 }
 
-/// Appends the JSON of up to `limit` messages of one partition from `from` to `out`, staying
-/// within `budget` bytes of decoded data (at least one message is always returned). Returns
-/// the count and the next offset.
-#[allow(clippy::too_many_arguments)]
-fn append_messages(
+/// Per partition of a GetMessages answer: (partition, first offset, messages to return,
+/// next offset).
+type ReadPlan = Vec<(i64, i64, i64, i64)>;
+
+/// Pass 1 of GetMessages: how many messages each partition contributes, within `limit` and the
+/// byte `budget` (at least one message is always returned), reading only the sizes.
+fn plan_read(
     conn: &Connection,
-    out: &mut String,
+    sid: i64,
+    positions: &[(i64, i64)],
+    limit: i64,
+    budget: usize,
+) -> Result<ReadPlan, ApiError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, length(key), length(value) FROM messages WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let (mut remaining, mut budget, mut first) = (limit, budget, true);
+    let mut plan = Vec::with_capacity(positions.len());
+    for &(part, from) in positions {
+        let (mut count, mut next) = (0i64, from);
+        if remaining > 0 && (budget > 0 || first) {
+            let mut rows = stmt.query([
+                message_rowid(sid, part, from),
+                message_rowid(sid, part, MAX_OFFSET),
+                remaining,
+            ])?;
+            while let Some(r) = rows.next()? {
+                let key: Option<i64> = r.get(1)?;
+                let value: i64 = r.get(2)?;
+                let size = (value + key.unwrap_or(0)).max(0) as usize;
+                if !first && size > budget {
+                    break;
+                }
+                first = false;
+                budget = budget.saturating_sub(size);
+                count += 1;
+                next = rowid_offset(r.get(0)?) + 1;
+            }
+            remaining -= count;
+        }
+        plan.push((part, from, count, next));
+    }
+    Ok(plan)
+}
+
+/// The most JSON bytes gathered before a chunk of a GetMessages answer is sent (a chunk and
+/// its slack stay under glibc's 128 KiB mmap threshold, so chunks are recycled, not mapped).
+const CHUNK_BYTES: usize = 112 * 1024;
+/// Chunks of one answer that may wait for the client: with two answers at once, at most
+/// about 2 MiB of JSON is buffered.
+const CHUNKS_QUEUED: usize = 8;
+/// The longest a GetMessages answer waits for its client to take the next chunk.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sends one chunk of an answer; false when the client is gone or too slow.
+fn send_chunk(
+    runtime: &tokio::runtime::Handle,
+    sender: &mut http_body_util::channel::Sender<bytes::Bytes, std::io::Error>,
+    chunk: &mut String,
+) -> bool {
+    let data = bytes::Bytes::from(std::mem::replace(
+        chunk,
+        String::with_capacity(CHUNK_BYTES + 8 * 1024),
+    ));
+    runtime
+        .block_on(tokio::time::timeout(SEND_TIMEOUT, sender.send_data(data)))
+        .is_ok_and(|sent| sent.is_ok())
+}
+
+/// Pass 2 of GetMessages: streams the JSON array of the planned messages to `sender` in
+/// chunks of about [`CHUNK_BYTES`], in the read transaction pass 1 ran in. Returns false when
+/// the client went away.
+fn stream_messages(
+    conn: &Connection,
+    runtime: &tokio::runtime::Handle,
+    sender: &mut http_body_util::channel::Sender<bytes::Bytes, std::io::Error>,
     stream_json: &str,
     sid: i64,
-    part: i64,
-    from: i64,
-    limit: i64,
-    budget: &mut usize,
-    first: &mut bool,
-) -> Result<(i64, i64), ApiError> {
+    plan: &ReadPlan,
+) -> Result<bool, ApiError> {
     use std::fmt::Write as _;
     let engine = base64::engine::general_purpose::STANDARD;
     let mut stmt = conn.prepare_cached(
         "SELECT id, ts, key, value FROM messages WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
     )?;
-    let mut rows = stmt.query([
-        message_rowid(sid, part, from),
-        message_rowid(sid, part, MAX_OFFSET),
-        limit,
-    ])?;
-    let (mut count, mut next) = (0i64, from);
+    let mut out = String::with_capacity(CHUNK_BYTES + 8 * 1024);
+    out.push('[');
+    let mut first = true;
     let mut last_ts = (i64::MIN, String::new());
-    while let Some(r) = rows.next()? {
-        let key = r
-            .get_ref(2)?
-            .as_blob_or_null()
-            .map_err(rusqlite::Error::from)?;
-        let value = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-        let size = value.len() + key.map_or(0, <[u8]>::len);
-        if !*first && size > *budget {
-            break;
+    for &(part, from, count, _) in plan {
+        if count == 0 {
+            continue;
         }
-        *budget = budget.saturating_sub(size);
-        let offset = rowid_offset(r.get(0)?);
-        let ts: i64 = r.get(1)?;
-        if ts != last_ts.0 {
-            last_ts = (ts, rfc3339_ms(ts));
-        }
-        out.push_str(if *first { "{" } else { ",{" });
-        *first = false;
-        let _ = write!(
-            out,
-            "\"stream\":{stream_json},\"partition\":\"{part}\",\"key\":"
-        );
-        match key {
-            Some(k) => {
-                out.push('"');
-                engine.encode_string(k, out);
-                out.push('"');
+        let mut rows = stmt.query([
+            message_rowid(sid, part, from),
+            message_rowid(sid, part, MAX_OFFSET),
+            count,
+        ])?;
+        while let Some(r) = rows.next()? {
+            let key = r
+                .get_ref(2)?
+                .as_blob_or_null()
+                .map_err(rusqlite::Error::from)?;
+            let value = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+            let offset = rowid_offset(r.get(0)?);
+            let ts: i64 = r.get(1)?;
+            if ts != last_ts.0 {
+                last_ts = (ts, rfc3339_ms(ts));
             }
-            None => out.push_str("null"),
+            out.push_str(if first { "{" } else { ",{" });
+            first = false;
+            let _ = write!(
+                out,
+                "\"stream\":{stream_json},\"partition\":\"{part}\",\"key\":"
+            );
+            match key {
+                Some(k) => {
+                    out.push('"');
+                    engine.encode_string(k, &mut out);
+                    out.push('"');
+                }
+                None => out.push_str("null"),
+            }
+            out.push_str(",\"value\":\"");
+            engine.encode_string(value, &mut out);
+            let _ = write!(
+                out,
+                "\",\"offset\":{offset},\"timestamp\":\"{}\"}}",
+                last_ts.1
+            );
+            if out.len() >= CHUNK_BYTES && !send_chunk(runtime, sender, &mut out) {
+                return Ok(false);
+            }
         }
-        out.push_str(",\"value\":\"");
-        engine.encode_string(value, out);
-        let _ = write!(
-            out,
-            "\",\"offset\":{offset},\"timestamp\":\"{}\"}}",
-            last_ts.1
-        );
-        count += 1;
-        next = offset + 1;
     }
-    Ok((count, next))
+    out.push(']');
+    Ok(send_chunk(runtime, sender, &mut out))
 }
 
-/// GetMessages: the JSON array body and the next cursor.
+/// GetMessages: the answer body, streamed from the store in chunks, and the next cursor.
+///
+/// Memory stays bounded whatever the stream size and answer size: pass 1 reads only message
+/// sizes to fix what the answer holds (so the next cursor can go in the headers), pass 2
+/// reads the same rows in the same read transaction and sends the JSON in chunks of about
+/// [`CHUNK_BYTES`]; at most [`EmulatorOptions::concurrent_reads`](super::EmulatorOptions)
+/// answers are produced at once.
 pub async fn get_messages(
     inner: &Arc<Inner>,
     ocid: &str,
     query: &HashMap<String, String>,
-) -> Result<(String, String), ApiError> {
+) -> Result<(axum::body::Body, String), ApiError> {
     let row = stream(inner, ocid).await?;
     let limit = parse_limit(
         query.get("limit").map(String::as_str),
@@ -872,43 +947,52 @@ pub async fn get_messages(
         }
         (None, None) => return Err(ApiError::invalid("the cursor is invalid; create a new one")),
     };
-    let _permit = inner
-        .reads
-        .acquire()
+    let permit = Arc::clone(&inner.reads)
+        .acquire_owned()
         .await
         .map_err(|_| ApiError::unavailable())?;
-    let (body, next_positions) = inner
-        .store
-        .read(move |conn| {
-            let mut out = String::with_capacity(4096);
-            out.push('[');
-            let mut first = true;
-            let mut remaining = limit;
-            let mut budget = budget;
-            let mut next_positions = Vec::with_capacity(positions.len());
-            for (part, from) in positions {
-                if remaining == 0 || (budget == 0 && !first) {
-                    next_positions.push((part, from));
-                    continue;
+    let (planned, plan_answer) = tokio::sync::oneshot::channel::<Result<ReadPlan, ApiError>>();
+    let (mut sender, body) =
+        http_body_util::channel::Channel::<bytes::Bytes, std::io::Error>::new(CHUNKS_QUEUED);
+    let store = Arc::clone(&inner.store);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut planned = Some(planned);
+        let result = store.read_blocking(|conn| {
+            conn.execute_batch("BEGIN")?;
+            let plan = match plan_read(conn, sid, &positions, limit, budget) {
+                Ok(plan) => plan,
+                Err(err) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(err);
                 }
-                let (count, next) = append_messages(
-                    conn,
-                    &mut out,
-                    &stream_json,
-                    sid,
-                    part,
-                    from,
-                    remaining,
-                    &mut budget,
-                    &mut first,
-                )?;
-                remaining -= count;
-                next_positions.push((part, next));
+            };
+            let sent = planned.take().map(|p| p.send(Ok(plan.clone())));
+            if !matches!(sent, Some(Ok(()))) {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Ok(());
             }
-            out.push(']');
-            Ok((out, next_positions))
-        })
-        .await?;
+            let streamed = stream_messages(conn, &runtime, &mut sender, &stream_json, sid, &plan);
+            let _ = conn.execute_batch("ROLLBACK");
+            if let Err(err) = streamed {
+                // The status is sent already: cut the answer short so the client sees an error.
+                tracing::warn!(%err.message, "emulator: GetMessages failed while streaming");
+                sender.abort(std::io::Error::other(err.message));
+            }
+            Ok(())
+        });
+        if let Err(err) = result {
+            // Only before the plan was sent (opening the connection, BEGIN or pass 1).
+            if let Some(planned) = planned.take() {
+                let _ = planned.send(Err(err));
+            }
+        }
+    });
+    let plan = plan_answer
+        .await
+        .map_err(|_| ApiError::internal("the read failed"))??;
+    let next_positions: Vec<(i64, i64)> = plan.iter().map(|p| (p.0, p.3)).collect();
     state.e = now_ms() + CURSOR_TTL_MS;
     match (&mut state.p, &mut state.g) {
         (Some(p), _) => {
@@ -924,7 +1008,7 @@ pub async fn get_messages(
         }
         (None, None) => {}
     }
-    Ok((body, seal_cursor(inner, &state)))
+    Ok((axum::body::Body::new(body), seal_cursor(inner, &state)))
 }
 
 /// GetGroup.
