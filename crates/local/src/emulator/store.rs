@@ -162,6 +162,7 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Option<mpsc::SyncSender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpoint_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -203,7 +204,7 @@ impl Store {
         checkpointer.pragma_update(None, "synchronous", "FULL")?;
         checkpointer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (poke, poked) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
+        let checkpoint_thread = std::thread::Builder::new()
             .name("emulator-checkpointer".into())
             .spawn(move || checkpoint_loop(checkpointer, poked))
             .map_err(EmulatorError::io(
@@ -219,6 +220,7 @@ impl Store {
             path: path.to_owned(),
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            checkpoint_thread: Mutex::new(Some(checkpoint_thread)),
             readers: Mutex::new(Vec::new()),
         })
     }
@@ -306,6 +308,15 @@ impl Store {
             writer.take();
         }
         let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        // The writer's exit closed the checkpointer's channel.
+        let handle = self
+            .checkpoint_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
         if let Some(handle) = handle {
             let _ = handle.join();
         }
