@@ -225,7 +225,12 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
     let doc: Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(doc["streams"].is_array());
     assert!(doc["process"]["oci_requests_sent"].as_u64().unwrap() > 0);
-    assert!(doc["process"]["oci_requests_sent_by_functions"].as_u64().unwrap() > 0);
+    assert!(
+        doc["process"]["oci_requests_sent_by_functions"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
     // An unknown stream name lists the known ones.
     let r = datasync(&["retry", "--data-dir", data, "--stream", "nope"], None).await;
