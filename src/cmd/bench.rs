@@ -338,6 +338,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 key: args.key.clone(),
             };
             let found = stack_args.find(Role::Source)?;
+            if !is_loopback(&found.gateway) {
+                anyhow::bail!(
+                    "{} is not a loopback address: the benchmark only runs against this machine",
+                    found.gateway
+                );
+            }
             let alive = get_json(&http, &format!("{}/status", found.gateway)).await;
             match alive {
                 Ok(_) => {
