@@ -15,6 +15,9 @@ use datasync_core::oci::models;
 use datasync_core::oci::signer::Signer;
 use datasync_local::client::{message_value, SignedClient};
 
+/// Every acknowledged message: (partition, offset) -> value.
+type Acked = HashMap<(String, i64), Vec<u8>>;
+
 fn start(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_datasync"))
         .args(["emulator", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -70,7 +73,7 @@ async fn acknowledged_messages_survive_kill_9() {
     let stream: models::Stream = created.json().unwrap();
 
     // (partition, offset) -> value, for every acknowledged message.
-    let acked: Arc<Mutex<HashMap<(String, i64), Vec<u8>>>> = Arc::default();
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     let mut writers = Vec::new();
     for w in 0..8 {
         let (c, id, acked) = (c.clone(), stream.id.clone(), acked.clone());
