@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +14,7 @@ use datasync_core::message::{parse_rfc3339, Envelope};
 use datasync_core::oci::models;
 use datasync_local::target::Reply;
 use fdk::agent::{invoke_request, Invoker};
-use fdk::{service_fn, Context, FnEvent};
+use fdk::Context;
 use process::Process;
 use serde_json::{json, Value};
 
@@ -29,25 +28,12 @@ fn value(e: &Envelope) -> Vec<u8> {
 
 /// Serves `process` on a real Unix socket with the FDK; returns an invoker.
 async fn over_socket(stack: &Stack, process: Process) -> Invoker {
-    let socket = stack.dir.path().join("fn").join("lsnr.sock");
-    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
     let process = Arc::new(process);
-    let svc = service_fn(move |event: FnEvent| {
+    serve_on_socket(stack, move |ctx, body| {
         let process = Arc::clone(&process);
-        async move {
-            let (ctx, body) = event.into_parts();
-            Ok::<_, Infallible>(process.handle(&ctx, &body).await)
-        }
-    });
-    let path = socket.clone();
-    tokio::spawn(async move { fdk::serve(path, svc).await });
-    for _ in 0..200 {
-        if let Ok(invoker) = Invoker::connect(&socket).await {
-            return invoker;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the function did not listen");
+        async move { process.handle(&ctx, &body).await }
+    })
+    .await
 }
 
 async fn invoke(invoker: &mut Invoker, body: Bytes) -> (u16, Value) {

@@ -4,7 +4,6 @@
 #[path = "../../process/tests/common/mod.rs"]
 mod common;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +14,7 @@ use datasync_core::message::{rfc3339, Envelope};
 use datasync_core::oci::streaming::PutMessage;
 use datasync_local::target::Reply;
 use fdk::agent::{gateway_request, gateway_response, Invoker};
-use fdk::{service_fn, Context, FnEvent};
+use fdk::Context;
 use retry::Retry;
 use serde_json::{json, Value};
 
@@ -44,25 +43,12 @@ async fn call(retry: &Retry, body: Value) -> (u16, Value) {
 
 /// Serves `retry` on a Unix socket; calls go through the gateway mapping.
 async fn over_socket(stack: &Stack, retry: Retry) -> Invoker {
-    let socket = stack.dir.path().join("fn").join("lsnr.sock");
-    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
     let retry = Arc::new(retry);
-    let svc = service_fn(move |event: FnEvent| {
+    serve_on_socket(stack, move |ctx, body| {
         let retry = Arc::clone(&retry);
-        async move {
-            let (ctx, body) = event.into_parts();
-            Ok::<_, Infallible>(retry.handle(&ctx, &body).await)
-        }
-    });
-    let path = socket.clone();
-    tokio::spawn(async move { fdk::serve(path, svc).await });
-    for _ in 0..200 {
-        if let Ok(invoker) = Invoker::connect(&socket).await {
-            return invoker;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the function did not listen");
+        async move { retry.handle(&ctx, &body).await }
+    })
+    .await
 }
 
 async fn via_gateway(invoker: &mut Invoker, body: Value) -> (u16, Value) {

@@ -306,6 +306,32 @@ impl Stack {
     }
 }
 
+/// Serves `handle` with the FDK on a real Unix socket in the stack's directory, as the Fn agent
+/// would reach it, and returns an invoker connected to it.
+pub async fn serve_on_socket<H, F>(stack: &Stack, handle: H) -> fdk::agent::Invoker
+where
+    H: Fn(fdk::Context, Bytes) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = fdk::Response> + Send + 'static,
+{
+    let socket = stack.dir.path().join("fn").join("lsnr.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let handle = Arc::new(handle);
+    let svc = fdk::service_fn(move |event: fdk::FnEvent| {
+        let (ctx, body) = event.into_parts();
+        let answer = handle(ctx, body);
+        async move { Ok::<_, std::convert::Infallible>(answer.await) }
+    });
+    let path = socket.clone();
+    tokio::spawn(async move { fdk::serve(path, svc).await });
+    for _ in 0..200 {
+        if let Ok(invoker) = fdk::agent::Invoker::connect(&socket).await {
+            return invoker;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the function did not listen");
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
