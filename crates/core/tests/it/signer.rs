@@ -478,3 +478,36 @@ fn malformed_authorization_headers_are_rejected() {
         );
     }
 }
+
+#[test]
+fn verify_checks_2048_bit_keys_too_and_rejects_another_keys_signature() {
+    // Real OCI keys have 2048 bits or more; they take the fast verifier, the vector key the
+    // portable one. Both must accept good signatures and refuse everything else.
+    let key = PrivateKey::from_rsa(rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap());
+    let other =
+        PrivateKey::from_rsa(rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap());
+    let now = SystemTime::now();
+    let body = br#"{"a":1}"#;
+    let url = url::Url::parse("http://127.0.0.1:9000/20180418/streams/x/cursors").unwrap();
+    let mut map = HeaderMap::new();
+    Signer::new(KEY_ID, key.clone())
+        .sign(&Method::POST, &url, &mut map, body, BodySigning::Include, now)
+        .unwrap();
+    map.insert("host", HeaderValue::from_static("127.0.0.1:9000"));
+    let ok = request_for("POST", "/20180418/streams/x/cursors", &map, body, false);
+    let public = key.public_key().clone();
+    assert_eq!(
+        signer::verify(&ok, now, |_| Some(public.clone())).unwrap(),
+        KEY_ID
+    );
+    let moved = request_for("POST", "/20180418/streams/y/cursors", &map, body, false);
+    assert_eq!(
+        signer::verify(&moved, now, |_| Some(public.clone())),
+        Err(VerifyError::BadSignature)
+    );
+    let wrong = other.public_key().clone();
+    assert_eq!(
+        signer::verify(&ok, now, |_| Some(wrong.clone())),
+        Err(VerifyError::BadSignature)
+    );
+}
