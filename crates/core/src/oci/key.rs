@@ -116,7 +116,12 @@ impl PrivateKey {
             // ring fails only when the system random source does (it blinds with it); the
             // portable signer below then still gives the same signature.
             if pair
-                .sign(&ring::signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                .sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    message,
+                    &mut signature,
+                )
                 .is_ok()
             {
                 return signature;
@@ -317,7 +322,11 @@ mod tests {
         let portable = rsa::pkcs1v15::SigningKey::<Sha256>::new(rsa_key.clone());
         let key = PrivateKey::from_rsa(rsa_key);
         assert!(key.signs_fast());
-        for message in [&b""[..], b"date: Thu, 05 Jan 2014 21:31:40 GMT", &[7u8; 5000]] {
+        for message in [
+            &b""[..],
+            b"date: Thu, 05 Jan 2014 21:31:40 GMT",
+            &[7u8; 5000],
+        ] {
             use rsa::signature::{SignatureEncoding, Signer};
             assert_eq!(key.sign(message), portable.sign(message).to_vec());
         }
