@@ -491,7 +491,14 @@ fn verify_checks_2048_bit_keys_too_and_rejects_another_keys_signature() {
     let url = url::Url::parse("http://127.0.0.1:9000/20180418/streams/x/cursors").unwrap();
     let mut map = HeaderMap::new();
     Signer::new(KEY_ID, key.clone())
-        .sign(&Method::POST, &url, &mut map, body, BodySigning::Include, now)
+        .sign(
+            &Method::POST,
+            &url,
+            &mut map,
+            body,
+            BodySigning::Include,
+            now,
+        )
         .unwrap();
     map.insert("host", HeaderValue::from_static("127.0.0.1:9000"));
     let ok = request_for("POST", "/20180418/streams/x/cursors", &map, body, false);
