@@ -88,12 +88,24 @@ pub(crate) struct Inner {
     streams: RwLock<HashMap<String, Arc<streaming::StreamRow>>>,
     reads: Arc<tokio::sync::Semaphore>,
     verified: http::VerifiedMemo,
+    /// Per stream OCID, the count of messages appended since start, for in-process readers
+    /// ([`Emulator::appended`]); only streams someone watches have an entry.
+    appended: RwLock<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     options: EmulatorOptions,
 }
 
 impl Inner {
     fn base_url(&self) -> String {
         self.base_url.read().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// Tells the watchers of `stream` that `count` more messages are durable in it.
+    fn note_appended(&self, stream: &str, count: usize) {
+        if let Ok(map) = self.appended.read() {
+            if let Some(tx) = map.get(stream) {
+                tx.send_modify(|n| *n += count as u64);
+            }
+        }
     }
 }
 
@@ -161,6 +173,7 @@ impl Emulator {
                 streams: RwLock::new(HashMap::new()),
                 reads,
                 verified: http::VerifiedMemo::default(),
+                appended: RwLock::new(HashMap::new()),
                 options,
             }),
         })
@@ -280,6 +293,27 @@ impl Emulator {
         self.inner.keys.insert(key_id.to_owned(), public.clone());
         self.inner.verified.clear();
         Ok(())
+    }
+
+    /// A signal of appends to the stream `stream_ocid`: the count of messages PutMessages made
+    /// durable in it since the emulator started (or since the first watcher, whichever is
+    /// later), changed after each commit. In-process readers (the local stack's connector
+    /// pump) wait on it instead of polling GetMessages, as Connector Hub, which reads streams
+    /// from inside OCI, costs its users nothing while a stream is idle.
+    pub fn appended(&self, stream_ocid: &str) -> tokio::sync::watch::Receiver<u64> {
+        if let Ok(map) = self.inner.appended.read() {
+            if let Some(tx) = map.get(stream_ocid) {
+                return tx.subscribe();
+            }
+        }
+        match self.inner.appended.write() {
+            Ok(mut map) => map
+                .entry(stream_ocid.to_owned())
+                .or_insert_with(|| tokio::sync::watch::channel(0).0)
+                .subscribe(),
+            // A poisoned map: a receiver that never changes; the reader's timeout still polls.
+            Err(_) => tokio::sync::watch::channel(0).1,
+        }
     }
 
     /// Every notification published so far, oldest first (for tests and the status page).

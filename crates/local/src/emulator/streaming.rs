@@ -398,6 +398,7 @@ pub async fn put_messages(
             Ok(placed)
         })
         .await?;
+    inner.note_appended(ocid, placed.len());
     // A group's messages mostly share one timestamp: format it once.
     let mut last = (i64::MIN, String::new());
     Ok(models::PutMessagesResult {

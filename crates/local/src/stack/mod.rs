@@ -41,7 +41,7 @@ use crate::emulator::{Emulator, EmulatorOptions, LOCAL_COMPARTMENT, NAMESPACE};
 pub use config::{StackConfig, StackSettings};
 pub use host::{serve_fn, ServeFn};
 use keys::KeyRing;
-use pump::{Connector, Sink};
+use pump::{Batching, Connector, Sink};
 
 /// Why the stack could not start.
 #[derive(Debug, thiserror::Error)]
@@ -404,11 +404,20 @@ impl Stack {
             let Some((id, stream_name)) = stream_id(suffix) else {
                 return Ok(None);
             };
-            let (max_messages, max_bytes, max_wait, drained) = if archive {
-                (10_000, s.rollover_bytes, s.rollover_time, false)
+            let batching = if archive {
+                Batching {
+                    max_messages: 10_000,
+                    max_bytes: s.rollover_bytes,
+                    max_wait: s.rollover_time,
+                }
             } else {
-                (s.batch_size, 4 * 1024 * 1024, s.batch_time, true)
+                Batching {
+                    max_messages: s.batch_size,
+                    max_bytes: 4 * 1024 * 1024,
+                    max_wait: s.batch_time,
+                }
             };
+            let appended = emulator.appended(&id);
             Connector::new(
                 &conn_dir,
                 name,
@@ -416,12 +425,10 @@ impl Stack {
                 &stream_name,
                 partitions,
                 sink,
-                max_messages,
-                max_bytes,
-                max_wait,
-                drained,
+                batching,
                 s.max_backoff,
             )
+            .map(|c| c.with_append_signal(appended))
             .map(Some)
             .map_err(io(format!("opening the checkpoints of connector {name}")))
         };

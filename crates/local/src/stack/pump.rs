@@ -18,6 +18,7 @@ use datasync_core::oci::models::{Message, MessageDetails};
 use datasync_core::oci::notifications::NotificationsClient;
 use datasync_core::oci::objectstorage::ObjectStorageClient;
 use datasync_core::oci::streaming::{CursorStart, StreamClient};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +62,26 @@ pub struct ConnectorStats {
     pub objects: AtomicU64,
 }
 
+/// How a connector forms batches, as Connector Hub does: a batch goes to the target once it
+/// holds `max_messages` messages or `max_bytes` bytes, or `max_wait` after its first message
+/// was waiting, whichever comes first.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most messages per batch (1 to 10,000).
+    pub max_messages: usize,
+    /// Most bytes (decoded values, approximately) per batch.
+    pub max_bytes: usize,
+    /// Longest time to fill a batch once a message is waiting.
+    pub max_wait: Duration,
+}
+
+/// With no append signal, how often an idle partition is polled at most and at least.
+const POLL_MIN: Duration = Duration::from_millis(2);
+const POLL_MAX: Duration = Duration::from_millis(100);
+/// With an append signal, an idle partition still reads this often, so nothing the signal
+/// missed waits longer than this.
+const IDLE_READ: Duration = Duration::from_secs(5);
+
 /// One connector.
 #[derive(Debug)]
 pub struct Connector {
@@ -74,19 +95,17 @@ pub struct Connector {
     pub partitions: u32,
     /// Target.
     pub sink: Sink,
-    /// Most messages per batch.
-    pub max_messages: usize,
-    /// Most bytes (decoded values, approximately) per batch.
-    pub max_bytes: usize,
-    /// Longest time to fill a batch once it has a message.
-    pub max_wait: Duration,
-    /// Deliver as soon as the stream has nothing more (the process connector), instead of
-    /// waiting for `max_wait` (archives).
-    pub flush_when_drained: bool,
+    /// When a batch is handed over.
+    pub batching: Batching,
     /// Backoff cap.
     pub max_backoff: Duration,
     /// Counters.
     pub stats: ConnectorStats,
+    /// The emulator's count of messages appended to the source ([`Emulator::appended`]): the
+    /// connector waits on it instead of polling. Without it, idle partitions are polled.
+    ///
+    /// [`Emulator::appended`]: crate::emulator::Emulator::appended
+    wake: Option<watch::Receiver<u64>>,
     checkpoints: Checkpoints,
 }
 
@@ -139,6 +158,14 @@ impl Checkpoints {
     }
 }
 
+/// What [`Connector::wait_for_messages`] decided.
+enum Waited {
+    /// Read now.
+    Read,
+    /// The connector is stopping.
+    Stop,
+}
+
 impl Connector {
     /// A connector whose checkpoints live in `dir/<name>.json`.
     ///
@@ -152,10 +179,7 @@ impl Connector {
         stream_name: &str,
         partitions: u32,
         sink: Sink,
-        max_messages: usize,
-        max_bytes: usize,
-        max_wait: Duration,
-        flush_when_drained: bool,
+        batching: Batching,
         max_backoff: Duration,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
@@ -165,14 +189,23 @@ impl Connector {
             stream_name: stream_name.to_owned(),
             partitions,
             sink,
-            max_messages: max_messages.clamp(1, 10_000),
-            max_bytes,
-            max_wait,
-            flush_when_drained,
+            batching: Batching {
+                max_messages: batching.max_messages.clamp(1, 10_000),
+                ..batching
+            },
             max_backoff,
             stats: ConnectorStats::default(),
+            wake: None,
             checkpoints: Checkpoints::open(dir.join(format!("{name}.json")))?,
         })
+    }
+
+    /// Waits on `appended` (the emulator's count of messages appended to the source stream)
+    /// instead of polling an idle stream.
+    #[must_use]
+    pub fn with_append_signal(mut self, appended: watch::Receiver<u64>) -> Self {
+        self.wake = Some(appended);
+        self
     }
 
     /// The committed offset per partition.
@@ -190,6 +223,8 @@ impl Connector {
         while tasks.join_next().await.is_some() {}
     }
 
+    /// One partition: reads from its checkpoint, gathers batches (see [`Batching`]), hands
+    /// each to the target until it takes it, then commits.
     async fn run_partition(
         self: Arc<Self>,
         streams: StreamClient,
@@ -197,16 +232,71 @@ impl Connector {
         stop: CancellationToken,
     ) {
         let part = partition.to_string();
+        let mut wake = self.wake.clone();
+        // The append count at the last read: what was appended since may be waiting for us.
+        let mut seen = wake.as_mut().map_or(0, |w| *w.borrow_and_update());
         let mut read_pos = self.checkpoints.get(partition);
         let mut cursor: Option<String> = None;
         let mut batch: Vec<Message> = Vec::new();
         let mut bytes = 0usize;
+        // When the current batch's first message was known to be waiting.
         let mut first_at: Option<Instant> = None;
-        let mut idle = Duration::from_millis(2);
+        // Whether the last read may have left messages behind (true at start: a backlog).
+        let mut more = true;
+        let mut poll = POLL_MIN;
         let mut backoff = Backoff::new(self.max_backoff);
+        let Batching {
+            max_messages,
+            max_bytes,
+            max_wait,
+        } = self.batching;
         loop {
             if stop.is_cancelled() {
                 return;
+            }
+            let due = first_at.is_some_and(|t| t.elapsed() >= max_wait);
+            if !batch.is_empty() && (batch.len() >= max_messages || bytes >= max_bytes || due) {
+                if !self.deliver_until_taken(partition, &batch, &stop).await {
+                    return;
+                }
+                if let Some(last) = batch.last().map(|m| m.offset) {
+                    self.commit(partition, last).await;
+                }
+                self.stats
+                    .delivered
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                batch.clear();
+                bytes = 0;
+                first_at = None;
+                more = true;
+                continue;
+            }
+            if !more {
+                // A batch still filling waits for enough messages or its deadline; an empty
+                // one for the first message, whose arrival starts the batch's clock.
+                let need = if first_at.is_some() {
+                    max_messages - batch.len()
+                } else {
+                    1
+                };
+                let deadline = first_at.map(|t| t + max_wait);
+                match self
+                    .wait_for_messages(&mut wake, seen, need, deadline, &mut poll, &stop)
+                    .await
+                {
+                    Waited::Stop => return,
+                    Waited::Read => {}
+                }
+                if first_at.is_none() {
+                    if let Some(w) = &wake {
+                        if *w.borrow() > seen {
+                            // Something is waiting: start the clock and let the batch fill.
+                            first_at = Some(Instant::now());
+                            continue;
+                        }
+                    }
+                }
             }
             let cur = match &cursor {
                 Some(c) => c.clone(),
@@ -224,32 +314,25 @@ impl Connector {
                     }
                 }
             };
-            let want = (self.max_messages - batch.len()).clamp(1, 10_000) as u32;
-            let flush = match streams
-                .get_messages(&self.stream_id, &cur, Some(want))
+            let want = (max_messages - batch.len()).clamp(1, 10_000);
+            if let Some(w) = wake.as_mut() {
+                seen = *w.borrow_and_update();
+            }
+            match streams
+                .get_messages(&self.stream_id, &cur, Some(want as u32))
                 .await
             {
                 Ok((messages, next)) => {
                     cursor = Some(next);
                     backoff.reset();
+                    more = messages.len() >= want;
                     if messages.is_empty() {
-                        let waited = first_at.map(|t| t.elapsed());
-                        match waited {
-                            Some(w) if self.flush_when_drained || w >= self.max_wait => true,
-                            _ => {
-                                let mut nap = idle;
-                                if let Some(w) = waited {
-                                    nap = nap.min(self.max_wait.saturating_sub(w));
-                                }
-                                if !sleep_or_stop(nap, &stop).await {
-                                    return;
-                                }
-                                idle = (idle * 2).min(Duration::from_millis(100));
-                                false
-                            }
+                        if batch.is_empty() {
+                            // The signal was for another partition.
+                            first_at = None;
                         }
                     } else {
-                        idle = Duration::from_millis(2);
+                        poll = POLL_MIN;
                         if let Some(last) = messages.last() {
                             read_pos = Some(last.offset);
                         }
@@ -258,56 +341,101 @@ impl Connector {
                             .map(|m| m.value.len() * 3 / 4)
                             .sum::<usize>();
                         batch.extend(messages);
-                        let started = *first_at.get_or_insert_with(Instant::now);
-                        batch.len() >= self.max_messages
-                            || bytes >= self.max_bytes
-                            || started.elapsed() >= self.max_wait
+                        first_at.get_or_insert_with(Instant::now);
                     }
                 }
                 Err(e) => {
                     tracing::warn!(connector = %self.name, partition, error = %e, "connector: GetMessages failed; new cursor");
                     cursor = None;
+                    more = true;
                     if !sleep_or_stop(backoff.next(), &stop).await {
                         return;
                     }
-                    false
                 }
-            };
-            if !flush || batch.is_empty() {
-                continue;
             }
-            // Deliver until the target takes it; never skip.
-            let mut done = 0usize;
-            let mut attempt_backoff = Backoff::new(self.max_backoff);
-            loop {
-                match self.deliver(partition, &batch[done..]).await {
-                    Ok(()) => break,
-                    Err((sent, e)) => {
-                        done += sent;
-                        self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(connector = %self.name, partition, error = %e, messages = batch.len() - done, "connector: target failed; the batch will be re-delivered");
-                        if !sleep_or_stop(attempt_backoff.next(), &stop).await {
-                            return;
-                        }
+        }
+    }
+
+    /// Waits until `need` messages may be waiting (appended since `seen`), `deadline`, or,
+    /// with no append signal, the next poll.
+    async fn wait_for_messages(
+        &self,
+        wake: &mut Option<watch::Receiver<u64>>,
+        seen: u64,
+        need: usize,
+        deadline: Option<Instant>,
+        poll: &mut Duration,
+        stop: &CancellationToken,
+    ) -> Waited {
+        let Some(w) = wake.as_mut() else {
+            let mut nap = *poll;
+            if let Some(d) = deadline {
+                nap = nap.min(d.saturating_duration_since(Instant::now()));
+            }
+            *poll = (*poll * 2).min(POLL_MAX);
+            return if sleep_or_stop(nap, stop).await {
+                Waited::Read
+            } else {
+                Waited::Stop
+            };
+        };
+        let until = deadline.unwrap_or_else(|| Instant::now() + IDLE_READ);
+        loop {
+            if w.borrow().saturating_sub(seen) >= need as u64 || Instant::now() >= until {
+                return Waited::Read;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Waited::Stop,
+                changed = w.changed() => {
+                    if changed.is_err() {
+                        // The emulator is gone: poll from now on.
+                        *wake = None;
+                        return Waited::Read;
+                    }
+                }
+                _ = tokio::time::sleep_until(until.into()) => return Waited::Read,
+            }
+        }
+    }
+
+    /// Hands `batch` to the target until it takes it, never skipping it; false when stopped
+    /// between attempts.
+    async fn deliver_until_taken(
+        &self,
+        partition: u32,
+        batch: &[Message],
+        stop: &CancellationToken,
+    ) -> bool {
+        let mut done = 0usize;
+        let mut backoff = Backoff::new(self.max_backoff);
+        loop {
+            match self.deliver(partition, &batch[done..]).await {
+                Ok(()) => return true,
+                Err((sent, e)) => {
+                    done += sent;
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(connector = %self.name, partition, error = %e, messages = batch.len() - done, "connector: target failed; the batch will be re-delivered");
+                    if !sleep_or_stop(backoff.next(), stop).await {
+                        return false;
                     }
                 }
             }
-            let last = batch.last().map(|m| m.offset);
-            if let Some(last) = last {
-                // The checkpoint is in memory at once; a failed write is retried on the next
-                // batch (and at worst the batch is re-delivered after a restart).
-                if let Err(e) = self.checkpoints.commit(partition, last) {
-                    tracing::error!(connector = %self.name, partition, error = %e, "connector: writing the checkpoint failed");
-                }
-            }
-            self.stats
-                .delivered
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            self.stats.batches.fetch_add(1, Ordering::Relaxed);
-            batch.clear();
-            bytes = 0;
-            first_at = None;
         }
+    }
+
+    /// Moves the checkpoint (in memory at once; the file write and fsync off the runtime's
+    /// threads). A failed write is retried with the next batch; at worst a restart
+    /// re-delivers this batch.
+    async fn commit(self: &Arc<Self>, partition: u32, offset: i64) {
+        let this = Arc::clone(self);
+        let written =
+            tokio::task::spawn_blocking(move || this.checkpoints.commit(partition, offset)).await;
+        let error = match written {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(connector = %self.name, partition, error = %error, "connector: writing the checkpoint failed");
     }
 
     /// Hands `batch` to the target. On failure, how many messages at the front were taken

@@ -6,6 +6,7 @@ mod auth;
 mod core_clients;
 mod objects;
 mod parsing;
+mod pump;
 mod python_sdk;
 mod secrets;
 mod streaming;
