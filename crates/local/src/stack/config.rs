@@ -16,8 +16,8 @@
 //! error_stream_retention_hours = 24
 //!
 //! [connector]
-//! batch_size_in_num = 100
-//! batch_time_in_ms = 200
+//! batch_size_in_num = 500
+//! batch_time_in_ms = 100
 //! max_backoff_ms = 5000
 //! archive_rollover_size_mbs = 1
 //! archive_rollover_time_ms = 10000
@@ -38,7 +38,7 @@
 //! operator = false
 //!
 //! [functions]
-//! populate_instances = 4
+//! populate_instances = 16
 //! process_instances = 2
 //! retry_instances = 1
 //! allow_targets = ["api.example.com:443"]
@@ -138,10 +138,11 @@ impl Default for StreamsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectorConfig {
-    /// Most messages per process invocation (`batch_size_in_num`, default 100).
+    /// Most messages per process invocation (`batch_size_in_num`, default 500).
     pub batch_size_in_num: u32,
-    /// Longest wait, in ms, to fill a batch once a message is waiting (default 200; Terraform's
-    /// `connector_batch_time_seconds` is in seconds, the local default is smaller).
+    /// Longest wait, in ms, to fill a batch once a message is waiting (default 100; Terraform's
+    /// `connector_batch_time_seconds` is in seconds, the local default is smaller). A batch goes
+    /// when it is full or this long after its first message, as Connector Hub sends them.
     pub batch_time_in_ms: u64,
     /// Cap of the backoff between re-deliveries of a failed batch (default 5000 ms).
     pub max_backoff_ms: u64,
@@ -156,8 +157,8 @@ pub struct ConnectorConfig {
 impl Default for ConnectorConfig {
     fn default() -> Self {
         Self {
-            batch_size_in_num: 100,
-            batch_time_in_ms: 200,
+            batch_size_in_num: 500,
+            batch_time_in_ms: 100,
             max_backoff_ms: 5000,
             archive_rollover_size_mbs: 1,
             archive_rollover_time_ms: 10_000,
@@ -228,8 +229,9 @@ pub struct ApiKeyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FunctionsConfig {
-    /// Instances of populate (default 4: each waits for its PutMessages to be durable, so
-    /// ingest scales with instances).
+    /// Instances of populate (default 16: an instance takes one call at a time, as on OCI, and
+    /// waits for its PutMessages to be durable, so ingest scales with instances until the CPU
+    /// is busy; OCI scales them out the same way).
     pub populate_instances: u32,
     /// Instances of process (default 2).
     pub process_instances: u32,
@@ -244,7 +246,7 @@ pub struct FunctionsConfig {
 impl Default for FunctionsConfig {
     fn default() -> Self {
         Self {
-            populate_instances: 4,
+            populate_instances: 16,
             process_instances: 2,
             retry_instances: 1,
             allow_targets: Vec::new(),
@@ -485,9 +487,9 @@ mod tests {
     fn empty_file_gives_defaults() {
         let s = StackConfig::parse("").unwrap().into_settings().unwrap();
         assert_eq!(s.name_prefix, "datasync");
-        assert_eq!(s.batch_size, 100);
+        assert_eq!(s.batch_size, 500);
         assert_eq!(s.retry_interval, Some(Duration::from_secs(10)));
-        assert_eq!(s.instances, [4, 2, 1]);
+        assert_eq!(s.instances, [16, 2, 1]);
     }
 
     #[test]
