@@ -103,6 +103,17 @@ fn peak_rss_mb() -> Option<f64> {
         .map(|kb| kb / 1024.0)
 }
 
+/// CPU time (user and system, every thread) this process has used, from `/proc/self/stat`
+/// (in USER_HZ ticks, 100 per second on Linux).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 struct Load {
     acked: u64,
     elapsed: Duration,
@@ -519,6 +530,7 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
     let oci_before = oci_counts(in_process, http, &setup.gateway).await;
 
     // Through the stack.
+    let cpu_before = in_process.then(process_cpu).flatten();
     let start = Instant::now();
     let load = offer(
         format!("{}/stream/sync", setup.gateway),
@@ -548,6 +560,14 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let e2e_elapsed = start.elapsed();
+    // CPU per handled message, the whole process (stack and load generator): steadier than
+    // the rates on a machine other work shares.
+    let cpu_per_message_us = match (cpu_before, in_process.then(process_cpu).flatten()) {
+        (Some(b), Some(a)) if handled > 0 => {
+            Some(((a.saturating_sub(b)).as_secs_f64() * 1e6 / handled as f64).round())
+        }
+        _ => None,
+    };
     if handled < load.acked {
         eprintln!(
             "bench: only {handled} of {} acknowledged messages were handled within 300 s",
@@ -642,6 +662,7 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         "oci_calls_per_1000_messages_functions": oci_functions,
         "oci_calls_per_1000_messages_delivery": oci_delivery,
         "peak_rss_mb": rss.map(|r| (r * 10.0).round() / 10.0),
+        "cpu_per_message_us": cpu_per_message_us,
         "targets": targets,
     });
     let t = &result["targets"];
@@ -687,6 +708,13 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
         fmt_opt(rss, 1),
         label(&t["peak_rss_mb"])
     );
+    if let Some(us) = cpu_per_message_us {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "CPU per message:     {us:.0} µs (stack and load generator, all threads; {cores} cores give {:.0} msg/s at this cost)",
+            cores as f64 * 1e6 / us.max(1.0)
+        );
+    }
     Ok(result)
 }
 
