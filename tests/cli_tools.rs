@@ -281,12 +281,23 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
         "ingest:",
         "end to end:",
         "ack latency:",
+        "POST to target:",
         "direct baseline:",
         "OCI calls per 1,000:",
         "peak RSS:",
     ] {
         assert!(r.stdout.contains(label), "{label} missing:\n{}", r.stdout);
     }
+    // POST-to-target latencies come from the running demo target.
+    let post = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("POST to target:"))
+        .unwrap_or_default();
+    assert!(
+        post.contains(" ms, p99 ") && !post.contains("n/a"),
+        "{post}"
+    );
     up.stop();
 }
 
@@ -317,6 +328,7 @@ async fn bench_in_process_prints_every_figure() {
         "end to end / direct",
         "OCI calls per 1,000:",
         "peak RSS:",
+        "CPU per message:",
         "[target",
     ] {
         assert!(r.stdout.contains(label), "{label} missing:\n{}", r.stdout);

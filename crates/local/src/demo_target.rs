@@ -8,6 +8,9 @@
 //!   `{"fail_rate": 0.1, "fail_status": 500}` fails that share at random; `{"delay_ms": 50}`.
 //! - `GET /_received`: JSON `{"total", "unique", "duplicates", "failed", "messages": [...]}`
 //!   (`?summary=1` leaves the messages out). `DELETE /_received` clears.
+//! - `POST /_latencies` drains the POST-to-target latencies of `datasync bench` payloads (those
+//!   starting with `{"benchSentUs":`), as `{"latencies_us": [...]}`, so the benchmark measures
+//!   them against a running stack too (same machine, same clock).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The most requests kept for `GET /_received` (older ones are dropped; counters go on).
 pub const MAX_RECORDED: usize = 2000;
+/// The most benchmark latencies kept until drained (more are not recorded).
+pub const MAX_LATENCIES: usize = 1_000_000;
 
 /// How the target answers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -180,6 +185,10 @@ async fn handle(State(t): State<Arc<DemoTarget>>, request: Request<Body>) -> Res
             }
             json(StatusCode::OK, &doc)
         }
+        (Method::POST, "/_latencies") => json(
+            StatusCode::OK,
+            &serde_json::json!({ "latencies_us": t.take_latencies() }),
+        ),
         (Method::DELETE, "/_received") => {
             if let Ok(mut r) = t.received.lock() {
                 r.clear();
@@ -211,7 +220,9 @@ async fn deliver(t: &DemoTarget, request: Request<Body>) -> Response<Body> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         if let Ok(mut l) = t.latencies.lock() {
-            l.push(now.saturating_sub(sent));
+            if l.len() < MAX_LATENCIES {
+                l.push(now.saturating_sub(sent));
+            }
         }
     }
     let ok = (200..300).contains(&status);
