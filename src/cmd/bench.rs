@@ -121,8 +121,6 @@ struct Load {
     errors: BTreeMap<String, u64>,
 }
 
-/// Sends `n` messages with `clients` clients to `url` (through the gateway with `key`, else
-/// straight to the target).
 /// How the load is offered.
 #[derive(Debug, Clone, Copy)]
 struct Shape {
@@ -132,6 +130,8 @@ struct Shape {
     keys: u64,
 }
 
+/// Sends `n` messages with `clients` clients to `url` (through the gateway with `key`, else
+/// straight to the target).
 async fn offer(url: String, key: Option<String>, target: String, n: u64, shape: Shape) -> Load {
     let Shape {
         clients,
