@@ -88,9 +88,9 @@ pub(crate) struct Inner {
     streams: RwLock<HashMap<String, Arc<streaming::StreamRow>>>,
     reads: Arc<tokio::sync::Semaphore>,
     verified: http::VerifiedMemo,
-    /// Per stream OCID, the count of messages appended since start, for in-process readers
+    /// Per stream OCID, what was appended since start, for in-process readers
     /// ([`Emulator::appended`]); only streams someone watches have an entry.
-    appended: RwLock<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+    appended: RwLock<HashMap<String, tokio::sync::watch::Sender<Appended>>>,
     options: EmulatorOptions,
 }
 
@@ -99,14 +99,27 @@ impl Inner {
         self.base_url.read().map(|u| u.clone()).unwrap_or_default()
     }
 
-    /// Tells the watchers of `stream` that `count` more messages are durable in it.
-    fn note_appended(&self, stream: &str, count: usize) {
+    /// Tells the watchers of `stream` that `messages` more messages of `bytes` value bytes are
+    /// durable in it.
+    fn note_appended(&self, stream: &str, messages: usize, bytes: usize) {
         if let Ok(map) = self.appended.read() {
             if let Some(tx) = map.get(stream) {
-                tx.send_modify(|n| *n += count as u64);
+                tx.send_modify(|a| {
+                    a.messages += messages as u64;
+                    a.bytes += bytes as u64;
+                });
             }
         }
     }
+}
+
+/// Totals of what PutMessages appended to one stream (see [`Emulator::appended`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Messages.
+    pub messages: u64,
+    /// Their decoded value bytes.
+    pub bytes: u64,
 }
 
 /// The emulator: open it on a data directory, then [`Emulator::serve`] it. Cheap to clone.
@@ -295,12 +308,12 @@ impl Emulator {
         Ok(())
     }
 
-    /// A signal of appends to the stream `stream_ocid`: the count of messages PutMessages made
-    /// durable in it since the emulator started (or since the first watcher, whichever is
-    /// later), changed after each commit. In-process readers (the local stack's connector
-    /// pump) wait on it instead of polling GetMessages, as Connector Hub, which reads streams
-    /// from inside OCI, costs its users nothing while a stream is idle.
-    pub fn appended(&self, stream_ocid: &str) -> tokio::sync::watch::Receiver<u64> {
+    /// A signal of appends to the stream `stream_ocid`: the messages (and their value bytes)
+    /// PutMessages made durable in it since the first watcher, changed after each commit.
+    /// In-process readers (the local stack's connector pump) wait on it instead of polling
+    /// GetMessages, as Connector Hub, which reads streams from inside OCI, costs its users
+    /// nothing while a stream is idle.
+    pub fn appended(&self, stream_ocid: &str) -> tokio::sync::watch::Receiver<Appended> {
         if let Ok(map) = self.inner.appended.read() {
             if let Some(tx) = map.get(stream_ocid) {
                 return tx.subscribe();
@@ -309,10 +322,10 @@ impl Emulator {
         match self.inner.appended.write() {
             Ok(mut map) => map
                 .entry(stream_ocid.to_owned())
-                .or_insert_with(|| tokio::sync::watch::channel(0).0)
+                .or_insert_with(|| tokio::sync::watch::channel(Appended::default()).0)
                 .subscribe(),
             // A poisoned map: a receiver that never changes; the reader's timeout still polls.
-            Err(_) => tokio::sync::watch::channel(0).1,
+            Err(_) => tokio::sync::watch::channel(Appended::default()).1,
         }
     }
 

@@ -352,6 +352,7 @@ pub async fn put_messages(
     body: &[u8],
 ) -> Result<models::PutMessagesResult, ApiError> {
     let messages = decode_put(body)?;
+    let value_bytes: usize = messages.iter().map(|(_, value)| value.len()).sum();
     let row = stream(inner, ocid).await?;
     let (sid, parts) = (row.id, row.partitions);
     let placed = inner
@@ -398,7 +399,7 @@ pub async fn put_messages(
             Ok(placed)
         })
         .await?;
-    inner.note_appended(ocid, placed.len());
+    inner.note_appended(ocid, placed.len(), value_bytes);
     // A group's messages mostly share one timestamp: format it once.
     let mut last = (i64::MIN, String::new());
     Ok(models::PutMessagesResult {

@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::host::{deadline, Pool};
+use crate::emulator::Appended;
 
 /// Where a connector delivers.
 #[derive(Debug, Clone)]
@@ -101,11 +102,11 @@ pub struct Connector {
     pub max_backoff: Duration,
     /// Counters.
     pub stats: ConnectorStats,
-    /// The emulator's count of messages appended to the source ([`Emulator::appended`]): the
-    /// connector waits on it instead of polling. Without it, idle partitions are polled.
+    /// What the emulator appended to the source ([`Emulator::appended`]): the connector waits
+    /// on it instead of polling. Without it, idle partitions are polled.
     ///
     /// [`Emulator::appended`]: crate::emulator::Emulator::appended
-    wake: Option<watch::Receiver<u64>>,
+    wake: Option<watch::Receiver<Appended>>,
     checkpoints: Checkpoints,
 }
 
@@ -200,10 +201,10 @@ impl Connector {
         })
     }
 
-    /// Waits on `appended` (the emulator's count of messages appended to the source stream)
-    /// instead of polling an idle stream.
+    /// Waits on `appended` (what the emulator appended to the source stream) instead of
+    /// polling an idle stream.
     #[must_use]
-    pub fn with_append_signal(mut self, appended: watch::Receiver<u64>) -> Self {
+    pub fn with_append_signal(mut self, appended: watch::Receiver<Appended>) -> Self {
         self.wake = Some(appended);
         self
     }
@@ -233,8 +234,10 @@ impl Connector {
     ) {
         let part = partition.to_string();
         let mut wake = self.wake.clone();
-        // The append count at the last read: what was appended since may be waiting for us.
-        let mut seen = wake.as_mut().map_or(0, |w| *w.borrow_and_update());
+        // The append totals at the last read: what was appended since may be waiting for us.
+        let mut seen = wake
+            .as_mut()
+            .map_or(Appended::default(), |w| *w.borrow_and_update());
         let mut read_pos = self.checkpoints.get(partition);
         let mut cursor: Option<String> = None;
         let mut batch: Vec<Message> = Vec::new();
@@ -273,12 +276,19 @@ impl Connector {
                 continue;
             }
             if !more {
-                // A batch still filling waits for enough messages or its deadline; an empty
-                // one for the first message, whose arrival starts the batch's clock.
+                // A batch still filling waits until enough messages or bytes may be waiting,
+                // or its deadline; an empty one for the first message, whose arrival starts
+                // the batch's clock.
                 let need = if first_at.is_some() {
-                    max_messages - batch.len()
+                    Appended {
+                        messages: (max_messages - batch.len()) as u64,
+                        bytes: max_bytes.saturating_sub(bytes).max(1) as u64,
+                    }
                 } else {
-                    1
+                    Appended {
+                        messages: 1,
+                        bytes: 1,
+                    }
                 };
                 let deadline = first_at.map(|t| t + max_wait);
                 match self
@@ -290,7 +300,7 @@ impl Connector {
                 }
                 if first_at.is_none() {
                     if let Some(w) = &wake {
-                        if *w.borrow() > seen {
+                        if w.borrow().messages > seen.messages {
                             // Something is waiting: start the clock and let the batch fill.
                             first_at = Some(Instant::now());
                             continue;
@@ -356,13 +366,13 @@ impl Connector {
         }
     }
 
-    /// Waits until `need` messages may be waiting (appended since `seen`), `deadline`, or,
-    /// with no append signal, the next poll.
+    /// Waits until `need` messages or bytes may be waiting (appended since `seen`), until
+    /// `deadline`, or, with no append signal, until the next poll.
     async fn wait_for_messages(
         &self,
-        wake: &mut Option<watch::Receiver<u64>>,
-        seen: u64,
-        need: usize,
+        wake: &mut Option<watch::Receiver<Appended>>,
+        seen: Appended,
+        need: Appended,
         deadline: Option<Instant>,
         poll: &mut Duration,
         stop: &CancellationToken,
@@ -381,7 +391,10 @@ impl Connector {
         };
         let until = deadline.unwrap_or_else(|| Instant::now() + IDLE_READ);
         loop {
-            if w.borrow().saturating_sub(seen) >= need as u64 || Instant::now() >= until {
+            let now = *w.borrow();
+            let enough = now.messages.saturating_sub(seen.messages) >= need.messages
+                || now.bytes.saturating_sub(seen.bytes) >= need.bytes;
+            if enough || Instant::now() >= until {
                 return Waited::Read;
             }
             tokio::select! {

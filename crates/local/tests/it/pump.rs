@@ -172,6 +172,27 @@ async fn full_batches_go_at_once_and_a_partial_one_after_its_batch_time() {
 }
 
 #[tokio::test]
+async fn a_batch_goes_when_its_bytes_are_reached_without_waiting_for_its_time() {
+    let s = setup().await;
+    let connector = s.connector(Batching {
+        max_messages: 10_000,
+        max_bytes: 2048,
+        max_wait: Duration::from_secs(60),
+    });
+    let stop = s.run(&connector);
+    let big = "x".repeat(1500);
+    s.emu
+        .put(&s.stream, &[(None, big.as_bytes()), (None, big.as_bytes())])
+        .await;
+    // Within the helper's 10 s, far from the 60 s batch time.
+    assert_eq!(
+        s.objects(1).await,
+        ["p/0/00000000000000000000-00000000000000000001.jsonl"]
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
 async fn an_idle_connector_reads_nothing_until_a_message_is_appended() {
     let s = setup().await;
     let connector = s.connector(Batching {
