@@ -328,12 +328,26 @@ impl Stack {
         let mut pools = Vec::new();
         let names = ["populate", "process", "retry"];
         let serves = [&functions.populate, &functions.process, &functions.retry];
-        for (i, name) in names.iter().enumerate() {
-            let rp = emulator.mint_resource_principal(
-                name,
-                &fn_dir.join(format!("{name}-rp")),
-                rp_ttl,
-            )?;
+        // Each resource principal needs a new RSA key: make the three at once, off the
+        // runtime's threads (key generation takes a good part of a second each).
+        let minting: Vec<_> = names
+            .iter()
+            .map(|&name| {
+                let (emulator, dir) = (emulator.clone(), fn_dir.join(format!("{name}-rp")));
+                tokio::task::spawn_blocking(move || {
+                    emulator.mint_resource_principal(name, &dir, rp_ttl)
+                })
+            })
+            .collect();
+        let mut principals = Vec::with_capacity(names.len());
+        for task in minting {
+            let minted = task.await.map_err(|e| StackError::Setup {
+                what: "the functions' resource principals".into(),
+                detail: e.to_string(),
+            })?;
+            principals.push(minted?);
+        }
+        for ((i, name), rp) in names.iter().enumerate().zip(principals) {
             let mut vars = fn_config.clone();
             vars.extend(rp.env());
             vars.insert("FN_FN_NAME".into(), (*name).to_owned());
