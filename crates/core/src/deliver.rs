@@ -48,7 +48,7 @@ use crate::classify::{
 use crate::function_config::Function;
 use crate::message::{
     is_valid_traceparent, new_traceparent, rfc3339, scoped_secret_name, validate, Envelope,
-    LastError,
+    LastError, StreamMessage,
 };
 use crate::oci::client::OciClient;
 use crate::oci::client::OciError;
@@ -324,7 +324,6 @@ impl std::fmt::Debug for Deliverer {
 struct Prepared {
     method: Method,
     url: url::Url,
-    body: Option<Bytes>,
     headers: Vec<(HeaderName, HeaderValue)>,
     secret: Option<String>,
     rules: Rules,
@@ -819,8 +818,19 @@ fn rules_for(settings: &Settings, url: &url::Url) -> (Rules, Option<RuleOverride
     (settings.rules.clone(), None, with_port)
 }
 
+/// Validates `envelope`'s message and decides everything about its call except the body,
+/// which is encoded only once the call may start ([`encode_body`]): a message waiting for its
+/// host's turn holds no copy of its payload.
 fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure> {
-    let mut message = envelope.message.clone();
+    // Validation reads (and normalises) everything but the payload: validate a copy without it.
+    let source = &envelope.message;
+    let mut message = StreamMessage {
+        vault_secret_name: source.vault_secret_name.clone(),
+        target_rest_api: source.target_rest_api.clone(),
+        target_rest_api_operation: source.target_rest_api_operation.clone(),
+        target_rest_api_payload: None,
+        target_rest_api_headers: source.target_rest_api_headers.clone(),
+    };
     let url = validate(&mut message, &settings.policy)
         .map_err(|inv| failure(inv.class(), inv.to_string()))?;
     let method =
@@ -830,19 +840,6 @@ fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure
                 "streamMessage.targetRestApiOperation: not a method",
             )
         })?;
-    let body = if method == Method::DELETE {
-        None
-    } else {
-        match &message.target_rest_api_payload {
-            Some(payload) => Some(Bytes::from(serde_json::to_vec(payload).map_err(|_| {
-                failure(
-                    ErrorClass::Invalid,
-                    "streamMessage.targetRestApiPayload: not encodable",
-                )
-            })?)),
-            None => None,
-        }
-    };
     let mut headers = Vec::with_capacity(message.target_rest_api_headers.len());
     for (n, h) in message.target_rest_api_headers.iter().enumerate() {
         let name = HeaderName::from_bytes(h.key.as_bytes());
@@ -878,7 +875,6 @@ fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure
     Ok(Prepared {
         method,
         url,
-        body,
         headers,
         secret,
         rules,
@@ -886,6 +882,24 @@ fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure
         host,
         host_limit,
     })
+}
+
+/// The compact JSON body of a call: the payload, except for DELETE.
+fn encode_body(method: &Method, envelope: &Envelope) -> Result<Option<Bytes>, Failure> {
+    if *method == Method::DELETE {
+        return Ok(None);
+    }
+    match &envelope.message.target_rest_api_payload {
+        Some(payload) => serde_json::to_vec(payload)
+            .map(|b| Some(Bytes::from(b)))
+            .map_err(|_| {
+                failure(
+                    ErrorClass::Invalid,
+                    "streamMessage.targetRestApiPayload: not encodable",
+                )
+            }),
+        None => Ok(None),
+    }
 }
 
 fn host_semaphore(inner: &Inner, host: &str, limit: usize) -> Arc<Semaphore> {
@@ -945,12 +959,14 @@ async fn attempt(inner: &Inner, item: &Item, deadline: Instant, budget: Duration
     if Instant::now() >= start_by {
         return deadline_fate(Some(envelope), &prepared.rules);
     }
+    // The host's permit first, then the invocation's: a message waiting for a busy host must
+    // not hold a slot that a message to another host could use.
     let host_sem = host_semaphore(inner, &prepared.host, prepared.host_limit);
     let permits: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> =
         tokio::time::timeout_at(start_by.into(), async {
-            let g = Arc::clone(&inner.global).acquire_owned().await.ok()?;
             let h = host_sem.acquire_owned().await.ok()?;
-            Some((g, h))
+            let g = Arc::clone(&inner.global).acquire_owned().await.ok()?;
+            Some((h, g))
         })
         .await
         .ok()
@@ -958,10 +974,16 @@ async fn attempt(inner: &Inner, item: &Item, deadline: Instant, budget: Duration
     let Some(_permits) = permits else {
         return deadline_fate(Some(envelope), &prepared.rules);
     };
+    let body = match encode_body(&prepared.method, envelope) {
+        Ok(b) => b,
+        Err(f) => return Fate::Failed(f),
+    };
 
+    // The Vault and target calls are boxed: their futures are large, and every message of a
+    // batch waits in its own task, which would otherwise reserve that size from the start.
     let mut token = None;
     if let Some(name) = &prepared.secret {
-        match inner.secrets.get(name).await {
+        match Box::pin(inner.secrets.get(name)).await {
             Ok(t) => token = Some(t),
             Err(e) => return Fate::Failed(secret_failure(&e, envelope, &prepared.rules)),
         }
@@ -981,14 +1003,14 @@ async fn attempt(inner: &Inner, item: &Item, deadline: Instant, budget: Duration
         let call = TargetCall {
             method: prepared.method.clone(),
             url: &prepared.url,
-            body: prepared.body.clone(),
+            body: body.clone(),
             headers: &prepared.headers,
             authorization: token.as_ref(),
             idempotency_key: &item.id,
             traceparent: Some(&traceparent),
             timeout: Some(timeout),
         };
-        let record = inner.target.call(&call).await;
+        let record = Box::pin(inner.target.call(&call)).await;
         let now = SystemTime::now();
         let ctx = AttemptContext {
             attempts: envelope.attempt.saturating_add(1),
@@ -1012,7 +1034,7 @@ async fn attempt(inner: &Inner, item: &Item, deadline: Instant, budget: Duration
         if decision == Decision::RefreshSecretAndRetry {
             if let (Some(name), Some(stale)) = (&prepared.secret, &token) {
                 refreshed = true;
-                match inner.secrets.refresh(name, stale).await {
+                match Box::pin(inner.secrets.refresh(name, stale)).await {
                     Ok(t) => {
                         token = Some(t);
                         continue;
