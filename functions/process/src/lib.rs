@@ -20,6 +20,7 @@
 //!   `Idempotency-Key`s, so targets can drop what they already have.
 #![warn(missing_docs)]
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -29,8 +30,8 @@ use datasync_core::function_config::Function;
 use datasync_core::settings::ConfigError;
 use fdk::{Context, Response};
 use http::StatusCode;
-use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use tracing::Instrument as _;
 
 /// The process function: the delivery engine, or the configuration error to answer with.
@@ -40,34 +41,169 @@ pub struct Process {
 }
 
 /// One element of a connector batch (section C): `partition` and `offset` as strings or
-/// numbers, `key` base64 or null, `value` base64.
+/// numbers, `key` base64 or null, `value` base64. The strings borrow from the batch when they
+/// hold no escapes, which base64 never needs: parsing copies nothing but the decoded values.
 #[derive(Debug, Deserialize)]
-struct ConnectorMessage {
-    #[serde(default)]
-    stream: Option<String>,
-    #[serde(default)]
-    partition: Option<Value>,
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    offset: Option<Value>,
+struct ConnectorMessage<'a> {
+    #[serde(default, borrow)]
+    stream: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    partition: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    key: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    value: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    offset: Option<Scalar<'a>>,
 }
 
-fn text_of(v: &Option<Value>) -> Option<String> {
-    match v {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
+/// A JSON string, borrowed from the input when it has no escapes.
+#[derive(Debug)]
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(V)
     }
 }
 
-fn offset_of(v: &Option<Value>) -> Option<i64> {
-    match v {
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        Some(Value::Number(n)) => n.as_i64(),
-        _ => None,
+/// `partition` or `offset`: a string, a number, or anything else (ignored).
+#[derive(Debug)]
+enum Scalar<'a> {
+    Text(Cow<'a, str>),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::UInt(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl Scalar<'_> {
+    /// As text: a string as is, a number as JSON writes it.
+    fn text(&self) -> Option<String> {
+        match self {
+            Scalar::Text(s) => Some(s.clone().into_owned()),
+            Scalar::Int(n) => Some(n.to_string()),
+            Scalar::UInt(n) => Some(n.to_string()),
+            Scalar::Float(n) => serde_json::Number::from_f64(*n).map(|n| n.to_string()),
+            Scalar::Other => None,
+        }
+    }
+
+    /// As a whole number: a string holding one, or an integer that fits.
+    fn offset(&self) -> Option<i64> {
+        match self {
+            Scalar::Text(s) => s.trim().parse().ok(),
+            Scalar::Int(n) => Some(*n),
+            Scalar::UInt(n) => i64::try_from(*n).ok(),
+            Scalar::Float(_) | Scalar::Other => None,
+        }
+    }
+}
+
+impl ConnectorMessage<'_> {
+    /// The item, its key and value base64-decoded (kept as they are when they are not base64).
+    fn into_item(self, index: usize) -> Item {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let stream = self.stream.map(|s| s.0).unwrap_or_default();
+        let partition = self
+            .partition
+            .as_ref()
+            .and_then(Scalar::text)
+            .unwrap_or_else(|| "0".to_owned());
+        let offset = self
+            .offset
+            .as_ref()
+            .and_then(Scalar::offset)
+            .unwrap_or(-(index as i64) - 1);
+        let key = self.key.map(|Text(k)| {
+            Bytes::from(
+                b64.decode(k.as_bytes())
+                    .unwrap_or_else(|_| k.into_owned().into_bytes()),
+            )
+        });
+        let value = self.value.map(|v| v.0).unwrap_or_default();
+        let value = match b64.decode(value.as_bytes()) {
+            Ok(v) => Bytes::from(v),
+            Err(_) => Bytes::from(value.into_owned().into_bytes()),
+        };
+        Item::decode(&stream, &partition, offset, key, value)
+    }
+}
+
+/// Reads a batch element by element, decoding each as it goes, so no element's text is held
+/// longer than its own decoding.
+struct BatchVisitor;
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = Vec<Item>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of connector messages")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Item>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(10_000));
+        while let Some(message) = seq.next_element::<ConnectorMessage<'de>>()? {
+            let index = items.len();
+            items.push(message.into_item(index));
+        }
+        Ok(items)
     }
 }
 
@@ -75,34 +211,28 @@ fn offset_of(v: &Option<Value>) -> Option<i64> {
 /// single undecodable item (dead-lettered, readable), so nothing is silently dropped; an
 /// element whose value is not base64 becomes an undecodable item with its text.
 pub fn parse_batch(body: &[u8]) -> Vec<Item> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let Ok(elements) = serde_json::from_slice::<Vec<ConnectorMessage>>(body) else {
-        return vec![Item::decode(
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = de
+        .deserialize_seq(BatchVisitor)
+        .and_then(|items| de.end().map(|()| items));
+    match parsed {
+        Ok(items) => items,
+        Err(_) => vec![Item::decode(
             "connector-batch",
             "0",
             0,
             None,
             Bytes::copy_from_slice(body),
-        )];
-    };
-    elements
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let stream = m.stream.unwrap_or_default();
-            let partition = text_of(&m.partition).unwrap_or_else(|| "0".to_owned());
-            let offset = offset_of(&m.offset).unwrap_or(-(i as i64) - 1);
-            let key = m
-                .key
-                .map(|k| Bytes::from(b64.decode(k.as_bytes()).unwrap_or_else(|_| k.into_bytes())));
-            let value = m.value.unwrap_or_default();
-            let value = match b64.decode(value.as_bytes()) {
-                Ok(v) => Bytes::from(v),
-                Err(_) => Bytes::from(value.into_bytes()),
-            };
-            Item::decode(&stream, &partition, offset, key, value)
-        })
-        .collect()
+        )],
+    }
+}
+
+fn misconfigured(e: &ConfigError) -> Response {
+    Response::error(
+        StatusCode::BAD_GATEWAY,
+        "FunctionMisconfigured",
+        &e.to_string(),
+    )
 }
 
 impl Process {
@@ -130,22 +260,29 @@ impl Process {
 
     /// Handles one connector batch.
     pub async fn handle(&self, ctx: &Context, body: &[u8]) -> Response {
-        let span = tracing::info_span!("process", call_id = %ctx.call_id);
-        self.handle_in_span(ctx, body).instrument(span).await
-    }
-
-    async fn handle_in_span(&self, ctx: &Context, body: &[u8]) -> Response {
         let deliverer = match &self.built {
             Ok(d) => d,
-            Err(e) => {
-                return Response::error(
-                    StatusCode::BAD_GATEWAY,
-                    "FunctionMisconfigured",
-                    &e.to_string(),
-                )
-            }
+            Err(e) => return misconfigured(e),
         };
         let items = parse_batch(body);
+        let span = tracing::info_span!("process", call_id = %ctx.call_id);
+        Self::deliver(deliverer, ctx, items).instrument(span).await
+    }
+
+    /// [`handle`](Self::handle), taking the batch and freeing it as soon as it is parsed:
+    /// the binary's path, where a 6 MB batch is then not held while it is delivered.
+    pub async fn handle_owned(&self, ctx: &Context, body: Bytes) -> Response {
+        let deliverer = match &self.built {
+            Ok(d) => d,
+            Err(e) => return misconfigured(e),
+        };
+        let items = parse_batch(&body);
+        drop(body);
+        let span = tracing::info_span!("process", call_id = %ctx.call_id);
+        Self::deliver(deliverer, ctx, items).instrument(span).await
+    }
+
+    async fn deliver(deliverer: &Deliverer, ctx: &Context, items: Vec<Item>) -> Response {
         let source = items.first().map(|i| i.stream.clone()).unwrap_or_default();
         let deadline = Instant::now() + ctx.remaining();
         let count = items.len();
