@@ -4,9 +4,10 @@
 //! Two steps, so a caller can decide what to do between them (retry's error mapping, a dry
 //! run):
 //!
-//! 1. [`Deliverer::deliver`]: decodes nothing itself (see [`Item::decode`]); delivers
-//!    concurrently, bounded globally ([`Settings::max_concurrency`]) and per target host
-//!    ([`Settings::per_host_concurrency`] or the host override's `concurrency`). Messages with
+//! 1. [`Deliverer::deliver`]: decodes nothing itself (see [`Item::decode`]; a payload kept
+//!    encoded by [`Item::decode_lazily`] is read when its call starts); delivers
+//!    concurrently, bounded per target host ([`Settings::per_host_concurrency`] or the host
+//!    override's `concurrency`), then globally ([`Settings::max_concurrency`]). Messages with
 //!    the same key run one after the other in batch order; once one fails, the later ones with
 //!    that key are not attempted and are routed *behind* it (same stream, same class and
 //!    `notBefore`, no attempt counted), so they never overtake it. Messages without a key are
@@ -30,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -86,6 +88,15 @@ pub struct Item {
 pub enum Body {
     /// An envelope (or a bare sample `streamMessage`).
     Envelope(Box<Envelope>),
+    /// An envelope whose payload is kept encoded ([`Item::decode_lazily`]): `envelope` holds
+    /// everything but the payload, which is read from `base64` when the message is sent or
+    /// re-routed.
+    Encoded {
+        /// The envelope without its payload.
+        envelope: Box<Envelope>,
+        /// The value as the stream transport carries it: base64 of the whole envelope's JSON.
+        base64: Bytes,
+    },
     /// Not a datasync message.
     Undecodable {
         /// The value's bytes (already base64-decoded).
@@ -144,6 +155,7 @@ impl Item {
         };
         let id = match &body {
             Body::Envelope(e) => e.id_or_derived(stream, partition, offset),
+            Body::Encoded { envelope, .. } => envelope.id_or_derived(stream, partition, offset),
             // No envelope to carry an id: derive one from where the value was read, as for
             // bare sample messages.
             Body::Undecodable { .. } => {
@@ -162,13 +174,73 @@ impl Item {
         }
     }
 
-    /// The envelope, when the value decoded.
+    /// An item from a stream value still in base64 (`key` already decoded), for a caller that
+    /// holds the batch anyway (the process function): the value is decoded as
+    /// [`Item::decode`] does, but an envelope's payload is then dropped and read again from
+    /// `base64` (best a slice of the batch) when it is needed, so the payloads of a batch take
+    /// no memory beyond the batch's own while they wait for delivery. A value that is not
+    /// base64 is taken as it is.
+    pub fn decode_lazily(
+        stream: &str,
+        partition: &str,
+        offset: i64,
+        key: Option<Bytes>,
+        base64: Bytes,
+    ) -> Self {
+        let value = match base64::engine::general_purpose::STANDARD.decode(&base64) {
+            Ok(value) => Bytes::from(value),
+            Err(_) => return Self::decode(stream, partition, offset, key, base64),
+        };
+        let item = Self::decode(stream, partition, offset, key, value);
+        match item.body {
+            Body::Envelope(mut envelope) if envelope.message.target_rest_api_payload.is_some() => {
+                envelope.message.target_rest_api_payload = None;
+                Self {
+                    body: Body::Encoded { envelope, base64 },
+                    ..item
+                }
+            }
+            body => Self { body, ..item },
+        }
+    }
+
+    /// The envelope, when the value decoded and is held whole (not for [`Body::Encoded`]:
+    /// see [`Item::decoded`]).
     pub fn envelope(&self) -> Option<&Envelope> {
         match &self.body {
             Body::Envelope(e) => Some(e),
+            Body::Encoded { .. } | Body::Undecodable { .. } => None,
+        }
+    }
+
+    /// The whole envelope, its payload read again when it is kept encoded.
+    pub fn decoded(&self) -> Option<Cow<'_, Envelope>> {
+        match &self.body {
+            Body::Envelope(e) => Some(Cow::Borrowed(e)),
+            Body::Encoded { envelope, base64 } => {
+                let mut whole = (**envelope).clone();
+                whole.message.target_rest_api_payload = payload_of(base64)?;
+                Some(Cow::Owned(whole))
+            }
             Body::Undecodable { .. } => None,
         }
     }
+}
+
+/// The payload in a base64 envelope (`None` when it cannot be read; `Some(None)` when it has
+/// none), without decoding the rest of it.
+fn payload_of(base64: &[u8]) -> Option<Option<serde_json::Value>> {
+    #[derive(Deserialize)]
+    struct PayloadOnly {
+        #[serde(default, rename = "targetRestApiPayload")]
+        payload: Option<serde_json::Value>,
+    }
+    let value = base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .ok()?;
+    serde_json::from_slice::<PayloadOnly>(&value)
+        .ok()
+        .map(|p| p.payload)
 }
 
 /// What happened to one message.
@@ -667,41 +739,69 @@ fn failed_value(
         detail: Some(f.detail.clone()),
     };
     match &outcome.item.body {
-        Body::Envelope(envelope) => {
-            let mut envelope = (**envelope).clone();
-            if envelope.received_at.is_none() {
-                // A bare sample message: start its age now, so the age bound applies later.
-                envelope.received_at = Some(rfc3339(now));
+        Body::Envelope(envelope) => envelope_failed((**envelope).clone(), error, f, now),
+        Body::Encoded { base64, .. } => match outcome.item.decoded() {
+            Some(whole) => envelope_failed(whole.into_owned(), error, f, now),
+            // It was read once; should it not be now, keep the value readable.
+            None => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(base64)
+                    .unwrap_or_else(|_| base64.to_vec());
+                undecodable_failed(outcome, &raw, None, error)
             }
-            envelope.record_failure(error, f.tried, now, f.not_before);
-            Ok(envelope.encode()?)
-        }
+        },
         Body::Undecodable { raw, record, .. } => {
-            let mut record = match record {
-                Some(r) => (**r).clone(),
-                None => {
-                    let (text, encoding) = match std::str::from_utf8(raw) {
-                        Ok(t) => (t.to_owned(), "utf8"),
-                        Err(_) => (
-                            base64::engine::general_purpose::STANDARD.encode(raw),
-                            "base64",
-                        ),
-                    };
-                    UndecodableRecord {
-                        undecodable: text,
-                        encoding: encoding.to_owned(),
-                        origin: Some(format!(
-                            "{}/{}/{}",
-                            outcome.item.stream, outcome.item.partition, outcome.item.offset
-                        )),
-                        last_error: error.clone(),
-                    }
-                }
-            };
-            record.last_error = error;
-            Ok(serde_json::to_vec(&record)?)
+            undecodable_failed(outcome, raw, record.as_deref(), error)
         }
     }
+}
+
+/// An envelope with the failure recorded, encoded.
+fn envelope_failed(
+    mut envelope: Envelope,
+    error: LastError,
+    f: &Failure,
+    now: SystemTime,
+) -> Result<Vec<u8>, serde_json::Error> {
+    if envelope.received_at.is_none() {
+        // A bare sample message: start its age now, so the age bound applies later.
+        envelope.received_at = Some(rfc3339(now));
+    }
+    envelope.record_failure(error, f.tried, now, f.not_before);
+    envelope.encode()
+}
+
+/// The readable record of a value that is not a datasync message, with the failure recorded
+/// (`record`: the one it already is, when it was read back from an error stream).
+fn undecodable_failed(
+    outcome: &Outcome,
+    raw: &[u8],
+    record: Option<&UndecodableRecord>,
+    error: LastError,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut record = match record {
+        Some(r) => r.clone(),
+        None => {
+            let (text, encoding) = match std::str::from_utf8(raw) {
+                Ok(t) => (t.to_owned(), "utf8"),
+                Err(_) => (
+                    base64::engine::general_purpose::STANDARD.encode(raw),
+                    "base64",
+                ),
+            };
+            UndecodableRecord {
+                undecodable: text,
+                encoding: encoding.to_owned(),
+                origin: Some(format!(
+                    "{}/{}/{}",
+                    outcome.item.stream, outcome.item.partition, outcome.item.offset
+                )),
+                last_error: error.clone(),
+            }
+        }
+    };
+    record.last_error = error;
+    serde_json::to_vec(&record)
 }
 
 fn failure(class: ErrorClass, detail: impl Into<String>) -> Failure {
@@ -884,12 +984,30 @@ fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure
     })
 }
 
-/// The compact JSON body of a call: the payload, except for DELETE.
-fn encode_body(method: &Method, envelope: &Envelope) -> Result<Option<Bytes>, Failure> {
+/// The compact JSON body of a call: the payload, except for DELETE; read from `encoded` when
+/// the envelope's payload is kept there.
+fn encode_body(
+    method: &Method,
+    envelope: &Envelope,
+    encoded: Option<&Bytes>,
+) -> Result<Option<Bytes>, Failure> {
     if *method == Method::DELETE {
         return Ok(None);
     }
-    match &envelope.message.target_rest_api_payload {
+    let read;
+    let payload = match encoded {
+        None => envelope.message.target_rest_api_payload.as_ref(),
+        Some(base64) => {
+            read = payload_of(base64).ok_or_else(|| {
+                failure(
+                    ErrorClass::Invalid,
+                    "streamMessage.targetRestApiPayload: could not be read again",
+                )
+            })?;
+            read.as_ref()
+        }
+    };
+    match payload {
         Some(payload) => serde_json::to_vec(payload)
             .map(|b| Some(Bytes::from(b)))
             .map_err(|_| {
@@ -941,8 +1059,9 @@ fn deadline_fate(envelope: Option<&Envelope>, rules: &Rules) -> Fate {
 
 async fn attempt(inner: &Inner, item: &Item, deadline: Instant, budget: Duration) -> Fate {
     let settings = &inner.settings;
-    let envelope = match &item.body {
-        Body::Envelope(e) => e,
+    let (envelope, encoded) = match &item.body {
+        Body::Envelope(e) => (&**e, None),
+        Body::Encoded { envelope, base64 } => (&**envelope, Some(base64)),
         Body::Undecodable { error, .. } => {
             let mut f = failure(ErrorClass::Invalid, error.clone());
             f.unexpected = true;
@@ -974,7 +1093,7 @@ async fn attempt(inner: &Inner, item: &Item, deadline: Instant, budget: Duration
     let Some(_permits) = permits else {
         return deadline_fate(Some(envelope), &prepared.rules);
     };
-    let body = match encode_body(&prepared.method, envelope) {
+    let body = match encode_body(&prepared.method, envelope, encoded) {
         Ok(b) => b,
         Err(f) => return Fate::Failed(f),
     };

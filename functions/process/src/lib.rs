@@ -159,8 +159,9 @@ impl Scalar<'_> {
 }
 
 impl ConnectorMessage<'_> {
-    /// The item, its key and value base64-decoded (kept as they are when they are not base64).
-    fn into_item(self, index: usize) -> Item {
+    /// The item: its key base64-decoded (kept as it is when it is not base64), its value kept
+    /// as a slice of `batch` ([`Item::decode_lazily`]).
+    fn into_item(self, index: usize, batch: &Bytes) -> Item {
         let b64 = base64::engine::general_purpose::STANDARD;
         let stream = self.stream.map(|s| s.0).unwrap_or_default();
         let partition = self
@@ -179,20 +180,30 @@ impl ConnectorMessage<'_> {
                     .unwrap_or_else(|_| k.into_owned().into_bytes()),
             )
         });
-        let value = self.value.map(|v| v.0).unwrap_or_default();
-        let value = match b64.decode(value.as_bytes()) {
-            Ok(v) => Bytes::from(v),
-            Err(_) => Bytes::from(value.into_owned().into_bytes()),
+        let value = match self.value.map(|v| v.0) {
+            Some(Cow::Borrowed(text)) => slice_of(batch, text),
+            Some(Cow::Owned(text)) => Bytes::from(text.into_bytes()),
+            None => Bytes::new(),
         };
-        Item::decode(&stream, &partition, offset, key, value)
+        Item::decode_lazily(&stream, &partition, offset, key, value)
     }
 }
 
-/// Reads a batch element by element, decoding each as it goes, so no element's text is held
-/// longer than its own decoding.
-struct BatchVisitor;
+/// `part` as a slice of `batch` when it lies inside it (a string borrowed from it), else a copy.
+fn slice_of(batch: &Bytes, part: &str) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(batch.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if end <= batch.len() => batch.slice(start..end),
+        _ => Bytes::copy_from_slice(part.as_bytes()),
+    }
+}
 
-impl<'de> Visitor<'de> for BatchVisitor {
+/// Reads a batch element by element, so no element's text is copied or held decoded.
+struct BatchVisitor<'b> {
+    batch: &'b Bytes,
+}
+
+impl<'de> Visitor<'de> for BatchVisitor<'_> {
     type Value = Vec<Item>;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON array of connector messages")
@@ -201,7 +212,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(10_000));
         while let Some(message) = seq.next_element::<ConnectorMessage<'de>>()? {
             let index = items.len();
-            items.push(message.into_item(index));
+            items.push(message.into_item(index, self.batch));
         }
         Ok(items)
     }
@@ -210,20 +221,18 @@ impl<'de> Visitor<'de> for BatchVisitor {
 /// Turns a connector batch into items. A body that is not a JSON array of messages becomes a
 /// single undecodable item (dead-lettered, readable), so nothing is silently dropped; an
 /// element whose value is not base64 becomes an undecodable item with its text.
-pub fn parse_batch(body: &[u8]) -> Vec<Item> {
+///
+/// Envelopes are decoded once here (to sort out what cannot be delivered and to learn the
+/// ids) and then kept as slices of `body` ([`Item::decode_lazily`]): holding `body` is then
+/// all the memory a batch takes while it waits for delivery.
+pub fn parse_batch(body: &Bytes) -> Vec<Item> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = de
-        .deserialize_seq(BatchVisitor)
+        .deserialize_seq(BatchVisitor { batch: body })
         .and_then(|items| de.end().map(|()| items));
     match parsed {
         Ok(items) => items,
-        Err(_) => vec![Item::decode(
-            "connector-batch",
-            "0",
-            0,
-            None,
-            Bytes::copy_from_slice(body),
-        )],
+        Err(_) => vec![Item::decode("connector-batch", "0", 0, None, body.clone())],
     }
 }
 
@@ -258,26 +267,19 @@ impl Process {
         self.built.as_ref().ok()
     }
 
-    /// Handles one connector batch.
+    /// Handles one connector batch (copied once: see [`handle_owned`](Self::handle_owned)).
     pub async fn handle(&self, ctx: &Context, body: &[u8]) -> Response {
-        let deliverer = match &self.built {
-            Ok(d) => d,
-            Err(e) => return misconfigured(e),
-        };
-        let items = parse_batch(body);
-        let span = tracing::info_span!("process", call_id = %ctx.call_id);
-        Self::deliver(deliverer, ctx, items).instrument(span).await
+        self.handle_owned(ctx, Bytes::copy_from_slice(body)).await
     }
 
-    /// [`handle`](Self::handle), taking the batch and freeing it as soon as it is parsed:
-    /// the binary's path, where a 6 MB batch is then not held while it is delivered.
+    /// Handles one connector batch, holding it (the messages are slices of it) until the
+    /// failures are written.
     pub async fn handle_owned(&self, ctx: &Context, body: Bytes) -> Response {
         let deliverer = match &self.built {
             Ok(d) => d,
             Err(e) => return misconfigured(e),
         };
         let items = parse_batch(&body);
-        drop(body);
         let span = tracing::info_span!("process", call_id = %ctx.call_id);
         Self::deliver(deliverer, ctx, items).instrument(span).await
     }
@@ -326,7 +328,7 @@ mod tests {
                {{"stream":"s","partition":1,"key":"azE=","value":"{value}","offset":4}},
                {{"stream":"s","partition":"0","key":null,"value":"not base64 !","offset":5}}]"#
         );
-        let items = parse_batch(body.as_bytes());
+        let items = parse_batch(&Bytes::from(body));
         assert_eq!(items.len(), 3);
         assert_eq!(items[0].offset, 9_007_199_254_740_993);
         assert!(items[0].key.is_none());
@@ -336,8 +338,37 @@ mod tests {
         assert!(
             matches!(&items[2].body, Body::Undecodable { raw, .. } if &raw[..] == b"not base64 !")
         );
-        let junk = parse_batch(b"{\"not\":\"an array\"}");
+        let junk = parse_batch(&Bytes::from_static(b"{\"not\":\"an array\"}"));
         assert_eq!(junk.len(), 1);
         assert!(matches!(junk[0].body, Body::Undecodable { .. }));
+    }
+
+    #[test]
+    fn payloads_stay_in_the_batch_until_they_are_sent() {
+        let envelope = br#"{"targetRestApi":"https://a.example/x","targetRestApiOperation":"POST","targetRestApiPayload":{"b":[1,2.5,"\u00e9"],"a":null},"id":"0193a1b2-0000-7000-8000-000000000001"}"#;
+        let value = base64::engine::general_purpose::STANDARD.encode(envelope);
+        // The second copy escapes a character, as some JSON writers do: it cannot be borrowed.
+        let escaped = format!("\\u{:04x}{}", u32::from(value.as_bytes()[0]), &value[1..]);
+        let body = Bytes::from(format!(
+            r#"[{{"stream":"s","partition":"0","value":"{value}","offset":1}},
+               {{"stream":"s","partition":"0","value":"{escaped}","offset":2}}]"#
+        ));
+        let items = parse_batch(&body);
+        let eager = Item::decode("s", "0", 1, None, Bytes::from_static(envelope.as_slice()));
+        let whole = eager.envelope().unwrap();
+        for item in &items {
+            let Body::Encoded { envelope, .. } = &item.body else {
+                panic!("not kept encoded: {:?}", item.body);
+            };
+            assert_eq!(envelope.message.target_rest_api_payload, None);
+            assert_eq!(item.id, eager.id);
+            assert_eq!(item.decoded().unwrap().as_ref(), whole);
+        }
+        // The first is a slice of the batch, not a copy.
+        let Body::Encoded { base64, .. } = &items[0].body else {
+            unreachable!()
+        };
+        let start = base64.as_ptr() as usize - body.as_ptr() as usize;
+        assert_eq!(&body[start..start + base64.len()], value.as_bytes());
     }
 }

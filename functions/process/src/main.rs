@@ -20,7 +20,7 @@ async fn main() {
         let process = Arc::clone(&process);
         async move {
             let (ctx, body) = event.into_parts();
-            // The batch is handed over, so it is freed as soon as it is no longer needed.
+            // The batch is handed over: its messages stay slices of it until they are sent.
             Ok::<_, Infallible>(process.handle_owned(&ctx, body).await)
         }
     }))

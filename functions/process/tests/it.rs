@@ -171,6 +171,35 @@ async fn every_classification_path_goes_to_its_stream_with_the_envelope_updated(
             })
             .collect()
     };
+    // Every re-routed message carries its payload whole.
+    let sent = [
+        "/s503", "/s429", "/s500", "/s502", "/s504", "/reset", "/slow", "/s408", "/s404", "/s400",
+        "/s301",
+    ];
+    let mut rerouted = 0;
+    for stream in [
+        &stack.ids.service_unavailable,
+        &stack.ids.internal_server,
+        &stack.ids.dead_letter,
+    ] {
+        for e in stack
+            .read_all(stream)
+            .await
+            .iter()
+            .filter_map(|(_, v)| Envelope::decode(v).ok())
+        {
+            let path = format!("/{}", e.message.target_rest_api.rsplit('/').next().unwrap());
+            let expected = if sent.contains(&path.as_str()) {
+                json!({ "p": path })
+            } else {
+                json!({})
+            };
+            assert_eq!(e.message.target_rest_api_payload, Some(expected), "{path}");
+            rerouted += 1;
+        }
+    }
+    assert_eq!(rerouted, 14);
+
     let su = classes(stack.envelopes_in(&stack.ids.service_unavailable).await);
     let names: Vec<(&str, ErrorClass)> = su.iter().map(|(p, c, _)| (p.as_str(), *c)).collect();
     assert_eq!(
