@@ -23,9 +23,14 @@
 //!   three ~6 MB batches (1,000 messages of ~4.2 KB payloads, just under the 6 MiB invoke
 //!   limit).
 //!
-//! Knobs (environment): `BENCH_RUNS`; `BENCH_BIG_RUNS` (6 MB batches, default 3); `BENCH_PER_HOST` and `BENCH_MAX_CONCURRENCY` set the
-//! function's `per_host_concurrency` and `max_concurrency` (unset: the function's defaults);
-//! `MALLOC_*` and `GLIBC_TUNABLES` are passed on to the function; `BENCH_KEEP=1` keeps the directory with the function's log (`process.log`).
+//! Every answer is checked (900 delivered, 100 dead-lettered), and the warnings and errors of
+//! the function's log are counted.
+//!
+//! Knobs (environment): `BENCH_RUNS`; `BENCH_BIG_RUNS` (6 MB batches, default 3);
+//! `BENCH_PER_HOST` and `BENCH_MAX_CONCURRENCY` set the function's `per_host_concurrency` and
+//! `max_concurrency` (unset: the function's defaults); `MALLOC_*` and `GLIBC_TUNABLES` are
+//! passed on to the function; `BENCH_KEEP=1` keeps the directory with the function's log
+//! (`process.log`); `PROCESS_BIN` runs another build of the function.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
