@@ -6,7 +6,7 @@ use std::sync::Arc;
 use fdk::{service_fn, FnEvent};
 
 // One thread: the agent sends one call at a time, and a batch is I/O-bound (1,000 target calls
-// cost about 65 ms of CPU here). On a multi-threaded runtime the same batch cost about 35% more
+// cost 60-80 ms of CPU here). On a multi-threaded runtime the same batch cost about 35% more
 // CPU (wake-ups and work stealing across threads), and each worker thread's malloc arena kept
 // its own high-water mark: back-to-back 6 MB batches held 40 MB, against 26 MB on one thread
 // (examples/process_bench.rs).
