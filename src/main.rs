@@ -4,6 +4,11 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+/// jemalloc: see its entry in the workspace Cargo.toml for why.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Sync data from source applications to target REST APIs through OCI Streaming.
 #[derive(Debug, Parser)]
 #[command(name = "datasync", version, about, propagate_version = true)]
