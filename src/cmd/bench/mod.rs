@@ -2,18 +2,19 @@
 //! `datasync up`) and reports throughput, latencies, OCI calls and memory, each figure with the
 //! target of issue #7 and whether it is met.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use datasync_local::stack::{Stack, StackConfig, StackOptions};
 use serde_json::{json, Value};
 
 use super::status::{Role, StackArgs};
+
+mod load;
+
+use load::{offer, Route, Shape};
 
 /// Offers N messages (one per POST, C concurrent keep-alive clients) to a stack with the demo
 /// target and prints ingest and end-to-end msg/s, p50/p99 acknowledgement and POST-to-target
@@ -112,127 +113,6 @@ fn process_cpu() -> Option<Duration> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(Duration::from_millis(ticks * 10))
-}
-
-struct Load {
-    acked: u64,
-    elapsed: Duration,
-    latencies: Vec<u64>,
-    errors: BTreeMap<String, u64>,
-}
-
-/// How the load is offered.
-#[derive(Debug, Clone, Copy)]
-struct Shape {
-    clients: u64,
-    payload: u64,
-    rate: Option<u64>,
-    keys: u64,
-}
-
-/// Sends `n` messages with `clients` clients to `url` (through the gateway with `key`, else
-/// straight to the target).
-async fn offer(url: String, key: Option<String>, target: String, n: u64, shape: Shape) -> Load {
-    let Shape {
-        clients,
-        payload,
-        rate,
-        keys,
-    } = shape;
-    let n = n as usize;
-    let next = Arc::new(AtomicUsize::new(0));
-    let lat = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-    let start = Instant::now();
-    let pad = "x".repeat((payload as usize).saturating_sub(40));
-    let mut tasks = Vec::new();
-    for _ in 0..clients.max(1) {
-        let (next, lat, errors, url, key, target, pad) = (
-            Arc::clone(&next),
-            Arc::clone(&lat),
-            Arc::clone(&errors),
-            url.clone(),
-            key.clone(),
-            target.clone(),
-            pad.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default();
-            let mut acked = 0u64;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let due = rate.map(|r| start + Duration::from_secs_f64(i as f64 / r as f64));
-                if let Some(due) = due {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let sent_us = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros() as u64);
-                let bench = json!({"benchSentUs": sent_us, "pad": pad});
-                let body = match &key {
-                    Some(_) => json!({
-                        "streamKey": if keys == 0 { format!("m{i}") } else { format!("k{}", i as u64 % keys) },
-                        "streamMessage": {
-                            "targetRestApi": format!("{target}/bench"),
-                            "targetRestApiOperation": "POST",
-                            "targetRestApiPayload": bench,
-                        }
-                    }),
-                    None => bench,
-                };
-                let mut req = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.to_string());
-                if let Some(k) = &key {
-                    req = req.header("x-api-key", k);
-                }
-                // At a fixed rate, latency counts from when the message was due (no
-                // coordinated omission).
-                let t0 = due.unwrap_or_else(Instant::now);
-                let failure = match req.send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        acked += 1;
-                        if let Ok(mut l) = lat.lock() {
-                            l.push(t0.elapsed().as_micros() as u64);
-                        }
-                        None
-                    }
-                    Ok(r) => Some(r.status().as_u16().to_string()),
-                    Err(e) if e.is_timeout() => Some("timeout".to_owned()),
-                    Err(_) => Some("connection error".to_owned()),
-                };
-                if let Some(f) = failure {
-                    if let Ok(mut e) = errors.lock() {
-                        *e.entry(f).or_insert(0) += 1;
-                    }
-                }
-            }
-            acked
-        }));
-    }
-    let mut acked = 0;
-    for t in tasks {
-        acked += t.await.unwrap_or(0);
-    }
-    let elapsed = start.elapsed();
-    let mut latencies = lat.lock().map(|l| l.clone()).unwrap_or_default();
-    latencies.sort_unstable();
-    let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
-    Load {
-        acked,
-        elapsed,
-        latencies,
-        errors,
-    }
 }
 
 /// What the load runs against.
@@ -529,14 +409,7 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
     };
     // Direct baseline: the same clients straight to the demo target, no failures.
     set_target_mode(http, &target, &json!({})).await?;
-    let direct = offer(
-        format!("{target}/bench"),
-        None,
-        target.clone(),
-        args.messages.min(5000),
-        shape,
-    )
-    .await;
+    let direct = offer(Route::Direct, &target, args.messages.min(5000), shape).await?;
     let direct_rate = direct.acked as f64 / direct.elapsed.as_secs_f64().max(1e-9);
     take_target_latencies(http, &target).await?;
     if args.permanent_failure_rate > 0.0 {
@@ -554,14 +427,11 @@ async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::
     // Through the stack.
     let cpu_before = in_process.then(process_cpu).flatten();
     let start = Instant::now();
-    let load = offer(
-        format!("{}/stream/sync", setup.gateway),
-        Some(setup.key.clone()),
-        target.clone(),
-        args.messages,
-        shape,
-    )
-    .await;
+    let route = Route::Gateway {
+        url: format!("{}/stream/sync", setup.gateway),
+        key: setup.key.clone(),
+    };
+    let load = offer(route, &target, args.messages, shape).await?;
     let ingest = load.acked as f64 / load.elapsed.as_secs_f64().max(1e-9);
     for (what, count) in &load.errors {
         eprintln!("bench: {count} POSTs failed: {what}");
