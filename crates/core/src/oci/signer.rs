@@ -449,13 +449,9 @@ pub fn verify(
     let parsed = parse_authorization(value)?;
     let signed = |name: &str| parsed.headers.iter().any(|h| h == name);
 
-    let date_name = if signed("x-date") {
-        "x-date"
-    } else if signed("date") {
-        "date"
-    } else {
+    if !signed("x-date") && !signed("date") {
         return Err(VerifyError::HeaderNotSigned("date"));
-    };
+    }
     for required in ["(request-target)", "host"] {
         if !signed(required) {
             return Err(VerifyError::HeaderNotSigned(required));
@@ -470,6 +466,8 @@ pub fn verify(
         }
     }
 
+    check_signed_values(request, &parsed.headers, now)?;
+
     let header = |name: &str| -> Result<&str, VerifyError> {
         request
             .headers
@@ -477,23 +475,6 @@ pub fn verify(
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| VerifyError::HeaderMissing(name.to_owned()))
     };
-    if signed("x-content-sha256") && header("x-content-sha256")? != content_sha256(request.body) {
-        return Err(VerifyError::BodyHashMismatch);
-    }
-    if signed("content-length")
-        && header("content-length")?.parse::<usize>().ok() != Some(request.body.len())
-    {
-        return Err(VerifyError::ContentLengthMismatch);
-    }
-    let date = httpdate::parse_http_date(header(date_name)?).map_err(|_| VerifyError::DateSkew)?;
-    let skew = match now.duration_since(date) {
-        Ok(ahead) => ahead,
-        Err(behind) => behind.duration(),
-    };
-    if skew > MAX_CLOCK_SKEW {
-        return Err(VerifyError::DateSkew);
-    }
-
     let mut string = String::new();
     for (i, name) in parsed.headers.iter().enumerate() {
         if i > 0 {
@@ -515,6 +496,57 @@ pub fn verify(
     } else {
         Err(VerifyError::BadSignature)
     }
+}
+
+/// The checks of [`verify`] that do not involve the signature itself: the signed
+/// `x-content-sha256` and `content-length` against the body, and the signed date (`x-date`
+/// when signed, else `date`) against `now`, within [`MAX_CLOCK_SKEW`]. `signed` lists the
+/// header names the signature covers.
+///
+/// A verifier that remembers signatures it has already checked (the emulator does, for the
+/// current second) must still run these on every request: the same signature may come with
+/// another body.
+///
+/// # Errors
+/// [`VerifyError::BodyHashMismatch`], [`VerifyError::ContentLengthMismatch`],
+/// [`VerifyError::DateSkew`], or [`VerifyError::HeaderMissing`] for a signed header the
+/// request lacks.
+pub fn check_signed_values(
+    request: &ReceivedRequest<'_>,
+    signed: &[String],
+    now: SystemTime,
+) -> Result<(), VerifyError> {
+    let header = |name: &str| -> Result<&str, VerifyError> {
+        request
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| VerifyError::HeaderMissing(name.to_owned()))
+    };
+    let is_signed = |name: &str| signed.iter().any(|h| h == name);
+    if is_signed("x-content-sha256") && header("x-content-sha256")? != content_sha256(request.body)
+    {
+        return Err(VerifyError::BodyHashMismatch);
+    }
+    if is_signed("content-length")
+        && header("content-length")?.parse::<usize>().ok() != Some(request.body.len())
+    {
+        return Err(VerifyError::ContentLengthMismatch);
+    }
+    let date_name = if is_signed("x-date") {
+        "x-date"
+    } else {
+        "date"
+    };
+    let date = httpdate::parse_http_date(header(date_name)?).map_err(|_| VerifyError::DateSkew)?;
+    let skew = match now.duration_since(date) {
+        Ok(ahead) => ahead,
+        Err(behind) => behind.duration(),
+    };
+    if skew > MAX_CLOCK_SKEW {
+        return Err(VerifyError::DateSkew);
+    }
+    Ok(())
 }
 
 /// Checks an RSASSA-PKCS1-v1_5 SHA-256 signature: with `ring` for keys of 2048 bits or more

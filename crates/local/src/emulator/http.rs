@@ -11,7 +11,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use datasync_core::oci::models::ErrorBody;
 use datasync_core::oci::signer::{
-    content_sha256, parse_authorization, verify, ReceivedRequest, VerifyError, MAX_CLOCK_SKEW,
+    check_signed_values, parse_authorization, verify, ReceivedRequest, VerifyError,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -376,46 +376,6 @@ fn signature_inputs(request: &ReceivedRequest<'_>) -> Option<([u8; 32], Vec<Stri
     Some((hash.finalize().into(), parsed.headers))
 }
 
-/// The checks of [`verify`] that do not depend on the signature inputs: the signed body hash
-/// and length against the body, and the date against the clock.
-fn recheck(
-    request: &ReceivedRequest<'_>,
-    signed: &[String],
-    now: SystemTime,
-) -> Result<(), VerifyError> {
-    let header = |name: &str| -> Result<&str, VerifyError> {
-        request
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| VerifyError::HeaderMissing(name.to_owned()))
-    };
-    let is_signed = |name: &str| signed.iter().any(|h| h == name);
-    if is_signed("x-content-sha256") && header("x-content-sha256")? != content_sha256(request.body)
-    {
-        return Err(VerifyError::BodyHashMismatch);
-    }
-    if is_signed("content-length")
-        && header("content-length")?.parse::<usize>().ok() != Some(request.body.len())
-    {
-        return Err(VerifyError::ContentLengthMismatch);
-    }
-    let date_name = if is_signed("x-date") {
-        "x-date"
-    } else {
-        "date"
-    };
-    let date = httpdate::parse_http_date(header(date_name)?).map_err(|_| VerifyError::DateSkew)?;
-    let skew = match now.duration_since(date) {
-        Ok(ahead) => ahead,
-        Err(behind) => behind.duration(),
-    };
-    if skew > MAX_CLOCK_SKEW {
-        return Err(VerifyError::DateSkew);
-    }
-    Ok(())
-}
-
 /// Verifies a request's signature with [`verify`], reusing the RSA check of an identical
 /// signature verified in the same second (see [`VerifiedMemo`]).
 pub(super) fn authenticate(
@@ -427,7 +387,7 @@ pub(super) fn authenticate(
     let inputs = signature_inputs(request);
     if let Some((digest, signed)) = &inputs {
         if inner.verified.contains(second, digest) {
-            return recheck(request, signed, now);
+            return check_signed_values(request, signed, now);
         }
     }
     verify(request, now, |key_id| inner.keys.lookup(key_id, now))?;
