@@ -6,7 +6,9 @@
 //!
 //! Besides the deployable keys, two variables only the local stack and tests set are read:
 //! - `DATASYNC_OCI_ENDPOINT`: one base URL for every OCI service (the local emulator);
-//! - `DATASYNC_OCI_ENDPOINT_<SERVICE>` (e.g. `..._STREAMING_MESSAGES`): one service elsewhere.
+//! - `DATASYNC_OCI_ENDPOINT_<SERVICE>` (e.g. `..._STREAMING_MESSAGES`): one service elsewhere;
+//! - `DATASYNC_OCI_UNIX_SOCKET`: a Unix socket every OCI call connects through, with the URLs
+//!   unchanged (the emulator's socket in the local stack's data directory).
 //!
 //! On OCI they are absent and the endpoints come from the region (`OCI_REGION_METADATA`, else
 //! `OCI_RESOURCE_PRINCIPAL_REGION`).
@@ -75,6 +77,8 @@ pub struct Settings {
     pub retry_group: String,
     /// Where the OCI services are.
     pub endpoints: Endpoints,
+    /// `DATASYNC_OCI_UNIX_SOCKET`: the Unix socket OCI calls connect through (local stack only).
+    pub oci_unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -211,6 +215,7 @@ impl Settings {
             per_host_concurrency: number("per_host_concurrency", 16, 1..=1024)? as usize,
             retry_group: opt("retry_consumer_group").unwrap_or_else(|| "datasync-retry".to_owned()),
             endpoints,
+            oci_unix_socket: get("DATASYNC_OCI_UNIX_SOCKET").map(std::path::PathBuf::from),
         })
     }
 

@@ -139,6 +139,10 @@ impl Populate {
             },
         )
         .map_err(endpoint_error)?;
+        let client = match &settings.oci_unix_socket {
+            Some(path) => client.via_unix_socket(path).map_err(endpoint_error)?,
+            None => client,
+        };
         let streams =
             StreamClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
         let vault =

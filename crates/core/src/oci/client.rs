@@ -280,6 +280,7 @@ pub struct OciClient {
     http: reqwest::Client,
     auth: Arc<dyn AuthProvider>,
     retry: RetryPolicy,
+    timeouts: Timeouts,
 }
 
 impl OciClient {
@@ -300,18 +301,26 @@ impl OciClient {
         timeouts: Timeouts,
         retry: RetryPolicy,
     ) -> Result<Self, OciError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.total)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("datasync/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|source| OciError::Transport {
-                operation: "build client",
-                source,
-            })?;
-        Ok(Self { http, auth, retry })
+        Ok(Self {
+            http: http_client(timeouts, None)?,
+            auth,
+            retry,
+            timeouts,
+        })
+    }
+
+    /// The same client, reaching every endpoint through the Unix socket at `path` instead of
+    /// TCP. URLs, the `Host` header and signatures are unchanged: only the connection differs.
+    /// The local stack's functions reach the emulator so (`DATASYNC_OCI_UNIX_SOCKET`), which
+    /// spares each call the kernel's loopback TCP path.
+    ///
+    /// # Errors
+    /// [`OciError::Transport`] if the client cannot be built.
+    pub fn via_unix_socket(self, path: &std::path::Path) -> Result<Self, OciError> {
+        Ok(Self {
+            http: http_client(self.timeouts, Some(path))?,
+            ..self
+        })
     }
 
     /// The auth provider.
@@ -405,6 +414,27 @@ impl OciClient {
     ) -> Result<T, OciError> {
         self.send(request).await?.json()
     }
+}
+
+/// The HTTP client under [`OciClient`]: no redirects (OCI answers none a client should follow),
+/// idle connections kept a minute.
+fn http_client(
+    timeouts: Timeouts,
+    unix_socket: Option<&std::path::Path>,
+) -> Result<reqwest::Client, OciError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.total)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("datasync/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = unix_socket {
+        builder = builder.unix_socket(path);
+    }
+    builder.build().map_err(|source| OciError::Transport {
+        operation: "build client",
+        source,
+    })
 }
 
 type Failed = (OciError, Option<Duration>);

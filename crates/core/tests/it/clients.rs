@@ -1123,3 +1123,83 @@ async fn connection_errors_are_retried_then_typed_as_transport() {
         "max_attempts connections"
     );
 }
+
+#[tokio::test]
+async fn via_unix_socket_sends_the_same_signed_request_through_the_socket() {
+    use hyper::service::service_fn;
+    use std::sync::Mutex;
+
+    // A server on a Unix socket only: the URL's host and port are never connected to.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oci.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let public = key().public_key().clone();
+    let seen: Arc<Mutex<Vec<(String, String, Result<String, String>)>>> = Arc::default();
+    let task = {
+        let seen = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (seen, public) = (Arc::clone(&seen), public.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (seen, public) = (Arc::clone(&seen), public.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = http_body_util::BodyExt::collect(body)
+                                .await
+                                .unwrap()
+                                .to_bytes();
+                            let target = parts.uri.path_and_query().unwrap().as_str();
+                            let verified = datasync_core::oci::signer::verify(
+                                &datasync_core::oci::signer::ReceivedRequest {
+                                    method: parts.method.as_str(),
+                                    target,
+                                    headers: &parts.headers,
+                                    body: &body,
+                                    body_exempt: false,
+                                },
+                                std::time::SystemTime::now(),
+                                |_| Some(public),
+                            )
+                            .map_err(|e| e.to_string());
+                            let host = parts.headers["host"].to_str().unwrap().to_owned();
+                            seen.lock()
+                                .unwrap()
+                                .push((host, target.to_owned(), verified));
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(Bytes::from_static(b"\"ns\"")),
+                            ))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        })
+    };
+    let auth = Arc::new(StaticAuth::new(KEY_ID, key(), None));
+    let client = OciClient::with_settings(auth, Timeouts::default(), fast_retries(1))
+        .unwrap()
+        .via_unix_socket(&path)
+        .unwrap();
+    // Port 9 (discard) on a reserved name: a TCP connection would fail.
+    let endpoints = Endpoints::all_at("http://objectstorage.invalid:9").unwrap();
+    let namespace = ObjectStorageClient::new(client, &endpoints)
+        .unwrap()
+        .get_namespace()
+        .await
+        .unwrap();
+    task.abort();
+    assert_eq!(namespace, "ns");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(
+            "objectstorage.invalid:9".to_owned(),
+            "/n/".to_owned(),
+            Ok(KEY_ID.to_owned())
+        )]
+    );
+}

@@ -43,6 +43,18 @@ pub(super) async fn serve(
         .await
 }
 
+/// Serves the same APIs on a Unix socket (see [`super::Emulator::serve_unix`]).
+pub(super) async fn serve_unix(
+    inner: Arc<Inner>,
+    listener: tokio::net::UnixListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().fallback(handle).with_state(inner);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     let own = uuid::Uuid::new_v4()
         .simple()
