@@ -444,13 +444,9 @@ impl Deliverer {
             key: key.to_owned(),
             problem: e.to_string(),
         };
-        let oci = OciClient::new(auth).map_err(|e| problem("OCI client", &e))?;
-        let oci = match &settings.oci_unix_socket {
-            Some(path) => oci
-                .via_unix_socket(path)
-                .map_err(|e| problem("DATASYNC_OCI_UNIX_SOCKET", &e))?,
-            None => oci,
-        };
+        let oci = OciClient::new(auth)
+            .and_then(|c| c.via_unix_socket(settings.oci_unix_socket.as_deref()))
+            .map_err(|e| problem("OCI client", &e))?;
         let endpoints = &settings.endpoints;
         let streams = StreamClient::new(oci.clone(), endpoints)
             .map_err(|e| problem("streaming endpoint", &e))?;

@@ -4,7 +4,7 @@
 //! Nothing here reads the process environment: [`Settings::from_lookup`] takes a lookup, which
 //! is the FDK's captured configuration in a function and a map in tests.
 //!
-//! Besides the deployable keys, two variables only the local stack and tests set are read:
+//! Besides the deployable keys, these variables only the local stack and tests set are read:
 //! - `DATASYNC_OCI_ENDPOINT`: one base URL for every OCI service (the local emulator);
 //! - `DATASYNC_OCI_ENDPOINT_<SERVICE>` (e.g. `..._STREAMING_MESSAGES`): one service elsewhere;
 //! - `DATASYNC_OCI_UNIX_SOCKET`: a Unix socket every OCI call connects through, with the URLs
@@ -341,6 +341,13 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:9/"
+        );
+        assert_eq!(process.oci_unix_socket, None, "TCP unless a socket is set");
+        let mut map = base();
+        map.insert("DATASYNC_OCI_UNIX_SOCKET", "/data/emulator.sock");
+        assert_eq!(
+            load(Function::Populate, &map).unwrap().oci_unix_socket,
+            Some(std::path::PathBuf::from("/data/emulator.sock"))
         );
     }
 

@@ -310,17 +310,21 @@ impl OciClient {
     }
 
     /// The same client, reaching every endpoint through the Unix socket at `path` instead of
-    /// TCP. URLs, the `Host` header and signatures are unchanged: only the connection differs.
-    /// The local stack's functions reach the emulator so (`DATASYNC_OCI_UNIX_SOCKET`), which
-    /// spares each call the kernel's loopback TCP path.
+    /// TCP (with `None`, the client unchanged). URLs, the `Host` header and signatures stay the
+    /// same: only the connection differs. The local stack's functions and connector pump reach
+    /// the emulator so (`DATASYNC_OCI_UNIX_SOCKET`), which spares each call the kernel's
+    /// loopback TCP path.
     ///
     /// # Errors
     /// [`OciError::Transport`] if the client cannot be built.
-    pub fn via_unix_socket(self, path: &std::path::Path) -> Result<Self, OciError> {
-        Ok(Self {
-            http: http_client(self.timeouts, Some(path))?,
-            ..self
-        })
+    pub fn via_unix_socket(self, path: Option<&std::path::Path>) -> Result<Self, OciError> {
+        match path {
+            None => Ok(self),
+            Some(path) => Ok(Self {
+                http: http_client(self.timeouts, Some(path))?,
+                ..self
+            }),
+        }
     }
 
     /// The auth provider.

@@ -1182,7 +1182,7 @@ async fn via_unix_socket_sends_the_same_signed_request_through_the_socket() {
     let auth = Arc::new(StaticAuth::new(KEY_ID, key(), None));
     let client = OciClient::with_settings(auth, Timeouts::default(), fast_retries(1))
         .unwrap()
-        .via_unix_socket(&path)
+        .via_unix_socket(Some(&path))
         .unwrap();
     // Port 9 (discard) on a reserved name: a TCP connection would fail.
     let endpoints = Endpoints::all_at("http://objectstorage.invalid:9").unwrap();

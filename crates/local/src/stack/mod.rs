@@ -422,14 +422,10 @@ impl Stack {
             what: what.into(),
             detail: e.to_string(),
         };
-        let oci = OciClient::new(auth).map_err(|e| setup("the OCI client", &e))?;
         // The pump reads and writes through the emulator's Unix socket too, as the functions do.
-        let oci = match &oci_socket {
-            Some(path) => oci
-                .via_unix_socket(path)
-                .map_err(|e| setup("the OCI client", &e))?,
-            None => oci,
-        };
+        let oci = OciClient::new(auth)
+            .and_then(|c| c.via_unix_socket(oci_socket.as_deref()))
+            .map_err(|e| setup("the OCI client", &e))?;
         let endpoints = Endpoints::all_at(&base).map_err(|e| setup("the endpoints", &e))?;
         let streams = StreamClient::new(oci.clone(), &endpoints)
             .map_err(|e| setup("the stream client", &e))?;
