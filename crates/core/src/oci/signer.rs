@@ -468,13 +468,7 @@ pub fn verify(
 
     check_signed_values(request, &parsed.headers, now)?;
 
-    let header = |name: &str| -> Result<&str, VerifyError> {
-        request
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| VerifyError::HeaderMissing(name.to_owned()))
-    };
+    let header = |name: &str| header_value(request, name);
     let mut string = String::new();
     for (i, name) in parsed.headers.iter().enumerate() {
         if i > 0 {
@@ -516,13 +510,7 @@ pub fn check_signed_values(
     signed: &[String],
     now: SystemTime,
 ) -> Result<(), VerifyError> {
-    let header = |name: &str| -> Result<&str, VerifyError> {
-        request
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| VerifyError::HeaderMissing(name.to_owned()))
-    };
+    let header = |name: &str| header_value(request, name);
     let is_signed = |name: &str| signed.iter().any(|h| h == name);
     if is_signed("x-content-sha256") && header("x-content-sha256")? != content_sha256(request.body)
     {
@@ -547,6 +535,15 @@ pub fn check_signed_values(
         return Err(VerifyError::DateSkew);
     }
     Ok(())
+}
+
+/// The value of the signed header `name`, which the request must carry as ASCII.
+fn header_value<'a>(request: &ReceivedRequest<'a>, name: &str) -> Result<&'a str, VerifyError> {
+    request
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| VerifyError::HeaderMissing(name.to_owned()))
 }
 
 /// Checks an RSASSA-PKCS1-v1_5 SHA-256 signature: with `ring` for keys of 2048 bits or more
