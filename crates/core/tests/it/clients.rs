@@ -1134,7 +1134,9 @@ async fn via_unix_socket_sends_the_same_signed_request_through_the_socket() {
     let path = dir.path().join("oci.sock");
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
     let public = key().public_key().clone();
-    let seen: Arc<Mutex<Vec<(String, String, Result<String, String>)>>> = Arc::default();
+    // (Host, request target, verification) of each request.
+    type Seen = Vec<(String, String, Result<String, String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let task = {
         let seen = Arc::clone(&seen);
         tokio::spawn(async move {
