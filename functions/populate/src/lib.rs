@@ -138,11 +138,8 @@ impl Populate {
                 max_delay: Duration::from_secs(2),
             },
         )
+        .and_then(|c| c.via_unix_socket(settings.oci_unix_socket.as_deref()))
         .map_err(endpoint_error)?;
-        let client = match &settings.oci_unix_socket {
-            Some(path) => client.via_unix_socket(path).map_err(endpoint_error)?,
-            None => client,
-        };
         let streams =
             StreamClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
         let vault =
