@@ -119,13 +119,28 @@ async fn connect(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
+/// Why a POST failed: the status code, or "timeout", "connection error", "bad request".
+struct Failed {
+    what: String,
+    /// Whether the connection can carry the next POST (it can after an error status, not
+    /// after a transport error or a timeout, which leaves the exchange in flight).
+    reusable: bool,
+}
+
+fn broken(what: &str) -> Failed {
+    Failed {
+        what: what.to_owned(),
+        reusable: false,
+    }
+}
+
 /// One POST on `sender`; the response body is read and dropped.
 async fn post(
     sender: &mut SendRequest<Full<Bytes>>,
     endpoint: &Endpoint,
     key: Option<&str>,
     body: Bytes,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let mut req = http::Request::post(endpoint.path.as_str())
         .header(http::header::HOST, endpoint.authority.as_str())
         .header(http::header::CONTENT_TYPE, "application/json");
@@ -134,30 +149,33 @@ async fn post(
     }
     let req = req
         .body(Full::new(body))
-        .map_err(|_| "bad request".to_owned())?;
+        .map_err(|_| broken("bad request"))?;
     let exchange = async {
         sender
             .ready()
             .await
-            .map_err(|_| "connection error".to_owned())?;
+            .map_err(|_| broken("connection error"))?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|_| "connection error".to_owned())?;
+            .map_err(|_| broken("connection error"))?;
         let status = resp.status();
         resp.into_body()
             .collect()
             .await
-            .map_err(|_| "connection error".to_owned())?;
+            .map_err(|_| broken("connection error"))?;
         if status.is_success() {
             Ok(())
         } else {
-            Err(status.as_u16().to_string())
+            Err(Failed {
+                what: status.as_u16().to_string(),
+                reusable: true,
+            })
         }
     };
     match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
         Ok(result) => result,
-        Err(_) => Err("timeout".to_owned()),
+        Err(_) => Err(broken("timeout")),
     }
 }
 
@@ -221,7 +239,7 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
                     None => connect(&endpoint.authority)
                         .await
                         .map(|s| sender.insert(s))
-                        .map_err(|_| "connection error".to_owned()),
+                        .map_err(|_| broken("connection error")),
                 };
                 let outcome = match outcome {
                     Ok(s) => post(s, &endpoint, key.as_deref(), Bytes::from(body.clone())).await,
@@ -234,12 +252,14 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
                             l.push(t0.elapsed().as_micros() as u64);
                         }
                     }
-                    Err(what) => {
-                        // A fresh connection for the next message: this one may be broken
-                        // or still carrying the timed-out exchange.
-                        sender = None;
+                    Err(failed) => {
+                        if !failed.reusable {
+                            // A fresh connection for the next message: this one is broken or
+                            // still carrying the timed-out exchange.
+                            sender = None;
+                        }
                         if let Ok(mut e) = errors.lock() {
-                            *e.entry(what).or_insert(0) += 1;
+                            *e.entry(failed.what).or_insert(0) += 1;
                         }
                     }
                 }
