@@ -346,12 +346,28 @@ impl Emulator {
         }
     }
 
-    /// Every notification published so far, oldest first (for tests and the status page).
+    /// Every notification published so far, oldest first (for tests).
     ///
     /// # Errors
     /// [`EmulatorError::Api`] when the store cannot be read.
     pub async fn notifications(&self) -> Result<Vec<PublishedNotification>, EmulatorError> {
         Ok(self.inner.store.read(topics::list_published).await?)
+    }
+
+    /// The last `limit` notifications published, oldest first (for the status page: its cost
+    /// does not grow with the history).
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the store cannot be read.
+    pub async fn recent_notifications(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<PublishedNotification>, EmulatorError> {
+        Ok(self
+            .inner
+            .store
+            .read(move |conn| topics::recent_published(conn, limit))
+            .await?)
     }
 
     /// Depth per partition and consumer-group positions of every stream.

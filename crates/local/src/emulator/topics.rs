@@ -136,16 +136,37 @@ pub async fn publish(
 /// Every published message, oldest first.
 pub fn list_published(conn: &Connection) -> Result<Vec<PublishedNotification>, ApiError> {
     Ok(conn
-        .prepare("SELECT topic, message_id, title, body, message_type, time FROM notifications ORDER BY id")?
-        .query_map([], |r| {
-            Ok(PublishedNotification {
-                topic_id: r.get(0)?,
-                message_id: r.get(1)?,
-                title: r.get(2)?,
-                body: r.get(3)?,
-                message_type: r.get(4)?,
-                time: r.get(5)?,
-            })
-        })?
+        .prepare(&format!(
+            "SELECT {PUBLISHED_COLUMNS} FROM notifications ORDER BY id"
+        ))?
+        .query_map([], published_from_row)?
         .collect::<Result<_, _>>()?)
+}
+
+/// The last `limit` published messages, oldest first: a bounded read, whatever the history.
+pub fn recent_published(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<PublishedNotification>, ApiError> {
+    let mut newest_first: Vec<PublishedNotification> = conn
+        .prepare(&format!(
+            "SELECT {PUBLISHED_COLUMNS} FROM notifications ORDER BY id DESC LIMIT ?1"
+        ))?
+        .query_map([limit as i64], published_from_row)?
+        .collect::<Result<_, _>>()?;
+    newest_first.reverse();
+    Ok(newest_first)
+}
+
+const PUBLISHED_COLUMNS: &str = "topic, message_id, title, body, message_type, time";
+
+fn published_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PublishedNotification> {
+    Ok(PublishedNotification {
+        topic_id: r.get(0)?,
+        message_id: r.get(1)?,
+        title: r.get(2)?,
+        body: r.get(3)?,
+        message_type: r.get(4)?,
+        time: r.get(5)?,
+    })
 }

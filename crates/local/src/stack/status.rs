@@ -127,11 +127,14 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
             })
         })
         .collect();
-    let notes = s.emulator.notifications().await.unwrap_or_default();
+    let notes = s
+        .emulator
+        .recent_notifications(10)
+        .await
+        .unwrap_or_default();
     let recent: Vec<Value> = notes
         .iter()
         .rev()
-        .take(10)
         .map(|n| json!(format!("{n:?}")))
         .collect();
     let objects = match s

@@ -70,4 +70,39 @@ async fn publish_is_recorded_and_listable() {
         .unwrap();
     assert_error(&unknown, 404, "NotAuthorizedOrNotFound");
     assert_eq!(emu.emulator.notifications().await.unwrap().len(), 1);
+
+    // The status page reads only the latest few, oldest first.
+    for i in 0..4 {
+        let body = serde_json::to_vec(&models::MessageDetails {
+            title: Some(format!("more {i}")),
+            body: "b".into(),
+        })
+        .unwrap();
+        let answer = emu
+            .client
+            .send(
+                Method::POST,
+                &format!("/20181201/topics/{}/messages", topic.topic_id),
+                body,
+                BodySigning::Include,
+                HeaderMap::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+    }
+    let titles = |notes: Vec<datasync_local::emulator::PublishedNotification>| {
+        notes
+            .into_iter()
+            .map(|n| n.title.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        titles(emu.emulator.recent_notifications(3).await.unwrap()),
+        ["more 1", "more 2", "more 3"]
+    );
+    assert_eq!(
+        emu.emulator.recent_notifications(10).await.unwrap().len(),
+        5
+    );
 }
