@@ -354,15 +354,15 @@ impl Emulator {
         Ok(self.inner.store.read(topics::list_published).await?)
     }
 
-    /// The last `limit` notifications published, oldest first (for the status page: its cost
-    /// does not grow with the history).
+    /// How many notifications were published in all, and the last `limit`, oldest first (for
+    /// the status page: its cost does not grow with the history).
     ///
     /// # Errors
     /// [`EmulatorError::Api`] when the store cannot be read.
     pub async fn recent_notifications(
         &self,
         limit: usize,
-    ) -> Result<Vec<PublishedNotification>, EmulatorError> {
+    ) -> Result<(u64, Vec<PublishedNotification>), EmulatorError> {
         Ok(self
             .inner
             .store

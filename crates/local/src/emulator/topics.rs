@@ -143,11 +143,13 @@ pub fn list_published(conn: &Connection) -> Result<Vec<PublishedNotification>, A
         .collect::<Result<_, _>>()?)
 }
 
-/// The last `limit` published messages, oldest first: a bounded read, whatever the history.
+/// How many messages were published in all, and the last `limit`, oldest first: a bounded
+/// read, whatever the history.
 pub fn recent_published(
     conn: &Connection,
     limit: usize,
-) -> Result<Vec<PublishedNotification>, ApiError> {
+) -> Result<(u64, Vec<PublishedNotification>), ApiError> {
+    let total: i64 = conn.query_row("SELECT COUNT(*) FROM notifications", [], |r| r.get(0))?;
     let mut newest_first: Vec<PublishedNotification> = conn
         .prepare(&format!(
             "SELECT {PUBLISHED_COLUMNS} FROM notifications ORDER BY id DESC LIMIT ?1"
@@ -155,7 +157,7 @@ pub fn recent_published(
         .query_map([limit as i64], published_from_row)?
         .collect::<Result<_, _>>()?;
     newest_first.reverse();
-    Ok(newest_first)
+    Ok((total.max(0) as u64, newest_first))
 }
 
 const PUBLISHED_COLUMNS: &str = "topic, message_id, title, body, message_type, time";

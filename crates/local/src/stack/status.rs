@@ -127,7 +127,7 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
             })
         })
         .collect();
-    let notes = s
+    let (published, notes) = s
         .emulator
         .recent_notifications(10)
         .await
@@ -156,7 +156,7 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
         "processed_messages": processed,
         "demo_target_received": delivered,
         "failures_by_class": failures,
-        "notifications": { "total": notes.len(), "recent": recent },
+        "notifications": { "total": published, "recent": recent },
         "archived_objects": objects,
         "gateway": {
             "requests": s.gateway.requests.load(Ordering::Relaxed),
