@@ -299,6 +299,9 @@ pub async fn delete(
 }
 
 /// ListObjects: by `prefix`, from `start` (inclusive), at most `limit` (default and max 1000).
+/// Each summary holds the name, plus what `fields` asks for of `size`, `etag` and
+/// `timeCreated`, as OCI answers. Only what is asked for is read: the etag and time are stored
+/// after the object's content, so reading them walks the content's overflow pages.
 pub async fn list(
     inner: &Arc<Inner>,
     bucket: &str,
@@ -308,14 +311,30 @@ pub async fn list(
     let prefix = query.get("prefix").cloned().unwrap_or_default();
     let start = query.get("start").cloned().unwrap_or_default();
     let bucket = bucket.to_owned();
+    let fields = query.get("fields").map(String::as_str).unwrap_or("");
+    let wants = |field: &str| fields.split(',').any(|f| f.trim() == field);
+    let columns = format!(
+        "name, {}, {}, {}",
+        if wants("size") {
+            "length(data)"
+        } else {
+            "NULL"
+        },
+        if wants("etag") { "etag" } else { "NULL" },
+        if wants("timeCreated") {
+            "created"
+        } else {
+            "NULL"
+        },
+    );
     inner
         .store
         .read(move |conn| {
             load_bucket(conn, &bucket)?;
-            let mut stmt = conn.prepare(
-                "SELECT name, length(data), etag, created FROM objects WHERE bucket=?1 AND name >= ?2
-                 AND substr(name, 1, length(?3)) = ?3 ORDER BY name LIMIT ?4",
-            )?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {columns} FROM objects WHERE bucket=?1 AND name >= ?2
+                 AND substr(name, 1, length(?3)) = ?3 ORDER BY name LIMIT ?4"
+            ))?;
             let mut objects: Vec<models::ObjectSummary> = stmt
                 .query_map(rusqlite::params![bucket, start, prefix, limit + 1], |r| {
                     Ok(models::ObjectSummary {
@@ -326,8 +345,15 @@ pub async fn list(
                     })
                 })?
                 .collect::<Result<_, _>>()?;
-            let next_start_with = if objects.len() as i64 > limit { objects.pop().map(|o| o.name) } else { None };
-            Ok(models::ListObjects { objects, next_start_with })
+            let next_start_with = if objects.len() as i64 > limit {
+                objects.pop().map(|o| o.name)
+            } else {
+                None
+            };
+            Ok(models::ListObjects {
+                objects,
+                next_start_with,
+            })
         })
         .await
 }

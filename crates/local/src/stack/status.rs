@@ -139,7 +139,10 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
         .collect();
     let objects = match s
         .signed
-        .get(&format!("/n/{NAMESPACE}/b/{}/o?limit=50", s.bucket))
+        .get(&format!(
+            "/n/{NAMESPACE}/b/{}/o?limit=50&fields=size",
+            s.bucket
+        ))
         .await
     {
         Ok(a) if a.status.is_success() => a

@@ -106,6 +106,38 @@ async fn buckets_and_objects() {
     assert_eq!(list.objects.len(), 1);
     assert_eq!(list.objects[0].name, "2024/a b.json");
     assert_eq!(list.next_start_with.as_deref(), Some("2024/c.json"));
+    // Only the name unless `fields` asks for more, as OCI answers.
+    assert_eq!(
+        (list.objects[0].size, list.objects[0].etag.as_deref()),
+        (None, None)
+    );
+    let sized: models::ListObjects = emu
+        .client
+        .get(&format!(
+            "/n/{ns}/b/dead/o?prefix=2024/&limit=1&fields=size"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(sized.objects[0].size.is_some());
+    assert_eq!(
+        (
+            sized.objects[0].etag.as_deref(),
+            sized.objects[0].time_created.as_deref()
+        ),
+        (None, None)
+    );
+    let full: models::ListObjects = emu
+        .client
+        .get(&format!(
+            "/n/{ns}/b/dead/o?prefix=2024/&limit=1&fields=name,size,etag,timeCreated"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(full.objects[0].etag.is_some() && full.objects[0].time_created.is_some());
     let page2: models::ListObjects = emu
         .client
         .get(&format!("/n/{ns}/b/dead/o?prefix=2024/&start=2024/c.json"))
