@@ -106,6 +106,9 @@ async fn keys_limits_and_bad_bodies() {
     assert_eq!(r.status(), 405);
     let big = json!({"streamKey": "k", "streamMessage": {"pad": "x".repeat(8000)}});
     assert_eq!(up.post("/stream/sync", Some(&source), &big).await.0, 413);
+    // Far over the limit, more than the socket buffers hold: still a 413, not a reset.
+    let huge = json!({"streamKey": "k", "streamMessage": {"pad": "x".repeat(3_000_000)}});
+    assert_eq!(up.post("/stream/sync", Some(&source), &huge).await.0, 413);
     // Bad bodies: 4xx and nothing stored.
     for bad in [
         json!("not an object"),

@@ -16,3 +16,22 @@ pub mod demo_target;
 pub mod emulator;
 pub mod stack;
 pub mod target;
+
+/// The largest over-limit request body a server here reads (and drops) before answering 413.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Reads and drops `body` when its declared length `declared` is at most 16 MiB, before a
+/// server answers 413 to it. Closing a connection with unread data resets it, so a client
+/// still sending would see the reset instead of the 413; a larger body is not read, and its
+/// connection closes.
+async fn drain_refused_body(body: axum::body::Body, declared: u64) {
+    if declared > DRAIN_LIMIT {
+        return;
+    }
+    let mut body = body;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        if frame.is_err() {
+            break;
+        }
+    }
+}

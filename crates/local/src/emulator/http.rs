@@ -147,7 +147,8 @@ async fn route(inner: &Arc<Inner>, request: Request) -> Result<Response, ApiErro
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        crate::drain_refused_body(body, n).await;
         return Err(ApiError::too_large(format!(
             "the request body exceeds {limit} bytes"
         )));

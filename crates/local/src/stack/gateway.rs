@@ -243,10 +243,11 @@ async fn route(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > gw.max_body) {
+    let (mut parts, body) = request.into_parts();
+    if let Some(n) = declared.filter(|&n| n > gw.max_body) {
+        crate::drain_refused_body(body, n as u64).await;
         return too_large();
     }
-    let (mut parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, gw.max_body).await {
         Ok(b) => b,
         Err(_) => return too_large(),
