@@ -6,6 +6,25 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use crate::util::*;
 
+/// PublishMessage to `topic`, signed with the body.
+async fn publish(
+    emu: &Running,
+    topic: &str,
+    body: Vec<u8>,
+    headers: HeaderMap,
+) -> datasync_local::client::Answer {
+    emu.client
+        .send(
+            Method::POST,
+            &format!("/20181201/topics/{topic}/messages"),
+            body,
+            BodySigning::Include,
+            headers,
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn publish_is_recorded_and_listable() {
     let emu = start().await;
@@ -40,34 +59,20 @@ async fn publish_is_recorded_and_listable() {
         body: "batch 7".into(),
     })
     .unwrap();
-    let answer = emu
-        .client
-        .send(
-            Method::POST,
-            &format!("/20181201/topics/{}/messages", topic.topic_id),
-            body.clone(),
-            BodySigning::Include,
-            headers,
-        )
-        .await
-        .unwrap();
+    let answer = publish(&emu, &topic.topic_id, body.clone(), headers).await;
     let published: models::PublishResult = answer.json().unwrap();
     let recorded = emu.emulator.notifications().await.unwrap();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].message_id, published.message_id);
     assert_eq!(recorded[0].title.as_deref(), Some("3 permanent failures"));
     assert_eq!(recorded[0].message_type.as_deref(), Some("RAW_TEXT"));
-    let unknown = emu
-        .client
-        .send(
-            Method::POST,
-            "/20181201/topics/ocid1.onstopic.oc1.local.nope/messages",
-            body,
-            BodySigning::Include,
-            HeaderMap::new(),
-        )
-        .await
-        .unwrap();
+    let unknown = publish(
+        &emu,
+        "ocid1.onstopic.oc1.local.nope",
+        body,
+        HeaderMap::new(),
+    )
+    .await;
     assert_error(&unknown, 404, "NotAuthorizedOrNotFound");
     assert_eq!(emu.emulator.notifications().await.unwrap().len(), 1);
 
@@ -78,17 +83,7 @@ async fn publish_is_recorded_and_listable() {
             body: "b".into(),
         })
         .unwrap();
-        let answer = emu
-            .client
-            .send(
-                Method::POST,
-                &format!("/20181201/topics/{}/messages", topic.topic_id),
-                body,
-                BodySigning::Include,
-                HeaderMap::new(),
-            )
-            .await
-            .unwrap();
+        let answer = publish(&emu, &topic.topic_id, body, HeaderMap::new()).await;
         assert_eq!(answer.status, 200);
     }
     let titles = |notes: Vec<datasync_local::emulator::PublishedNotification>| {
