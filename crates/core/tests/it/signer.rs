@@ -321,6 +321,34 @@ fn the_cache_reuses_a_signature_only_for_the_same_signing_string() {
     );
 }
 
+/// At each new second every concurrent request needs the same new signature: one computes it,
+/// the others wait for it instead of each doing the RSA operation.
+#[test]
+fn concurrent_requests_for_a_new_signature_compute_it_once() {
+    let signer = Signer::new("k", vector_key());
+    let barrier = std::sync::Barrier::new(16);
+    let values: Vec<String> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    signer.authorization_for(&SigningInput {
+                        method: "POST",
+                        target: "/20180418/streams/s1/messages",
+                        host: "cell-1.streaming.us-phoenix-1.oci.oraclecloud.com",
+                        date: DATE,
+                        x_date: false,
+                        body: None,
+                    })
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(values.iter().all(|v| v == &values[0]));
+    assert_eq!(signer.signatures_computed(), 1);
+}
+
 fn request_for<'a>(
     method: &'a str,
     target: &'a str,
