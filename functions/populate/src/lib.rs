@@ -276,7 +276,7 @@ impl Populate {
             return Err(refusal);
         }
         // One line per message at debug, not info: the caller's answer already holds each
-        // message's id, partition and offset, and at info these lines cost about an eighth of
+        // message's id, partition and offset, and at info these lines cost about a tenth of
         // the local stack's throughput (and, on OCI, a Logging entry per message).
         for s in &stored {
             tracing::debug!(
