@@ -15,18 +15,26 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
     let mut up = Up::start_in(tmp.path(), FAST, &[]).await;
     let target = up.target();
     let mut ids = Vec::new();
+    // The last message's target takes an API key: its Vault secret goes in x-api-key.
+    let token = |n: usize| match n {
+        4 => "api-key-4".to_owned(),
+        _ => format!("Bearer token-{n}"),
+    };
     for n in 0..5 {
         let r = up
             .client
             .post(format!("{}/stream/sync", up.gateway()))
             .header("x-api-key", up.source_key())
             .header("content-type", "application/json")
-            .header("authorization", format!("Bearer token-{n}"))
+            .header("authorization", token(n))
             .header("x-datasync-caller", "someone-else")
             .body({
                 // One secret per message: process caches a secret until the target refuses it.
                 let mut body = sync_request(&target, &format!("k{n}"), n);
                 body["streamMessage"]["vaultSecretName"] = json!(format!("e2e-{n}"));
+                if n == 4 {
+                    body["streamMessage"]["vaultSecretHeader"] = json!("x-api-key");
+                }
                 body.to_string()
             })
             .send()
@@ -54,7 +62,12 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
         let body: serde_json::Value = serde_json::from_str(m["body"].as_str().unwrap()).unwrap();
         assert_eq!(body, json!({"n": n, "hello": "world"}));
         assert_eq!(m["headers"]["x-e2e"], n.to_string());
-        assert_eq!(m["headers"]["authorization"], format!("Bearer token-{n}"));
+        if n == 4 {
+            assert_eq!(m["headers"]["x-api-key"], token(n));
+            assert!(m["headers"].get("authorization").is_none(), "{m}");
+        } else {
+            assert_eq!(m["headers"]["authorization"], token(n));
+        }
     }
     assert_eq!(got["duplicates"], 0);
     // The status page works and shows the data stream consumed.

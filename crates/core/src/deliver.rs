@@ -398,6 +398,8 @@ struct Prepared {
     url: url::Url,
     headers: Vec<(HeaderName, HeaderValue)>,
     secret: Option<String>,
+    /// The header the secret goes in: `vaultSecretHeader`, or `Authorization`.
+    secret_header: HeaderName,
     rules: Rules,
     timeout: Duration,
     host: String,
@@ -928,6 +930,7 @@ fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure
     let source = &envelope.message;
     let mut message = StreamMessage {
         vault_secret_name: source.vault_secret_name.clone(),
+        vault_secret_header: source.vault_secret_header.clone(),
         target_rest_api: source.target_rest_api.clone(),
         target_rest_api_operation: source.target_rest_api_operation.clone(),
         target_rest_api_payload: None,
@@ -964,6 +967,15 @@ fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure
             Some(source) => scoped_secret_name(source, name),
             None => name.to_owned(),
         });
+    let secret_header = match message.vault_secret_header.as_deref() {
+        None => http::header::AUTHORIZATION,
+        Some(name) => HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            failure(
+                ErrorClass::Invalid,
+                "streamMessage.vaultSecretHeader: not a legal header name",
+            )
+        })?,
+    };
     let (rules, ov, host) = rules_for(settings, &url);
     let timeout = ov
         .as_ref()
@@ -979,6 +991,7 @@ fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure
         url,
         headers,
         secret,
+        secret_header,
         rules,
         timeout,
         host,
@@ -1126,7 +1139,7 @@ async fn attempt(inner: &Inner, item: &Item, deadline: Instant, budget: Duration
             url: &prepared.url,
             body: body.clone(),
             headers: &prepared.headers,
-            authorization: token.as_ref(),
+            secret: token.as_ref().map(|t| (&prepared.secret_header, t)),
             idempotency_key: &item.id,
             traceparent: Some(&traceparent),
             timeout: Some(timeout),

@@ -41,9 +41,14 @@ pub struct HeaderPair {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamMessage {
-    /// Names the Vault secret holding the target's `Authorization` value.
+    /// Names the Vault secret holding the target's credential (sent as `Authorization`, or in
+    /// `vault_secret_header`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault_secret_name: Option<String>,
+    /// The header the Vault secret is sent in (`Authorization` when absent), for targets that
+    /// take their credential elsewhere, e.g. `x-api-key`. Not in Oracle's sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_secret_header: Option<String>,
     /// The target URL.
     pub target_rest_api: String,
     /// POST, PUT, PATCH or DELETE.
@@ -495,6 +500,49 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
+/// Header names that carry credentials by convention. A custom header is stored in the stream
+/// with its message and, for a message that fails permanently, reaches the dead-letter stream,
+/// its notification and its archive: populate refuses these and points the caller to Vault
+/// (`vaultSecretName` with `vaultSecretHeader`). Delivery does not check them, so messages
+/// accepted before this rule still go out.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "api-key",
+    "apikey",
+    "cookie",
+    "x-access-token",
+    "x-api-key",
+    "x-api-token",
+    "x-auth-token",
+    "x-amz-security-token",
+    "x-functions-key",
+];
+
+/// Refuses a message whose custom headers carry a credential by name ([`CREDENTIAL_HEADERS`]),
+/// saying how to send it through Vault instead. For new messages only (populate): delivery
+/// keeps sending those already stored.
+///
+/// # Errors
+/// The first such header, naming its field.
+pub fn refuse_credential_headers(message: &StreamMessage) -> Result<(), Invalid> {
+    for (i, h) in message.target_rest_api_headers.iter().enumerate() {
+        if let Some(name) = CREDENTIAL_HEADERS
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(&h.key))
+        {
+            return Err(Invalid::new(
+                format!("streamMessage.targetRestApiHeaders[{i}]"),
+                format!(
+                    "{name} carries a credential, which would be stored in the stream and shown \
+                     in dead-letter notifications; send its value as this request's \
+                     Authorization header with vaultSecretName and \
+                     \"vaultSecretHeader\": \"{name}\" (it is kept in Vault and sent as {name})"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|c| {
@@ -589,6 +637,38 @@ pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url
         }
     }
 
+    if let Some(header) = &message.vault_secret_header {
+        const FIELD: &str = "streamMessage.vaultSecretHeader";
+        if message.vault_secret_name.is_none() {
+            return Err(Invalid::new(FIELD, "needs vaultSecretName"));
+        }
+        if !is_token(header) {
+            return Err(Invalid::new(FIELD, "must be a legal header name"));
+        }
+        let owned = FORBIDDEN_HEADERS
+            .iter()
+            .any(|f| *f != "authorization" && f.eq_ignore_ascii_case(header));
+        if owned {
+            return Err(Invalid::new(
+                FIELD,
+                format!(
+                    "{} may not be set by the caller",
+                    header.to_ascii_lowercase()
+                ),
+            ));
+        }
+        if message
+            .target_rest_api_headers
+            .iter()
+            .any(|h| h.key.eq_ignore_ascii_case(header))
+        {
+            return Err(Invalid::new(
+                FIELD,
+                "names a header that targetRestApiHeaders also sets",
+            ));
+        }
+    }
+
     if let Some(name) = &message.vault_secret_name {
         let legal = !name.is_empty()
             && name.len() <= MAX_SECRET_NAME
@@ -634,6 +714,33 @@ mod tests {
         let url = validate(&mut m, &policy("api.example.com")).unwrap();
         assert_eq!(url.host_str(), Some("api.example.com"));
         assert_eq!(m.target_rest_api_operation, "POST");
+    }
+
+    #[test]
+    fn the_vault_secret_may_go_in_another_header() {
+        let mut m = message();
+        m.vault_secret_header = Some("X-Api-Key".into());
+        validate(&mut m, &policy("api.example.com")).unwrap();
+        m.vault_secret_header = Some("Authorization".into());
+        validate(&mut m, &policy("api.example.com")).unwrap();
+    }
+
+    #[test]
+    fn credential_headers_are_refused_for_new_messages_only() {
+        for name in ["x-api-key", "Cookie", "X-Auth-Token", "apikey"] {
+            let mut m = message();
+            m.target_rest_api_headers.push(HeaderPair {
+                key: name.into(),
+                value: "s3cret".into(),
+            });
+            let err = refuse_credential_headers(&m).unwrap_err();
+            assert_eq!(err.field, "streamMessage.targetRestApiHeaders[1]");
+            assert!(err.rule.contains("vaultSecretHeader"), "{}", err.rule);
+            assert!(!err.rule.contains("s3cret"));
+            // Stored before the rule: still delivered.
+            validate(&mut m, &policy("api.example.com")).unwrap();
+        }
+        refuse_credential_headers(&message()).unwrap();
     }
 
     #[test]
@@ -712,6 +819,29 @@ mod tests {
             (
                 |m| m.vault_secret_name = Some(String::new()),
                 "streamMessage.vaultSecretName",
+            ),
+            (
+                |m| m.vault_secret_header = Some("x api key".into()),
+                "streamMessage.vaultSecretHeader",
+            ),
+            (
+                |m| m.vault_secret_header = Some("Host".into()),
+                "streamMessage.vaultSecretHeader",
+            ),
+            (
+                |m| m.vault_secret_header = Some("idempotency-key".into()),
+                "streamMessage.vaultSecretHeader",
+            ),
+            (
+                |m| m.vault_secret_header = Some("content-type".into()),
+                "streamMessage.vaultSecretHeader",
+            ),
+            (
+                |m| {
+                    m.vault_secret_name = None;
+                    m.vault_secret_header = Some("x-api-key".into());
+                },
+                "streamMessage.vaultSecretHeader",
             ),
         ];
         for (i, (mutate, field)) in cases.into_iter().enumerate() {

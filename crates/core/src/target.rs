@@ -55,8 +55,9 @@ pub struct TargetCall<'a> {
     pub body: Option<Bytes>,
     /// The caller's custom headers (already validated).
     pub headers: &'a [(HeaderName, HeaderValue)],
-    /// The `Authorization` value from Vault.
-    pub authorization: Option<&'a HeaderValue>,
+    /// The secret from Vault and the header it goes in (`Authorization` unless the message
+    /// names another in `vaultSecretHeader`); it replaces a custom header of that name.
+    pub secret: Option<(&'a HeaderName, &'a HeaderValue)>,
     /// The message id, sent as `Idempotency-Key`.
     pub idempotency_key: &'a str,
     /// The W3C trace context.
@@ -202,8 +203,8 @@ impl TargetClient {
         for (name, value) in call.headers {
             headers.append(name.clone(), value.clone());
         }
-        if let Some(token) = call.authorization {
-            headers.insert(http::header::AUTHORIZATION, token.clone());
+        if let Some((name, token)) = call.secret {
+            headers.insert(name.clone(), token.clone());
         }
         if let Ok(key) = HeaderValue::from_str(call.idempotency_key) {
             headers.insert(HeaderName::from_static("idempotency-key"), key);

@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use datasync_core::message::{
-    is_valid_traceparent, new_traceparent, scoped_secret_name, validate, Envelope, Policy,
-    StreamMessage, MAX_MESSAGE_BYTES, MAX_STREAM_KEY,
+    is_valid_traceparent, new_traceparent, refuse_credential_headers, scoped_secret_name, validate,
+    Envelope, Policy, StreamMessage, MAX_MESSAGE_BYTES, MAX_STREAM_KEY,
 };
 use datasync_core::oci::streaming::PutMessage;
 use fdk::Context;
@@ -261,6 +261,12 @@ fn item(
         true,
     )?;
     expect_string(&message, "vaultSecretName", &f("vaultSecretName"), false)?;
+    expect_string(
+        &message,
+        "vaultSecretHeader",
+        &f("vaultSecretHeader"),
+        false,
+    )?;
     match message.get("targetRestApiHeaders") {
         None | Some(Value::Null) => {}
         Some(Value::Array(headers)) => {
@@ -288,9 +294,11 @@ fn item(
     if let Some(Value::Null) = message.target_rest_api_payload {
         message.target_rest_api_payload = None;
     }
-    validate(&mut message, policy).map_err(|invalid| {
-        Refusal::invalid(&format!("{prefix}{}", invalid.field), &invalid.rule)
-    })?;
+    validate(&mut message, policy)
+        .and_then(|_| refuse_credential_headers(&message))
+        .map_err(|invalid| {
+            Refusal::invalid(&format!("{prefix}{}", invalid.field), &invalid.rule)
+        })?;
 
     let secret_field = f("vaultSecretName");
     let secret = match (&message.vault_secret_name, has_token) {

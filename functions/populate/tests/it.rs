@@ -472,6 +472,11 @@ async fn every_rule_refuses_and_nothing_is_written() {
         ("Host", |v| msg(v)["targetRestApiHeaders"][0]["key"] = json!("Host"), 400, "host may not be set by the caller"),
         ("Content-Length", |v| msg(v)["targetRestApiHeaders"][0]["key"] = json!("Content-Length"), 400, "content-length may not be set by the caller"),
         ("Authorization header in body", |v| msg(v)["targetRestApiHeaders"][0]["key"] = json!("authorization"), 400, "authorization may not be set by the caller"),
+        ("API key as a custom header", |v| msg(v)["targetRestApiHeaders"] = json!([{"key": "X-Api-Key", "value": "k-CANARY"}]), 400, "streamMessage.targetRestApiHeaders[0]: x-api-key carries a credential"),
+        ("cookie as a custom header", |v| msg(v)["targetRestApiHeaders"] = json!([{"key": "Cookie", "value": "s=k-CANARY"}]), 400, "\"vaultSecretHeader\": \"cookie\""),
+        ("secret header number", |v| msg(v)["vaultSecretHeader"] = json!(1), 400, "streamMessage.vaultSecretHeader: must be a string"),
+        ("secret header Host", |v| msg(v)["vaultSecretHeader"] = json!("Host"), 400, "streamMessage.vaultSecretHeader: host may not be set by the caller"),
+        ("secret header without name", |v| { msg(v).as_object_mut().unwrap().remove("vaultSecretName"); msg(v)["vaultSecretHeader"] = json!("x-api-key"); }, 400, "streamMessage.vaultSecretHeader: needs vaultSecretName"),
         ("secret name path", |v| msg(v)["vaultSecretName"] = json!("../other"), 400, "streamMessage.vaultSecretName: must be 1 to 100"),
         ("secret name long", |v| msg(v)["vaultSecretName"] = json!("s".repeat(101)), 400, "streamMessage.vaultSecretName"),
         ("secret name empty", |v| msg(v)["vaultSecretName"] = json!(""), 400, "streamMessage.vaultSecretName"),
@@ -496,6 +501,7 @@ async fn every_rule_refuses_and_nothing_is_written() {
             "{name}: {mentions:?} not in {message:?}"
         );
         assert!(!a.raw.contains("tok-CANARY"), "{name}: {}", a.raw);
+        assert!(!a.raw.contains("k-CANARY"), "{name}: {}", a.raw);
     }
 
     // Whole-request rules.

@@ -199,6 +199,7 @@ fn batch(target: &ScriptedTarget, first: i64, n: usize, payload_bytes: usize) ->
             let e = Envelope::new(
                 StreamMessage {
                     vault_secret_name: Some(SECRET.into()),
+                    vault_secret_header: None,
                     target_rest_api: target.url(path),
                     target_rest_api_operation: "POST".into(),
                     target_rest_api_payload: Some(serde_json::json!({"i": i, "fill": filler})),

@@ -97,7 +97,7 @@ async fn call(
             url: &url,
             body: body.map(|b| bytes::Bytes::from_static(b.as_bytes())),
             headers: &hs,
-            authorization: Some(&token),
+            secret: Some((&http::header::AUTHORIZATION, &token)),
             idempotency_key: "0190e0b4-0000-7000-8000-000000000001",
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
             timeout: None,

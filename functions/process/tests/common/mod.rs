@@ -228,6 +228,7 @@ impl Stack {
         let mut e = Envelope::new(
             StreamMessage {
                 vault_secret_name: Some(SECRET.into()),
+                vault_secret_header: None,
                 target_rest_api: self.target.url(path),
                 target_rest_api_operation: op.into(),
                 target_rest_api_payload: Some(payload),
