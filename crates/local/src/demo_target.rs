@@ -67,9 +67,9 @@ pub struct Received {
 }
 
 /// A request as kept, turned into a [`Received`] only when asked for: one copy of the body and
-/// of each header value, where building the strings for every delivery took about a tenth of
-/// the target's time under load. The copies matter: hyper's header values, URI and body share
-/// its read buffers, and keeping them would keep those buffers (about 13 MB more RSS).
+/// of each header value per delivery instead of a map of new strings. The copies matter:
+/// hyper's header values, URI and body share its read buffers, and keeping them would keep
+/// those buffers (about 13 MB more RSS after 20,000 deliveries).
 #[derive(Debug)]
 struct Recorded {
     method: Method,

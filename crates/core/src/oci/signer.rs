@@ -153,9 +153,8 @@ pub struct Signer {
     key: PrivateKey,
     cache: Mutex<SignatureCache>,
     /// Held while signing a string the cache lacks, so that concurrent requests needing the
-    /// same new signature (all of them, at each new second) wait for one RSA operation instead
-    /// of each doing it: with 32 concurrent callers that was about 16 signatures a second
-    /// where 1 is needed.
+    /// same new signature (every request of a busy client, at each new second) wait for one
+    /// RSA operation (about 0.8 ms) instead of each computing it.
     signing: Mutex<()>,
     /// RSA signatures computed (the other answers came from the cache).
     computed: AtomicU64,
