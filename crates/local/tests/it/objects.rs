@@ -96,13 +96,20 @@ async fn buckets_and_objects() {
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("7"));
 
-    let list: models::ListObjects = emu
-        .client
-        .get(&format!("/n/{ns}/b/dead/o?prefix=2024/&limit=1"))
-        .await
-        .unwrap()
-        .json()
-        .unwrap();
+    // The first object under 2024/, with `fields` as asked.
+    let list_first = |fields: &'static str| {
+        let path = format!("/n/{ns}/b/dead/o?prefix=2024/&limit=1{fields}");
+        let client = &emu.client;
+        async move {
+            client
+                .get(&path)
+                .await
+                .unwrap()
+                .json::<models::ListObjects>()
+                .unwrap()
+        }
+    };
+    let list = list_first("").await;
     assert_eq!(list.objects.len(), 1);
     assert_eq!(list.objects[0].name, "2024/a b.json");
     assert_eq!(list.next_start_with.as_deref(), Some("2024/c.json"));
@@ -111,15 +118,7 @@ async fn buckets_and_objects() {
         (list.objects[0].size, list.objects[0].etag.as_deref()),
         (None, None)
     );
-    let sized: models::ListObjects = emu
-        .client
-        .get(&format!(
-            "/n/{ns}/b/dead/o?prefix=2024/&limit=1&fields=size"
-        ))
-        .await
-        .unwrap()
-        .json()
-        .unwrap();
+    let sized = list_first("&fields=size").await;
     assert!(sized.objects[0].size.is_some());
     assert_eq!(
         (
@@ -128,15 +127,7 @@ async fn buckets_and_objects() {
         ),
         (None, None)
     );
-    let full: models::ListObjects = emu
-        .client
-        .get(&format!(
-            "/n/{ns}/b/dead/o?prefix=2024/&limit=1&fields=name,size,etag,timeCreated"
-        ))
-        .await
-        .unwrap()
-        .json()
-        .unwrap();
+    let full = list_first("&fields=name,size,etag,timeCreated").await;
     assert!(full.objects[0].etag.is_some() && full.objects[0].time_created.is_some());
     let page2: models::ListObjects = emu
         .client
