@@ -566,12 +566,17 @@ impl Deliverer {
         source: &str,
         choose: impl Fn(&Outcome) -> Option<String>,
     ) -> Result<RouteReport, RouteError> {
-        let settings = &self.inner.settings;
-        let now = SystemTime::now();
         let mut report = RouteReport {
             delivered: outcomes.delivered(),
             ..RouteReport::default()
         };
+        // Nothing to route (the retry schedule finding its streams empty): no writes, and no
+        // INFO line every few seconds from an idle stack.
+        if outcomes.list.is_empty() {
+            return Ok(report);
+        }
+        let settings = &self.inner.settings;
+        let now = SystemTime::now();
         // Destinations: first for messages that failed on their own, then for those held
         // behind them.
         let mut dest: Vec<Option<String>> = vec![None; outcomes.list.len()];
