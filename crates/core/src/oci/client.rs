@@ -1,18 +1,27 @@
 //! The transport every service client shares: sign, send, retry, and turn OCI errors into one
 //! typed error.
 //!
-//! One [`OciClient`] holds one connection pool (reqwest) and one auth provider; service clients
-//! borrow it through an `Arc`, so no client is built per call. Retries are bounded: 429, 500,
+//! One [`OciClient`] holds one connection pool and one auth provider; service clients borrow it
+//! through an `Arc`, so no client is built per call. The pool is reqwest's over TCP (TLS for
+//! https), or hyper's over a Unix socket when the local stack routes OCI calls to its emulator
+//! so ([`OciClient::via_unix_socket`]). Retries are bounded: 429, 500,
 //! 502, 503, 504 and connection errors are retried with capped exponential backoff and full
 //! jitter (honouring `Retry-After` up to the cap); a 401 makes the auth provider re-read its
 //! credentials once (a rotated resource-principal token) and the request is sent again.
 
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client as PooledClient;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -44,7 +53,7 @@ pub enum OciError {
         operation: &'static str,
         /// Why.
         #[source]
-        source: reqwest::Error,
+        source: TransportError,
     },
     /// The credentials could not be loaded or renewed.
     #[error(transparent)]
@@ -86,12 +95,56 @@ impl OciError {
     pub fn is_retryable(&self) -> bool {
         match self {
             OciError::Service { status, .. } => retryable_status(*status),
-            OciError::Transport { source, .. } => {
-                source.is_connect() || source.is_timeout() || source.is_request()
-            }
+            OciError::Transport { source, .. } => source.is_retryable(),
             _ => false,
         }
     }
+}
+
+/// Why a request could not be sent or its answer not read.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Over TCP (and TLS): reqwest's error.
+    #[error(transparent)]
+    Network(#[from] reqwest::Error),
+    /// Over the Unix socket: connecting or sending failed, or the connection closed before the
+    /// answer.
+    #[error("over the Unix socket: {}", chain(.0))]
+    Socket(#[source] hyper_util::client::legacy::Error),
+    /// Over the Unix socket: the answer's body could not be read.
+    #[error("reading the answer over the Unix socket: {0}")]
+    SocketBody(#[source] hyper::Error),
+    /// Over the Unix socket: the URL is not a valid HTTP URI.
+    #[error("the URL is not a valid HTTP request target: {0}")]
+    Uri(#[source] http::uri::InvalidUri),
+    /// Over the Unix socket: no whole answer within the total timeout.
+    #[error("no answer within {} ms", .0.as_millis())]
+    TimedOut(Duration),
+}
+
+impl TransportError {
+    /// Whether sending again may succeed: the request may not have arrived (connect errors,
+    /// timeouts, a connection closed before the answer). A body cut short is not retried, as
+    /// before with reqwest.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TransportError::Network(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            TransportError::Socket(_) | TransportError::TimedOut(_) => true,
+            TransportError::SocketBody(_) | TransportError::Uri(_) => false,
+        }
+    }
+}
+
+/// An error and its sources, joined by `: ` (hyper-util's own text only names the kind).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 fn retryable_status(status: u16) -> bool {
@@ -277,7 +330,7 @@ pub fn oci_requests_sent_by_resource_principals() -> u64 {
 /// The shared transport: one connection pool, one auth provider, one retry policy.
 #[derive(Debug, Clone)]
 pub struct OciClient {
-    http: reqwest::Client,
+    http: Http,
     auth: Arc<dyn AuthProvider>,
     retry: RetryPolicy,
     timeouts: Timeouts,
@@ -302,7 +355,7 @@ impl OciClient {
         retry: RetryPolicy,
     ) -> Result<Self, OciError> {
         Ok(Self {
-            http: http_client(timeouts, None)?,
+            http: Http::Network(network_client(timeouts)?),
             auth,
             retry,
             timeouts,
@@ -321,7 +374,7 @@ impl OciClient {
         match path {
             None => Ok(self),
             Some(path) => Ok(Self {
-                http: http_client(self.timeouts, Some(path))?,
+                http: Http::Unix(Arc::new(unix_client(path, self.timeouts.connect))),
                 ..self
             }),
         }
@@ -361,15 +414,8 @@ impl OciClient {
             if signer.key_id().starts_with("ST$") {
                 OCI_REQUESTS_SENT_BY_RESOURCE_PRINCIPALS.fetch_add(1, Ordering::Relaxed);
             }
-            let sent = self
-                .http
-                .request(request.method.clone(), request.url.clone())
-                .headers(headers)
-                .body(request.body.clone())
-                .send()
-                .await;
-            let outcome = match sent {
-                Ok(response) => read_response(request.operation, response).await,
+            let outcome = match self.exchange(request, headers).await {
+                Ok((status, headers, body)) => answer(request.operation, status, headers, body),
                 Err(source) => Err((
                     OciError::Transport {
                         operation: request.operation,
@@ -408,6 +454,57 @@ impl OciClient {
         }
     }
 
+    /// One HTTP exchange: the signed `headers` and the request's method, URL and body out, the
+    /// status, headers and whole body back.
+    async fn exchange(
+        &self,
+        request: &OciRequest,
+        headers: HeaderMap,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
+        match &self.http {
+            Http::Network(client) => {
+                let response = client
+                    .request(request.method.clone(), request.url.clone())
+                    .headers(headers)
+                    .body(request.body.clone())
+                    .send()
+                    .await?;
+                let (status, headers) = (response.status(), response.headers().clone());
+                Ok((status, headers, response.bytes().await?))
+            }
+            Http::Unix(client) => {
+                let exchange = async {
+                    // The URL was parsed already; its text is a valid URI (hyper-util uses
+                    // only the path and query on the wire, and the authority for `Host`).
+                    let uri: http::Uri =
+                        request.url.as_str().parse().map_err(TransportError::Uri)?;
+                    let mut outgoing = http::Request::new(Full::new(request.body.clone()));
+                    *outgoing.method_mut() = request.method.clone();
+                    *outgoing.uri_mut() = uri;
+                    *outgoing.headers_mut() = headers;
+                    outgoing
+                        .headers_mut()
+                        .entry(http::header::USER_AGENT)
+                        .or_insert(HeaderValue::from_static(USER_AGENT));
+                    let response = client
+                        .request(outgoing)
+                        .await
+                        .map_err(TransportError::Socket)?;
+                    let (parts, body) = response.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map_err(TransportError::SocketBody)?
+                        .to_bytes();
+                    Ok((parts.status, parts.headers, body))
+                };
+                tokio::time::timeout(self.timeouts.total, exchange)
+                    .await
+                    .unwrap_or(Err(TransportError::TimedOut(self.timeouts.total)))
+            }
+        }
+    }
+
     /// Sends `request` and decodes the JSON answer.
     ///
     /// # Errors
@@ -420,39 +517,101 @@ impl OciClient {
     }
 }
 
-/// The HTTP client under [`OciClient`]: no redirects (OCI answers none a client should follow),
-/// idle connections kept a minute.
-fn http_client(
-    timeouts: Timeouts,
-    unix_socket: Option<&std::path::Path>,
-) -> Result<reqwest::Client, OciError> {
-    let mut builder = reqwest::Client::builder()
+/// The user agent of OCI calls.
+const USER_AGENT: &str = concat!("datasync/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP client under an [`OciClient`]. Neither follows redirects: OCI answers none a client
+/// should follow.
+#[derive(Clone)]
+enum Http {
+    /// TCP, TLS for https: the real services.
+    Network(reqwest::Client),
+    /// Every endpoint through one Unix socket: the local stack's emulator. hyper's pooled
+    /// client directly, without reqwest's layers (URL conversions, the redirect and retry
+    /// services): this is the path of every message populate stores.
+    Unix(Arc<PooledClient<UnixConnector, Full<Bytes>>>),
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Http::Network(_) => f.write_str("Http::Network"),
+            Http::Unix(_) => f.write_str("Http::Unix"),
+        }
+    }
+}
+
+/// Idle connections are kept this long.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+fn network_client(timeouts: Timeouts) -> Result<reqwest::Client, OciError> {
+    reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.total)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("datasync/", env!("CARGO_PKG_VERSION")))
-        .pool_idle_timeout(Duration::from_secs(60));
-    if let Some(path) = unix_socket {
-        builder = builder.unix_socket(path);
+        .user_agent(USER_AGENT)
+        .pool_idle_timeout(POOL_IDLE)
+        .build()
+        .map_err(|source| OciError::Transport {
+            operation: "build client",
+            source: source.into(),
+        })
+}
+
+fn unix_client(path: &Path, connect_timeout: Duration) -> PooledClient<UnixConnector, Full<Bytes>> {
+    PooledClient::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .build(UnixConnector {
+            path: Arc::from(path),
+            timeout: connect_timeout,
+        })
+}
+
+/// A connector that opens every connection to one Unix socket, whatever the URI's host.
+#[derive(Debug, Clone)]
+struct UnixConnector {
+    path: Arc<Path>,
+    timeout: Duration,
+}
+
+impl tower::Service<http::Uri> for UnixConnector {
+    type Response = TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
-    builder.build().map_err(|source| OciError::Transport {
-        operation: "build client",
-        source,
-    })
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        let (path, timeout) = (Arc::clone(&self.path), self.timeout);
+        Box::pin(async move {
+            // The error names the socket: the operator's first question.
+            match tokio::time::timeout(timeout, tokio::net::UnixStream::connect(&*path)).await {
+                Ok(Ok(stream)) => Ok(TokioIo::new(stream)),
+                Ok(Err(e)) => Err(std::io::Error::new(
+                    e.kind(),
+                    format!("connecting to {}: {e}", path.display()),
+                )),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connecting to {} timed out", path.display()),
+                )),
+            }
+        })
+    }
 }
 
 type Failed = (OciError, Option<Duration>);
 
-async fn read_response(
+/// A 2xx answer, or the service error it carries and the `Retry-After` it asked for.
+fn answer(
     operation: &'static str,
-    response: reqwest::Response,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<OciResponse, Failed> {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|source| (OciError::Transport { operation, source }, None))?;
     if status.is_success() {
         return Ok(OciResponse {
             operation,

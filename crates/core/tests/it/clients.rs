@@ -1205,3 +1205,72 @@ async fn via_unix_socket_sends_the_same_signed_request_through_the_socket() {
         )]
     );
 }
+
+#[tokio::test]
+async fn via_unix_socket_failures_are_retryable_transport_errors() {
+    use datasync_core::oci::client::TransportError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = Endpoints::all_at("http://objectstorage.invalid:9").unwrap();
+    let client = |path: &std::path::Path, total: Duration| {
+        let auth = Arc::new(StaticAuth::new(KEY_ID, key(), None));
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            total,
+        };
+        let client = OciClient::with_settings(auth, timeouts, fast_retries(2))
+            .unwrap()
+            .via_unix_socket(Some(path))
+            .unwrap();
+        ObjectStorageClient::new(client, &endpoints).unwrap()
+    };
+
+    // Nobody listens on the path: a connect error, retried, then reported.
+    let err = client(&dir.path().join("absent.sock"), Duration::from_secs(5))
+        .get_namespace()
+        .await
+        .unwrap_err();
+    match &err {
+        OciError::Transport {
+            operation: "GetNamespace",
+            source: TransportError::Socket(e),
+        } => assert!(e.is_connect(), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("absent.sock"), "{err}");
+
+    // A listener that accepts and never answers: the total timeout ends each attempt.
+    let path = dir.path().join("silent.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let task = {
+        let accepted = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                open.push(stream);
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let err = client(&path, Duration::from_millis(200))
+        .get_namespace()
+        .await
+        .unwrap_err();
+    task.abort();
+    assert!(
+        matches!(
+            err,
+            OciError::Transport {
+                source: TransportError::TimedOut(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
