@@ -79,11 +79,26 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
         stream_messages(&status, "datasync-errors-service-unavailable"),
         0
     );
-    let notes = status["notifications"]["recent"].to_string();
+    // The status page (no key needed) names each dead-lettered message and why it failed,
+    // never the notification's body: no payload, custom header or target URL.
+    let recent = status["notifications"]["recent"].as_array().unwrap();
     for id in &ids {
+        let note = recent
+            .iter()
+            .find(|n| n["message"]["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no notification names {id}: {recent:?}"));
+        // The first answered 400; the others of its key were held behind it, same class.
+        assert_eq!(
+            note["message"]["last_error"]["class"], "clientError",
+            "{note}"
+        );
+        assert!(note["bytes"].as_u64().unwrap() > 100, "{note}");
+    }
+    let page = status.to_string();
+    for secret in ["hello", "x-e2e", "/orders"] {
         assert!(
-            notes.contains(id.as_str()),
-            "no notification names {id}: {notes}"
+            !page.contains(secret),
+            "{secret} on the status page: {page}"
         );
     }
     // The archive objects hold the messages.

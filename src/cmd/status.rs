@@ -293,11 +293,22 @@ pub fn render(doc: &Value) -> String {
     let n = &doc["notifications"];
     let _ = writeln!(out, "\nnotifications: {} in all", text(&n["total"]));
     for r in n["recent"].as_array().into_iter().flatten() {
-        let mut line = text(r);
-        if line.chars().count() > 160 {
-            line = line.chars().take(157).collect::<String>() + "...";
+        let m = &r["message"];
+        let e = &m["last_error"];
+        let mut line = format!("  {}  {}", text(&r["time"]), text(&r["title"]));
+        if m.is_object() {
+            let _ = write!(
+                line,
+                "  id {}  {} (status {}, {} attempts)",
+                text(&m["id"]),
+                text(&e["class"]),
+                text(&e["status"]),
+                text(&m["attempts"])
+            );
+        } else {
+            let _ = write!(line, "  {} bytes", text(&r["bytes"]));
         }
-        let _ = writeln!(out, "  {line}");
+        let _ = writeln!(out, "{line}");
     }
     let rows: Vec<Vec<String>> = doc["archived_objects"]
         .as_array()
@@ -322,4 +333,31 @@ pub fn render(doc: &Value) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn notifications_are_listed_by_what_they_are_about() {
+        let doc = serde_json::json!({
+            "notifications": {"total": 2, "recent": [
+                {"time": "2026-11-28T06:24:54.873Z", "title": "datasync-dead-letter: message 0/1",
+                 "bytes": 588, "message": {"id": "01a2", "attempts": 1,
+                 "last_error": {"class": "clientError", "status": 400}}},
+                {"time": "2026-11-28T06:25:00.000Z", "title": "other", "bytes": 12, "message": null}
+            ]}
+        });
+        let out = render(&doc);
+        assert!(out.contains("notifications: 2 in all"), "{out}");
+        assert!(
+            out.contains(
+                "datasync-dead-letter: message 0/1  id 01a2  clientError (status 400, 1 attempts)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("other  12 bytes"), "{out}");
+    }
 }

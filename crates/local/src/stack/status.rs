@@ -1,6 +1,10 @@
 //! The status page: `GET /status` (JSON) and `GET /` (the same as a self-contained HTML page,
 //! no external assets): streams with depth and consumer lag, deliveries per second, failures
 //! by class, recent notifications, archived objects.
+//!
+//! The page answers without a key, so it shows what a notification is about (the dead-lettered
+//! message's id and why it failed), never its body: a dead-letter notification carries the
+//! whole message, payload and custom headers included.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +18,7 @@ use super::host::Pool;
 use super::pump::Connector;
 use crate::client::SignedClient;
 use crate::demo_target::DemoTarget;
-use crate::emulator::{Emulator, NAMESPACE};
+use crate::emulator::{Emulator, PublishedNotification, NAMESPACE};
 
 /// What the status page reads.
 pub struct Sources {
@@ -132,11 +136,7 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
         .recent_notifications(10)
         .await
         .unwrap_or_default();
-    let recent: Vec<Value> = notes
-        .iter()
-        .rev()
-        .map(|n| json!(format!("{n:?}")))
-        .collect();
+    let recent: Vec<Value> = notes.iter().rev().map(notification_summary).collect();
     let objects = match s
         .signed
         .get(&format!(
@@ -239,4 +239,28 @@ pub fn html(doc: &Value) -> String {
     out.push_str(&esc(&serde_json::to_string_pretty(doc).unwrap_or_default()));
     out.push_str("</pre></body></html>");
     out
+}
+
+/// A notification as the status page shows it: when, its title, its size, and when the body is
+/// a datasync message, that message's id, failed attempts and last error. Not the body itself,
+/// and not the target URL (its query may carry a token).
+fn notification_summary(n: &PublishedNotification) -> Value {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct About {
+        id: Option<String>,
+        #[serde(default)]
+        attempt: u32,
+        last_error: Option<datasync_core::message::LastError>,
+    }
+    let about = serde_json::from_str::<About>(&n.body)
+        .ok()
+        .filter(|a| a.id.is_some())
+        .map(|a| json!({ "id": a.id, "attempts": a.attempt, "last_error": a.last_error }));
+    json!({
+        "time": n.time,
+        "title": n.title,
+        "bytes": n.body.len(),
+        "message": about,
+    })
 }
