@@ -122,3 +122,83 @@ async fn kill_9_during_load_then_restart_loses_no_acknowledged_message() {
     assert_eq!(missing, Some(0), "acknowledged messages were lost");
     up.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_stops_at_once_and_the_cut_batch_is_delivered_after_restart() {
+    let target = start_target();
+    let url = target.1.clone();
+    let host = url.trim_start_matches("http://").to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = ["--no-demo-target", "--allow-target", host.as_str()];
+    let mut up = Up::start_in(tmp.path(), FAST, &extra).await;
+    // The target holds every answer 20 s: a graceful stop would wait for the call in flight.
+    let slow = serde_json::json!({"delay_ms": 20_000});
+    assert_eq!(
+        post_json(&up.client, &format!("{url}/_control"), &slow).await,
+        200
+    );
+    let (s, v) = up
+        .post(
+            "/stream/sync",
+            Some(&up.source_key()),
+            &sync_request(&url, "k", 1),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    // The batch reaches process and its call waits on the target.
+    let processed = eventually(Duration::from_secs(10), || async {
+        let st = up.status().await;
+        (st["processed_messages"].as_u64().unwrap_or(0) >= 1
+            || st["functions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "process" && f["calls"].as_u64().unwrap_or(0) >= 1))
+        .then_some(())
+    })
+    .await;
+    assert!(processed.is_some(), "process was never called");
+
+    let mut child = up.child.take().unwrap();
+    let pid = child.id().to_string();
+    let interrupt = || Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(interrupt().success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first Ctrl-C waits for the call in flight"
+    );
+    assert!(interrupt().success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a second Ctrl-C did not stop datasync up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(130), "{status}");
+
+    // The target answers at once again; the restart delivers the cut batch.
+    let fast = serde_json::json!({"delay_ms": 0});
+    assert_eq!(
+        post_json(&up.client, &format!("{url}/_control"), &fast).await,
+        200
+    );
+    let up = Up::start_in(tmp.path(), FAST, &extra).await;
+    let delivered = eventually(Duration::from_secs(30), || async {
+        delivered_ids(&up.client, &url)
+            .await
+            .contains(&id)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        delivered.is_some(),
+        "{id} was not delivered after the restart"
+    );
+}

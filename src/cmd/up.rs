@@ -92,7 +92,11 @@ pub fn functions() -> Functions {
     }
 }
 
-/// Runs until Ctrl-C or SIGTERM, then stops in order and exits 0.
+/// The exit status after a second Ctrl-C or SIGTERM cut the drain short (128 + SIGINT).
+pub const FORCED_EXIT: i32 = 130;
+
+/// Runs until Ctrl-C or SIGTERM, then stops in order and exits 0; a second signal during the
+/// drain exits at once with [`FORCED_EXIT`].
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -123,8 +127,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let stack = Stack::start(options, functions()).await?;
         print_banner(stack.info(), &args.data_dir);
         wait_for_signal().await;
-        tracing::info!("stopping: no new requests; finishing what is in flight");
-        stack.shutdown().await;
+        tracing::info!(
+            "stopping: no new requests; finishing what is in flight (a second Ctrl-C stops at once)"
+        );
+        tokio::select! {
+            () = stack.shutdown() => {}
+            () = wait_for_signal() => {
+                // Nothing acknowledged is lost: accepted messages are committed to the data
+                // stream, and a batch is committed only after process answers, so what was cut
+                // short is delivered again on the next start (as after kill -9).
+                tracing::warn!(
+                    "second signal: stopped at once; batches in flight are delivered again on the next start"
+                );
+                std::process::exit(FORCED_EXIT);
+            }
+        }
         tracing::info!("stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })
@@ -173,7 +190,10 @@ fn print_banner(info: &StackInfo, data_dir: &std::path::Path) {
         "  curl -sS -H 'x-api-key: {}' -H 'content-type: application/json' -H 'authorization: Bearer demo-token' -d '{{\"streamKey\":\"k1\",\"streamMessage\":{{\"vaultSecretName\":\"demo\",\"targetRestApi\":\"{target}/orders\",\"targetRestApiOperation\":\"POST\",\"targetRestApiPayload\":{{\"hello\":\"world\"}},\"targetRestApiHeaders\":[{{\"key\":\"x-demo\",\"value\":\"1\"}}]}}}}' {}/stream/sync",
         info.source_key, info.gateway
     );
-    let _ = writeln!(out, "Ctrl-C stops (in-flight work finishes first).");
+    let _ = writeln!(
+        out,
+        "Ctrl-C stops (in-flight work finishes first; a second Ctrl-C stops at once)."
+    );
     let _ = out.flush();
 }
 
