@@ -422,16 +422,11 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-const RFC3339_MS: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-);
-
-/// RFC 3339 with milliseconds, UTC: `2018-04-26T01:03:06.051Z`.
+/// RFC 3339 with milliseconds, UTC: `2018-04-26T01:03:06.051Z` (times before 1970 read as
+/// 1970: the emulator has none).
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(RFC3339_MS).ok())
-        .unwrap_or_default()
+    let since_epoch = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    datasync_core::message::rfc3339(SystemTime::UNIX_EPOCH + since_epoch)
 }
 
 /// Parses an RFC 3339 time into milliseconds since the epoch.
