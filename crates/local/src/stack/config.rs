@@ -38,7 +38,7 @@
 //! operator = false
 //!
 //! [functions]
-//! populate_instances = 16
+//! populate_instances = 32
 //! process_instances = 2
 //! retry_instances = 1
 //! allow_targets = ["api.example.com:443"]
@@ -225,13 +225,17 @@ pub struct ApiKeyConfig {
     pub operator: bool,
 }
 
+/// The most instances of one function the local stack runs.
+pub const MAX_INSTANCES: u32 = 128;
+
 /// `[functions]`: instances and configuration overrides.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FunctionsConfig {
-    /// Instances of populate (default 16: an instance takes one call at a time, as on OCI, and
+    /// Instances of populate (default 32: an instance takes one call at a time, as on OCI, and
     /// waits for its PutMessages to be durable, so ingest scales with instances until the CPU
-    /// is busy; OCI scales them out the same way).
+    /// is busy; OCI scales them out the same way). On the 2-core development machine 16 left
+    /// the CPU idle 11–12% of a `datasync bench` run, 32 left 5–6%, for 4–15% more msg/s.
     pub populate_instances: u32,
     /// Instances of process (default 2).
     pub process_instances: u32,
@@ -246,7 +250,7 @@ pub struct FunctionsConfig {
 impl Default for FunctionsConfig {
     fn default() -> Self {
         Self {
-            populate_instances: 16,
+            populate_instances: 32,
             process_instances: 2,
             retry_instances: 1,
             allow_targets: Vec::new(),
@@ -438,8 +442,8 @@ impl StackConfig {
             ("functions.process_instances", f.process_instances),
             ("functions.retry_instances", f.retry_instances),
         ] {
-            if !(1..=32).contains(&v) {
-                return Err(invalid(field, "must be from 1 to 32"));
+            if !(1..=MAX_INSTANCES).contains(&v) {
+                return Err(invalid(field, format!("must be from 1 to {MAX_INSTANCES}")));
             }
         }
         for key in f.config.keys() {
@@ -489,7 +493,7 @@ mod tests {
         assert_eq!(s.name_prefix, "datasync");
         assert_eq!(s.batch_size, 500);
         assert_eq!(s.retry_interval, Some(Duration::from_secs(10)));
-        assert_eq!(s.instances, [16, 2, 1]);
+        assert_eq!(s.instances, [32, 2, 1]);
     }
 
     #[test]
@@ -525,5 +529,18 @@ mod tests {
             .into_settings()
             .unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+        for n in [0, MAX_INSTANCES + 1] {
+            let err = StackConfig::parse(&format!("[functions]\npopulate_instances = {n}\n"))
+                .unwrap()
+                .into_settings()
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "configuration functions.populate_instances: must be from 1 to 128"
+            );
+        }
+        let max = format!("[functions]\npopulate_instances = {MAX_INSTANCES}\n");
+        let s = StackConfig::parse(&max).unwrap().into_settings().unwrap();
+        assert_eq!(s.instances[0], MAX_INSTANCES as usize);
     }
 }
