@@ -1,5 +1,7 @@
-//! Signing throughput: RSA signatures per second without the cache, and signed PutMessages
-//! requests per second to one stream with it.
+//! Signing throughput: RSA signatures per second without the cache, RSA verifications per
+//! second (what the emulator pays per new signature and, before it remembered them, per session
+//! token) with `ring` and with the `rsa` crate, and signed PutMessages requests per second to one
+//! stream with the cache.
 //!
 //! PutMessages is body-exempt, so its signing string is `date (request-target) host` only: every
 //! call to the same stream in the same second has the same signing string, and the signer's
@@ -21,7 +23,7 @@ use datasync_core::oci::auth::StaticAuth;
 use datasync_core::oci::client::{OciClient, RetryPolicy, Timeouts};
 use datasync_core::oci::endpoints::Endpoints;
 use datasync_core::oci::key::PrivateKey;
-use datasync_core::oci::signer::{http_date, Signer, SigningInput};
+use datasync_core::oci::signer::{http_date, verify_rsa_sha256, Signer, SigningInput};
 use datasync_core::oci::streaming::{PutMessage, StreamClient};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
@@ -86,6 +88,29 @@ fn uncached_signatures_per_second(key: &PrivateKey, seconds: f64) -> (u64, f64) 
     (n, n as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Verifications per second of one signature: with [`verify_rsa_sha256`] (`ring` for these
+/// 2048-bit keys) and with the `rsa` crate's PKCS#1 v1.5 verifier.
+fn verifications_per_second(key: &PrivateKey, seconds: f64) -> (f64, f64) {
+    use rsa::signature::Verifier as _;
+    let message = b"date: Thu, 05 Jan 2014 21:31:40 GMT";
+    let signature = key.sign(message);
+    let public = key.public_key().clone();
+    let rate = |check: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed().as_secs_f64() < seconds / 2.0 {
+            assert!(check());
+            n += 1;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let with_ring = rate(&|| verify_rsa_sha256(&public, message, &signature));
+    let verifying = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(public.clone());
+    let parsed = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
+    let with_rsa = rate(&|| verifying.verify(message, &parsed).is_ok());
+    (with_ring, with_rsa)
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -102,6 +127,15 @@ async fn main() {
     .await
     .unwrap();
     println!("uncached RSA-2048 signatures: {n} in {seconds:.1}s = {rate:.0}/s (one thread)");
+    let (with_ring, with_rsa) = tokio::task::spawn_blocking({
+        let key = key.clone();
+        move || verifications_per_second(&key, seconds)
+    })
+    .await
+    .unwrap();
+    println!(
+        "RSA-2048 verifications: {with_ring:.0}/s with ring, {with_rsa:.0}/s with the rsa crate (one thread)"
+    );
 
     let seen = Arc::new(Seen::default());
     let addr = serve(seen.clone()).await;

@@ -573,7 +573,8 @@ fn header_value<'a>(request: &ReceivedRequest<'a>, name: &str) -> Result<&'a str
 
 /// Checks an RSASSA-PKCS1-v1_5 SHA-256 signature: with `ring` for keys of 2048 bits or more
 /// (several times faster), with `rsa` for smaller ones (such as the published vector's key).
-fn verify_rsa_sha256(public: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
+/// Request signatures ([`verify`]) and the emulator's session tokens are checked with it.
+pub fn verify_rsa_sha256(public: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
     use rsa::traits::PublicKeyParts as _;
     if public.n().bits() >= 2048 {
         let (n, e) = (public.n().to_bytes_be(), public.e().to_bytes_be());

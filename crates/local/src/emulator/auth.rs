@@ -13,11 +13,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use datasync_core::oci::key::{fingerprint, PrivateKey};
+use datasync_core::oci::signer::verify_rsa_sha256;
 use rsa::pkcs8::{DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
@@ -50,7 +51,17 @@ const KEY_BITS: usize = 2048;
 pub struct KeyRegistry {
     api_keys: RwLock<HashMap<String, RsaPublicKey>>,
     signing: PrivateKey,
+    /// Session tokens whose signature verified, with their principal's key and expiry (Unix
+    /// seconds). A function signs with the same token for its whole session, while each second
+    /// brings new request signatures to check: without this every such request paid a second
+    /// RSA check and a JSON parse for the token. Only verified tokens are kept; expiry is still
+    /// checked on every lookup.
+    tokens: Mutex<HashMap<String, (RsaPublicKey, u64)>>,
 }
+
+/// The most verified tokens remembered (the set is emptied when full): a stack has a few
+/// dozen function instances, each with one token at a time.
+const TOKEN_MEMO_LIMIT: usize = 1024;
 
 impl std::fmt::Debug for KeyRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,6 +239,7 @@ impl KeyRegistry {
         Ok(Self {
             api_keys: RwLock::new(HashMap::new()),
             signing,
+            tokens: Mutex::new(HashMap::new()),
         })
     }
 
@@ -278,27 +290,39 @@ impl KeyRegistry {
     }
 
     fn verify_token(&self, token: &str, now: SystemTime) -> Option<RsaPublicKey> {
-        use rsa::signature::Verifier as _;
-        let mut parts = token.trim().split('.');
+        let token = token.trim();
+        if let Some((key, exp)) = self.tokens.lock().ok()?.get(token) {
+            return (*exp > unix(now)).then(|| key.clone());
+        }
+        let mut parts = token.split('.');
         let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
             return None;
         }
-        let verifying =
-            rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(self.signing.public_key().clone());
-        let signature = rsa::pkcs1v15::Signature::try_from(unb64url(signature)?.as_slice()).ok()?;
-        verifying
-            .verify(format!("{header}.{payload}").as_bytes(), &signature)
-            .ok()?;
-        let claims: RpstClaims = serde_json::from_slice(&unb64url(payload)?).ok()?;
-        if claims.exp <= unix(now) || claims.jwk.kty != "RSA" {
+        let signed = format!("{header}.{payload}");
+        if !verify_rsa_sha256(
+            self.signing.public_key(),
+            signed.as_bytes(),
+            &unb64url(signature)?,
+        ) {
             return None;
         }
-        RsaPublicKey::new(
+        let claims: RpstClaims = serde_json::from_slice(&unb64url(payload)?).ok()?;
+        if claims.jwk.kty != "RSA" {
+            return None;
+        }
+        let key = RsaPublicKey::new(
             BigUint::from_bytes_be(&unb64url(&claims.jwk.n)?),
             BigUint::from_bytes_be(&unb64url(&claims.jwk.e)?),
         )
-        .ok()
+        .ok()?;
+        if let Ok(mut tokens) = self.tokens.lock() {
+            if tokens.len() >= TOKEN_MEMO_LIMIT {
+                tokens.clear();
+            }
+            tokens.insert(token.to_owned(), (key.clone(), claims.exp));
+        }
+        (claims.exp > unix(now)).then_some(key)
     }
 }
 
@@ -337,5 +361,20 @@ mod tests {
         assert!(registry
             .lookup(&format!("ST${}", forged.join(".")), now)
             .is_none());
+        // The genuine token is remembered once verified; a copy with another signature is
+        // not the same token and is checked (and refused) on its own.
+        let (signed, _) = token.rsplit_once('.').unwrap();
+        let resigned = format!("{signed}.{}", b64url(&[7u8; 256]));
+        assert!(registry.lookup(&format!("ST${resigned}"), now).is_none());
+        assert!(registry.lookup(&format!("ST${token}"), now).is_some());
+        // A token signed by another registry's key never verifies here.
+        let elsewhere = KeyRegistry::open(tempfile::tempdir().unwrap().path()).unwrap();
+        let theirs = elsewhere.mint_token(
+            "ocid1.fnfunc.oc1.local.f",
+            &principal.to_public_key(),
+            now,
+            Duration::from_secs(60),
+        );
+        assert!(registry.lookup(&format!("ST${theirs}"), now).is_none());
     }
 }
