@@ -291,8 +291,13 @@ impl KeyRegistry {
 
     fn verify_token(&self, token: &str, now: SystemTime) -> Option<RsaPublicKey> {
         let token = token.trim();
-        if let Some((key, exp)) = self.tokens.lock().ok()?.get(token) {
-            return (*exp > unix(now)).then(|| key.clone());
+        let remembered = self
+            .tokens
+            .lock()
+            .ok()
+            .and_then(|tokens| tokens.get(token).cloned());
+        if let Some((key, exp)) = remembered {
+            return (exp > unix(now)).then_some(key);
         }
         let mut parts = token.split('.');
         let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
