@@ -114,12 +114,7 @@ impl StackArgs {
 
 /// The error to show when the gateway cannot be reached.
 pub fn unreachable(gateway: &str, e: &reqwest::Error) -> anyhow::Error {
-    let mut why = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        why = format!("{why}: {s}");
-        source = s.source();
-    }
+    let why = datasync_core::oci::client::error_chain(e);
     if e.is_timeout() {
         return anyhow::anyhow!("the gateway at {gateway} did not answer in time: {why}");
     }

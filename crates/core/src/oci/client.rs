@@ -109,7 +109,7 @@ pub enum TransportError {
     Network(#[from] reqwest::Error),
     /// Over the Unix socket: connecting or sending failed, or the connection closed before the
     /// answer.
-    #[error("over the Unix socket: {}", chain(.0))]
+    #[error("over the Unix socket: {}", error_chain(.0))]
     Socket(#[source] hyper_util::client::legacy::Error),
     /// Over the Unix socket: the answer's body could not be read.
     #[error("reading the answer over the Unix socket: {0}")]
@@ -135,8 +135,9 @@ impl TransportError {
     }
 }
 
-/// An error and its sources, joined by `: ` (hyper-util's own text only names the kind).
-fn chain(error: &dyn std::error::Error) -> String {
+/// An error and its sources, joined by `: `, for messages that must say why (hyper-util's and
+/// reqwest's own texts only name the kind).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {
