@@ -55,7 +55,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("datasync: {err:#}");
+            let err: &(dyn std::error::Error + 'static) = err.as_ref();
+            eprintln!("datasync: {}", datasync_core::oci::client::error_chain(err));
             std::process::ExitCode::FAILURE
         }
     }

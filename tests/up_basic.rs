@@ -1,5 +1,5 @@
 //! `datasync up` end to end: delivery with payload, headers, Vault token and
-//! `Idempotency-Key`; the gateway's 401/403/404/405/413/429 and bad bodies.
+//! `Idempotency-Key`; the gateway's 401/403/404/405/413/429 and bad bodies; a busy gateway address.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod up_support;
@@ -167,4 +167,37 @@ async fn keys_limits_and_bad_bodies() {
     }
     assert!(limited > 0, "no 429 in a burst over the rate");
     up.stop();
+}
+
+/// A gateway address in use stops `up` with one line naming the address, what to do, and the
+/// system's reason once (the error's own text and its source used to print it twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_gateway_address_is_reported_once_with_what_to_do() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new(BIN)
+        .args(["up", "--data-dir"])
+        .arg(dir.path())
+        .args(["--listen", &addr])
+        .args(["--emulator-listen", "127.0.0.1:0"])
+        .args(["--demo-target-listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("up did not stop")
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("datasync: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert!(
+        line.contains(&format!("binding the gateway to {addr}")) && line.contains("use --listen"),
+        "{line}"
+    );
+    assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
 }

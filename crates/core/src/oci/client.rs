@@ -136,13 +136,18 @@ impl TransportError {
 }
 
 /// An error and its sources, joined by `: `, for messages that must say why (hyper-util's and
-/// reqwest's own texts only name the kind).
+/// reqwest's own texts only name the kind). A source whose text the message already ends with
+/// is left out: many errors print their source themselves (`"{what}: {source}"`) and also
+/// return it from `source()`, which would otherwise say the same thing twice.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
+        let cause = e.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
         source = e.source();
     }
     text
@@ -675,6 +680,31 @@ mod tests {
             p.delay(1, Some(Duration::from_secs(60)), 0.0),
             Duration::from_secs(2)
         );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        /// Prints its source and returns it too, as `#[error("{what}: {source}")]` does.
+        #[error("binding {what}: {source}")]
+        Repeats {
+            what: &'static str,
+            source: std::io::Error,
+        },
+        /// Prints only what it was doing.
+        #[error("reading {0}")]
+        Quiet(&'static str, #[source] std::io::Error),
+    }
+
+    #[test]
+    fn error_chain_names_each_cause_once() {
+        let busy = || std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        let repeats = Outer::Repeats {
+            what: "the gateway",
+            source: busy(),
+        };
+        assert_eq!(error_chain(&repeats), "binding the gateway: address in use");
+        let quiet = Outer::Quiet("the key", busy());
+        assert_eq!(error_chain(&quiet), "reading the key: address in use");
     }
 
     #[test]
