@@ -105,10 +105,50 @@ CREATE TABLE IF NOT EXISTS notifications(
 CREATE TABLE IF NOT EXISTS buckets(
     name TEXT PRIMARY KEY, compartment TEXT NOT NULL, created TEXT NOT NULL, etag TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS objects(
-    bucket TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, etag TEXT NOT NULL,
-    md5 TEXT NOT NULL, content_type TEXT, created TEXT NOT NULL, meta TEXT,
+    bucket TEXT NOT NULL, name TEXT NOT NULL, etag TEXT NOT NULL, md5 TEXT NOT NULL,
+    content_type TEXT, created TEXT NOT NULL, meta TEXT, data BLOB NOT NULL,
     PRIMARY KEY(bucket, name));
 ";
+
+/// The objects table's columns, `data` last: SQLite reaches a column stored after a large
+/// value by walking that value's overflow pages. With `data` third, a HEAD, a precondition
+/// check or a listing with `etag`/`timeCreated` read each object whole: listing 300 objects
+/// of 1 MiB took 120 ms warm and 500 ms cold, against under 1 ms with `data` last (measured
+/// on SQLite directly).
+const OBJECT_COLUMNS: &str = "bucket, name, etag, md5, content_type, created, meta, data";
+
+/// Rebuilds an objects table made by an earlier version, which kept `data` third, with
+/// `data` last; one transaction, once per data directory.
+fn migrate_objects(conn: &Connection) -> rusqlite::Result<()> {
+    let last: Option<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('objects') ORDER BY cid DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .ok();
+    if last.as_deref() != Some("meta") {
+        return Ok(());
+    }
+    let count: i64 = conn.query_row("SELECT count(*) FROM objects", [], |r| r.get(0))?;
+    tracing::info!(
+        objects = count,
+        "emulator: moving object data to the end of its rows (once)"
+    );
+    let rebuilt = conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE objects_data_last(
+             bucket TEXT NOT NULL, name TEXT NOT NULL, etag TEXT NOT NULL, md5 TEXT NOT NULL,
+             content_type TEXT, created TEXT NOT NULL, meta TEXT, data BLOB NOT NULL,
+             PRIMARY KEY(bucket, name));
+         INSERT INTO objects_data_last({OBJECT_COLUMNS}) SELECT {OBJECT_COLUMNS} FROM objects;
+         DROP TABLE objects;
+         ALTER TABLE objects_data_last RENAME TO objects;
+         COMMIT;"
+    ));
+    if rebuilt.is_err() {
+        // Leaves the old table as it was; the error says why the emulator cannot open.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    rebuilt
+}
 
 /// Per-partition state the writer keeps between jobs: the next offset and the last timestamp.
 #[derive(Debug, Default)]
@@ -199,6 +239,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
         conn.execute_batch(SCHEMA)?;
+        migrate_objects(&conn)?;
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer)?;
         checkpointer.pragma_update(None, "synchronous", "FULL")?;

@@ -5,6 +5,7 @@ use datasync_core::oci::signer::BodySigning;
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::util::*;
+use datasync_local::emulator::EmulatorOptions;
 
 #[tokio::test]
 async fn buckets_and_objects() {
@@ -168,5 +169,106 @@ async fn buckets_and_objects() {
         &emu.client.get("/n/othernamespace/b/dead").await.unwrap(),
         404,
         "NotAuthorizedOrNotFound",
+    );
+}
+
+/// A data directory from an earlier version, whose objects table kept each object's data in the
+/// middle of its row (so listing read every object whole), opens with its objects intact and
+/// the data moved to the end of the rows.
+#[tokio::test]
+async fn objects_stored_by_an_earlier_version_survive_the_data_moving_to_the_row_end() {
+    let mut emu = start().await;
+    let compartment = emu.emulator.profile().compartment.clone();
+    emu.client
+        .json(
+            Method::POST,
+            "/n/local/b/",
+            &models::CreateBucketDetails {
+                name: "archive".into(),
+                compartment_id: compartment,
+            },
+        )
+        .await
+        .unwrap();
+    let put = emu
+        .client
+        .send(
+            Method::PUT,
+            "/n/local/b/archive/o/batch-1.json",
+            b"kept".to_vec(),
+            BodySigning::Exclude,
+            HeaderMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.status, 200);
+    let etag = put.header("etag").unwrap().to_owned();
+    emu.emulator.close();
+    let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
+    drop(emu);
+
+    let db = dir.path().join(datasync_local::emulator::DATABASE_FILE);
+    let columns = |conn: &rusqlite::Connection| -> Vec<String> {
+        conn.prepare("SELECT name FROM pragma_table_info('objects') ORDER BY cid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        // The earlier layout.
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE objects_before(
+                 bucket TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, etag TEXT NOT NULL,
+                 md5 TEXT NOT NULL, content_type TEXT, created TEXT NOT NULL, meta TEXT,
+                 PRIMARY KEY(bucket, name));
+             INSERT INTO objects_before(bucket, name, data, etag, md5, content_type, created, meta)
+                 SELECT bucket, name, data, etag, md5, content_type, created, meta FROM objects;
+             DROP TABLE objects;
+             ALTER TABLE objects_before RENAME TO objects;
+             COMMIT;",
+        )
+        .unwrap();
+        assert_eq!(columns(&conn)[2], "data");
+    }
+
+    let emu = start_in(dir, EmulatorOptions::default()).await;
+    let got = emu
+        .client
+        .get("/n/local/b/archive/o/batch-1.json")
+        .await
+        .unwrap();
+    assert_eq!((got.status.as_u16(), &got.body[..]), (200, &b"kept"[..]));
+    assert_eq!(got.header("etag"), Some(etag.as_str()));
+    let list: models::ListObjects = emu
+        .client
+        .get("/n/local/b/archive/o?fields=name,size,etag,timeCreated")
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(list.objects.len(), 1);
+    assert_eq!(
+        (list.objects[0].size, list.objects[0].etag.as_deref()),
+        (Some(4), Some(etag.as_str()))
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    assert_eq!(
+        columns(&conn),
+        [
+            "bucket",
+            "name",
+            "etag",
+            "md5",
+            "content_type",
+            "created",
+            "meta",
+            "data"
+        ]
     );
 }

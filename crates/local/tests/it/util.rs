@@ -27,7 +27,11 @@ pub async fn start() -> Running {
 }
 
 pub async fn start_with(options: EmulatorOptions) -> Running {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), options).await
+}
+
+/// An emulator on the data directory `dir`, which may hold an earlier emulator's data.
+pub async fn start_in(dir: tempfile::TempDir, options: EmulatorOptions) -> Running {
     let emulator = Emulator::open(dir.path(), options).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
