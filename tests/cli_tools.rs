@@ -1,6 +1,7 @@
 //! The operator tools against a running `datasync up`: `send` (file and stdin, one and many,
 //! refusals), `status` (tables and JSON), `retry --until-empty` after the target recovers,
-//! `bench` against the running stack; and `bench` in-process printing every figure.
+//! `bench` against the running stack; and `bench` in-process printing every figure, once and
+//! summarized over rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod up_support;
@@ -356,4 +357,57 @@ async fn bench_in_process_prints_every_figure() {
         );
     }
     assert!(doc["targets"]["peak_rss_mb"]["met"].is_boolean());
+}
+
+/// `--rounds` measures several times against one stack and summarizes: each figure's median
+/// and range, and in how many rounds each target was met.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_rounds_summarize_median_range_and_targets_met() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bench.json");
+    let r = datasync(
+        &[
+            "bench",
+            "-n",
+            "100",
+            "-c",
+            "4",
+            "--rounds",
+            "2",
+            "--json",
+            out.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.matches("end to end:").count(), 2, "{}", r.stdout);
+    assert!(r.stdout.contains("over 2 rounds"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("peak_rss_mb: target <= 150 met in 2 of 2 rounds"),
+        "{}",
+        r.stdout
+    );
+    let doc: Value = serde_json::from_slice(&std::fs::read(Path::new(&out)).unwrap()).unwrap();
+    let rounds = doc["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    for round in rounds {
+        assert_eq!(round["acknowledged"], 100);
+        assert_eq!(round["handled"], 100);
+    }
+    let e2e = &doc["summary"]["figures"]["end_to_end_msg_per_s"];
+    let (median, least, greatest) = (
+        e2e["median"].as_f64().unwrap(),
+        e2e["least"].as_f64().unwrap(),
+        e2e["greatest"].as_f64().unwrap(),
+    );
+    let each: Vec<f64> = rounds
+        .iter()
+        .map(|r| r["end_to_end_msg_per_s"].as_f64().unwrap())
+        .collect();
+    assert_eq!(least, each[0].min(each[1]));
+    assert_eq!(greatest, each[0].max(each[1]));
+    assert_eq!(median, (each[0] + each[1]) / 2.0);
+    assert_eq!(doc["summary"]["targets"]["peak_rss_mb"]["rounds_judged"], 2);
 }

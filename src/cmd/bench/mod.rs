@@ -36,6 +36,7 @@ Examples:
   datasync bench
   datasync bench --rate 1000
   datasync bench --permanent-failure-rate 0.1 --json bench.json
+  datasync bench --rounds 5
   datasync bench --data-dir .datasync -n 5000")]
 pub struct Args {
     /// Messages to offer (1 to 1,000,000).
@@ -83,6 +84,11 @@ pub struct Args {
     /// The running stack's demo target (default: the one in endpoints.json).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// Measure N times in a row against the same stack (1 to 20), then print each figure's
+    /// median and range and in how many rounds each target was met: on a machine whose speed
+    /// drifts, one run says little.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: u64,
 }
 
 fn pct(sorted: &[u64], p: f64) -> Option<f64> {
@@ -326,7 +332,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         let in_process = setup.stack.is_some();
-        let result = measure(&args, &http, &setup).await;
+        let result = measure_rounds(&args, &http, &setup).await;
         if !in_process {
             let _ = set_target_mode(&http, &setup.target, &json!({})).await;
         }
@@ -341,7 +347,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::write(p, serde_json::to_vec_pretty(&result)?)
                 .with_context(|| format!("writing {}", p.display()))?;
         }
-        if result["acknowledged"].as_u64() != Some(args.messages) {
+        let rounds = match result["rounds"].as_array() {
+            Some(rounds) => rounds.iter().collect(),
+            None => vec![&result],
+        };
+        if rounds
+            .iter()
+            .any(|r| r["acknowledged"].as_u64() != Some(args.messages))
+        {
             eprintln!("bench: not every message was acknowledged (see the errors above)");
             return anyhow::Ok(ExitCode::FAILURE);
         }
@@ -378,6 +391,99 @@ async fn stack_process(http: &reqwest::Client, gateway: &str) -> Value {
         .await
         .map(|d| d["process"].clone())
         .unwrap_or(Value::Null)
+}
+
+/// The figures `--rounds` summarizes: (JSON pointer in a round's result, label, unit).
+const SUMMARIZED: [(&str, &str, &str); 8] = [
+    ("/end_to_end_msg_per_s", "end to end", "msg/s"),
+    ("/ingest_msg_per_s", "ingest", "msg/s"),
+    ("/ack_latency_ms/p50", "ack latency p50", "ms"),
+    ("/ack_latency_ms/p99", "ack latency p99", "ms"),
+    ("/post_to_target_latency_ms/p99", "POST to target p99", "ms"),
+    ("/cpu_per_message_us", "CPU per message", "µs"),
+    (
+        "/oci_calls_per_1000_messages_delivery",
+        "OCI calls per 1,000 for delivery",
+        "",
+    ),
+    ("/peak_rss_mb", "peak RSS", "MB"),
+];
+
+/// The median (of the middle two for an even count), least and greatest of `values`.
+fn spread(values: &mut [f64]) -> Option<(f64, f64, f64)> {
+    values.sort_by(f64::total_cmp);
+    let (first, last) = (*values.first()?, *values.last()?);
+    let mid = values.len() / 2;
+    let median = if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    };
+    Some((median, first, last))
+}
+
+/// Runs [`measure`] `--rounds` times against the same stack. With more than one round, prints
+/// and returns each figure's median and range and how many rounds met each target, beside the
+/// rounds' own results.
+async fn measure_rounds(
+    args: &Args,
+    http: &reqwest::Client,
+    setup: &Setup,
+) -> anyhow::Result<Value> {
+    if args.rounds == 1 {
+        return measure(args, http, setup).await;
+    }
+    let mut rounds = Vec::new();
+    for round in 1..=args.rounds {
+        eprintln!("bench: round {round} of {}", args.rounds);
+        rounds.push(measure(args, http, setup).await?);
+    }
+    let mut figures = serde_json::Map::new();
+    println!("over {} rounds (median, least–greatest):", rounds.len());
+    for (pointer, name, unit) in SUMMARIZED {
+        let mut values: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| r.pointer(pointer).and_then(Value::as_f64))
+            .collect();
+        let Some((median, least, greatest)) = spread(&mut values) else {
+            continue;
+        };
+        let key = pointer.trim_start_matches('/').replace('/', "_");
+        figures.insert(
+            key,
+            json!({"median": median, "least": least, "greatest": greatest}),
+        );
+        let digits = if matches!(unit, "ms" | "MB") { 1 } else { 0 };
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
+        println!("  {name:<33} {median:.digits$}{unit} ({least:.digits$}–{greatest:.digits$})");
+    }
+    let mut targets = serde_json::Map::new();
+    if let Some(names) = rounds[0]["targets"].as_object() {
+        for (key, first) in names {
+            let verdicts: Vec<bool> = rounds
+                .iter()
+                .filter_map(|r| r["targets"][key]["met"].as_bool())
+                .collect();
+            if verdicts.is_empty() {
+                continue;
+            }
+            let met = verdicts.iter().filter(|&&m| m).count();
+            let target = first["target"].as_str().unwrap_or("");
+            targets.insert(
+                key.clone(),
+                json!({"target": target, "rounds_met": met, "rounds_judged": verdicts.len()}),
+            );
+            println!(
+                "  {key}: target {target} met in {met} of {} rounds",
+                verdicts.len()
+            );
+        }
+    }
+    Ok(json!({"rounds": rounds, "summary": {"figures": figures, "targets": targets}}))
 }
 
 async fn measure(args: &Args, http: &reqwest::Client, setup: &Setup) -> anyhow::Result<Value> {
@@ -613,4 +719,18 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("datasync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_gives_the_median_and_the_range() {
+        assert_eq!(spread(&mut []), None);
+        assert_eq!(spread(&mut [7.0]), Some((7.0, 7.0, 7.0)));
+        assert_eq!(spread(&mut [3.0, 1.0, 2.0]), Some((2.0, 1.0, 3.0)));
+        // An even count: the middle two's mean.
+        assert_eq!(spread(&mut [4.0, 1.0, 3.0, 2.0]), Some((2.5, 1.0, 4.0)));
+    }
 }
