@@ -63,6 +63,10 @@ const WRITER_AUTOCHECKPOINT: i64 = 4096;
 /// The longest the writer waits for the clients it just answered to send their next request,
 /// when that would make the next group larger (each group costs one fsync).
 const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+/// A group commit taking this long is logged: every request in it waited for the disk.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// The least time between two log lines about slow commits.
+const SLOW_COMMIT_LOG: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long the checkpointer waits after a commit before copying, to batch its fsyncs.
 const CHECKPOINT_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -410,6 +414,41 @@ fn gather(rx: &mpsc::Receiver<Job>, batch: &mut Vec<Job>, expected: usize) -> bo
     true
 }
 
+/// Group commits slower than [`SLOW_COMMIT`], logged at most once per [`SLOW_COMMIT_LOG`] so
+/// that a slow disk says so without flooding the log.
+#[derive(Default)]
+struct SlowCommits {
+    logged: Option<Instant>,
+    /// Slow commits since the last line, and the slowest of them.
+    count: u64,
+    worst: std::time::Duration,
+}
+
+impl SlowCommits {
+    /// Counts a commit that took `took`; true when it logged a line.
+    fn note(&mut self, took: std::time::Duration, requests: usize) -> bool {
+        if took < SLOW_COMMIT {
+            return false;
+        }
+        self.count += 1;
+        self.worst = self.worst.max(took);
+        if self.logged.is_some_and(|at| at.elapsed() < SLOW_COMMIT_LOG) {
+            return false;
+        }
+        tracing::warn!(
+            ms = took.as_millis() as u64,
+            requests,
+            slow_commits = self.count,
+            slowest_ms = self.worst.as_millis() as u64,
+            "emulator: group commits (write and fsync) are slow; requests wait for the disk"
+        );
+        self.logged = Some(Instant::now());
+        self.count = 0;
+        self.worst = std::time::Duration::ZERO;
+        true
+    }
+}
+
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpointer: mpsc::SyncSender<()>) {
     let mut state = WriterState::default();
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_GROUP);
@@ -418,6 +457,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpointer: mpsc::Sy
     // committing, plus those the last group answers (their clients tend to send the next
     // request at once). A lone client expects only itself and never waits.
     let mut expected = 1;
+    let mut slow = SlowCommits::default();
     while gather(&rx, &mut batch, expected) {
         let begun = run(&conn, "BEGIN IMMEDIATE");
         for job in batch.drain(..) {
@@ -445,7 +485,9 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpointer: mpsc::Sy
         }
         // COMMIT returns once the WAL is fsynced (synchronous=FULL): only then are the
         // requests answered.
+        let committing = Instant::now();
         let committed = begun && run(&conn, "COMMIT");
+        slow.note(committing.elapsed(), finishes.len());
         if !committed {
             let _ = conn.execute_batch("ROLLBACK");
             state.invalidate();
@@ -485,6 +527,25 @@ fn checkpoint_loop(conn: Connection, poked: mpsc::Receiver<()>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn slow_commits_are_logged_at_most_once_per_interval() {
+        let mut slow = SlowCommits::default();
+        let ms = std::time::Duration::from_millis;
+        assert!(!slow.note(ms(5), 10), "a quick commit is not logged");
+        assert!(slow.note(ms(80), 10), "the first slow commit is");
+        assert!(
+            !slow.note(ms(300), 10),
+            "the next ones wait for the interval"
+        );
+        assert_eq!((slow.count, slow.worst), (1, ms(300)));
+        slow.logged = Instant::now().checked_sub(SLOW_COMMIT_LOG);
+        assert!(
+            slow.note(ms(60), 10),
+            "then the count and the slowest are logged"
+        );
+        assert_eq!(slow.count, 0);
+    }
 
     #[test]
     fn rowids_keep_partitions_contiguous() {
