@@ -121,7 +121,7 @@ async fn each_operation_sends_body_headers_token_and_idempotency_key() {
         let record = call(
             &c,
             method.clone(),
-            &format!("http://{addr}/orders?x=1"),
+            &format!("http://{addr}/orders?x=1#top"),
             body,
         )
         .await;
@@ -135,6 +135,7 @@ async fn each_operation_sends_body_headers_token_and_idempotency_key() {
         );
         let text = seen.recv().await.unwrap();
         let lower = text.to_ascii_lowercase();
+        // The fragment is never sent.
         assert!(
             text.starts_with(&format!("{method} /orders?x=1 HTTP/1.1\r\n")),
             "{text}"
@@ -280,4 +281,36 @@ async fn internal_addresses_are_refused_unless_allowed() {
     );
     // Nothing reached the server.
     assert!(seen.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn https_targets_are_called_over_tls_and_a_failed_handshake_is_a_connect_failure() {
+    // A server that reads what arrives first, then closes: no TLS server answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut first_bytes) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 16];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            let _ = tx.send(buf[..n].to_vec());
+        }
+    });
+    let record = call(
+        &client(),
+        Method::POST,
+        &format!("https://{addr}/x"),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(
+        record.outcome,
+        AttemptOutcome::Transport(TransportFailure::Connect),
+        "{}",
+        record.detail
+    );
+    let first = first_bytes.recv().await.unwrap();
+    // A TLS handshake record (content type 22, version 3.x), not a plain HTTP request line.
+    assert!(first.len() >= 2, "{first:?}");
+    assert_eq!(&first[..2], &[0x16, 0x03], "{first:?}");
 }
