@@ -25,6 +25,9 @@ pub enum ClientError {
     /// A key file could not be read.
     #[error("key: {0}")]
     Key(String),
+    /// The request body could not be encoded as JSON.
+    #[error("encoding the body: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// An HTTP answer.
@@ -84,8 +87,9 @@ impl SignedClient {
         base: &str,
         profile: &crate::emulator::LocalProfile,
     ) -> Result<Self, ClientError> {
-        let pem = std::fs::read_to_string(&profile.key_file)
-            .map_err(|e| ClientError::Key(e.to_string()))?;
+        let pem = std::fs::read_to_string(&profile.key_file).map_err(|e| {
+            ClientError::Key(format!("reading {}: {e}", profile.key_file.display()))
+        })?;
         let key = PrivateKey::from_pem(&pem, None).map_err(|e| ClientError::Key(e.to_string()))?;
         Self::new(base, Signer::new(profile.key_id(), key))
     }
@@ -161,7 +165,7 @@ impl SignedClient {
         path_and_query: &str,
         body: &T,
     ) -> Result<Answer, ClientError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Key(e.to_string()))?;
+        let bytes = serde_json::to_vec(body)?;
         self.send(
             method,
             path_and_query,
@@ -197,7 +201,7 @@ impl SignedClient {
                 )
                 .collect(),
         };
-        let body = serde_json::to_vec(&details).map_err(|e| ClientError::Key(e.to_string()))?;
+        let body = serde_json::to_vec(&details)?;
         self.send(
             Method::POST,
             &format!("/20180418/streams/{stream_id}/messages"),
