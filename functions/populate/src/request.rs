@@ -217,6 +217,76 @@ fn expect_string(
     }
 }
 
+/// The fields of a sync request, and of its `streamMessage`.
+const REQUEST_FIELDS: &[&str] = &["streamKey", "streamMessage"];
+const MESSAGE_FIELDS: &[&str] = &[
+    "vaultSecretName",
+    "vaultSecretHeader",
+    "targetRestApi",
+    "targetRestApiOperation",
+    "targetRestApiPayload",
+    "targetRestApiHeaders",
+];
+
+/// Refuses a field that is not one of `known` but looks like a misspelling of one
+/// (`targetRestApiPayLoad`, `vault_secret_name`, `streamkey`): left alone it would be dropped
+/// and the message delivered without its payload, its token or its key. Other fields are
+/// ignored, as Oracle's sample ignores them, so source apps that send more keep working.
+fn refuse_near_misses(
+    map: &Map<String, Value>,
+    known: &[&'static str],
+    prefix: &str,
+) -> Result<(), Refusal> {
+    for name in map.keys() {
+        if known.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(meant) = near_miss(name, known) {
+            return Err(Refusal::invalid(
+                &format!("{prefix}{name}"),
+                &format!("is not a field of a sync request; did you mean {meant}?"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The field of `known` that `name` most likely misspells: the same letters in another case
+/// or with `_`/`-` between words, or at most two letters added, dropped or changed.
+fn near_miss(name: &str, known: &[&'static str]) -> Option<&'static str> {
+    // Longer names are nobody's typo of a field here, and need not be compared.
+    if name.len() > 40 {
+        return None;
+    }
+    let folded: String = name
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    known
+        .iter()
+        .map(|k| (edit_distance(&folded, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions), by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// One sync request: shape, rules, secret, envelope size.
 fn item(
     prefix: &str,
@@ -235,6 +305,7 @@ fn item(
     let Value::Object(mut request) = value else {
         return Err(Refusal::invalid(&here, "must be a JSON object"));
     };
+    refuse_near_misses(&request, REQUEST_FIELDS, prefix)?;
     let key_field = format!("{prefix}streamKey");
     let key = match request.remove("streamKey") {
         None | Some(Value::Null) => None,
@@ -252,6 +323,7 @@ fn item(
     let Some(Value::Object(message)) = request.remove("streamMessage") else {
         return Err(Refusal::invalid(&message_field, "must be a JSON object"));
     };
+    refuse_near_misses(&message, MESSAGE_FIELDS, &format!("{message_field}."))?;
     let f = |name: &str| format!("{message_field}.{name}");
     expect_string(&message, "targetRestApi", &f("targetRestApi"), true)?;
     expect_string(
@@ -329,4 +401,51 @@ fn item(
         secret,
         secret_field,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelt_fields_are_recognised_and_other_fields_are_not() {
+        for (name, meant) in [
+            ("targetRestApiPayLoad", "targetRestApiPayload"),
+            ("targetRestAPI", "targetRestApi"),
+            ("target_rest_api_payload", "targetRestApiPayload"),
+            ("vault-secret-name", "vaultSecretName"),
+            ("targetRestApiHeader", "targetRestApiHeaders"),
+            ("targetRestApiOpertion", "targetRestApiOperation"),
+            ("vaultSecretNme", "vaultSecretName"),
+            ("vaultSecretHeadr", "vaultSecretHeader"),
+        ] {
+            assert_eq!(near_miss(name, MESSAGE_FIELDS), Some(meant), "{name}");
+        }
+        assert_eq!(near_miss("streamkey", REQUEST_FIELDS), Some("streamKey"));
+        assert_eq!(
+            near_miss("streamMessages", REQUEST_FIELDS),
+            Some("streamMessage")
+        );
+        for other in [
+            "note",
+            "correlationId",
+            "metadata",
+            "targetSystem",
+            "payload",
+            "",
+        ] {
+            assert_eq!(near_miss(other, MESSAGE_FIELDS), None, "{other}");
+        }
+        assert_eq!(near_miss(&"x".repeat(41), MESSAGE_FIELDS), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("payload", "payloda"), 2);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
 }

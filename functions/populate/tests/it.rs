@@ -482,6 +482,10 @@ async fn every_rule_refuses_and_nothing_is_written() {
         ("secret name empty", |v| msg(v)["vaultSecretName"] = json!(""), 400, "streamMessage.vaultSecretName"),
         ("secret name number", |v| msg(v)["vaultSecretName"] = json!(789), 400, "streamMessage.vaultSecretName: must be a string"),
         ("token without secret name", |v| { msg(v).as_object_mut().unwrap().remove("vaultSecretName"); }, 400, "streamMessage.vaultSecretName: is required when the request carries an Authorization header"),
+        ("misspelt payload", |v| { let m = msg(v).as_object_mut().unwrap(); let p = m.remove("targetRestApiPayload").unwrap(); m.insert("targetRestApiPayLoad".into(), p); }, 400, "streamMessage.targetRestApiPayLoad: is not a field of a sync request; did you mean targetRestApiPayload?"),
+        ("snake-case secret name", |v| { let m = msg(v).as_object_mut().unwrap(); let n = m.remove("vaultSecretName").unwrap(); m.insert("vault_secret_name".into(), n); }, 400, "streamMessage.vault_secret_name: is not a field of a sync request; did you mean vaultSecretName?"),
+        ("misspelt required field", |v| { let m = msg(v).as_object_mut().unwrap(); let t = m.remove("targetRestApi").unwrap(); m.insert("targetRestAPI".into(), t); }, 400, "streamMessage.targetRestAPI: is not a field of a sync request; did you mean targetRestApi?"),
+        ("misspelt streamKey", |v| { let o = v.as_object_mut().unwrap(); let k = o.remove("streamKey").unwrap(); o.insert("streamkey".into(), k); }, 400, "streamkey: is not a field of a sync request; did you mean streamKey?"),
         ("envelope over 1 MB", |v| msg(v)["targetRestApiPayload"] = json!("x".repeat(1024 * 1024)), 413, "body: the message is"),
     ];
     for (name, mutate, status, mentions) in &cases {
@@ -567,7 +571,8 @@ async fn every_rule_refuses_and_nothing_is_written() {
 }
 
 /// Content types with parameters and any-case operations are accepted (operation stored
-/// upper case), and a single request and a batch answer with real offsets.
+/// upper case), fields the sample format does not have are ignored (not stored), and a single
+/// request and a batch answer with real offsets.
 #[tokio::test]
 async fn single_and_batch_answers_carry_real_offsets() {
     let s = stack().await;
@@ -584,6 +589,9 @@ async fn single_and_batch_answers_carry_real_offsets() {
     let mut second = sample("https://x.corp.example.org/v1/items");
     second.as_object_mut().unwrap().remove("streamKey");
     second["streamMessage"]["targetRestApiOperation"] = json!("delete");
+    // Fields of the caller's own, unlike any sync-request field.
+    second["sourceSystem"] = json!("erp-eu");
+    second["streamMessage"]["correlationId"] = json!("corr-77");
     let mut third = good();
     third["streamKey"] = json!("");
     third["streamMessage"]
@@ -603,6 +611,14 @@ async fn single_and_batch_answers_carry_real_offsets() {
 
     let stored = s.messages().await;
     assert_eq!(stored.len(), 4);
+    for (_, value, _) in &stored {
+        let text = String::from_utf8_lossy(value);
+        assert!(text.contains("targetRestApi"), "{text}");
+        assert!(
+            !text.contains("corr-77") && !text.contains("erp-eu"),
+            "{text}"
+        );
+    }
     let envelopes = s.envelopes().await;
     let ops: Vec<&str> = envelopes
         .iter()
