@@ -169,35 +169,43 @@ async fn keys_limits_and_bad_bodies() {
     up.stop();
 }
 
-/// A gateway address in use stops `up` with one line naming the address, what to do, and the
-/// system's reason once (the error's own text and its source used to print it twice).
+/// An address in use (the gateway's, the emulator's, the demo target's) stops `up` with one
+/// line naming it, the flag that changes it, and the system's reason once (the error's own
+/// text and its source used to print it twice; only the gateway's named its flag).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_gateway_address_is_reported_once_with_what_to_do() {
-    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = busy.local_addr().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let run = tokio::process::Command::new(BIN)
-        .args(["up", "--data-dir"])
-        .arg(dir.path())
-        .args(["--listen", &addr])
-        .args(["--emulator-listen", "127.0.0.1:0"])
-        .args(["--demo-target-listen", "127.0.0.1:0"])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("up did not stop")
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("datasync: "))
-        .unwrap_or_else(|| panic!("no error line in {stderr}"));
-    assert!(
-        line.contains(&format!("binding the gateway to {addr}")) && line.contains("use --listen"),
-        "{line}"
-    );
-    assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
+async fn a_busy_address_is_reported_once_with_the_flag_that_changes_it() {
+    for (what, flag) in [
+        ("gateway", "--listen"),
+        ("emulator", "--emulator-listen"),
+        ("demo target", "--demo-target-listen"),
+    ] {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = tokio::process::Command::new(BIN);
+        command.args(["up", "--data-dir"]).arg(dir.path());
+        for f in ["--listen", "--emulator-listen", "--demo-target-listen"] {
+            command.args([f, if f == flag { &addr } else { "127.0.0.1:0" }]);
+        }
+        let run = command
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .expect("up did not stop")
+            .unwrap();
+        assert!(!out.status.success(), "{what}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("datasync: "))
+            .unwrap_or_else(|| panic!("{what}: no error line in {stderr}"));
+        assert!(
+            line.contains(&format!("binding the {what} to {addr}"))
+                && line.contains(&format!("use {flag}")),
+            "{line}"
+        );
+        assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
+    }
 }

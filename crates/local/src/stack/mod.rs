@@ -241,7 +241,7 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind(options.emulator_listen)
             .await
             .map_err(io(format!(
-                "binding the emulator to {}",
+                "binding the emulator to {} (is another datasync up running? use --emulator-listen)",
                 options.emulator_listen
             )))?;
         let emulator_addr = listener.local_addr().map_err(io("emulator address"))?;
@@ -292,7 +292,10 @@ impl Stack {
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
-                    .map_err(io(format!("binding the demo target to {addr}")))?;
+                    .map_err(io(format!(
+                        "binding the demo target to {addr} (is another datasync up running? \
+                         use --demo-target-listen, or --no-demo-target)"
+                    )))?;
                 let local = listener.local_addr().map_err(io("demo target address"))?;
                 let target = DemoTarget::new(Mode::default(), options.demo_target_record);
                 let t = Arc::clone(&target);
