@@ -1,5 +1,6 @@
 //! `datasync up` end to end: delivery with payload, headers, Vault token and
-//! `Idempotency-Key`; the gateway's 401/403/404/405/413/429 and bad bodies; a busy gateway address.
+//! `Idempotency-Key`; the gateway's 401/403/404/405/413/429 and bad bodies; a busy address; a
+//! data directory in use.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod up_support;
@@ -208,4 +209,56 @@ async fn a_busy_address_is_reported_once_with_the_flag_that_changes_it() {
         );
         assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
     }
+}
+
+/// A second `up`, or `datasync emulator`, on a data directory a running `up` holds is refused
+/// with the holder's pid before it touches anything; the first keeps running untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_in_use_is_refused_and_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut up = Up::start_in(tmp.path(), FAST, &[]).await;
+    let pid = up.child.as_ref().unwrap().id();
+    let data = tmp.path().join("data");
+    let second_up = [
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--emulator-listen",
+        "127.0.0.1:0",
+    ];
+    let emulator = ["emulator", "--listen", "127.0.0.1:0"];
+    for args in [&second_up[..], &emulator[..]] {
+        let run = tokio::process::Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the second process did not stop")
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "is in use by another datasync process (pid {pid})"
+            )) && stderr.contains("another --data-dir"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // The first stack's files and service are as they were.
+    assert!(data.join("endpoints.json").exists());
+    let status = up.status().await;
+    assert!(status.is_object(), "{status}");
+    let (code, _) = up
+        .post(
+            "/stream/sync",
+            Some(&up.source_key()),
+            &sync_request(&up.target(), "k", 1),
+        )
+        .await;
+    assert_eq!(code, 200);
+    up.stop();
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+use datasync_local::data_dir::DataDirLock;
 use datasync_local::emulator::{Emulator, EmulatorOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +26,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating {}", args.data_dir.display()))?;
+        // Held until the emulator stops: one process per data directory.
+        let _lock = DataDirLock::acquire(&args.data_dir)?;
         let emulator = Emulator::open(&args.data_dir, EmulatorOptions::default())?;
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding the emulator to {} (use --listen)", args.listen))?;
         let addr = listener.local_addr()?;
         let profile = emulator.profile();
         println!("listening on http://{addr}");

@@ -3,6 +3,7 @@
 //! - [`emulator`]: an emulator of the OCI APIs the functions use (Streaming, Secrets and Vault,
 //!   Notifications, Object Storage) on an embedded durable store, verifying request signatures
 //!   as OCI does, so the same function code runs locally and in the cloud.
+//! - [`data_dir`]: the lock that keeps one process per data directory.
 //! - [`client`]: a minimal signed HTTP client for the emulator, used by tests, the benchmark and
 //!   tools that need raw access.
 //! - [`stack`]: the local stack `datasync up` runs (gateway, function host, connector pump).
@@ -12,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod data_dir;
 pub mod demo_target;
 pub mod emulator;
 pub mod stack;

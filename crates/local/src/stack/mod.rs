@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::SignedClient;
+use crate::data_dir::DataDirLock;
 use crate::demo_target::{DemoTarget, Mode};
 use crate::emulator::{Emulator, EmulatorOptions, LOCAL_COMPARTMENT, NAMESPACE};
 pub use config::{StackConfig, StackSettings};
@@ -49,6 +50,9 @@ pub enum StackError {
     /// The emulator failed.
     #[error("emulator: {0}")]
     Emulator(#[from] crate::emulator::EmulatorError),
+    /// The data directory is in use, or its lock file failed.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::LockError),
     /// A file or socket failed.
     #[error("{what}: {source}")]
     Io {
@@ -166,6 +170,8 @@ pub const ENDPOINTS_FILE: &str = "endpoints.json";
 /// A running stack.
 pub struct Stack {
     info: StackInfo,
+    /// Held until the stack is dropped.
+    _lock: DataDirLock,
     emulator: Emulator,
     stop_gateway: CancellationToken,
     stop_pump: CancellationToken,
@@ -233,6 +239,8 @@ impl Stack {
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let dir = std::fs::canonicalize(dir).map_err(io("resolving the data directory"))?;
+        // Before anything in the directory is touched.
+        let lock = DataDirLock::acquire(&dir)?;
         // Written again once everything is up: its presence means "ready".
         let _ = std::fs::remove_file(dir.join(ENDPOINTS_FILE));
 
@@ -600,6 +608,7 @@ impl Stack {
         write_json(&dir.join(ENDPOINTS_FILE), &info)?;
         Ok(Self {
             info,
+            _lock: lock,
             emulator,
             stop_gateway,
             stop_pump,
