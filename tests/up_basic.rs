@@ -183,19 +183,17 @@ async fn a_busy_address_is_reported_once_with_the_flag_that_changes_it() {
         let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = busy.local_addr().unwrap().to_string();
         let dir = tempfile::tempdir().unwrap();
-        let mut command = tokio::process::Command::new(BIN);
-        command.args(["up", "--data-dir"]).arg(dir.path());
+        let mut args = vec!["up".to_owned(), "--data-dir".to_owned()];
+        args.push(dir.path().display().to_string());
         for f in ["--listen", "--emulator-listen", "--demo-target-listen"] {
-            command.args([f, if f == flag { &addr } else { "127.0.0.1:0" }]);
+            args.push(f.to_owned());
+            args.push(if f == flag {
+                addr.clone()
+            } else {
+                "127.0.0.1:0".to_owned()
+            });
         }
-        let run = command
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(120), run)
-            .await
-            .expect("up did not stop")
-            .unwrap();
+        let out = run_to_exit(&args, Duration::from_secs(120)).await;
         assert!(!out.status.success(), "{what}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let line = stderr
@@ -228,17 +226,8 @@ async fn a_data_directory_in_use_is_refused_and_left_untouched() {
     ];
     let emulator = ["emulator", "--listen", "127.0.0.1:0"];
     for args in [&second_up[..], &emulator[..]] {
-        let run = tokio::process::Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&data)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(60), run)
-            .await
-            .expect("the second process did not stop")
-            .unwrap();
+        let data_dir = ["--data-dir", data.to_str().unwrap()];
+        let out = run_to_exit(args.iter().chain(&data_dir), Duration::from_secs(60)).await;
         assert!(!out.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

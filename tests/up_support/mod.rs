@@ -10,6 +10,23 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_datasync");
 
+/// Runs `datasync ARGS` with no input until it exits (at most `limit`); its output.
+pub async fn run_to_exit<I, S>(args: I, limit: Duration) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let run = tokio::process::Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(limit, run)
+        .await
+        .expect("datasync did not exit")
+        .unwrap()
+}
+
 /// A config for fast tests: small batches and rollover, a short retry schedule.
 pub const FAST: &str = r#"
 [connector]
