@@ -170,8 +170,6 @@ pub const ENDPOINTS_FILE: &str = "endpoints.json";
 /// A running stack.
 pub struct Stack {
     info: StackInfo,
-    /// Held until the stack is dropped.
-    _lock: DataDirLock,
     emulator: Emulator,
     stop_gateway: CancellationToken,
     stop_pump: CancellationToken,
@@ -185,6 +183,8 @@ pub struct Stack {
     host: host::Host,
     /// The demo target, when running in-process.
     pub demo_target: Option<Arc<DemoTarget>>,
+    /// Held until the stack is dropped; last, so it is released after everything else.
+    _lock: DataDirLock,
 }
 
 impl std::fmt::Debug for Stack {
@@ -608,7 +608,6 @@ impl Stack {
         write_json(&dir.join(ENDPOINTS_FILE), &info)?;
         Ok(Self {
             info,
-            _lock: lock,
             emulator,
             stop_gateway,
             stop_pump,
@@ -621,6 +620,7 @@ impl Stack {
             refresher,
             host,
             demo_target,
+            _lock: lock,
         })
     }
 
