@@ -228,10 +228,11 @@ const MESSAGE_FIELDS: &[&str] = &[
     "targetRestApiHeaders",
 ];
 
-/// Refuses a field that is not one of `known` but looks like a misspelling of one
-/// (`targetRestApiPayLoad`, `vault_secret_name`, `streamkey`): left alone it would be dropped
-/// and the message delivered without its payload, its token or its key. Other fields are
-/// ignored, as Oracle's sample ignores them, so source apps that send more keep working.
+/// Refuses a field that is not one of `known` but looks like a misspelling of one that is
+/// absent (`targetRestApiPayLoad`, `vault_secret_name`, `streamkey`): left alone it would be
+/// dropped and the message delivered without its payload, its token or its key. Other fields
+/// are ignored, as Oracle's sample ignores them, so source apps that send more keep working;
+/// so is a look-alike of a field that is there too (`streamMessageId` beside `streamMessage`).
 fn refuse_near_misses(
     map: &Map<String, Value>,
     known: &[&'static str],
@@ -241,7 +242,7 @@ fn refuse_near_misses(
         if known.contains(&name.as_str()) {
             continue;
         }
-        if let Some(meant) = near_miss(name, known) {
+        if let Some(meant) = near_miss(name, known).filter(|m| !map.contains_key(*m)) {
             return Err(Refusal::invalid(
                 &format!("{prefix}{name}"),
                 &format!("is not a field of a sync request; did you mean {meant}?"),

@@ -592,6 +592,8 @@ async fn single_and_batch_answers_carry_real_offsets() {
     // Fields of the caller's own, unlike any sync-request field.
     second["sourceSystem"] = json!("erp-eu");
     second["streamMessage"]["correlationId"] = json!("corr-77");
+    // Like a field's name, but that field is there too: not a misspelling of it.
+    second["streamMessageId"] = json!("smid-9");
     let mut third = good();
     third["streamKey"] = json!("");
     third["streamMessage"]
