@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Counts the user-space instructions `datasync up` executes per synced message, under
-# valgrind's callgrind: a number that, unlike msg/s on a shared VM, comes out the same from run
-# to run, so a change that saves 2% can be told from the host's mood. Not part of the test
-# suite; needs valgrind (Debian's `valgrind` package) and takes about two minutes.
+# valgrind's callgrind: a number that moves far less than msg/s on a shared VM (which moves by
+# 25% with the host). It still moves by up to 4% from run to run, because how many messages
+# share a group commit, a GetMessages call or a connector batch follows timing: compare the
+# means of several runs, or one component's cost in the callgrind files left under target/.
+# Not part of the test suite; needs valgrind (Debian's `valgrind` package) and takes about
+# two minutes.
 #
 # How: starts `datasync up` under callgrind in a fresh directory under target/, warms it with
 # 300 messages, zeroes the counters, runs `datasync bench -n N -c 8` against it (N messages

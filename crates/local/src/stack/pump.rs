@@ -456,7 +456,7 @@ impl Connector {
     async fn deliver(&self, partition: u32, batch: &[Message]) -> Result<(), (usize, String)> {
         match &self.sink {
             Sink::Function(pool) => {
-                let body = serde_json::to_vec(batch).map_err(|e| (0, e.to_string()))?;
+                let body = datasync_core::oci::streaming::encode_batch(batch);
                 let call_id = uuid::Uuid::now_v7().simple().to_string();
                 let request = fdk::agent::invoke_request(
                     &call_id,
