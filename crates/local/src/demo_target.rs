@@ -1,8 +1,10 @@
 //! The demo target: a REST API that records what it receives and fails on request.
 //!
 //! - Any method and path other than the control routes is a delivery: recorded (method, path,
-//!   headers, body), counted, with duplicates counted by `Idempotency-Key`; answered with the
-//!   current mode's status (200 by default) after the configured delay.
+//!   headers, body), counted, with duplicates counted by `Idempotency-Key` (among the last
+//!   [`MAX_KEYS`] distinct keys, kept as 64-bit hashes, so a stack that runs for days keeps
+//!   its demo target within about 30 MB); answered with the current mode's status (200 by
+//!   default) after the configured delay.
 //! - `POST /_control` with `{"status": 503, "count": N}` answers `status` to the next N
 //!   deliveries (omit `count` for "until changed"), `{"status": 200}` resets;
 //!   `{"fail_rate": 0.1, "fail_status": 500}` fails that share at random; `{"delay_ms": 50}`.
@@ -12,7 +14,8 @@
 //!   starting with `{"benchSentUs":`), as `{"latencies_us": [...]}`, so the benchmark measures
 //!   them against a running stack too (same machine, same clock).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash as _, Hasher as _};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +32,63 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_RECORDED: usize = 2000;
 /// The most benchmark latencies kept until drained (more are not recorded).
 pub const MAX_LATENCIES: usize = 1_000_000;
+/// The most distinct `Idempotency-Key`s remembered for counting duplicates; the oldest is
+/// forgotten beyond that (about 30 bytes each with the table's spare room).
+pub const MAX_KEYS: usize = 1_000_000;
+
+/// The `Idempotency-Key`s answered 2xx: the last [`MAX_KEYS`] as 64-bit hashes (two keys share
+/// one with a chance of about 1 in 10^7 at a million keys), and how many were forgotten.
+#[derive(Debug)]
+struct SeenKeys {
+    limit: usize,
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+    forgotten: u64,
+}
+
+impl Default for SeenKeys {
+    fn default() -> Self {
+        Self::with_limit(MAX_KEYS)
+    }
+}
+
+impl SeenKeys {
+    fn with_limit(limit: usize) -> Self {
+        Self {
+            limit,
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            forgotten: 0,
+        }
+    }
+
+    /// Notes `key`; true when it was seen before.
+    fn note(&mut self, key: &str) -> bool {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let hash = hasher.finish();
+        if !self.set.insert(hash) {
+            return true;
+        }
+        self.order.push_back(hash);
+        if self.order.len() > self.limit {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+                self.forgotten += 1;
+            }
+        }
+        false
+    }
+
+    /// Distinct keys seen (the forgotten ones included).
+    fn unique(&self) -> u64 {
+        self.set.len() as u64 + self.forgotten
+    }
+
+    fn clear(&mut self) {
+        *self = Self::with_limit(self.limit);
+    }
+}
 
 /// How the target answers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -107,7 +167,7 @@ pub struct DemoTarget {
     /// The last [`MAX_RECORDED`] requests, oldest first (a ring: dropping the oldest moves
     /// nothing, where `Vec::remove(0)` moved all 2,000 on every delivery once full).
     received: Mutex<VecDeque<Recorded>>,
-    keys: Mutex<HashMap<String, u64>>,
+    keys: Mutex<SeenKeys>,
     total: AtomicU64,
     failed: AtomicU64,
     duplicates: AtomicU64,
@@ -140,7 +200,7 @@ impl DemoTarget {
 
     /// Distinct `Idempotency-Key`s answered 2xx.
     pub fn unique(&self) -> u64 {
-        self.keys.lock().map(|k| k.len() as u64).unwrap_or(0)
+        self.keys.lock().map(|k| k.unique()).unwrap_or(0)
     }
 
     /// The POST-to-target latencies (µs) of payloads that carried `benchSentUs`; drains them.
@@ -177,7 +237,11 @@ impl DemoTarget {
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(Body::from(value.to_string()));
+    json_text(status, value.to_string())
+}
+
+fn json_text(status: StatusCode, text: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(text));
     *r.status_mut() = status;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -274,14 +338,8 @@ async fn deliver(t: &DemoTarget, request: Request<Body>) -> Response<Body> {
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
     {
-        if ok {
-            if let Ok(mut keys) = t.keys.lock() {
-                let n = keys.entry(key.to_owned()).or_insert(0);
-                *n += 1;
-                if *n > 1 {
-                    t.duplicates.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        if ok && t.keys.lock().is_ok_and(|mut keys| keys.note(key)) {
+            t.duplicates.fetch_add(1, Ordering::Relaxed);
         }
     }
     if t.record_bodies {
@@ -308,10 +366,8 @@ async fn deliver(t: &DemoTarget, request: Request<Body>) -> Response<Body> {
         }
     }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json(
-        code,
-        &serde_json::json!({ "received": ok, "status": status }),
-    )
+    // Every delivery is answered: written directly, not through a `Value`.
+    json_text(code, format!(r#"{{"received":{ok},"status":{status}}}"#))
 }
 
 /// `benchSentUs` when the body starts with it (cheap: no JSON parse of other payloads).
@@ -343,4 +399,28 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_counted_among_the_last_keys_and_unique_counts_all() {
+        let mut seen = SeenKeys::with_limit(3);
+        assert!(!seen.note("a"));
+        assert!(seen.note("a"));
+        for key in ["b", "c", "d"] {
+            assert!(!seen.note(key));
+        }
+        // "a" was the oldest of four: forgotten, so it counts as new again.
+        assert_eq!(seen.set.len(), 3);
+        assert_eq!(seen.unique(), 4);
+        assert!(seen.note("d"));
+        assert!(!seen.note("a"));
+        assert_eq!(seen.unique(), 5);
+        seen.clear();
+        assert_eq!(seen.unique(), 0);
+        assert!(!seen.note("d"));
+    }
 }

@@ -717,7 +717,11 @@ mod tests {
                 let mut text: String = "abcdefghijklmnopq".into();
                 text.insert(at, special);
                 let one = vec![message(&text, Some(&text), &text, 1)];
-                assert_eq!(encode_batch(&one), serde_json::to_vec(&one).unwrap(), "{text:?}");
+                assert_eq!(
+                    encode_batch(&one),
+                    serde_json::to_vec(&one).unwrap(),
+                    "{text:?}"
+                );
             }
         }
         let parsed: Vec<Message> = serde_json::from_slice(&encode_batch(&batch)).unwrap();
