@@ -255,8 +255,9 @@ fn refuse_near_misses(
 /// The field of `known` that `name` most likely misspells: the same letters in another case
 /// or with `_`/`-` between words, or at most two letters added, dropped or changed.
 fn near_miss(name: &str, known: &[&'static str]) -> Option<&'static str> {
-    // Longer names are nobody's typo of a field here, and need not be compared.
-    if name.len() > 40 {
+    // Longer names are nobody's typo of a field here, and need not be compared; a name with
+    // control or non-ASCII characters is not echoed back.
+    if name.len() > 40 || !name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
         return None;
     }
     let folded: String = name
@@ -438,6 +439,11 @@ mod tests {
             assert_eq!(near_miss(other, MESSAGE_FIELDS), None, "{other}");
         }
         assert_eq!(near_miss(&"x".repeat(41), MESSAGE_FIELDS), None);
+        assert_eq!(near_miss("targetRestApi\n", MESSAGE_FIELDS), None);
+        assert_eq!(
+            near_miss("targetRestApi ", MESSAGE_FIELDS),
+            Some("targetRestApi")
+        );
     }
 
     #[test]
