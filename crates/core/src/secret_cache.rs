@@ -5,6 +5,8 @@
 //! - [`SecretCache::refresh`] fetches again after a 401/403, once per stale value: when several
 //!   calls fail with the same old token, only the first fetches, the others get its result.
 //! - Tokens are [`HeaderValue`]s marked sensitive; `Debug` prints names and ages, never values.
+//! - Names whose token has expired and that no call is using are dropped as new names arrive
+//!   ([`Slots`]), so memory follows the names used within one TTL, not every name ever seen.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,13 +47,45 @@ struct Entry {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
 
+/// The least number of names kept before expired ones are looked for.
+const PRUNE_FLOOR: usize = 1024;
+
+/// The slots by secret name. When a new name would make the map reach `prune_at`, the names
+/// with no live token and no call holding their slot are dropped first (a dropped name costs one
+/// Vault read if it comes back, which an expired token costs anyway), and `prune_at` becomes
+/// twice what is left: each prune is paid for by as many insertions as it scanned.
+#[derive(Default)]
+struct Slots {
+    map: HashMap<String, Slot>,
+    prune_at: usize,
+}
+
+impl Slots {
+    fn slot(&mut self, name: &str, ttl: Duration) -> Slot {
+        if let Some(slot) = self.map.get(name) {
+            return Arc::clone(slot);
+        }
+        if self.map.len() + 1 >= self.prune_at {
+            self.map.retain(|_, slot| {
+                // Held elsewhere: a call is fetching or using it. Locked: the same.
+                Arc::strong_count(slot) > 1
+                    || slot.try_lock().map_or(true, |entry| {
+                        entry.as_ref().is_some_and(|e| e.fetched.elapsed() < ttl)
+                    })
+            });
+            self.prune_at = (2 * self.map.len()).max(PRUNE_FLOOR);
+        }
+        Arc::clone(self.map.entry(name.to_owned()).or_default())
+    }
+}
+
 /// The cache. Cheap to clone (clones share the entries).
 #[derive(Clone)]
 pub struct SecretCache {
     secrets: SecretsClient,
     vault: String,
     ttl: Duration,
-    slots: Arc<Mutex<HashMap<String, Slot>>>,
+    slots: Arc<Mutex<Slots>>,
 }
 
 impl std::fmt::Debug for SecretCache {
@@ -59,7 +93,7 @@ impl std::fmt::Debug for SecretCache {
         let names: Vec<String> = self
             .slots
             .lock()
-            .map(|s| s.keys().cloned().collect())
+            .map(|s| s.map.keys().cloned().collect())
             .unwrap_or_default();
         f.debug_struct("SecretCache")
             .field("vault", &self.vault)
@@ -76,13 +110,13 @@ impl SecretCache {
             secrets,
             vault: vault.into(),
             ttl,
-            slots: Arc::new(Mutex::new(HashMap::new())),
+            slots: Arc::default(),
         }
     }
 
     fn slot(&self, name: &str) -> Slot {
         match self.slots.lock() {
-            Ok(mut slots) => Arc::clone(slots.entry(name.to_owned()).or_default()),
+            Ok(mut slots) => slots.slot(name, self.ttl),
             // A poisoned map only means another task panicked while inserting: use a fresh
             // slot (no caching) rather than failing the delivery.
             Err(_) => Arc::default(),
@@ -143,5 +177,54 @@ impl SecretCache {
             HeaderValue::from_bytes(value.content()).map_err(|_| SecretError::NotAHeader)?;
         token.set_sensitive(true);
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn fill(slot: &Slot) {
+        let mut entry = slot.try_lock().expect("unlocked");
+        *entry = Some(Entry {
+            token: HeaderValue::from_static("Bearer t"),
+            fetched: Instant::now(),
+        });
+    }
+
+    #[test]
+    fn names_seen_once_do_not_accumulate() {
+        let mut slots = Slots::default();
+        let ttl = Duration::from_secs(300);
+        for i in 0..100_000 {
+            // Looked up, never filled (the fetch failed), and let go.
+            drop(slots.slot(&format!("secret-{i}"), ttl));
+        }
+        assert!(
+            slots.map.len() < PRUNE_FLOOR,
+            "{} names kept",
+            slots.map.len()
+        );
+    }
+
+    #[test]
+    fn live_tokens_and_slots_in_use_are_kept_and_expired_ones_dropped() {
+        let mut slots = Slots::default();
+        let ttl = Duration::from_secs(1);
+        let held = slots.slot("held", ttl);
+        fill(&slots.slot("expiring", ttl));
+        std::thread::sleep(ttl);
+        fill(&slots.slot("live", ttl));
+        let live = Arc::as_ptr(&slots.map["live"]);
+        for i in 0..PRUNE_FLOOR {
+            drop(slots.slot(&format!("secret-{i}"), ttl));
+        }
+        assert!(slots.map.contains_key("held"));
+        assert!(slots.map.contains_key("live"));
+        assert!(!slots.map.contains_key("expiring"));
+        // The same slot, not a new one: its token is not fetched again.
+        assert_eq!(Arc::as_ptr(&slots.slot("live", ttl)), live);
+        assert!(Arc::ptr_eq(&slots.slot("held", ttl), &held));
     }
 }

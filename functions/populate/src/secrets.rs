@@ -6,7 +6,9 @@
 //!   only when it changed.
 //! - A 409 on create (another instance created it meanwhile): read again and update.
 //! - A process-local cache of SHA-256(token) per secret name, for a short time, saves the
-//!   Vault calls when a caller sends the same token again and again.
+//!   Vault calls when a caller sends the same token again and again. Expired names are dropped
+//!   as new ones arrive ([`Digests`]), so it holds the names used within one TTL, not every
+//!   name ever seen.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +23,44 @@ use sha2::{Digest as _, Sha256};
 /// How long a cached "this token is current" is trusted. Another instance may store a newer
 /// token meanwhile; after this long, the next call checks Vault again.
 pub(crate) const CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// The least number of names kept before expired ones are looked for.
+const PRUNE_FLOOR: usize = 1024;
+
+/// SHA-256 of the token last known current, and when, per secret name. When a new name would
+/// make the map reach `prune_at`, the expired names are dropped first and `prune_at` becomes
+/// twice what is left: each prune is paid for by as many insertions as it scanned.
+#[derive(Debug)]
+struct Digests {
+    map: HashMap<String, ([u8; 32], Instant)>,
+    prune_at: usize,
+    ttl: Duration,
+}
+
+impl Digests {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            map: HashMap::new(),
+            prune_at: PRUNE_FLOOR,
+            ttl,
+        }
+    }
+
+    fn is_current(&self, name: &str, digest: &[u8; 32]) -> bool {
+        self.map
+            .get(name)
+            .is_some_and(|(d, at)| d == digest && at.elapsed() < self.ttl)
+    }
+
+    fn insert(&mut self, name: &str, digest: [u8; 32]) {
+        if !self.map.contains_key(name) && self.map.len() + 1 >= self.prune_at {
+            let ttl = self.ttl;
+            self.map.retain(|_, (_, at)| at.elapsed() < ttl);
+            self.prune_at = (2 * self.map.len()).max(PRUNE_FLOOR);
+        }
+        self.map.insert(name.to_owned(), (digest, Instant::now()));
+    }
+}
 
 /// What [`SecretStore::ensure`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +97,7 @@ pub(crate) struct SecretStore {
     vault_id: String,
     compartment: String,
     key: String,
-    cache: Mutex<HashMap<String, ([u8; 32], Instant)>>,
+    cache: Mutex<Digests>,
 }
 
 impl SecretStore {
@@ -74,7 +114,7 @@ impl SecretStore {
             vault_id,
             compartment,
             key,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Digests::new(CACHE_TTL)),
         }
     }
 
@@ -96,18 +136,15 @@ impl SecretStore {
             },
         };
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(name.to_owned(), (digest, Instant::now()));
+            cache.insert(name, digest);
         }
         Ok(outcome)
     }
 
     fn cached(&self, name: &str, digest: &[u8; 32]) -> bool {
-        let Ok(cache) = self.cache.lock() else {
-            return false;
-        };
-        cache
-            .get(name)
-            .is_some_and(|(d, at)| d == digest && at.elapsed() < CACHE_TTL)
+        self.cache
+            .lock()
+            .is_ok_and(|cache| cache.is_current(name, digest))
     }
 
     /// The ACTIVE secret of that exact name in our vault and compartment. The sample took any
@@ -160,5 +197,40 @@ impl SecretStore {
         };
         self.vault.update_secret(&secret.id, &details).await?;
         Ok(SecretWrite::Updated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_digest_is_current_for_its_name_and_token_until_it_expires() {
+        let mut digests = Digests::new(Duration::from_millis(200));
+        digests.insert("a", [1; 32]);
+        assert!(digests.is_current("a", &[1; 32]));
+        assert!(!digests.is_current("a", &[2; 32]), "another token");
+        assert!(!digests.is_current("b", &[1; 32]), "another name");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!digests.is_current("a", &[1; 32]), "expired");
+    }
+
+    #[test]
+    fn expired_names_are_dropped_as_new_ones_arrive_and_live_ones_kept() {
+        let ttl = Duration::from_secs(1);
+        let mut digests = Digests::new(ttl);
+        for i in 0..PRUNE_FLOOR / 2 {
+            digests.insert(&format!("old-{i}"), [0; 32]);
+        }
+        std::thread::sleep(ttl);
+        digests.insert("live", [1; 32]);
+        for i in 0..10 * PRUNE_FLOOR {
+            digests.insert(&format!("new-{i}"), [0; 32]);
+        }
+        assert!(digests.is_current("live", &[1; 32]));
+        assert!(!digests.map.contains_key("old-0"));
+        // Nothing expired among the new names: all kept, none lost.
+        assert_eq!(digests.map.len(), 10 * PRUNE_FLOOR + 1);
     }
 }
