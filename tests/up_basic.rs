@@ -45,12 +45,40 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
         let v: serde_json::Value = r.json().await.unwrap();
         ids.push(v["id"].as_str().unwrap().to_owned());
     }
+    // A payload as a source might write it: the target gets its keys in order and its numbers
+    // as written, only the whitespace between tokens gone.
+    let payload = r#"{ "z": 1, "id": 123456789012345678901234567890, "price": 1.10, "e": 1E2, "a": "\u00e9" }"#;
+    let compact =
+        r#"{"z":1,"id":123456789012345678901234567890,"price":1.10,"e":1E2,"a":"\u00e9"}"#;
+    let r = up
+        .client
+        .post(format!("{}/stream/sync", up.gateway()))
+        .header("x-api-key", up.source_key())
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"streamKey":"raw","streamMessage":{{"targetRestApi":"{target}/orders","targetRestApiOperation":"POST","targetRestApiPayload":{payload}}}}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let raw_id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let got = eventually(Duration::from_secs(20), || async {
         let doc = get_json(&up.client, &format!("{target}/_received")).await;
-        (doc["messages"].as_array().unwrap().len() >= 5).then_some(doc)
+        (doc["messages"].as_array().unwrap().len() >= 6).then_some(doc)
     })
     .await
-    .expect("all five messages reach the target");
+    .expect("all six messages reach the target");
+    let raw = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["headers"]["idempotency-key"] == raw_id.as_str())
+        .unwrap();
+    assert_eq!(raw["body"], compact);
     for (n, id) in ids.iter().enumerate() {
         let m = got["messages"]
             .as_array()
@@ -80,7 +108,7 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
         .find(|s| s["name"] == "datasync-data")
         .unwrap()
         .clone();
-    assert_eq!(data["messages"], 5);
+    assert_eq!(data["messages"], 6);
     let html = up
         .client
         .get(format!("{}/", up.gateway()))

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::status::{unreachable, Role, StackArgs};
@@ -43,13 +44,15 @@ pub struct Args {
     pub batch: u16,
 }
 
-/// What the input held.
-#[derive(Debug, PartialEq)]
+/// What the input held, each request as its JSON text: sent as written, so payloads keep their
+/// key order and their numbers exactly (a parsed `Value` would sort the keys and round big
+/// numbers before the gateway ever saw them).
+#[derive(Debug)]
 pub enum Input {
     /// One request: sent alone, answered with one object.
-    One(Value),
+    One(Box<RawValue>),
     /// Several: sent in batches.
-    Many(Vec<Value>),
+    Many(Vec<Box<RawValue>>),
 }
 
 /// Parses a JSON object, a JSON array or JSON lines.
@@ -61,11 +64,15 @@ pub fn parse_input(text: &str) -> anyhow::Result<Input> {
     if trimmed.is_empty() {
         anyhow::bail!("the input is empty: give one sync request, a JSON array, or JSON lines");
     }
-    match serde_json::from_str::<Value>(trimmed) {
-        Ok(Value::Array(items)) if items.is_empty() => {
-            anyhow::bail!("the input is an empty array: nothing to send")
+    match serde_json::from_str::<Box<RawValue>>(trimmed) {
+        Ok(v) if v.get().starts_with('[') => {
+            let items: Vec<Box<RawValue>> =
+                serde_json::from_str(v.get()).context("the input is not a JSON array")?;
+            if items.is_empty() {
+                anyhow::bail!("the input is an empty array: nothing to send")
+            }
+            return Ok(Input::Many(items));
         }
-        Ok(Value::Array(items)) => return Ok(Input::Many(items)),
         Ok(v) => return Ok(Input::One(v)),
         Err(_) => {}
     }
@@ -74,7 +81,7 @@ pub fn parse_input(text: &str) -> anyhow::Result<Input> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line).with_context(|| {
+        let v: Box<RawValue> = serde_json::from_str(line).with_context(|| {
             format!(
                 "line {}: not JSON (the input must be one JSON object, a JSON array, or one \
                  JSON object per line)",
@@ -137,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut sent = 0usize;
         match input {
             Input::One(v) => {
-                let (status, text) = post(v.to_string()).await?;
+                let (status, text) = post(v.get().to_owned()).await?;
                 sent += 1;
                 if status.is_success() {
                     println!("{}", text.trim());
@@ -150,9 +157,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 for (b, chunk) in items.chunks(usize::from(args.batch)).enumerate() {
                     let first = b * usize::from(args.batch);
                     let body = if chunk.len() == 1 {
-                        chunk[0].to_string()
+                        chunk[0].get().to_owned()
                     } else {
-                        Value::Array(chunk.to_vec()).to_string()
+                        let items: Vec<&str> = chunk.iter().map(|v| v.get()).collect();
+                        format!("[{}]", items.join(","))
                     };
                     let (status, text) = post(body).await?;
                     sent += chunk.len();
@@ -207,5 +215,18 @@ mod tests {
         assert!(parse_input("[]").is_err());
         let e = parse_input("{\"a\":1}\n{nope\n").unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn requests_are_kept_as_written() {
+        let one = r#"{"z":1,"id":123456789012345678901234567890,"e":1E2}"#;
+        let Input::One(v) = parse_input(&format!("  {one}\n")).unwrap() else {
+            panic!("one request");
+        };
+        assert_eq!(v.get(), one);
+        let Input::Many(v) = parse_input(&format!("[{one}, {one}]")).unwrap() else {
+            panic!("two requests");
+        };
+        assert_eq!(v[1].get(), one);
     }
 }

@@ -50,7 +50,7 @@ use crate::classify::{
 use crate::function_config::Function;
 use crate::message::{
     is_valid_traceparent, new_traceparent, rfc3339, scoped_secret_name, validate, Envelope,
-    LastError, StreamMessage,
+    LastError, Payload, StreamMessage,
 };
 use crate::oci::client::OciClient;
 use crate::oci::client::OciError;
@@ -229,11 +229,11 @@ impl Item {
 
 /// The payload in a base64 envelope (`None` when it cannot be read; `Some(None)` when it has
 /// none), without decoding the rest of it.
-fn payload_of(base64: &[u8]) -> Option<Option<serde_json::Value>> {
+fn payload_of(base64: &[u8]) -> Option<Option<Payload>> {
     #[derive(Deserialize)]
     struct PayloadOnly {
         #[serde(default, rename = "targetRestApiPayload")]
-        payload: Option<serde_json::Value>,
+        payload: Option<Payload>,
     }
     let value = base64::engine::general_purpose::STANDARD
         .decode(base64)
@@ -1004,7 +1004,7 @@ fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure
     })
 }
 
-/// The compact JSON body of a call: the payload, except for DELETE; read from `encoded` when
+/// The body of a call: the payload's compact text, except for DELETE; read from `encoded` when
 /// the envelope's payload is kept there.
 fn encode_body(
     method: &Method,
@@ -1027,17 +1027,7 @@ fn encode_body(
             read.as_ref()
         }
     };
-    match payload {
-        Some(payload) => serde_json::to_vec(payload)
-            .map(|b| Some(Bytes::from(b)))
-            .map_err(|_| {
-                failure(
-                    ErrorClass::Invalid,
-                    "streamMessage.targetRestApiPayload: not encodable",
-                )
-            }),
-        None => Ok(None),
-    }
+    Ok(payload.map(|p| Bytes::copy_from_slice(p.get().as_bytes())))
 }
 
 fn host_semaphore(inner: &Inner, host: &str, limit: usize) -> Arc<Semaphore> {

@@ -3,6 +3,8 @@
 //!
 //! - [`SyncRequest`]: the body of `POST /stream/sync`, compatible with Oracle's sample.
 //! - [`StreamMessage`]: the sample's `streamMessage` (target, operation, payload, headers, secret).
+//! - [`Payload`]: `targetRestApiPayload` kept as the JSON text the source sent, so the target gets
+//!   the same keys in the same order and the same numbers.
 //! - [`Envelope`]: what datasync writes to the streams: the `streamMessage` fields plus our
 //!   metadata (`id`, `receivedAt`, `source`, `attempt`, `firstFailedAt`, `lastError`,
 //!   `notBefore`, `traceparent`). A bare sample `streamMessage` decodes as an envelope without
@@ -12,7 +14,7 @@
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 
 use crate::classify::ErrorClass;
@@ -37,6 +39,87 @@ pub struct HeaderPair {
     pub value: String,
 }
 
+/// A `targetRestApiPayload`: the JSON the source sent, kept as compact text from populate to the
+/// target's body. Parsed into a [`serde_json::Value`] it would reach the target with its keys
+/// sorted, integers beyond 64 bits and decimals beyond 17 digits rounded (an id of
+/// `123456789012345678901234567890` arriving as `1.2345678901234568e+29`), `1E2` as `100.0` and
+/// duplicate keys merged; Oracle's sample (Jackson) keeps at least key order and big integers.
+///
+/// Compact means without whitespace between tokens; strings, numbers and key order are the
+/// source's, byte for byte. A JSON `null` payload is no payload (`Option::None`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// The payload of a JSON text, whitespace between tokens removed.
+    ///
+    /// # Errors
+    /// When `json` is not one JSON value.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        Self::from_raw(serde_json::from_str(json)?)
+    }
+
+    /// The payload of a JSON value already read (one value, whatever it holds), whitespace
+    /// between tokens removed.
+    ///
+    /// # Errors
+    /// Never in practice: the compact text of one JSON value is one JSON value.
+    pub fn from_raw(raw: &RawValue) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(compact_json(raw.get())).map(Self)
+    }
+
+    /// The payload of a parsed value (its keys in the value's order).
+    ///
+    /// # Errors
+    /// Never in practice: a [`serde_json::Value`] always encodes.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The compact JSON text: what the target's body holds.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Payload").field(&self.get()).finish()
+    }
+}
+
+/// `json` (one valid JSON value: `1 2` would become `12`) without the whitespace between its
+/// tokens (JSON's four whitespace bytes outside strings). Strings are copied as they are,
+/// escapes included.
+fn compact_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The sample's `streamMessage`: where and how to deliver, and what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,7 +138,7 @@ pub struct StreamMessage {
     pub target_rest_api_operation: String,
     /// The JSON body (none for DELETE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_rest_api_payload: Option<Value>,
+    pub target_rest_api_payload: Option<Payload>,
     /// Extra headers for the target call.
     #[serde(default)]
     pub target_rest_api_headers: Vec<HeaderPair>,
@@ -88,8 +171,11 @@ pub struct LastError {
 }
 
 /// What datasync writes to its streams.
+///
+/// Read through [`EnvelopeFields`]: serde's `flatten` buffers a value before handing it on,
+/// which a [`Payload`] (raw JSON text) cannot survive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "EnvelopeFields")]
 pub struct Envelope {
     /// The message itself, its fields at the top level (as the sample wrote it).
     #[serde(flatten)]
@@ -118,6 +204,63 @@ pub struct Envelope {
     /// The W3C trace context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+}
+
+/// An [`Envelope`] as it is read: the [`StreamMessage`] fields and the metadata side by side.
+/// Its fields and their attributes are those of the two structs, which the round-trip tests hold
+/// to.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeFields {
+    #[serde(default)]
+    vault_secret_name: Option<String>,
+    #[serde(default)]
+    vault_secret_header: Option<String>,
+    target_rest_api: String,
+    target_rest_api_operation: String,
+    #[serde(default)]
+    target_rest_api_payload: Option<Payload>,
+    #[serde(default)]
+    target_rest_api_headers: Vec<HeaderPair>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    received_at: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    attempt: u32,
+    #[serde(default)]
+    first_failed_at: Option<String>,
+    #[serde(default)]
+    last_error: Option<LastError>,
+    #[serde(default)]
+    not_before: Option<String>,
+    #[serde(default)]
+    traceparent: Option<String>,
+}
+
+impl From<EnvelopeFields> for Envelope {
+    fn from(f: EnvelopeFields) -> Self {
+        Self {
+            message: StreamMessage {
+                vault_secret_name: f.vault_secret_name,
+                vault_secret_header: f.vault_secret_header,
+                target_rest_api: f.target_rest_api,
+                target_rest_api_operation: f.target_rest_api_operation,
+                target_rest_api_payload: f.target_rest_api_payload,
+                target_rest_api_headers: f.target_rest_api_headers,
+            },
+            id: f.id,
+            received_at: f.received_at,
+            source: f.source,
+            attempt: f.attempt,
+            first_failed_at: f.first_failed_at,
+            last_error: f.last_error,
+            not_before: f.not_before,
+            traceparent: f.traceparent,
+        }
+    }
 }
 
 impl Envelope {
@@ -152,7 +295,7 @@ impl Envelope {
     /// The envelope as compact JSON.
     ///
     /// # Errors
-    /// Only if a payload holds something JSON cannot encode, which a decoded payload cannot.
+    /// Never in practice: every field is text, a number or a [`Payload`] already JSON.
     pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
     }
@@ -698,13 +841,16 @@ mod tests {
     }
 
     fn message() -> StreamMessage {
-        serde_json::from_value(serde_json::json!({
-            "vaultSecretName": "789",
-            "targetRestApi": "https://api.example.com/orders",
-            "targetRestApiOperation": "post",
-            "targetRestApiPayload": {"orderid": "18jan"},
-            "targetRestApiHeaders": [{"key": "Content-Type", "value": "application/json"}]
-        }))
+        serde_json::from_str(
+            &serde_json::json!({
+                "vaultSecretName": "789",
+                "targetRestApi": "https://api.example.com/orders",
+                "targetRestApiOperation": "post",
+                "targetRestApiPayload": {"orderid": "18jan"},
+                "targetRestApiHeaders": [{"key": "Content-Type", "value": "application/json"}]
+            })
+            .to_string(),
+        )
         .unwrap()
     }
 
@@ -904,6 +1050,66 @@ mod tests {
         assert_eq!(a, env.id_or_derived("s", "0", 5));
         assert_ne!(a, env.id_or_derived("s", "0", 6));
         assert!(Envelope::decode(b"\"text\"").is_err());
+    }
+
+    #[test]
+    fn every_field_survives_a_round_trip_and_the_payload_keeps_its_text() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut m = message();
+        m.vault_secret_header = Some("x-api-key".into());
+        let payload = r#"{"z":[1.10,-0,1E2,123456789012345678901234567890],"a":"\u00e9","a":null}"#;
+        m.target_rest_api_payload = Some(Payload::from_json(payload).unwrap());
+        let mut env = Envelope::new(m, "c".into(), now, new_traceparent());
+        let error = LastError {
+            class: ErrorClass::ServiceUnavailable,
+            status: Some(503),
+            detail: Some("busy".into()),
+        };
+        env.record_failure(error, true, now, Some(now + Duration::from_secs(10)));
+        let text = String::from_utf8(env.encode().unwrap()).unwrap();
+        assert!(text.contains(payload), "{text}");
+        let back = Envelope::decode(text.as_bytes()).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(back.attempt, 1);
+        assert!(back.last_error.is_some() && back.not_before.is_some());
+        assert_eq!(
+            back.message.vault_secret_header.as_deref(),
+            Some("x-api-key")
+        );
+        // A sample message's null payload is none.
+        let bare = br#"{"targetRestApi":"https://a/b","targetRestApiOperation":"PUT","targetRestApiPayload":null}"#;
+        assert_eq!(
+            Envelope::decode(bare)
+                .unwrap()
+                .message
+                .target_rest_api_payload,
+            None
+        );
+    }
+
+    #[test]
+    fn payloads_lose_only_the_whitespace_between_tokens() {
+        for (json, compact) in [
+            (
+                " { \"a\" : [ 1 , 2 ] ,\n\t\"b\":{ } }\r\n",
+                r#"{"a":[1,2],"b":{}}"#,
+            ),
+            (
+                r#"{"s": " keep  this \" { , } \\" , "t" : "\\"}"#,
+                r#"{"s":" keep  this \" { , } \\","t":"\\"}"#,
+            ),
+            (" 42 ", "42"),
+            (r#""a string""#, r#""a string""#),
+        ] {
+            assert_eq!(Payload::from_json(json).unwrap().get(), compact, "{json}");
+        }
+        assert!(Payload::from_json("{").is_err());
+        assert!(Payload::from_json("1 2").is_err());
+        let value = serde_json::json!({"b": 1, "a": 2});
+        assert_eq!(
+            Payload::from_value(&value).unwrap().get(),
+            value.to_string()
+        );
     }
 
     #[test]

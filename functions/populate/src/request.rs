@@ -7,11 +7,13 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use datasync_core::message::{
     is_valid_traceparent, new_traceparent, refuse_credential_headers, scoped_secret_name, validate,
-    Envelope, Policy, StreamMessage, MAX_MESSAGE_BYTES, MAX_STREAM_KEY,
+    Envelope, Payload, Policy, StreamMessage, MAX_MESSAGE_BYTES, MAX_STREAM_KEY,
 };
 use datasync_core::oci::streaming::PutMessage;
 use fdk::Context;
 use http::{HeaderMap, Method};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::answer::Refusal;
@@ -108,8 +110,10 @@ pub(crate) fn accept(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Refusal::invalid("body", "is empty; send a sync request"));
     }
-    // serde_json's messages can quote the input: report where, not what.
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    // serde_json's messages can quote the input: report where, not what. Parsed only as far as
+    // the structure: each value stays JSON text until a rule needs it, and a payload never
+    // becomes anything else (see `Payload`).
+    let value: &RawValue = serde_json::from_slice(body).map_err(|e| {
         Refusal::invalid(
             "body",
             &format!(
@@ -120,8 +124,10 @@ pub(crate) fn accept(
             ),
         )
     })?;
-    let (values, batch) = match value {
-        Value::Array(items) => {
+    let (values, batch) = match value.get().as_bytes().first() {
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(value.get())
+                .map_err(|_| Refusal::invalid("body", "is not a JSON array"))?;
             if items.is_empty() {
                 return Err(Refusal::invalid("body", "is an empty array"));
             }
@@ -133,11 +139,11 @@ pub(crate) fn accept(
             }
             (items, true)
         }
-        other => (vec![other], false),
+        _ => (vec![value], false),
     };
 
     let mut items = Vec::with_capacity(values.len());
-    for (index, value) in values.into_iter().enumerate() {
+    for (index, value) in values.iter().enumerate() {
         let prefix = if batch {
             format!("[{index}].")
         } else {
@@ -228,21 +234,93 @@ const MESSAGE_FIELDS: &[&str] = &[
     "targetRestApiHeaders",
 ];
 
+/// The members of a JSON object in their order, each value still JSON text; `field` names the
+/// object in the refusal when `raw` is not an object or repeats a key (which one of two values
+/// was meant cannot be told, and parsers disagree on it).
+fn members<'a>(raw: &'a RawValue, field: &str) -> Result<Vec<(String, &'a RawValue)>, Refusal> {
+    struct Members<'a>(Vec<(String, &'a RawValue)>);
+    impl<'de> Deserialize<'de> for Members<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> Visitor<'de> for Visit {
+                type Value = Members<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                    let mut members = Vec::new();
+                    while let Some(member) = map.next_entry::<String, &'de RawValue>()? {
+                        members.push(member);
+                    }
+                    Ok(Members(members))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    let Ok(Members(members)) = serde_json::from_str::<Members<'a>>(raw.get()) else {
+        return Err(Refusal::invalid(field, "must be a JSON object"));
+    };
+    let mut names: Vec<&str> = members.iter().map(|(name, _)| name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        let name = pair[0];
+        // A name with control or non-ASCII characters is not echoed back.
+        let named = if name.len() <= 40 && name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            format!("{field}.{name}")
+        } else {
+            field.to_owned()
+        };
+        return Err(Refusal::invalid(
+            &named,
+            "appears more than once in the object; send each field once",
+        ));
+    }
+    Ok(members)
+}
+
+/// The value of member `name`, or `None`.
+fn member<'a>(members: &[(String, &'a RawValue)], name: &str) -> Option<&'a RawValue> {
+    members
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, value)| *value)
+}
+
+/// The members named in `fields` as parsed values, for the rules to look into; except
+/// `targetRestApiPayload`, which is never parsed into a `Value`.
+fn parse_fields(
+    members: &[(String, &RawValue)],
+    fields: &[&str],
+    prefix: &str,
+) -> Result<Map<String, Value>, Refusal> {
+    let mut map = Map::new();
+    for (name, raw) in members {
+        if fields.contains(&name.as_str()) && name != "targetRestApiPayload" {
+            let value = serde_json::from_str(raw.get()).map_err(|_| {
+                Refusal::invalid(&format!("{prefix}{name}"), "holds a number out of range")
+            })?;
+            map.insert(name.clone(), value);
+        }
+    }
+    Ok(map)
+}
+
 /// Refuses a field that is not one of `known` but looks like a misspelling of one that is
 /// absent (`targetRestApiPayLoad`, `vault_secret_name`, `streamkey`): left alone it would be
 /// dropped and the message delivered without its payload, its token or its key. Other fields
 /// are ignored, as Oracle's sample ignores them, so source apps that send more keep working;
 /// so is a look-alike of a field that is there too (`streamMessageId` beside `streamMessage`).
 fn refuse_near_misses(
-    map: &Map<String, Value>,
+    members: &[(String, &RawValue)],
     known: &[&'static str],
     prefix: &str,
 ) -> Result<(), Refusal> {
-    for name in map.keys() {
+    for (name, _) in members {
         if known.contains(&name.as_str()) {
             continue;
         }
-        if let Some(meant) = near_miss(name, known).filter(|m| !map.contains_key(*m)) {
+        if let Some(meant) = near_miss(name, known).filter(|m| member(members, m).is_none()) {
             return Err(Refusal::invalid(
                 &format!("{prefix}{name}"),
                 &format!("is not a field of a sync request; did you mean {meant}?"),
@@ -292,7 +370,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// One sync request: shape, rules, secret, envelope size.
 fn item(
     prefix: &str,
-    value: Value,
+    value: &RawValue,
     policy: &Policy,
     caller: &str,
     has_token: bool,
@@ -304,12 +382,14 @@ fn item(
     } else {
         prefix.trim_end_matches('.').to_owned()
     };
-    let Value::Object(mut request) = value else {
-        return Err(Refusal::invalid(&here, "must be a JSON object"));
-    };
+    let request = members(value, &here)?;
     refuse_near_misses(&request, REQUEST_FIELDS, prefix)?;
     let key_field = format!("{prefix}streamKey");
-    let key = match request.remove("streamKey") {
+    let streamkey = member(&request, "streamKey")
+        .map(|raw| serde_json::from_str::<Value>(raw.get()))
+        .transpose()
+        .map_err(|_| Refusal::invalid(&key_field, "must be a string"))?;
+    let key = match streamkey {
         None | Some(Value::Null) => None,
         Some(Value::String(k)) if k.is_empty() => None,
         Some(Value::String(k)) if k.len() > MAX_STREAM_KEY => {
@@ -322,11 +402,14 @@ fn item(
         Some(_) => return Err(Refusal::invalid(&key_field, "must be a string")),
     };
     let message_field = format!("{prefix}streamMessage");
-    let Some(Value::Object(message)) = request.remove("streamMessage") else {
+    let Some(message) = member(&request, "streamMessage") else {
         return Err(Refusal::invalid(&message_field, "must be a JSON object"));
     };
-    refuse_near_misses(&message, MESSAGE_FIELDS, &format!("{message_field}."))?;
+    let fields = members(message, &message_field)?;
+    refuse_near_misses(&fields, MESSAGE_FIELDS, &format!("{message_field}."))?;
     let f = |name: &str| format!("{message_field}.{name}");
+    let payload = member(&fields, "targetRestApiPayload");
+    let message = parse_fields(&fields, MESSAGE_FIELDS, &format!("{message_field}."))?;
     expect_string(&message, "targetRestApi", &f("targetRestApi"), true)?;
     expect_string(
         &message,
@@ -365,9 +448,14 @@ fn item(
     }
     let mut message: StreamMessage = serde_json::from_value(Value::Object(message))
         .map_err(|_| Refusal::invalid(&message_field, "is not a sync message"))?;
-    if let Some(Value::Null) = message.target_rest_api_payload {
-        message.target_rest_api_payload = None;
-    }
+    message.target_rest_api_payload = match payload {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => Some(
+            Payload::from_raw(raw)
+                .map_err(|_| Refusal::invalid(&f("targetRestApiPayload"), "is not valid JSON"))?,
+        ),
+    };
     validate(&mut message, policy)
         .and_then(|_| refuse_credential_headers(&message))
         .map_err(|invalid| {

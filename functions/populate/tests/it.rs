@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use datasync_core::message::{is_valid_traceparent, scoped_secret_name, Envelope};
+use datasync_core::message::{is_valid_traceparent, scoped_secret_name, Envelope, Payload};
 use datasync_core::oci::auth::ConfigFileAuth;
 use datasync_core::oci::client::OciClient;
 use datasync_core::oci::endpoints::Endpoints;
@@ -439,6 +439,49 @@ fn uuid_version(id: &str) -> u32 {
     hex[12..13].parse::<u32>().unwrap()
 }
 
+/// The payload is stored as the source wrote it, only the whitespace between tokens gone: key
+/// order, numbers of any size or form, escapes and repeated keys are the target's to see (a
+/// parsed value would sort the keys and round the big number to 1.2345678901234568e+29). A
+/// `null` payload is none.
+#[tokio::test]
+async fn payloads_are_stored_as_sent() {
+    let s = stack().await;
+    let p = s.populate();
+    let payload = r#"{ "z": 1, "a" : [ 1.10, -0, 1E2, 123456789012345678901234567890 ],
+        "s": "a \" b\n\u00e9 { } ", "dup": 1, "dup": 2 }"#;
+    let compact = r#"{"z":1,"a":[1.10,-0,1E2,123456789012345678901234567890],"s":"a \" b\n\u00e9 { } ","dup":1,"dup":2}"#;
+    let message = |payload: &str| {
+        format!(
+            r#"{{"streamKey":"k","streamMessage":{{"vaultSecretName":"erp","targetRestApi":"https://api.example.com/orders","targetRestApiOperation":"POST","targetRestApiPayload":{payload}}}}}"#
+        )
+    };
+    let body = format!("[{},\n{}]", message(payload), message("null"));
+    let a = call(
+        &p,
+        Method::POST,
+        &headers(Some(CALLER_A), Some(TOKEN)),
+        body,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.raw);
+
+    let stored = s.messages().await;
+    let text = String::from_utf8(stored[0].1.clone()).unwrap();
+    assert!(
+        text.contains(&format!(r#""targetRestApiPayload":{compact}"#)),
+        "{text}"
+    );
+    let envelopes = s.envelopes().await;
+    let kept = envelopes[0]
+        .message
+        .target_rest_api_payload
+        .as_ref()
+        .unwrap();
+    assert_eq!(kept.get(), compact);
+    assert_eq!(envelopes[1].message.target_rest_api_payload, None);
+    assert!(!String::from_utf8_lossy(&stored[1].1).contains("targetRestApiPayload"));
+}
+
 /// Every rule, one case each; nothing is written by any of them (sample: no validation at
 /// all, a missing vaultSecretName was a NullPointerException).
 #[tokio::test]
@@ -538,6 +581,10 @@ async fn every_rule_refuses_and_nothing_is_written() {
         ("two callers", { let mut h = headers(Some(CALLER_A), None); h.push(("x-datasync-caller".into(), CALLER_B.into())); h }, Method::POST, Bytes::from(good().to_string()), 401, "NotAuthenticated", "caller"),
         ("empty Authorization", headers(Some(CALLER_A), Some("")), Method::POST, Bytes::from(good().to_string()), 400, "InvalidParameter", "Authorization: header is empty"),
         ("two Authorization", { let mut h = headers(Some(CALLER_A), Some(TOKEN)); h.push(("authorization".into(), "Basic eA==".into())); h }, Method::POST, Bytes::from(good().to_string()), 400, "InvalidParameter", "Authorization: header is sent more than once"),
+        ("streamKey twice", h.clone(), Method::POST, Bytes::from(good().to_string().replacen('{', r#"{"streamKey":"other","#, 1)), 400, "InvalidParameter", "streamKey: appears more than once"),
+        ("targetRestApi twice", h.clone(), Method::POST, Bytes::from(good().to_string().replacen(r#""streamMessage":{"#, r#""streamMessage":{"targetRestApi":"https://api.example.com/other","#, 1)), 400, "InvalidParameter", "streamMessage.targetRestApi: appears more than once"),
+        ("payload twice in a batch item", h.clone(), Method::POST, Bytes::from(format!("[{},{}]", good(), good().to_string().replacen(r#""streamMessage":{"#, r#""streamMessage":{"targetRestApiPayload":{},"#, 1))), 400, "InvalidParameter", "[1].streamMessage.targetRestApiPayload: appears more than once"),
+        ("streamKey out of range", h.clone(), Method::POST, Bytes::from(good().to_string().replacen(r#""streamKey":"#, r#""streamKey":1e400,"x":"#, 1)), 400, "InvalidParameter", "streamKey: must be a string"),
     ];
     for (name, hs, method, body, status, code, mentions) in body_cases {
         let a = call(&p, method, &hs, body).await;
@@ -645,7 +692,7 @@ async fn single_and_batch_answers_carry_real_offsets() {
     }
     assert_eq!(
         envelopes[1].message.target_rest_api_payload,
-        Some(json!({"orderId": 42, "note": "ünïcode"}))
+        Some(Payload::from_value(&json!({"orderId": 42, "note": "ünïcode"})).unwrap())
     );
 }
 

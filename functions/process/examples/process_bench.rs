@@ -42,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use datasync_core::message::{scoped_secret_name, Envelope, HeaderPair, StreamMessage};
+use datasync_core::message::{scoped_secret_name, Envelope, HeaderPair, Payload, StreamMessage};
 use datasync_core::oci::auth::ConfigFileAuth;
 use datasync_core::oci::client::OciClient;
 use datasync_core::oci::endpoints::{Endpoints, Service};
@@ -202,7 +202,10 @@ fn batch(target: &ScriptedTarget, first: i64, n: usize, payload_bytes: usize) ->
                     vault_secret_header: None,
                     target_rest_api: target.url(path),
                     target_rest_api_operation: "POST".into(),
-                    target_rest_api_payload: Some(serde_json::json!({"i": i, "fill": filler})),
+                    target_rest_api_payload: Payload::from_value(
+                        &serde_json::json!({"i": i, "fill": filler}),
+                    )
+                    .ok(),
                     target_rest_api_headers: vec![HeaderPair {
                         key: "X-Bench".into(),
                         value: "1".into(),

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::*;
 use datasync_core::classify::ErrorClass;
 use datasync_core::deliver::UndecodableRecord;
-use datasync_core::message::{parse_rfc3339, Envelope};
+use datasync_core::message::{parse_rfc3339, Envelope, Payload};
 use datasync_core::oci::models;
 use datasync_local::target::Reply;
 use fdk::agent::{invoke_request, Invoker};
@@ -194,7 +194,11 @@ async fn every_classification_path_goes_to_its_stream_with_the_envelope_updated(
             } else {
                 json!({})
             };
-            assert_eq!(e.message.target_rest_api_payload, Some(expected), "{path}");
+            assert_eq!(
+                e.message.target_rest_api_payload,
+                Some(Payload::from_value(&expected).unwrap()),
+                "{path}"
+            );
             rerouted += 1;
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use datasync_core::message::{scoped_secret_name, Envelope, HeaderPair, StreamMessage};
+use datasync_core::message::{scoped_secret_name, Envelope, HeaderPair, Payload, StreamMessage};
 use datasync_core::oci::auth::ConfigFileAuth;
 use datasync_core::oci::client::OciClient;
 use datasync_core::oci::endpoints::{Endpoints, Service};
@@ -231,7 +231,7 @@ impl Stack {
                 vault_secret_header: None,
                 target_rest_api: self.target.url(path),
                 target_rest_api_operation: op.into(),
-                target_rest_api_payload: Some(payload),
+                target_rest_api_payload: Some(Payload::from_value(&payload).unwrap()),
                 target_rest_api_headers: vec![HeaderPair {
                     key: "X-Tenant".into(),
                     value: "acme".into(),
