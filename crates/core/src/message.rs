@@ -43,7 +43,8 @@ pub struct HeaderPair {
 /// target's body. Parsed into a [`serde_json::Value`] it would reach the target with its keys
 /// sorted, integers beyond 64 bits and decimals beyond 17 digits rounded (an id of
 /// `123456789012345678901234567890` arriving as `1.2345678901234568e+29`), `1E2` as `100.0` and
-/// duplicate keys merged; Oracle's sample (Jackson) keeps at least key order and big integers.
+/// duplicate keys merged. Oracle's sample re-serialises a Jackson tree, which keeps key order
+/// and big integers.
 ///
 /// Compact means without whitespace between tokens; strings, numbers and key order are the
 /// source's, byte for byte. A JSON `null` payload is no payload (`Option::None`).
