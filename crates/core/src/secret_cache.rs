@@ -4,7 +4,8 @@
 //!   of a batch use it: concurrent lookups of one name wait for a single fetch (single-flight).
 //! - [`SecretCache::refresh`] fetches again after a 401/403, once per stale value: when several
 //!   calls fail with the same old token, only the first fetches, the others get its result.
-//! - Tokens are [`HeaderValue`]s marked sensitive; `Debug` prints names and ages, never values.
+//! - Tokens are [`HeaderValue`]s marked sensitive; `Debug` prints the vault, the TTL and how many
+//!   names are held, never a name or a value.
 //! - Names whose token has expired and that no call is using are dropped as new names arrive
 //!   ([`Slots`]), so memory follows the names used within one TTL, not every name ever seen.
 
@@ -90,15 +91,11 @@ pub struct SecretCache {
 
 impl std::fmt::Debug for SecretCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self
-            .slots
-            .lock()
-            .map(|s| s.map.keys().cloned().collect())
-            .unwrap_or_default();
+        let names = self.slots.lock().map_or(0, |s| s.map.len());
         f.debug_struct("SecretCache")
             .field("vault", &self.vault)
             .field("ttl", &self.ttl)
-            .field("names", &names.len())
+            .field("names", &names)
             .finish()
     }
 }
