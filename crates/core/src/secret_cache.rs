@@ -182,11 +182,11 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn fill(slot: &Slot) {
+    fn fill(slot: &Slot, fetched: Instant) {
         let mut entry = slot.try_lock().expect("unlocked");
         *entry = Some(Entry {
             token: HeaderValue::from_static("Bearer t"),
-            fetched: Instant::now(),
+            fetched,
         });
     }
 
@@ -208,18 +208,20 @@ mod tests {
     #[test]
     fn live_tokens_and_slots_in_use_are_kept_and_expired_ones_dropped() {
         let mut slots = Slots::default();
-        let ttl = Duration::from_secs(1);
+        let ttl = Duration::from_secs(60);
         let held = slots.slot("held", ttl);
-        fill(&slots.slot("expiring", ttl));
-        std::thread::sleep(ttl);
-        fill(&slots.slot("live", ttl));
+        fill(
+            &slots.slot("expired", ttl),
+            Instant::now().checked_sub(2 * ttl).unwrap(),
+        );
+        fill(&slots.slot("live", ttl), Instant::now());
         let live = Arc::as_ptr(&slots.map["live"]);
         for i in 0..PRUNE_FLOOR {
             drop(slots.slot(&format!("secret-{i}"), ttl));
         }
         assert!(slots.map.contains_key("held"));
         assert!(slots.map.contains_key("live"));
-        assert!(!slots.map.contains_key("expiring"));
+        assert!(!slots.map.contains_key("expired"));
         // The same slot, not a new one: its token is not fetched again.
         assert_eq!(Arc::as_ptr(&slots.slot("live", ttl)), live);
         assert!(Arc::ptr_eq(&slots.slot("held", ttl), &held));
