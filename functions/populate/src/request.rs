@@ -265,8 +265,7 @@ fn members<'a>(raw: &'a RawValue, field: &str) -> Result<Vec<(String, &'a RawVal
     names.sort_unstable();
     if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
         let name = pair[0];
-        // A name with control or non-ASCII characters is not echoed back.
-        let named = if name.len() <= 40 && name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        let named = if may_echo(name) {
             format!("{field}.{name}")
         } else {
             field.to_owned()
@@ -330,12 +329,17 @@ fn refuse_near_misses(
     Ok(())
 }
 
+/// Whether a member name the client sent may be quoted back in a refusal: at most 40
+/// characters, and no control or non-ASCII character.
+fn may_echo(name: &str) -> bool {
+    name.len() <= 40 && name.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+}
+
 /// The field of `known` that `name` most likely misspells: the same letters in another case
 /// or with `_`/`-` between words, or at most two letters added, dropped or changed.
 fn near_miss(name: &str, known: &[&'static str]) -> Option<&'static str> {
-    // Longer names are nobody's typo of a field here, and need not be compared; a name with
-    // control or non-ASCII characters is not echoed back.
-    if name.len() > 40 || !name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+    // Longer names are nobody's typo of a field here, and need not be compared.
+    if !may_echo(name) {
         return None;
     }
     let folded: String = name
