@@ -6,6 +6,7 @@
 //! - [`function_config`]: the configuration keys the three functions read.
 //! - [`message`]: the sync request, the envelope on the streams, and the validation rules.
 //! - [`oci`]: the OCI layer: request signing, auth providers, endpoints and service clients.
+//! - [`pruned_map`]: a map by caller-chosen name that drops stale entries as new names arrive.
 //! - [`secret_cache`]: target tokens from Vault, cached with single-flight refresh.
 //! - [`settings`]: the functions' configuration, read once and validated.
 //! - [`target`]: the target caller (timeouts, no redirects, internal addresses refused).
@@ -16,6 +17,7 @@ pub mod deliver;
 pub mod function_config;
 pub mod message;
 pub mod oci;
+pub mod pruned_map;
 pub mod secret_cache;
 pub mod settings;
 pub mod target;

@@ -7,9 +7,8 @@
 //! - Tokens are [`HeaderValue`]s marked sensitive; `Debug` prints the vault, the TTL and how many
 //!   names are held, never a name or a value.
 //! - Names whose token has expired and that no call is using are dropped as new names arrive
-//!   ([`Slots`]), so memory follows the names used within one TTL, not every name ever seen.
+//!   ([`PrunedMap`]), so memory follows the names used within one TTL, not every name ever seen.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use http::HeaderValue;
 
 use crate::oci::client::OciError;
 use crate::oci::secrets::SecretsClient;
+use crate::pruned_map::PrunedMap;
 
 /// How long a token is used before it is read again.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
@@ -48,36 +48,22 @@ struct Entry {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
 
-/// The least number of names kept before expired ones are looked for.
-const PRUNE_FLOOR: usize = 1024;
-
-/// The slots by secret name. When a new name would make the map reach `prune_at`, the names
-/// with no live token and no call holding their slot are dropped first (a dropped name costs one
-/// Vault read if it comes back, which an expired token costs anyway), and `prune_at` becomes
-/// twice what is left: each prune is paid for by as many insertions as it scanned.
-#[derive(Default)]
-struct Slots {
-    map: HashMap<String, Slot>,
-    prune_at: usize,
-}
-
-impl Slots {
-    fn slot(&mut self, name: &str, ttl: Duration) -> Slot {
-        if let Some(slot) = self.map.get(name) {
-            return Arc::clone(slot);
-        }
-        if self.map.len() + 1 >= self.prune_at {
-            self.map.retain(|_, slot| {
-                // Held elsewhere: a call is fetching or using it. Locked: the same.
-                Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |entry| {
-                        entry.as_ref().is_some_and(|e| e.fetched.elapsed() < ttl)
-                    })
-            });
-            self.prune_at = (2 * self.map.len()).max(PRUNE_FLOOR);
-        }
-        Arc::clone(self.map.entry(name.to_owned()).or_default())
+/// The slot of `name`, made when absent. A new name may first drop the names with no live token
+/// and no call holding their slot: a dropped name costs one Vault read if it comes back, which
+/// its expired token costs anyway.
+fn slot_of(slots: &mut PrunedMap<Slot>, name: &str, ttl: Duration) -> Slot {
+    if let Some(slot) = slots.get(name) {
+        return Arc::clone(slot);
     }
+    let slot = Slot::default();
+    slots.insert(name, Arc::clone(&slot), |slot| {
+        // Held elsewhere: a call is fetching or using it. Locked: the same.
+        Arc::strong_count(slot) > 1
+            || slot.try_lock().map_or(true, |entry| {
+                entry.as_ref().is_some_and(|e| e.fetched.elapsed() < ttl)
+            })
+    });
+    slot
 }
 
 /// The cache. Cheap to clone (clones share the entries).
@@ -86,12 +72,12 @@ pub struct SecretCache {
     secrets: SecretsClient,
     vault: String,
     ttl: Duration,
-    slots: Arc<Mutex<Slots>>,
+    slots: Arc<Mutex<PrunedMap<Slot>>>,
 }
 
 impl std::fmt::Debug for SecretCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = self.slots.lock().map_or(0, |s| s.map.len());
+        let names = self.slots.lock().map_or(0, |s| s.len());
         f.debug_struct("SecretCache")
             .field("vault", &self.vault)
             .field("ttl", &self.ttl)
@@ -113,7 +99,7 @@ impl SecretCache {
 
     fn slot(&self, name: &str) -> Slot {
         match self.slots.lock() {
-            Ok(mut slots) => slots.slot(name, self.ttl),
+            Ok(mut slots) => slot_of(&mut slots, name, self.ttl),
             // A poisoned map only means another task panicked while inserting: use a fresh
             // slot (no caching) rather than failing the delivery.
             Err(_) => Arc::default(),
@@ -181,6 +167,7 @@ impl SecretCache {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::pruned_map::PRUNE_FLOOR;
 
     fn fill(slot: &Slot, fetched: Instant) {
         let mut entry = slot.try_lock().expect("unlocked");
@@ -192,38 +179,34 @@ mod tests {
 
     #[test]
     fn names_seen_once_do_not_accumulate() {
-        let mut slots = Slots::default();
+        let mut slots = PrunedMap::default();
         let ttl = Duration::from_secs(300);
         for i in 0..100_000 {
             // Looked up, never filled (the fetch failed), and let go.
-            drop(slots.slot(&format!("secret-{i}"), ttl));
+            drop(slot_of(&mut slots, &format!("secret-{i}"), ttl));
         }
-        assert!(
-            slots.map.len() < PRUNE_FLOOR,
-            "{} names kept",
-            slots.map.len()
-        );
+        assert!(slots.len() < PRUNE_FLOOR, "{} names kept", slots.len());
     }
 
     #[test]
     fn live_tokens_and_slots_in_use_are_kept_and_expired_ones_dropped() {
-        let mut slots = Slots::default();
+        let mut slots = PrunedMap::default();
         let ttl = Duration::from_secs(60);
-        let held = slots.slot("held", ttl);
+        let held = slot_of(&mut slots, "held", ttl);
         fill(
-            &slots.slot("expired", ttl),
+            &slot_of(&mut slots, "expired", ttl),
             Instant::now().checked_sub(2 * ttl).unwrap(),
         );
-        fill(&slots.slot("live", ttl), Instant::now());
-        let live = Arc::as_ptr(&slots.map["live"]);
+        fill(&slot_of(&mut slots, "live", ttl), Instant::now());
+        let live = Arc::as_ptr(slots.get("live").unwrap());
         for i in 0..PRUNE_FLOOR {
-            drop(slots.slot(&format!("secret-{i}"), ttl));
+            drop(slot_of(&mut slots, &format!("secret-{i}"), ttl));
         }
-        assert!(slots.map.contains_key("held"));
-        assert!(slots.map.contains_key("live"));
-        assert!(!slots.map.contains_key("expired"));
+        assert!(slots.get("held").is_some());
+        assert!(slots.get("live").is_some());
+        assert!(slots.get("expired").is_none());
         // The same slot, not a new one: its token is not fetched again.
-        assert_eq!(Arc::as_ptr(&slots.slot("live", ttl)), live);
-        assert!(Arc::ptr_eq(&slots.slot("held", ttl), &held));
+        assert_eq!(Arc::as_ptr(&slot_of(&mut slots, "live", ttl)), live);
+        assert!(Arc::ptr_eq(&slot_of(&mut slots, "held", ttl), &held));
     }
 }

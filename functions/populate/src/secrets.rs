@@ -10,7 +10,6 @@
 //!   as new ones arrive ([`Digests`]), so it holds the names used within one TTL, not every
 //!   name ever seen.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,30 +17,25 @@ use datasync_core::oci::client::OciError;
 use datasync_core::oci::models::{CreateSecretDetails, Secret, SecretContent, UpdateSecretDetails};
 use datasync_core::oci::secrets::SecretsClient;
 use datasync_core::oci::vault::VaultClient;
+use datasync_core::pruned_map::PrunedMap;
 use sha2::{Digest as _, Sha256};
 
 /// How long a cached "this token is current" is trusted. Another instance may store a newer
 /// token meanwhile; after this long, the next call checks Vault again.
 pub(crate) const CACHE_TTL: Duration = Duration::from_secs(300);
 
-/// The least number of names kept before expired ones are looked for.
-const PRUNE_FLOOR: usize = 1024;
-
-/// SHA-256 of the token last known current, and when, per secret name. When a new name would
-/// make the map reach `prune_at`, the expired names are dropped first and `prune_at` becomes
-/// twice what is left: each prune is paid for by as many insertions as it scanned.
+/// SHA-256 of the token last known current, and when, per secret name; a new name may first
+/// drop the expired ones ([`PrunedMap`]).
 #[derive(Debug)]
 struct Digests {
-    map: HashMap<String, ([u8; 32], Instant)>,
-    prune_at: usize,
+    map: PrunedMap<([u8; 32], Instant)>,
     ttl: Duration,
 }
 
 impl Digests {
     fn new(ttl: Duration) -> Self {
         Self {
-            map: HashMap::new(),
-            prune_at: PRUNE_FLOOR,
+            map: PrunedMap::default(),
             ttl,
         }
     }
@@ -53,12 +47,9 @@ impl Digests {
     }
 
     fn insert(&mut self, name: &str, digest: [u8; 32]) {
-        if !self.map.contains_key(name) && self.map.len() + 1 >= self.prune_at {
-            let ttl = self.ttl;
-            self.map.retain(|_, (_, at)| at.elapsed() < ttl);
-            self.prune_at = (2 * self.map.len()).max(PRUNE_FLOOR);
-        }
-        self.map.insert(name.to_owned(), (digest, Instant::now()));
+        let ttl = self.ttl;
+        self.map
+            .insert(name, (digest, Instant::now()), |(_, at)| at.elapsed() < ttl);
     }
 }
 
@@ -204,6 +195,7 @@ impl SecretStore {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use datasync_core::pruned_map::PRUNE_FLOOR;
 
     #[test]
     fn a_digest_is_current_for_its_name_and_token_until_it_expires() {
@@ -223,14 +215,16 @@ mod tests {
         let long_ago = Instant::now().checked_sub(2 * ttl).unwrap();
         let mut digests = Digests::new(ttl);
         for i in 0..PRUNE_FLOOR / 2 {
-            digests.map.insert(format!("old-{i}"), ([0; 32], long_ago));
+            digests
+                .map
+                .insert(&format!("old-{i}"), ([0; 32], long_ago), |_| true);
         }
         digests.insert("live", [1; 32]);
         for i in 0..10 * PRUNE_FLOOR {
             digests.insert(&format!("new-{i}"), [0; 32]);
         }
         assert!(digests.is_current("live", &[1; 32]));
-        assert!(!digests.map.keys().any(|name| name.starts_with("old-")));
+        assert!((0..PRUNE_FLOOR / 2).all(|i| digests.map.get(&format!("old-{i}")).is_none()));
         // Nothing expired among the new names: all kept, none lost.
         assert_eq!(digests.map.len(), 10 * PRUNE_FLOOR + 1);
     }
