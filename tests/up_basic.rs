@@ -109,6 +109,12 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
         .unwrap()
         .clone();
     assert_eq!(data["messages"], 6);
+    // Its gateway counters are the API's: six syncs, not the status page's own requests.
+    let gateway = &up.status().await["gateway"];
+    assert_eq!(
+        (&gateway["requests"], &gateway["accepted"]),
+        (&json!(6), &json!(6))
+    );
     let html = up
         .client
         .get(format!("{}/", up.gateway()))
@@ -178,6 +184,11 @@ async fn keys_limits_and_bad_bodies() {
         .unwrap()
         .clone();
     assert_eq!(data["messages"], 0, "nothing stored");
+    // Eleven API requests so far: three refused by key, none accepted.
+    let gateway = &status["gateway"];
+    assert_eq!(gateway["requests"], 11, "{gateway}");
+    assert_eq!(gateway["unauthorized"], 3, "{gateway}");
+    assert_eq!(gateway["accepted"], 0, "{gateway}");
     // Rate limit: 20/s per key; a burst of 60 gets some 429 with Retry-After.
     let mut limited = 0;
     for _ in 0..60 {

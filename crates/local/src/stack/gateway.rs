@@ -42,7 +42,8 @@ pub type StatusFn =
 /// Counters the status page shows.
 #[derive(Debug, Default)]
 pub struct GatewayStats {
-    /// Requests answered, any status.
+    /// API requests answered, any status: every path but the status page, which the status
+    /// command and the bench poll (counting those made one sync read as two requests).
     pub requests: AtomicU64,
     /// Requests passed to a function that answered 2xx.
     pub accepted: AtomicU64,
@@ -165,7 +166,6 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response<Body> {
-    gw.stats.requests.fetch_add(1, Ordering::Relaxed);
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let mut response = route(&gw, peer, request, &request_id).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -184,6 +184,7 @@ async fn route(
     if (path == "/" || path == "/status") && request.method() == Method::GET {
         return status_page(gw, &path).await;
     }
+    gw.stats.requests.fetch_add(1, Ordering::Relaxed);
     let (pool, operator_only) = match path.as_str() {
         SYNC_PATH => (&gw.populate, false),
         RETRY_PATH => (&gw.retry, true),
