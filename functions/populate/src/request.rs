@@ -278,6 +278,21 @@ fn members<'a>(raw: &'a RawValue, field: &str) -> Result<Vec<(String, &'a RawVal
     Ok(members)
 }
 
+/// Refuses a `targetRestApiHeaders` entry that repeats a member (`{"key": "a", "key": "b",
+/// …}`), as [`members`] refuses it in the request and its message: parsed into a `Value`, the
+/// last would win. Entries of the wrong shape pass here; the shape rules refuse them after.
+fn refuse_repeated_header_members(raw: &RawValue, field: &str) -> Result<(), Refusal> {
+    let Ok(entries) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
+        return Ok(());
+    };
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.get().starts_with('{') {
+            members(entry, &format!("{field}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The value of member `name`, or `None`.
 fn member<'a>(members: &[(String, &'a RawValue)], name: &str) -> Option<&'a RawValue> {
     members
@@ -414,6 +429,9 @@ fn item(
     let f = |name: &str| format!("{message_field}.{name}");
     let payload = member(&fields, "targetRestApiPayload");
     let message = parse_fields(&fields, MESSAGE_FIELDS, &format!("{message_field}."))?;
+    if let Some(raw) = member(&fields, "targetRestApiHeaders") {
+        refuse_repeated_header_members(raw, &f("targetRestApiHeaders"))?;
+    }
     expect_string(&message, "targetRestApi", &f("targetRestApi"), true)?;
     expect_string(
         &message,
