@@ -109,6 +109,7 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
         .unwrap();
     let list: Value = list.json().unwrap();
     let mut archived = String::new();
+    let mut lines = Vec::new();
     for o in list["objects"].as_array().unwrap() {
         let name = o["name"].as_str().unwrap();
         let obj = client
@@ -123,11 +124,50 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
                 .decode(m["value"].as_str().unwrap())
                 .unwrap();
             archived.push_str(&String::from_utf8(value).unwrap());
+            lines.push(m);
         }
     }
     for id in &ids {
         assert!(archived.contains(id.as_str()), "{id} not archived");
     }
+    // The README's replay recipe: an archived line's key and value, as they stand, are a
+    // PutMessages entry; put back into an error stream, the target fixed, one retry call
+    // delivers every message again, under its first id.
+    let entries: Vec<Value> = lines
+        .iter()
+        .map(|m| json!({"key": m["key"], "value": m["value"]}))
+        .collect();
+    let put = client
+        .send(
+            http::Method::POST,
+            &format!("/20180418/streams/{}/messages", up.stream("errors-default")),
+            serde_json::to_vec(&json!({ "messages": entries })).unwrap(),
+            datasync_core::oci::signer::BodySigning::Exclude,
+            http::HeaderMap::new(),
+        )
+        .await
+        .unwrap();
+    assert!(put.status.is_success(), "{put:?}");
+    post_json(
+        &up.client,
+        &format!("{target}/_control"),
+        &json!({"status": 200}),
+    )
+    .await;
+    let (s, answer) = up
+        .post(
+            "/stream/retry",
+            Some(&up.operator_key()),
+            &json!({"stream": up.stream("errors-default")}),
+        )
+        .await;
+    assert_eq!(s, 200, "{answer}");
+    assert_eq!(answer["delivered"], 3, "{answer}");
+    let replayed: HashSet<String> = delivered_ids(&up.client, &target)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(replayed, ids);
     up.stop();
 }
 
