@@ -620,7 +620,7 @@ pub struct Policy {
 }
 
 /// Why a message was refused. The message names the field and the rule, never a value that
-/// could be a secret.
+/// could be a secret (a target's host and port may be named; its path and query may not).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {rule}")]
 pub struct Invalid {
@@ -628,6 +628,7 @@ pub struct Invalid {
     pub field: String,
     /// The rule it breaks.
     pub rule: String,
+    class: ErrorClass,
 }
 
 impl Invalid {
@@ -635,16 +636,14 @@ impl Invalid {
         Self {
             field: field.into(),
             rule: rule.into(),
+            class: ErrorClass::Invalid,
         }
     }
 
-    /// The class a delivery failure of this kind is recorded under.
+    /// The class a delivery failure of this kind is recorded under: `NotAllowed` for a target
+    /// off the allow-list, `Invalid` for every other rule.
     pub fn class(&self) -> ErrorClass {
-        if self.rule.contains("allow-list") {
-            ErrorClass::NotAllowed
-        } else {
-            ErrorClass::Invalid
-        }
+        self.class
     }
 }
 
@@ -762,7 +761,19 @@ pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url
         ));
     }
     if !policy.allow_list.allows(&url) {
-        return Err(Invalid::new(URL, "host is not on the target allow-list"));
+        // Host and port as the allow-list compares them, so a port that differs shows.
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or_default();
+        return Err(Invalid {
+            class: ErrorClass::NotAllowed,
+            ..Invalid::new(
+                URL,
+                format!(
+                    "host {host}:{port} is not on the target allow-list (the functions' \
+                     target_allow_list)"
+                ),
+            )
+        });
     }
 
     let op = message.target_rest_api_operation.to_ascii_uppercase();
@@ -1027,10 +1038,23 @@ mod tests {
         let mut m = message();
         m.target_rest_api = "http://localhost:8081/x".into();
         assert!(validate(&mut m, &p).is_ok());
-        m.target_rest_api = "http://localhost:9999/x".into();
+        m.target_rest_api = "http://localhost:9999/x?token=t".into();
+        let refused = validate(&mut m, &p).unwrap_err();
+        assert_eq!(refused.class(), ErrorClass::NotAllowed);
+        // It names the host and port it compared, so the port that differs shows; never the
+        // path or query.
+        assert!(
+            refused
+                .rule
+                .starts_with("host localhost:9999 is not on the target allow-list"),
+            "{refused}"
+        );
+        assert!(!refused.rule.contains("token"), "{refused}");
+        m.target_rest_api = "http://localhost:8081/x".into();
+        m.target_rest_api_operation = "GET".into();
         assert_eq!(
             validate(&mut m, &p).unwrap_err().class(),
-            ErrorClass::NotAllowed
+            ErrorClass::Invalid
         );
     }
 
