@@ -286,7 +286,7 @@ fn refuse_repeated_header_members(raw: &RawValue, field: &str) -> Result<(), Ref
         return Ok(());
     };
     for (i, entry) in entries.iter().enumerate() {
-        if entry.get().starts_with('{') {
+        if entry.get().trim_start().starts_with('{') {
             members(entry, &format!("{field}[{i}]"))?;
         }
     }

@@ -585,6 +585,7 @@ async fn every_rule_refuses_and_nothing_is_written() {
         ("targetRestApi twice", h.clone(), Method::POST, Bytes::from(good().to_string().replacen(r#""streamMessage":{"#, r#""streamMessage":{"targetRestApi":"https://api.example.com/other","#, 1)), 400, "InvalidParameter", "streamMessage.targetRestApi: appears more than once"),
         ("payload twice in a batch item", h.clone(), Method::POST, Bytes::from(format!("[{},{}]", good(), good().to_string().replacen(r#""streamMessage":{"#, r#""streamMessage":{"targetRestApiPayload":{},"#, 1))), 400, "InvalidParameter", "[1].streamMessage.targetRestApiPayload: appears more than once"),
         ("header key twice", h.clone(), Method::POST, Bytes::from(good().to_string().replacen(r#"{"key":"#, r#"{"key":"X-Other","key":"#, 1)), 400, "InvalidParameter", "streamMessage.targetRestApiHeaders[0].key: appears more than once"),
+        ("header key twice, spaced", h.clone(), Method::POST, Bytes::from(good().to_string().replacen(r#"[{"key":"#, r#"[ { "key" : "X-Other" , "key":"#, 1)), 400, "InvalidParameter", "streamMessage.targetRestApiHeaders[0].key: appears more than once"),
         ("streamKey out of range", h.clone(), Method::POST, Bytes::from(good().to_string().replacen(r#""streamKey":"#, r#""streamKey":1e400,"x":"#, 1)), 400, "InvalidParameter", "streamKey: must be a string"),
     ];
     for (name, hs, method, body, status, code, mentions) in body_cases {
