@@ -4,9 +4,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use datasync_local::stack::host::ServeFn;
+use datasync_local::stack::serve_fn;
 use datasync_local::stack::{Functions, Stack, StackConfig, StackInfo, StackOptions};
 
 /// Runs the local stack: OCI emulator, the three functions, the API Gateway front, the
@@ -38,57 +37,37 @@ pub struct Args {
     pub allow_targets: Vec<String>,
 }
 
-/// The three functions, from the function crates, served in-process.
+/// The three functions, from the function crates, served in-process: each instance reads its
+/// own configuration when it starts, as a function container does.
 pub fn functions() -> Functions {
-    let populate: ServeFn = Arc::new(|path, config, stop| {
-        let handler = populate::Handler::from_config(&config);
-        let service = fdk::service_fn(move |event: fdk::FnEvent| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(event).await) }
-        });
-        Box::pin(
-            fdk::Runtime::new(service)
-                .with_config(config)
-                .with_shutdown(stop.cancelled_owned())
-                .serve(path),
-        )
-    });
-    let process: ServeFn = Arc::new(|path, config, stop| {
-        let handler = process::Process::from_config(&config);
-        let service = fdk::service_fn(move |event: fdk::FnEvent| {
-            let handler = handler.clone();
-            async move {
-                let (ctx, body) = event.into_parts();
-                Ok::<_, Infallible>(handler.handle(&ctx, &body).await)
-            }
-        });
-        Box::pin(
-            fdk::Runtime::new(service)
-                .with_config(config)
-                .with_shutdown(stop.cancelled_owned())
-                .serve(path),
-        )
-    });
-    let retry: ServeFn = Arc::new(|path, config, stop| {
-        let handler = retry::Retry::from_config(&config);
-        let service = fdk::service_fn(move |event: fdk::FnEvent| {
-            let handler = handler.clone();
-            async move {
-                let (ctx, body) = event.into_parts();
-                Ok::<_, Infallible>(handler.handle(&ctx, &body).await)
-            }
-        });
-        Box::pin(
-            fdk::Runtime::new(service)
-                .with_config(config)
-                .with_shutdown(stop.cancelled_owned())
-                .serve(path),
-        )
-    });
     Functions {
-        populate,
-        process,
-        retry,
+        populate: serve_fn(|config| {
+            let handler = populate::Handler::from_config(config);
+            fdk::service_fn(move |event: fdk::FnEvent| {
+                let handler = handler.clone();
+                async move { Ok::<_, Infallible>(handler.handle(event).await) }
+            })
+        }),
+        process: serve_fn(|config| {
+            let handler = process::Process::from_config(config);
+            fdk::service_fn(move |event: fdk::FnEvent| {
+                let handler = handler.clone();
+                async move {
+                    let (ctx, body) = event.into_parts();
+                    Ok::<_, Infallible>(handler.handle(&ctx, &body).await)
+                }
+            })
+        }),
+        retry: serve_fn(|config| {
+            let handler = retry::Retry::from_config(config);
+            fdk::service_fn(move |event: fdk::FnEvent| {
+                let handler = handler.clone();
+                async move {
+                    let (ctx, body) = event.into_parts();
+                    Ok::<_, Infallible>(handler.handle(&ctx, &body).await)
+                }
+            })
+        }),
     }
 }
 

@@ -25,10 +25,12 @@ pub type ServeFuture = Pin<Box<dyn Future<Output = Result<(), fdk::Error>> + Sen
 pub type ServeFn =
     Arc<dyn Fn(PathBuf, fdk::Config, CancellationToken) -> ServeFuture + Send + Sync>;
 
-/// A [`ServeFn`] for an fdk handler: `fdk::Runtime::new(handler).with_config(..)
-/// .with_shutdown(..).serve(path)`.
-pub fn serve_fn<S, T>(handler: S) -> ServeFn
+/// A [`ServeFn`] that builds each instance's handler from that instance's configuration with
+/// `make` (as a function container reads its configuration when it starts), then serves it:
+/// `fdk::Runtime::new(make(&config)).with_config(config).with_shutdown(..).serve(path)`.
+pub fn serve_fn<M, S, T>(make: M) -> ServeFn
 where
+    M: Fn(&fdk::Config) -> S + Send + Sync + 'static,
     S: Service<FnEvent<T>> + Clone + Send + Sync + 'static,
     S::Response: IntoResponse + Send + 'static,
     S::Error: Display + Send + 'static,
@@ -36,7 +38,7 @@ where
     T: Payload + 'static,
 {
     Arc::new(move |path, config, stop| {
-        let runtime = fdk::Runtime::new(handler.clone())
+        let runtime = fdk::Runtime::new(make(&config))
             .with_config(config)
             .with_shutdown(stop.cancelled_owned());
         Box::pin(runtime.serve(path))
