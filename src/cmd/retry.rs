@@ -28,7 +28,8 @@ terminal), the summary to stdout.
 
 Examples:
   datasync retry --stream serviceUnavailable --until-empty
-  datasync retry --stream default --max 500 --data-dir /tmp/ds")]
+  datasync retry --stream default --max 500 --data-dir /tmp/ds
+  datasync retry --stream dead-letter --max 1   (a probe: one message, before the rest)")]
 pub struct Args {
     /// The error stream: serviceUnavailable, internalserver, default, unrecoverable,
     /// dead-letter (or the stream's full name, e.g. datasync-errors-default, or its OCID).
