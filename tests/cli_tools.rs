@@ -1,6 +1,6 @@
 //! The operator tools against a running `datasync up`: `send` (file and stdin, one and many,
-//! refusals), `status` (tables and JSON), `retry --until-empty` after the target recovers,
-//! `bench` against the running stack; and `bench` in-process printing every figure, once and
+//! refusals), `status` (tables and JSON), `retry --until-empty` after the target recovers and
+//! its stop when a call delivers nothing, `bench` against the running stack; and `bench` in-process printing every figure, once and
 //! summarized over rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -410,4 +410,79 @@ async fn bench_rounds_summarize_median_range_and_targets_met() {
     assert_eq!(greatest, each[0].max(each[1]));
     assert_eq!(median, (each[0] + each[1]) / 2.0);
     assert_eq!(doc["summary"]["targets"]["peak_rss_mb"]["rounds_judged"], 2);
+}
+
+/// Retrying the dead-letter stream while the target still refuses: the call's messages are
+/// dead-lettered (and announced) again once, then the run stops with exit status 1. Before,
+/// `--until-empty` read back its own failures, re-sending and re-announcing each, until
+/// `--max-calls` (1,000 by default). Once the target is fixed, the next run delivers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_stops_when_a_call_delivers_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = FAST.replace("enabled = true", "enabled = false");
+    let mut up = Up::start_in(tmp.path(), &config, &[]).await;
+    let data = tmp.path().join("data");
+    let data = data.to_str().unwrap();
+    let target = up.target();
+    post_json(
+        &up.client,
+        &format!("{target}/_control"),
+        &json!({"status": 400}),
+    )
+    .await;
+    let mut sent = HashSet::new();
+    for n in 0..2 {
+        let (s, v) = up
+            .post(
+                "/stream/sync",
+                Some(&up.source_key()),
+                &sync_request(&target, &format!("d{n}"), n),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        sent.insert(v["id"].as_str().unwrap().to_owned());
+    }
+    eventually(Duration::from_secs(30), || async {
+        (stream_messages(&up.status().await, "datasync-dead-letter") == 2).then_some(())
+    })
+    .await
+    .expect("both messages are dead-lettered");
+    let retry = [
+        "retry",
+        "--data-dir",
+        data,
+        "--stream",
+        "dead-letter",
+        "--until-empty",
+    ];
+
+    let r = datasync(&retry, None).await;
+    assert!(!r.ok, "a run that delivered nothing exits 1:\n{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("none of the last call's 2 message(s) was delivered"),
+        "{}",
+        r.stdout
+    );
+    // One pass: the two dead letters once more, not read back again.
+    assert_eq!(
+        stream_messages(&up.status().await, "datasync-dead-letter"),
+        4
+    );
+
+    post_json(
+        &up.client,
+        &format!("{target}/_control"),
+        &json!({"status": 200}),
+    )
+    .await;
+    let r = datasync(&retry, None).await;
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("2 delivered"), "{}", r.stdout);
+    let got: HashSet<String> = delivered_ids(&up.client, &target)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(got, sent);
+    up.stop();
 }

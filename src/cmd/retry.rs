@@ -23,8 +23,10 @@ pub const STREAM_NAMES: [(&str, &str); 5] = [
 #[command(after_help = "\
 Calls POST /stream/retry in group mode ({\"stream\",\"max\"}): the stack remembers how far it got.
 What fails again is routed again; messages whose notBefore is still in the future wait, and
---until-empty stops there and says when the next one is due. Progress goes to stderr (on a
-terminal), the summary to stdout.
+--until-empty stops there and says when the next one is due. A call that delivers none of its
+messages ends the run with exit status 1: the target is likely still failing, and going on would
+read back what the run itself routed again (a dead letter is announced again each time). Progress
+goes to stderr (on a terminal), the summary to stdout.
 
 Examples:
   datasync retry --stream serviceUnavailable --until-empty
@@ -138,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let limit = if args.until_empty { args.max_calls.max(1) } else { 1 };
         let mut busy_waits = 0u32;
         let mut dropped = 0u32;
+        let mut none_delivered = false;
         let outcome = loop {
             if t.calls >= limit {
                 break if args.until_empty {
@@ -212,6 +215,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 );
                 let _ = std::io::stderr().flush();
             }
+            // Failed again, all of them: routed back to the error or dead-letter streams. An
+            // error stream's failures wait for their notBefore, but a dead letter is appended at
+            // once, so without this stop `--until-empty` would read back and re-send (and
+            // re-announce) its own failures until --max-calls.
+            if n(&doc["processed"]) > 0 && n(&doc["delivered"]) == 0 {
+                none_delivered = true;
+                break format!(
+                    "stopped: none of the last call's {} message(s) was delivered; the target may \
+                     still be failing (fix the cause and run again)",
+                    n(&doc["processed"])
+                );
+            }
             if doc["endOfStream"] == json!(true) {
                 break "the stream has nothing more to retry".to_owned();
             }
@@ -229,7 +244,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if !outcome.is_empty() {
             println!("{outcome}");
         }
-        anyhow::Ok(ExitCode::SUCCESS)
+        anyhow::Ok(if none_delivered {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
     })
 }
 
