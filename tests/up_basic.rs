@@ -290,3 +290,63 @@ async fn a_data_directory_in_use_is_refused_and_left_untouched() {
     assert_eq!(code, 200);
     up.stop();
 }
+
+/// The status page shows how old a consumer's backlog is: a target that takes 3 s to answer
+/// holds the data connector's message, whose age grows past a second, and once delivered the
+/// age is null again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_age_of_the_oldest_unconsumed_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut up = Up::start_in(tmp.path(), FAST, &[]).await;
+    let target = up.target();
+    assert_eq!(
+        post_json(
+            &up.client,
+            &format!("{target}/_control"),
+            &json!({"delay_ms": 3000})
+        )
+        .await,
+        200
+    );
+    let (s, v) = up
+        .post(
+            "/stream/sync",
+            Some(&up.source_key()),
+            &sync_request(&target, "slow", 0),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let data_connector = |status: &serde_json::Value| {
+        status["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "datasync-data")
+            .and_then(|s| {
+                s["consumers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["connector"] == "data-to-process")
+                    .cloned()
+            })
+            .unwrap()
+    };
+    let waiting = eventually(Duration::from_secs(3), || async {
+        let c = data_connector(&up.status().await);
+        (c["lag"] == 1 && c["oldest_age_seconds"].as_f64().is_some_and(|a| a >= 1.0)).then_some(c)
+    })
+    .await;
+    assert!(
+        waiting.is_some(),
+        "no age of a second or more while the target was slow"
+    );
+    let done = eventually(Duration::from_secs(20), || async {
+        let c = data_connector(&up.status().await);
+        (c["lag"] == 0).then_some(c)
+    })
+    .await
+    .expect("the message is delivered");
+    assert!(done["oldest_age_seconds"].is_null(), "{done}");
+    up.stop();
+}

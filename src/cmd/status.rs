@@ -216,6 +216,17 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// How long ago the oldest unconsumed message was appended: `4.2 s`, `3 min`, `2.5 h`; `-`
+/// when the consumer has consumed everything.
+fn age(v: &Value) -> String {
+    match v.as_f64() {
+        None => "-".to_owned(),
+        Some(s) if s < 60.0 => format!("{s:.1} s"),
+        Some(s) if s < 3600.0 => format!("{:.0} min", s / 60.0),
+        Some(s) => format!("{:.1} h", s / 3600.0),
+    }
+}
+
 /// The status document as tables.
 pub fn render(doc: &Value) -> String {
     let mut out = String::new();
@@ -237,6 +248,7 @@ pub fn render(doc: &Value) -> String {
                 text(&s["depth"]),
                 "-".into(),
                 "-".into(),
+                "-".into(),
             ]);
         }
         for (i, c) in consumers.iter().enumerate() {
@@ -250,12 +262,19 @@ pub fn render(doc: &Value) -> String {
             } else {
                 (String::new(), String::new(), String::new())
             };
-            rows.push(vec![name, messages, depth, who, text(&c["lag"])]);
+            rows.push(vec![
+                name,
+                messages,
+                depth,
+                who,
+                text(&c["lag"]),
+                age(&c["oldest_age_seconds"]),
+            ]);
         }
     }
     out.push_str("\nstreams\n");
     out.push_str(&table(
-        &["stream", "messages", "depth", "consumer", "lag"],
+        &["stream", "messages", "depth", "consumer", "lag", "oldest"],
         &rows,
     ));
     let rows: Vec<Vec<String>> = doc["failures_by_class"]
@@ -354,5 +373,33 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("other  12 bytes"), "{out}");
+    }
+
+    #[test]
+    fn consumers_show_lag_and_the_age_of_their_oldest_unconsumed_message() {
+        let doc = serde_json::json!({"streams": [{"name": "datasync-data", "messages": 9, "depth": 9,
+        "consumers": [
+            {"connector": "data-to-process", "lag": 3, "oldest_age_seconds": 4.2},
+            {"connector": "b", "lag": 1, "oldest_age_seconds": 200.0},
+            {"group": "g", "lag": 9, "oldest_age_seconds": 9000.0},
+            {"connector": "idle", "lag": 0, "oldest_age_seconds": null}
+        ]}]});
+        let out = render(&doc);
+        let line = |who: &str| {
+            out.lines()
+                .find(|l| l.contains(who))
+                .unwrap_or_else(|| panic!("{who} missing:\n{out}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(line("oldest").ends_with("lag oldest"), "{out}");
+        assert!(
+            line("data-to-process").ends_with("data-to-process 3 4.2 s"),
+            "{out}"
+        );
+        assert!(line("connector b").ends_with("b 1 3 min"), "{out}");
+        assert!(line("group g").ends_with("g 9 2.5 h"), "{out}");
+        assert!(line("connector idle").ends_with("idle 0 -"), "{out}");
     }
 }

@@ -378,6 +378,24 @@ impl Emulator {
         Ok(self.inner.store.read(streaming::stats).await?)
     }
 
+    /// When each `(partition, offset)` of stream `stream_id` was appended (milliseconds since
+    /// the epoch); `None` where no message is stored. The status page's consumer ages.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the stream is unknown or the store fails.
+    pub async fn append_times(
+        &self,
+        stream_id: &str,
+        positions: Vec<(i64, i64)>,
+    ) -> Result<Vec<Option<i64>>, EmulatorError> {
+        let id = stream_id.to_owned();
+        Ok(self
+            .inner
+            .store
+            .read(move |conn| streaming::append_times(conn, &id, &positions))
+            .await?)
+    }
+
     /// Runs the retention sweep now, as if the clock read `now` (the sweeper calls this every
     /// [`EmulatorOptions::retention_sweep`]); returns how many messages were deleted.
     ///

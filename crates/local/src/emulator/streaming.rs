@@ -1145,6 +1145,28 @@ pub fn stats(conn: &Connection) -> Result<Vec<StreamStats>, ApiError> {
     Ok(out)
 }
 
+/// When each `(partition, offset)` of the active stream `ocid` was appended, in milliseconds
+/// since the epoch; `None` where no message is stored (not yet written, or trimmed).
+pub fn append_times(
+    conn: &Connection,
+    ocid: &str,
+    positions: &[(i64, i64)],
+) -> Result<Vec<Option<i64>>, ApiError> {
+    let stream = stream_by_ocid(conn, ocid)?;
+    let mut stmt = conn.prepare_cached("SELECT ts FROM messages WHERE id=?1")?;
+    positions
+        .iter()
+        .map(|&(part, offset)| {
+            if !(0..stream.partitions).contains(&part) || !(0..=MAX_OFFSET).contains(&offset) {
+                return Ok(None);
+            }
+            Ok(stmt
+                .query_row([message_rowid(stream.id, part, offset)], |r| r.get(0))
+                .optional()?)
+        })
+        .collect()
+}
+
 /// Deletes messages older than each stream's retention, and the messages of deleted streams,
 /// in chunks. Returns how many messages were deleted.
 pub async fn trim(inner: &Arc<Inner>, now: SystemTime) -> Result<u64, ApiError> {

@@ -1,6 +1,7 @@
 //! The status page: `GET /status` (JSON) and `GET /` (the same as a self-contained HTML page,
-//! no external assets): streams with depth and consumer lag, deliveries per second, failures
-//! by class, recent notifications, archived objects.
+//! no external assets): streams with depth, and each consumer's lag and the age of the oldest
+//! message it has not consumed; deliveries per second, failures by class, recent
+//! notifications, archived objects.
 //!
 //! The page answers without a key, so it shows what a notification is about (the dead-lettered
 //! message's id and why it failed), never its body: a dead-letter notification carries the
@@ -9,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
 
@@ -55,21 +56,31 @@ pub fn status_fn(sources: Sources) -> StatusFn {
 
 async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
     let stats = s.emulator.stream_stats().await.unwrap_or_default();
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut streams = Vec::new();
     for st in &stats {
         let depth: i64 = st.partitions.iter().map(|(_, lo, hi)| hi - lo).sum();
         let next: i64 = st.partitions.iter().map(|(_, _, hi)| *hi).sum();
         let mut consumers = Vec::new();
+        // Per consumer, the first offset it has not consumed in each partition that has one.
+        let mut waiting: Vec<Vec<(i64, i64)>> = Vec::new();
         for c in s.connectors.iter().filter(|c| c.stream_id == st.id) {
             let cps = c.checkpoints();
+            let mut first = Vec::new();
             let lag: i64 = st
                 .partitions
                 .iter()
                 .map(|(p, lo, hi)| {
                     let done = cps.get(&(*p as u32)).map_or(*lo, |o| o + 1);
+                    if done.max(*lo) < *hi {
+                        first.push((*p, done.max(*lo)));
+                    }
                     (hi - done).max(0)
                 })
                 .sum();
+            waiting.push(first);
             consumers.push(json!({
                 "connector": c.name,
                 "lag": lag,
@@ -78,18 +89,25 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
             }));
         }
         for (group, parts) in &st.groups {
+            let mut first = Vec::new();
             let lag: i64 = st
                 .partitions
                 .iter()
-                .map(|(p, _, hi)| {
-                    parts
+                .map(|(p, lo, hi)| {
+                    let done = parts
                         .iter()
                         .find(|(gp, _, _)| gp == p)
-                        .map_or(*hi, |(_, _, committed)| hi - committed.map_or(0, |c| c + 1))
+                        .map_or(0, |(_, _, committed)| committed.map_or(0, |c| c + 1));
+                    if done.max(*lo) < *hi {
+                        first.push((*p, done.max(*lo)));
+                    }
+                    hi - done
                 })
                 .sum();
+            waiting.push(first);
             consumers.push(json!({ "group": group, "lag": lag }));
         }
+        oldest_ages(s, &st.id, &mut consumers, &waiting, now_ms).await;
         streams.push(json!({
             "name": st.name,
             "id": st.id,
@@ -178,6 +196,33 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
     })
 }
 
+/// Sets each consumer's `oldest_age_seconds`: how long ago the oldest message it has not
+/// consumed was appended (one decimal), or null when it has consumed everything.
+async fn oldest_ages(
+    s: &Sources,
+    stream_id: &str,
+    consumers: &mut [Value],
+    waiting: &[Vec<(i64, i64)>],
+    now_ms: i64,
+) {
+    let positions: Vec<(i64, i64)> = waiting.iter().flatten().copied().collect();
+    let times = if positions.is_empty() {
+        Vec::new()
+    } else {
+        s.emulator
+            .append_times(stream_id, positions)
+            .await
+            .unwrap_or_default()
+    };
+    let mut times = times.into_iter();
+    for (consumer, first) in consumers.iter_mut().zip(waiting) {
+        let oldest = first.iter().filter_map(|_| times.next().flatten()).min();
+        consumer["oldest_age_seconds"] = oldest.map_or(Value::Null, |ts| {
+            json!(((now_ms - ts).max(0) as f64 / 100.0).round() / 10.0)
+        });
+    }
+}
+
 /// A memory figure of this process from `/proc/self/status` in MB (null where unknown).
 fn proc_status_mb(field: &str) -> Value {
     std::fs::read_to_string("/proc/self/status")
@@ -206,7 +251,7 @@ pub fn html(doc: &Value) -> String {
     );
     let _ = write!(
         out,
-        "<p>deliveries/s: {:.0} &middot; processed: {} &middot; uptime: {} s</p><h2>Streams</h2><table><tr><th>stream</th><th>depth</th><th>consumers (lag)</th></tr>",
+        "<p>deliveries/s: {:.0} &middot; processed: {} &middot; uptime: {} s</p><h2>Streams</h2><table><tr><th>stream</th><th>depth</th><th>consumers (lag, age of the oldest unconsumed)</th></tr>",
         doc["deliveries_per_second"].as_f64().unwrap_or(0.0),
         doc["processed_messages"],
         doc["uptime_seconds"]
@@ -217,14 +262,14 @@ pub fn html(doc: &Value) -> String {
             .into_iter()
             .flatten()
             .map(|c| {
-                format!(
-                    "{} ({})",
-                    c["connector"]
-                        .as_str()
-                        .or(c["group"].as_str())
-                        .unwrap_or("?"),
-                    c["lag"]
-                )
+                let who = c["connector"]
+                    .as_str()
+                    .or(c["group"].as_str())
+                    .unwrap_or("?");
+                match c["oldest_age_seconds"].as_f64() {
+                    Some(age) => format!("{who} ({}, {age:.1} s)", c["lag"]),
+                    None => format!("{who} ({})", c["lag"]),
+                }
             })
             .collect();
         let _ = write!(
