@@ -79,14 +79,20 @@ fn stream_messages(status: &Value, name: &str) -> i64 {
         .map_or(0, |s| s["messages"].as_i64().unwrap())
 }
 
+/// A stack in `tmp` with the retry schedule off, so only `datasync retry` re-delivers; and its
+/// data directory, for the commands' `--data-dir`.
+async fn stack_without_schedule(tmp: &Path) -> (Up, String) {
+    let config = FAST.replace("enabled = true", "enabled = false");
+    let up = Up::start_in(tmp, &config, &[]).await;
+    let data = tmp.join("data").to_str().unwrap().to_owned();
+    (up, data)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_status_retry_and_bench_against_a_running_stack() {
     let tmp = tempfile::tempdir().unwrap();
-    // The retry schedule is off: only `datasync retry` re-delivers here.
-    let config = FAST.replace("enabled = true", "enabled = false");
-    let mut up = Up::start_in(tmp.path(), &config, &[]).await;
-    let data = tmp.path().join("data");
-    let data = data.to_str().unwrap();
+    let (mut up, data) = stack_without_schedule(tmp.path()).await;
+    let data = data.as_str();
     let target = up.target();
 
     // send: one request from a file.
@@ -419,10 +425,8 @@ async fn bench_rounds_summarize_median_range_and_targets_met() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_stops_when_a_call_delivers_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = FAST.replace("enabled = true", "enabled = false");
-    let mut up = Up::start_in(tmp.path(), &config, &[]).await;
-    let data = tmp.path().join("data");
-    let data = data.to_str().unwrap();
+    let (mut up, data) = stack_without_schedule(tmp.path()).await;
+    let data = data.as_str();
     let target = up.target();
     post_json(
         &up.client,
