@@ -280,13 +280,14 @@ fn members<'a>(raw: &'a RawValue, field: &str) -> Result<Vec<(String, &'a RawVal
 
 /// Refuses a `targetRestApiHeaders` entry that repeats a member (`{"key": "a", "key": "b",
 /// …}`), as [`members`] refuses it in the request and its message: parsed into a `Value`, the
-/// last would win. Entries of the wrong shape pass here; the shape rules refuse them after.
+/// last would win. Entries of the wrong shape pass here; the shape rules refuse them after. (A
+/// `RawValue` starts at its value's first byte: `{` for an object, however the client spaced it.)
 fn refuse_repeated_header_members(raw: &RawValue, field: &str) -> Result<(), Refusal> {
     let Ok(entries) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
         return Ok(());
     };
     for (i, entry) in entries.iter().enumerate() {
-        if entry.get().trim_start().starts_with('{') {
+        if entry.get().starts_with('{') {
             members(entry, &format!("{field}[{i}]"))?;
         }
     }
