@@ -68,18 +68,9 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
         let mut waiting: Vec<Vec<(i64, i64)>> = Vec::new();
         for c in s.connectors.iter().filter(|c| c.stream_id == st.id) {
             let cps = c.checkpoints();
-            let mut first = Vec::new();
-            let lag: i64 = st
-                .partitions
-                .iter()
-                .map(|(p, lo, hi)| {
-                    let done = cps.get(&(*p as u32)).map_or(*lo, |o| o + 1);
-                    if done.max(*lo) < *hi {
-                        first.push((*p, done.max(*lo)));
-                    }
-                    (hi - done).max(0)
-                })
-                .sum();
+            let (lag, first) = backlog(&st.partitions, |p, lo| {
+                cps.get(&(p as u32)).map_or(lo, |o| o + 1)
+            });
             waiting.push(first);
             consumers.push(json!({
                 "connector": c.name,
@@ -89,21 +80,12 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
             }));
         }
         for (group, parts) in &st.groups {
-            let mut first = Vec::new();
-            let lag: i64 = st
-                .partitions
-                .iter()
-                .map(|(p, lo, hi)| {
-                    let done = parts
-                        .iter()
-                        .find(|(gp, _, _)| gp == p)
-                        .map_or(0, |(_, _, committed)| committed.map_or(0, |c| c + 1));
-                    if done.max(*lo) < *hi {
-                        first.push((*p, done.max(*lo)));
-                    }
-                    hi - done
-                })
-                .sum();
+            let (lag, first) = backlog(&st.partitions, |p, _| {
+                parts
+                    .iter()
+                    .find(|(gp, _, _)| *gp == p)
+                    .map_or(0, |(_, _, committed)| committed.map_or(0, |c| c + 1))
+            });
             waiting.push(first);
             consumers.push(json!({ "group": group, "lag": lag }));
         }
@@ -194,6 +176,25 @@ async fn build(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Value {
             "peak_rss_mb": proc_status_mb("VmHWM:"),
         },
     })
+}
+
+/// A consumer's lag over `partitions` (partition, oldest retained offset, next offset), given
+/// the next offset it would consume in each (`next(partition, oldest retained)`); and the first
+/// offset it has not consumed in each partition that has one, whose age [`oldest_ages`] reads.
+fn backlog(
+    partitions: &[(i64, i64, i64)],
+    next: impl Fn(i64, i64) -> i64,
+) -> (i64, Vec<(i64, i64)>) {
+    let mut lag = 0;
+    let mut first = Vec::new();
+    for &(p, lo, hi) in partitions {
+        let done = next(p, lo);
+        lag += (hi - done).max(0);
+        if done.max(lo) < hi {
+            first.push((p, done.max(lo)));
+        }
+    }
+    (lag, first)
 }
 
 /// Sets each consumer's `oldest_age_seconds`: how long ago the oldest message it has not
@@ -308,4 +309,19 @@ fn notification_summary(n: &PublishedNotification) -> Value {
         "bytes": n.body.len(),
         "message": about,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_counts_lag_and_finds_the_first_unconsumed_offset_of_each_partition() {
+        // Partition 0 holds offsets 5..10, consumed up to 6; partition 1 holds 0..3, all
+        // consumed; partition 2 holds 4..8 but the consumer's position is 2 (trimmed since).
+        let partitions = [(0, 5, 10), (1, 0, 3), (2, 4, 8)];
+        let next = |p: i64, _| [7, 3, 2][p as usize];
+        assert_eq!(backlog(&partitions, next), (3 + 6, vec![(0, 7), (2, 4)]));
+        assert_eq!(backlog(&partitions, |_, _| 100), (0, vec![]));
+    }
 }
