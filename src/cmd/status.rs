@@ -219,12 +219,8 @@ fn text(v: &Value) -> String {
 /// How long ago the oldest unconsumed message was appended: `4.2 s`, `3 min`, `2.5 h`; `-`
 /// when the consumer has consumed everything.
 fn age(v: &Value) -> String {
-    match v.as_f64() {
-        None => "-".to_owned(),
-        Some(s) if s < 60.0 => format!("{s:.1} s"),
-        Some(s) if s < 3600.0 => format!("{:.0} min", s / 60.0),
-        Some(s) => format!("{:.1} h", s / 3600.0),
-    }
+    v.as_f64()
+        .map_or_else(|| "-".to_owned(), datasync_local::stack::status::age_text)
 }
 
 /// The status document as tables.

@@ -224,6 +224,17 @@ async fn oldest_ages(
     }
 }
 
+/// An `oldest_age_seconds` as the page and `datasync status` show it: `4.2 s`, `3 min`, `2.5 h`.
+pub fn age_text(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 3600.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
 /// A memory figure of this process from `/proc/self/status` in MB (null where unknown).
 fn proc_status_mb(field: &str) -> Value {
     std::fs::read_to_string("/proc/self/status")
@@ -268,7 +279,7 @@ pub fn html(doc: &Value) -> String {
                     .or(c["group"].as_str())
                     .unwrap_or("?");
                 match c["oldest_age_seconds"].as_f64() {
-                    Some(age) => format!("{who} ({}, {age:.1} s)", c["lag"]),
+                    Some(age) => format!("{who} ({}, {})", c["lag"], age_text(age)),
                     None => format!("{who} ({})", c["lag"]),
                 }
             })
