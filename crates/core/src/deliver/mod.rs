@@ -3,7 +3,7 @@
 //!
 //! A batch goes through stages, each a file:
 //!
-//! 1. [`item`]: a stream value becomes an [`Item`] ([`Item::decode`]; a payload kept encoded
+//! 1. `item`: a stream value becomes an [`Item`] ([`Item::decode`]; a payload kept encoded
 //!    by [`Item::decode_lazily`] is read when its call starts), or a value that is not a
 //!    datasync message ([`Body::Undecodable`]).
 //! 2. `prepare`: method, URL, headers, secret, the host's rules, timeout and concurrency,
@@ -14,9 +14,9 @@
 //!    `Idempotency-Key: <id>`, `traceparent` and datasync's `User-Agent`, and the connect and
 //!    total timeouts of [`crate::target`]; classified into a [`Fate`]. When the function's
 //!    deadline nears, no new call starts: the rest is re-routed with class `deadline`.
-//! 4. [`route`]: one PutMessages per destination stream with every failure of the batch (key
+//! 4. `route`: one PutMessages per destination stream with every failure of the batch (key
 //!    kept, envelope updated with [`Envelope::record_failure`](crate::message::Envelope::record_failure)),
-//!    then [`notify`]: one notification summarising the permanent failures (counts by class,
+//!    then `notify`: one notification summarising the permanent failures (counts by class,
 //!    up to ten ids, the stream names; never payloads, URLs, secret names or tokens).
 //!
 //! Order is kept by `lanes`: messages with the same key run one after the other in batch
@@ -39,13 +39,13 @@
 //! ```
 
 mod attempt;
-pub mod item;
+mod item;
 mod lanes;
 mod limits;
-pub mod notify;
-pub mod outcome;
+mod notify;
+mod outcome;
 mod prepare;
-pub mod route;
+mod route;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -104,7 +104,7 @@ impl Deliverer {
 
     /// Reads `function`'s configuration through `lookup` (the FDK's captured configuration)
     /// and builds the engine with its clients: the auth provider of
-    /// [`auth_from_lookup`](crate::settings::auth_from_lookup), one OCI transport shared by the
+    /// [`auth_from_lookup`], one OCI transport shared by the
     /// Streaming, Secrets and Notifications clients, and the target caller.
     ///
     /// # Errors

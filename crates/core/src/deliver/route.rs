@@ -1,6 +1,6 @@
 //! The fourth stage: every failure of a batch written to its stream (one PutMessages per
 //! destination stream, in batch order, keys kept, envelope updated with
-//! [`Envelope::record_failure`]), then the dead-letter notification ([`super::notify`]).
+//! [`Envelope::record_failure`]), then the dead-letter notification (`notify`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -232,8 +232,7 @@ impl Router {
     }
 
     /// The stream each failure goes to, by index: `choose(outcome)` when it names one, else
-    /// the dead-letter stream for permanent failures, else the class's stream; a held message
-    /// goes wherever its blocker went.
+    /// its own ([`Router::stream_of`]); a held message goes wherever its blocker went.
     fn destinations(
         &self,
         outcomes: &Outcomes,
@@ -245,35 +244,32 @@ impl Router {
         // First the messages that failed on their own, then those held behind them.
         for ((outcome, written), dest) in list.iter().zip(written).zip(dest.iter_mut()) {
             let Some(written) = written else { continue };
-            if held_behind(outcome).is_some() {
-                continue;
+            if held_behind(outcome).is_none() {
+                *dest = Some(match choose(outcome) {
+                    Some(stream) => stream,
+                    None => self.stream_of(written)?,
+                });
             }
-            *dest = Some(match choose(outcome) {
-                Some(stream) => stream,
-                None => {
-                    let route = if written.dead_letter {
-                        Route::DeadLetter
-                    } else {
-                        written.error.class.route()
-                    };
-                    self.stream_for(route)?
-                }
-            });
         }
-        for (i, outcome) in list.iter().enumerate() {
-            let Some(blocker) = held_behind(outcome) else {
+        for (i, (outcome, written)) in list.iter().zip(written).enumerate() {
+            let (Some(blocker), Some(written)) = (held_behind(outcome), written) else {
                 continue;
             };
-            let stream = match dest.get(blocker).cloned().flatten() {
+            dest[i] = Some(match dest.get(blocker).cloned().flatten() {
                 Some(stream) => stream,
-                None => self.stream_for(Route::Default)?,
-            };
-            dest[i] = Some(stream);
+                None => self.stream_of(written)?,
+            });
         }
         Ok(dest)
     }
 
-    fn stream_for(&self, route: Route) -> Result<String, RouteError> {
+    /// The dead-letter stream for a permanent failure, else its class's stream.
+    fn stream_of(&self, written: &Written) -> Result<String, RouteError> {
+        let route = if written.dead_letter {
+            Route::DeadLetter
+        } else {
+            written.error.class.route()
+        };
         self.settings
             .stream_for(route)
             .map(str::to_owned)
