@@ -24,9 +24,9 @@
 //! *behind* it ([`Failure::Held`]: same stream, same class and `notBefore`, no attempt
 //! counted), so they never overtake it. Messages without a key are independent.
 //!
-//! [`Deliverer::deliver`] runs stages 1 to 3 and [`Deliverer::route`] (or
-//! [`Deliverer::route_with`]) stage 4, so a caller can decide what to do between them
-//! (retry's error mapping, a dry run):
+//! The caller decodes (stage 1, as it reads its batch), [`Deliverer::deliver`] runs stages 2
+//! and 3 and [`Deliverer::route`] (or [`Deliverer::route_with`]) stage 4, so a caller can
+//! decide what to do between them (retry's error mapping, a dry run):
 //!
 //! ```no_run
 //! # async fn demo(deliverer: datasync_core::deliver::Deliverer, batch: Vec<datasync_core::deliver::Item>)
