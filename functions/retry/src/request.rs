@@ -544,4 +544,55 @@ mod tests {
             assert!(got.contains(message), "{body}: {got}");
         }
     }
+
+    #[test]
+    fn the_mapping_picks_by_status_then_class_and_never_keeps_the_exhausted() {
+        use datasync_core::classify::ErrorClass;
+        use datasync_core::deliver::{Cause, Fate, Item};
+        let Mode::Sample(s) = check(
+            r#"{"streamOCIDToRetry":"ocid1.stream.error.a","noOfMessagesToProcess":1,"readAfterOffset":-1,
+                "errormapping":[{"responsecode":"404","stream":"ocid1.stream.error.404"},
+                                {"responsecode":"4xx","stream":"ocid1.stream.error.4xx"}]}"#,
+        )
+        .unwrap() else {
+            panic!("not sample mode")
+        };
+        let failed = |failure: Failure| Outcome {
+            item: Item::decode("s", "0", 0, None, bytes::Bytes::from_static(b"{}")),
+            fate: Fate::Failed(failure),
+        };
+        let answered = |status: u16| Cause::Answered {
+            status,
+            detail: String::new(),
+        };
+        let pick = |failure: Failure| s.mapping.pick(&failed(failure));
+        assert_eq!(
+            pick(Failure::permanent(ErrorClass::ClientError, answered(404))).as_deref(),
+            Some("ocid1.stream.error.404")
+        );
+        assert_eq!(
+            pick(Failure::permanent(ErrorClass::ClientError, answered(409))).as_deref(),
+            Some("ocid1.stream.error.4xx")
+        );
+        assert_eq!(
+            pick(Failure::permanent(ErrorClass::ClientError, answered(500))),
+            None
+        );
+        assert_eq!(
+            pick(Failure::exhausted(
+                ErrorClass::RequestTimeout,
+                answered(408)
+            )),
+            None
+        );
+        // No unexpectedError mapping: a transport failure goes to its class's stream.
+        let unreachable = Cause::Unreachable {
+            detail: String::new(),
+        };
+        assert_eq!(
+            pick(Failure::permanent(ErrorClass::NotAllowed, unreachable)),
+            None
+        );
+        assert_eq!(pick(Failure::held(0)), None);
+    }
 }
