@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Attribute, Block, Body};
 
-use crate::findings::Findings;
+use crate::findings::{did_you_mean, Findings};
 use crate::schema::{Arg, AttributeBlock, Kind, Schema, TypeSchema};
 use crate::terraform_support::{attr, label, TfFile};
 
@@ -51,6 +51,14 @@ impl<'s> Spec<'s> {
             attribute_blocks: sub.map(|s| &s.attribute_blocks),
             top: None,
         }
+    }
+
+    /// The names of its blocks (`blocks`) or of its other arguments.
+    fn names(&self, blocks: bool) -> impl Iterator<Item = &'s str> {
+        self.args
+            .iter()
+            .filter(move |(_, arg)| arg.kind.is_block() == blocks)
+            .map(|(name, _)| name.as_str())
     }
 
     fn is_readable(&self, name: &str) -> bool {
@@ -166,7 +174,10 @@ fn check_attribute<'b>(
         None if spec.is_readable(key) => {
             format!("{name}: \"{key}\" is a read-only (computed) attribute and cannot be set")
         }
-        None => format!("{name}: unknown argument \"{key}\""),
+        None => {
+            let hint = did_you_mean(key, spec.names(false));
+            format!("{name}: unknown argument \"{key}\"{hint}")
+        }
     };
     cx.findings.error(cx.file, line, message);
 }
@@ -209,7 +220,10 @@ fn check_block<'b>(
         None if spec.is_readable(kind) => {
             format!("{name}: \"{kind}\" is a read-only (computed) attribute, not a block")
         }
-        None => format!("{name}: unknown block type \"{kind}\""),
+        None => {
+            let hint = did_you_mean(kind, spec.names(true));
+            format!("{name}: unknown block type \"{kind}\"{hint}")
+        }
     };
     cx.findings.error(cx.file, line, message);
 }
@@ -251,8 +265,11 @@ fn check_ignore_changes(cx: &mut Cx<'_>, name: &str, ty: &TypeSchema, lifecycle:
             _ => continue,
         };
         if !ty.args.contains_key(root) && !ty.attributes.contains(root) {
-            let message =
-                format!("{name}: lifecycle.ignore_changes names unknown attribute \"{root}\"");
+            let known = ty.args.keys().chain(&ty.attributes).map(String::as_str);
+            let hint = did_you_mean(root, known);
+            let message = format!(
+                "{name}: lifecycle.ignore_changes names unknown attribute \"{root}\"{hint}"
+            );
             cx.findings.error(cx.file, cx.file.line_of(item), message);
         }
     }
@@ -282,7 +299,10 @@ fn check_dynamic<'b>(
             let why = match found {
                 Some(arg) => format!("is an argument ({}), not a block", arg.kind.name()),
                 None if spec.is_readable(kind) => "is a read-only attribute, not a block".into(),
-                None => "is not a block of this type".into(),
+                None => format!(
+                    "is not a block of this type{}",
+                    did_you_mean(kind, spec.names(true))
+                ),
             };
             cx.findings.error(
                 cx.file,

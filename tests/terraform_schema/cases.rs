@@ -250,13 +250,13 @@ fn an_unknown_argument_is_an_error_at_any_depth() {
     assert_error(
         &src,
         "cidr_blok",
-        "oci_core_vcn.main: unknown argument \"cidr_blok\"",
+        "oci_core_vcn.main: unknown argument \"cidr_blok\" (did you mean \"cidr_block\"?)",
     );
     let src = base_with("kind = \"TRIM_HORIZON\"", "kinds = \"TRIM_HORIZON\"");
     assert_error(
         &src,
         "kinds",
-        "oci_sch_service_connector.c.source.cursor: unknown argument \"kinds\"",
+        "oci_sch_service_connector.c.source.cursor: unknown argument \"kinds\" (did you mean \"kind\"?)",
     );
     let src = base_with(
         "protocol = \"6\"",
@@ -265,7 +265,7 @@ fn an_unknown_argument_is_an_error_at_any_depth() {
     assert_error(
         &src,
         "protocl ",
-        "oci_core_security_list.main.ingress_security_rules: unknown argument \"protocl\"",
+        "oci_core_security_list.main.ingress_security_rules: unknown argument \"protocl\" (did you mean \"protocol\"?)",
     );
     let src = base_with(
         "min = ingress_security_rules.value",
@@ -274,7 +274,7 @@ fn an_unknown_argument_is_an_error_at_any_depth() {
     assert_error(
         &src,
         "mini",
-        "oci_core_security_list.main.ingress_security_rules.tcp_options: unknown argument \"mini\"",
+        "oci_core_security_list.main.ingress_security_rules.tcp_options: unknown argument \"mini\" (did you mean \"min\"?)",
     );
 }
 
@@ -293,7 +293,7 @@ fn an_unknown_block_is_an_error() {
     assert_error(
         &src,
         "cursors {",
-        "oci_sch_service_connector.c.source: unknown block type \"cursors\"",
+        "oci_sch_service_connector.c.source: unknown block type \"cursors\" (did you mean \"cursor\"?)",
     );
 }
 
@@ -440,7 +440,7 @@ fn ignore_changes_of_an_unknown_attribute_is_an_error() {
     assert_error(
         &src,
         "defined_tagz",
-        "oci_objectstorage_bucket.b: lifecycle.ignore_changes names unknown attribute \"defined_tagz\"",
+        "oci_objectstorage_bucket.b: lifecycle.ignore_changes names unknown attribute \"defined_tagz\" (did you mean \"defined_tags\"?)",
     );
 }
 
@@ -453,13 +453,13 @@ fn an_undeclared_variable_local_or_module_is_an_error() {
     assert_error(
         &src,
         "var.compartment_id",
-        "reference to undeclared input variable var.compartment_id (no variable \"compartment_id\" block)",
+        "reference to undeclared input variable var.compartment_id (no variable \"compartment_id\" block) (did you mean \"compartment_ocid\"?)",
     );
     let src = base_with("\"${local.prefix}-s\"", "\"${local.prefx}-s\"");
     assert_error(
         &src,
         "local.prefx",
-        "reference to undeclared local value local.prefx",
+        "reference to undeclared local value local.prefx (did you mean \"prefix\"?)",
     );
     let src = format!("{BASE}\noutput \"net\" {{\n  value = module.net.id\n}}\n");
     assert_error(
@@ -506,7 +506,7 @@ fn a_reference_to_an_attribute_the_type_does_not_have_is_an_error() {
     assert_error(
         &src,
         "message_endpoint",
-        "reference to unknown attribute \"message_endpoint\" of oci_streaming_stream.s",
+        "reference to unknown attribute \"message_endpoint\" of oci_streaming_stream.s (did you mean \"messages_endpoint\"?)",
     );
     let src = base_with(
         "data.oci_objectstorage_namespace.ns.namespace",

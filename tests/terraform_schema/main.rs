@@ -61,3 +61,21 @@ fn terraform_matches_the_provider_schema() {
         errors.join("\n")
     );
 }
+
+/// The check above runs on the real files: one bad reference added to them is the one error.
+#[test]
+fn terraform_with_one_seeded_error_fails_with_that_error() {
+    let schema = schema::load();
+    let mut sources = terraform_support::module_sources(&terraform_support::terraform_dir());
+    sources.push((
+        "terraform/seeded.tf".to_string(),
+        "output \"seeded\" {\n  value = oci_streaming_stream.data.message_endpoint\n}\n"
+            .to_string(),
+    ));
+    let findings = check_module(&sources, &schema);
+    let errors: Vec<String> = findings.errors().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        ["terraform/seeded.tf:2: error: reference to unknown attribute \"message_endpoint\" of oci_streaming_stream.data (did you mean \"messages_endpoint\"?)"]
+    );
+}

@@ -10,7 +10,7 @@ use hcl_edit::template::ForTemplateExpr;
 use hcl_edit::visit::{visit_traversal, Visit};
 use hcl_edit::Span;
 
-use crate::findings::Findings;
+use crate::findings::{did_you_mean, Findings};
 use crate::module::{Declarations, Place};
 use crate::schema::{AttributeBlock, Schema, TypeSchema};
 use crate::terraform_support::{attr, label, TfFile};
@@ -198,13 +198,13 @@ pub fn problem(decls: &Declarations<'_>, schema: &Schema, reference: &Reference)
     };
     match root {
         _ if BUILTIN_ROOTS.contains(&root) => None,
-        "var" => undeclared(&decls.variables, first, || {
-            format!("reference to undeclared input variable var.{first} (no variable \"{first}\" block)")
+        "var" => undeclared(&decls.variables, first, |hint| {
+            format!("reference to undeclared input variable var.{first} (no variable \"{first}\" block){hint}")
         }),
-        "local" => undeclared(&decls.locals, first, || {
-            format!("reference to undeclared local value local.{first}")
+        "local" => undeclared(&decls.locals, first, |hint| {
+            format!("reference to undeclared local value local.{first}{hint}")
         }),
-        "module" => undeclared(&decls.modules, first, || {
+        "module" => undeclared(&decls.modules, first, |_| {
             format!("reference to undeclared module module.{first}")
         }),
         "data" => {
@@ -231,13 +231,13 @@ pub fn problem(decls: &Declarations<'_>, schema: &Schema, reference: &Reference)
     }
 }
 
-/// `Some(message())` when `name` is not a key of `table`.
+/// `Some(message(hint))` when `name` is not a key of `table`; `hint` suggests a close key.
 fn undeclared<T>(
     table: &BTreeMap<&str, T>,
     name: &str,
-    message: impl FnOnce() -> String,
+    message: impl FnOnce(String) -> String,
 ) -> Option<String> {
-    (!table.contains_key(name)).then(message)
+    (!table.contains_key(name)).then(|| message(did_you_mean(name, table.keys().copied())))
 }
 
 /// Whether `root` is a resource type: declared, in the schema, or shaped like one
@@ -294,8 +294,9 @@ fn sub_attribute_path(
         return None;
     };
     if !known.contains(name.as_str()) {
+        let hint = did_you_mean(name, known.iter().copied());
         return Some(format!(
-            "reference to unknown attribute \"{name}\" of {label}"
+            "reference to unknown attribute \"{name}\" of {label}{hint}"
         ));
     }
     let sub = blocks.get(name)?;
