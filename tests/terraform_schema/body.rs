@@ -14,7 +14,8 @@ use crate::terraform_support::{attr, label, TfFile};
 /// Arguments Terraform itself takes on every resource and data source.
 const META_ARGUMENTS: [&str; 4] = ["count", "for_each", "depends_on", "provider"];
 
-/// Which top-level body is being checked: its meta-arguments and meta-blocks are allowed.
+/// The top-level body being checked (a resource's or a data source's): Terraform's
+/// meta-arguments and meta-blocks are allowed there.
 #[derive(Clone, Copy)]
 enum Top<'s> {
     Resource(&'s TypeSchema),
@@ -66,7 +67,7 @@ impl<'s> Spec<'s> {
     }
 }
 
-/// One body being checked: where it is and what it is called in messages.
+/// The file whose bodies are being checked, and where findings go.
 struct Cx<'a> {
     file: &'a TfFile,
     findings: &'a mut Findings,
