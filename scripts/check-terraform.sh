@@ -21,4 +21,5 @@ else
     echo "check-terraform: no terraform binary on this machine; skipping 'terraform fmt -check'"
 fi
 
-cargo test --locked -p datasync --test terraform_schema --test terraform_config
+# --nocapture shows the schema check's report, warnings included (types missing from the schema).
+cargo test --locked -p datasync --test terraform_schema --test terraform_config -- --nocapture
