@@ -12,7 +12,7 @@ async fn publish(
     topic: &str,
     body: Vec<u8>,
     headers: HeaderMap,
-) -> datasync_local::client::Answer {
+) -> datasync_emulator::client::Answer {
     emu.client
         .send(
             Method::POST,
@@ -86,7 +86,7 @@ async fn publish_is_recorded_and_listable() {
         let answer = publish(&emu, &topic.topic_id, body, HeaderMap::new()).await;
         assert_eq!(answer.status, 200);
     }
-    let titles = |notes: Vec<datasync_local::emulator::PublishedNotification>| {
+    let titles = |notes: Vec<datasync_emulator::PublishedNotification>| {
         notes
             .into_iter()
             .map(|n| n.title.unwrap_or_default())

@@ -467,7 +467,7 @@ async fn concurrent_puts_get_distinct_increasing_offsets() {
 #[tokio::test]
 async fn reads_page_through_a_stream_bigger_than_one_answer() {
     let emu = start_with({
-        let mut o = datasync_local::emulator::EmulatorOptions::default();
+        let mut o = datasync_emulator::EmulatorOptions::default();
         o.get_messages_max_bytes = 64 * 1024;
         o
     })

@@ -29,7 +29,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A well-formed OCI error answer with one of `allowed` statuses.
 fn check_error(
-    answer: &datasync_local::client::Answer,
+    answer: &datasync_emulator::client::Answer,
     allowed: &[u16],
 ) -> Result<String, TestCaseError> {
     let status = answer.status.as_u16();
@@ -119,11 +119,11 @@ fn put_messages_bodies_never_fail_the_server() {
         .unwrap();
 
     // Oversize: a message over 1 MB decoded, a request over 1 MB decoded, a body over 2 MiB.
-    let big = b64(&vec![7u8; datasync_local::emulator::MAX_MESSAGE_BYTES + 1]);
+    let big = b64(&vec![7u8; datasync_emulator::MAX_MESSAGE_BYTES + 1]);
     let one = serde_json::json!({ "messages": [{ "value": big }] });
     let answer = rt.block_on(emu.put_raw(&stream, serde_json::to_vec(&one).unwrap()));
     assert_error(&answer, 413, "PayloadTooLarge");
-    let half = b64(&vec![7u8; datasync_local::emulator::MAX_PUT_BYTES / 2 + 1]);
+    let half = b64(&vec![7u8; datasync_emulator::MAX_PUT_BYTES / 2 + 1]);
     let two = serde_json::json!({ "messages": [{ "value": half }, { "value": half }] });
     let answer = rt.block_on(emu.put_raw(&stream, serde_json::to_vec(&two).unwrap()));
     assert_error(&answer, 413, "PayloadTooLarge");

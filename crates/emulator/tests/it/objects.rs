@@ -5,7 +5,7 @@ use datasync_core::oci::signer::BodySigning;
 use http::{HeaderMap, HeaderValue, Method};
 
 use crate::util::*;
-use datasync_local::emulator::EmulatorOptions;
+use datasync_emulator::EmulatorOptions;
 
 #[tokio::test]
 async fn buckets_and_objects() {
@@ -207,7 +207,7 @@ async fn objects_stored_by_an_earlier_version_survive_the_data_moving_to_the_row
     let dir = std::mem::replace(&mut emu.dir, tempfile::tempdir().unwrap());
     drop(emu);
 
-    let db = dir.path().join(datasync_local::emulator::DATABASE_FILE);
+    let db = dir.path().join(datasync_emulator::DATABASE_FILE);
     let columns = |conn: &rusqlite::Connection| -> Vec<String> {
         conn.prepare("SELECT name FROM pragma_table_info('objects') ORDER BY cid")
             .unwrap()

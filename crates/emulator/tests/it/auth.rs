@@ -14,7 +14,7 @@ async fn raw(
     path: &str,
     headers: HeaderMap,
     body: &[u8],
-) -> datasync_local::client::Answer {
+) -> datasync_emulator::client::Answer {
     let response = reqwest::Client::new()
         .request(method, format!("{}{path}", emu.base))
         .headers(headers)
@@ -24,7 +24,7 @@ async fn raw(
         .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    datasync_local::client::Answer {
+    datasync_emulator::client::Answer {
         status,
         headers,
         body: response.bytes().await.unwrap(),
@@ -217,7 +217,7 @@ async fn resource_principal_tokens_verify_until_they_expire() {
         datasync_core::oci::auth::ResourcePrincipalAuth::from_env(|k| env.get(k).cloned()).unwrap();
     let signer = datasync_core::oci::auth::AuthProvider::signer(&auth).unwrap();
     assert!(signer.key_id().starts_with("ST$"));
-    let client = datasync_local::client::SignedClient::new(
+    let client = datasync_emulator::client::SignedClient::new(
         &emu.base,
         Signer::new(signer.key_id(), signer.key().clone()),
     )

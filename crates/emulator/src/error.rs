@@ -149,7 +149,7 @@ pub enum EmulatorError {
     /// Serving failed.
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
-    /// A request to [`crate::emulator::Emulator`]'s in-process API failed.
+    /// A request to [`crate::Emulator`]'s in-process API failed.
     #[error(transparent)]
     Api(#[from] ApiError),
 }

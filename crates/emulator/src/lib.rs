@@ -7,9 +7,11 @@
 //! emulator writes a development key and an OCI config file with a `LOCAL` profile into the
 //! data directory, so the official CLI and SDKs work against it unchanged.
 //!
+//! [`client`] is a minimal signed HTTP client for the emulator.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use datasync_local::emulator::{Emulator, EmulatorOptions};
+//! use datasync_emulator::{Emulator, EmulatorOptions};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! let emulator = Emulator::open("/tmp/datasync-emulator".as_ref(), EmulatorOptions::default())?;
@@ -19,8 +21,10 @@
 //! emulator.serve(listener, shutdown.clone()).await?;
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod auth;
+pub mod client;
 mod crypto;
 mod error;
 mod http;
@@ -431,6 +435,25 @@ fn block_on_write(
         .join()
         .unwrap_or_else(|_| Err(EmulatorError::Corrupt("the setup thread panicked".into())))
     })
+}
+
+/// The largest over-limit request body a server reads (and drops) before answering 413.
+pub const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Reads and drops `body` when its declared length `declared` is at most [`DRAIN_LIMIT`],
+/// before a server answers 413 to it. Closing a connection with unread data resets it, so a
+/// client still sending would see the reset instead of the 413; a larger body is not read,
+/// and its connection closes. The local stack's gateway does the same.
+pub async fn drain_refused_body(body: axum::body::Body, declared: u64) {
+    if declared > DRAIN_LIMIT {
+        return;
+    }
+    let mut body = body;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        if frame.is_err() {
+            break;
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.

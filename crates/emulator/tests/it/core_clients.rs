@@ -316,7 +316,7 @@ async fn notifications_and_object_storage_clients() {
 
     let objects = ObjectStorageClient::new(oci.clone(), &endpoints).unwrap();
     let ns = objects.get_namespace().await.unwrap();
-    assert_eq!(ns, datasync_local::emulator::NAMESPACE);
+    assert_eq!(ns, datasync_emulator::NAMESPACE);
     let _: models::Bucket = send_json(
         &oci,
         &emu.base,

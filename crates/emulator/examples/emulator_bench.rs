@@ -2,7 +2,7 @@
 //! `datasync-core` clients (`StreamClient` with `ConfigFileAuth` on the generated `LOCAL`
 //! profile, signatures cached per second as in production).
 //!
-//! `cargo run --release -p datasync-local --example emulator_bench [-- FILL_MB [--in-process]]`
+//! `cargo run --release -p datasync-emulator --example emulator_bench [-- FILL_MB [--in-process]]`
 //!
 //! By default the emulator runs in a child process (this binary with `--serve`), so the client
 //! load does not share its allocator, runtime or RSS; with `--in-process` both share one
@@ -25,7 +25,7 @@ use datasync_core::oci::client::{OciClient, OciRequest, RetryPolicy, Timeouts};
 use datasync_core::oci::endpoints::Endpoints;
 use datasync_core::oci::models;
 use datasync_core::oci::streaming::{CursorStart, PutMessage, StreamClient};
-use datasync_local::emulator::{Emulator, EmulatorOptions};
+use datasync_emulator::{Emulator, EmulatorOptions};
 use http::Method;
 use tokio_util::sync::CancellationToken;
 

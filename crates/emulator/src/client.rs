@@ -83,10 +83,7 @@ impl SignedClient {
     ///
     /// # Errors
     /// When the profile's key cannot be read.
-    pub fn for_profile(
-        base: &str,
-        profile: &crate::emulator::LocalProfile,
-    ) -> Result<Self, ClientError> {
+    pub fn for_profile(base: &str, profile: &crate::LocalProfile) -> Result<Self, ClientError> {
         let pem = std::fs::read_to_string(&profile.key_file).map_err(|e| {
             ClientError::Key(format!("reading {}: {e}", profile.key_file.display()))
         })?;
