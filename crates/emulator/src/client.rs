@@ -22,9 +22,18 @@ pub enum ClientError {
     /// The transport failed.
     #[error("transport: {0}")]
     Http(#[from] reqwest::Error),
-    /// A key file could not be read.
+    /// The key file could not be read.
+    #[error("reading the key file {}: {source}", path.display())]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key file does not hold a usable private key.
     #[error("key: {0}")]
-    Key(String),
+    Key(#[from] datasync_core::oci::key::KeyError),
     /// The request body could not be encoded as JSON.
     #[error("encoding the body: {0}")]
     Encode(#[from] serde_json::Error),
@@ -84,10 +93,12 @@ impl SignedClient {
     /// # Errors
     /// When the profile's key cannot be read.
     pub fn for_profile(base: &str, profile: &crate::LocalProfile) -> Result<Self, ClientError> {
-        let pem = std::fs::read_to_string(&profile.key_file).map_err(|e| {
-            ClientError::Key(format!("reading {}: {e}", profile.key_file.display()))
-        })?;
-        let key = PrivateKey::from_pem(&pem, None).map_err(|e| ClientError::Key(e.to_string()))?;
+        let pem =
+            std::fs::read_to_string(&profile.key_file).map_err(|source| ClientError::KeyFile {
+                path: profile.key_file.clone(),
+                source,
+            })?;
+        let key = PrivateKey::from_pem(&pem, None)?;
         Self::new(base, Signer::new(profile.key_id(), key))
     }
 

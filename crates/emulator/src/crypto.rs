@@ -9,7 +9,7 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
 use rand::RngCore as _;
 
-use super::error::EmulatorError;
+use crate::error::{EmulatorError, KeyError};
 
 /// The key file's name in the data directory (mode 0600).
 pub const DATA_KEY_FILE: &str = "data.key";
@@ -40,10 +40,8 @@ impl DataKey {
             Err(e) => return Err(EmulatorError::io("reading", &path)(e)),
         };
         if bytes.len() != 32 {
-            return Err(EmulatorError::Key(format!(
-                "{} must hold 32 bytes, it holds {}",
-                path.display(),
-                bytes.len()
+            return Err(EmulatorError::key_file(&path)(KeyError::DataKeyLength(
+                bytes.len(),
             )));
         }
         Ok(Self {

@@ -117,6 +117,12 @@ impl ApiError {
     }
 }
 
+impl From<KeyError> for EmulatorError {
+    fn from(source: KeyError) -> Self {
+        Self::Key { path: None, source }
+    }
+}
+
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
         Self::internal(format!("storage error: {err}"))
@@ -140,9 +146,15 @@ pub enum EmulatorError {
     /// The database could not be opened or migrated.
     #[error("the emulator database: {0}")]
     Database(#[from] rusqlite::Error),
-    /// A key in the data directory is unusable.
-    #[error("a key in the data directory: {0}")]
-    Key(String),
+    /// A key in the data directory (or one being registered) is unusable.
+    #[error("a key in the data directory{}: {source}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
+    Key {
+        /// The key's file, when the key came from one.
+        path: Option<PathBuf>,
+        /// What is wrong with it.
+        #[source]
+        source: KeyError,
+    },
     /// The data directory holds something inconsistent.
     #[error("the data directory is inconsistent: {0}")]
     Corrupt(String),
@@ -154,7 +166,35 @@ pub enum EmulatorError {
     Api(#[from] ApiError),
 }
 
+/// What is wrong with a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A new RSA key could not be generated.
+    #[error("generating an RSA key: {0}")]
+    Generate(#[source] rsa::Error),
+    /// A private key could not be encoded as PKCS#8 PEM.
+    #[error("encoding a private key: {0}")]
+    EncodePrivate(#[source] rsa::pkcs8::Error),
+    /// A public key could not be encoded or decoded as SubjectPublicKeyInfo PEM.
+    #[error("a public key's PEM: {0}")]
+    PublicPem(#[source] rsa::pkcs8::spki::Error),
+    /// A private key file could not be read as a key.
+    #[error("reading a private key: {0}")]
+    PrivatePem(#[source] datasync_core::oci::key::KeyError),
+    /// The data key file does not hold the 32 bytes of an AES-256 key.
+    #[error("the data key must hold 32 bytes, it holds {0}")]
+    DataKeyLength(usize),
+}
+
 impl EmulatorError {
+    /// A [`EmulatorError::Key`] error for the key in `path`.
+    pub(crate) fn key_file(path: &std::path::Path) -> impl FnOnce(KeyError) -> Self + '_ {
+        move |source| Self::Key {
+            path: Some(path.to_owned()),
+            source,
+        }
+    }
+
     pub(crate) fn io(
         what: &'static str,
         path: impl Into<PathBuf>,

@@ -4,15 +4,51 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::response::Response;
 use base64::Engine as _;
 use datasync_core::oci::models;
+use http::{Method, StatusCode};
 use rusqlite::{Connection, OptionalExtension as _};
 
-use super::error::ApiError;
-use super::{new_ocid, now_ms, parse_json, rfc3339_ms, Inner};
+use crate::clock::{now_ms, parse_time_ms, rfc3339_ms};
+use crate::emulator::Inner;
+use crate::error::ApiError;
+use crate::request::{new_ocid, parse_json, Call};
+use crate::response::{empty, ok};
+
+/// The first path segment of Secrets (secret bundles, retrieval).
+pub(crate) const SECRETS_API: &str = "20190301";
+/// The first path segment of Vault (secret management).
+pub(crate) const VAULT_API: &str = "20180608";
 
 /// The most a secret's content may hold, decoded (OCI's limit is 25 KB).
 pub const MAX_SECRET_BYTES: usize = 25 * 1024;
+
+/// Routes a Secrets or Vault call: GetSecretBundle(ByName); CreateSecret, ListSecrets,
+/// GetSecret, UpdateSecret, ScheduleSecretDeletion.
+///
+/// # Errors
+/// The operation's [`ApiError`]; 404 for any other path.
+pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, ApiError> {
+    let (body, query) = (&call.body, &call.query);
+    match (&call.method, call.segments().as_slice()) {
+        (&Method::GET, [SECRETS_API, "secretbundles", id]) => {
+            ok(&get_bundle(inner, Some(id), query).await?)
+        }
+        (&Method::POST, [SECRETS_API, "secretbundles", "actions", "getByName"]) => {
+            ok(&get_bundle(inner, None, query).await?)
+        }
+        (&Method::POST, [VAULT_API, "secrets"]) => ok(&create(inner, body).await?),
+        (&Method::GET, [VAULT_API, "secrets"]) => ok(&list(inner, query).await?),
+        (&Method::GET, [VAULT_API, "secrets", id]) => ok(&get(inner, id).await?),
+        (&Method::PUT, [VAULT_API, "secrets", id]) => ok(&update(inner, id, body).await?),
+        (&Method::POST, [VAULT_API, "secrets", id, "actions", "scheduleDeletion"]) => {
+            schedule_deletion(inner, id, body).await?;
+            Ok(empty(StatusCode::OK))
+        }
+        _ => Err(call.not_found()),
+    }
+}
 
 const SECRET_COLUMNS: &str =
     "ocid, name, vault, compartment, key_id, description, state, created, deletion";
@@ -269,7 +305,7 @@ pub async fn schedule_deletion(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Res
         parse_json(body)?
     };
     let when = match details.time_of_deletion {
-        Some(t) => rfc3339_ms(super::parse_time_ms(&t)?),
+        Some(t) => rfc3339_ms(parse_time_ms(&t)?),
         None => rfc3339_ms(now_ms() + 30 * 24 * 3_600_000),
     };
     let id = id.to_owned();

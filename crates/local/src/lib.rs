@@ -21,5 +21,5 @@ pub mod stack;
 pub mod target;
 
 /// Before a 413, the gateway reads and drops a refused body as the emulator does (see
-/// [`datasync_emulator::drain_refused_body`]).
-use datasync_emulator::drain_refused_body;
+/// [`datasync_emulator::http::drain_refused_body`]).
+use datasync_emulator::http::drain_refused_body;

@@ -3,11 +3,19 @@
 
 use std::sync::Arc;
 
+use axum::response::Response;
 use datasync_core::oci::models;
+use http::Method;
 use rusqlite::{Connection, OptionalExtension as _};
 
-use super::error::ApiError;
-use super::{new_ocid, now_ms, parse_json, rfc3339_ms, Inner};
+use crate::clock::{now_ms, rfc3339_ms};
+use crate::emulator::Inner;
+use crate::error::ApiError;
+use crate::request::{new_ocid, parse_json, Call};
+use crate::response::ok;
+
+/// The API's first path segment.
+pub(crate) const API: &str = "20181201";
 
 /// The most a published message may hold (OCI's limit is 64 KB).
 pub const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
@@ -27,6 +35,22 @@ pub struct PublishedNotification {
     pub message_type: Option<String>,
     /// When it was published, RFC 3339.
     pub time: String,
+}
+
+/// Routes a Notifications call: CreateTopic, GetTopic, PublishMessage.
+///
+/// # Errors
+/// The operation's [`ApiError`]; 404 for any other path.
+pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, ApiError> {
+    match (&call.method, call.segments().as_slice()) {
+        (&Method::POST, [API, "topics"]) => ok(&create(inner, &call.body).await?),
+        (&Method::GET, [API, "topics", id]) => ok(&get(inner, id).await?),
+        (&Method::POST, [API, "topics", id, "messages"]) => {
+            let kind = call.header("messagetype").map(str::to_owned);
+            ok(&publish(inner, id, kind, &call.body).await?)
+        }
+        _ => Err(call.not_found()),
+    }
 }
 
 fn load(conn: &Connection, id: &str) -> Result<models::NotificationTopic, ApiError> {

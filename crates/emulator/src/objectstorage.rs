@@ -1,6 +1,6 @@
-//! Object Storage: one namespace ([`super::NAMESPACE`]), buckets and objects with ETags.
+//! Object Storage: one namespace ([`NAMESPACE`]), buckets and objects with ETags.
 //! Objects live in the database; PutObject bodies are capped by
-//! [`super::EmulatorOptions::max_object_bytes`].
+//! [`EmulatorOptions::max_object_bytes`](crate::EmulatorOptions::max_object_bytes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,12 +10,58 @@ use axum::response::Response;
 use base64::Engine as _;
 use bytes::Bytes;
 use datasync_core::oci::models;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use md5::{Digest as _, Md5};
+use percent_encoding::percent_decode_str;
 use rusqlite::{Connection, OptionalExtension as _};
 
-use super::error::ApiError;
-use super::{now_ms, parse_json, parse_time_ms, rfc3339_ms, Inner, NAMESPACE};
+use crate::clock::{http_date, now_ms, parse_time_ms, rfc3339_ms};
+use crate::emulator::Inner;
+use crate::error::ApiError;
+use crate::request::{parse_json, parse_limit, Call};
+use crate::response::{empty, ok, set_header as insert};
+use crate::NAMESPACE;
+
+/// The first path segment of Object Storage (`/n/{namespace}/...`).
+pub(crate) const PREFIX: &str = "n";
+
+/// Whether a request is PutObject, whose body has its own limit and is not signed.
+pub(crate) fn is_put_object(method: &Method, path: &str) -> bool {
+    method == Method::PUT && path.starts_with("/n/") && path.contains("/o/")
+}
+
+/// Routes an Object Storage call: GetNamespace; CreateBucket, GetBucket; ListObjects,
+/// PutObject, GetObject, HeadObject, DeleteObject.
+///
+/// # Errors
+/// The operation's [`ApiError`]; 404 for any other path or another namespace.
+pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, ApiError> {
+    let segments = call.segments();
+    match (&call.method, segments.as_slice()) {
+        (&Method::GET, ["n"] | ["n", ""]) => ok(&NAMESPACE),
+        (_, ["n", ns, ..]) if *ns != NAMESPACE => {
+            Err(ApiError::not_found(format!("namespace {ns}")))
+        }
+        (&Method::POST, ["n", _, "b"] | ["n", _, "b", ""]) => {
+            ok(&create_bucket(inner, &call.body).await?)
+        }
+        (&Method::GET, ["n", _, "b", bucket]) => ok(&get_bucket(inner, bucket).await?),
+        (&Method::GET, ["n", _, "b", bucket, "o"]) => ok(&list(inner, bucket, &call.query).await?),
+        (method, ["n", _, "b", bucket, "o", _, ..]) => {
+            // The object name is everything after `/o/`, decoded (it may contain `/`).
+            let raw = call.path.splitn(7, '/').nth(6).unwrap_or_default();
+            let name = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+            match *method {
+                Method::PUT => put(inner, bucket, &name, &call.headers, call.body.clone()).await,
+                Method::GET => get(inner, bucket, &name, false).await,
+                Method::HEAD => get(inner, bucket, &name, true).await,
+                Method::DELETE => delete(inner, bucket, &name, &call.headers).await,
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        _ => Err(call.not_found()),
+    }
+}
 
 fn bucket_not_found(name: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "BucketNotFound", format!("either the bucket named '{name}' does not exist in the namespace '{NAMESPACE}' or you are not authorized to access it"))
@@ -179,24 +225,12 @@ pub async fn put(
             Ok(())
         })
         .await?;
-    let mut response = super::http::empty(StatusCode::OK);
+    let mut response = empty(StatusCode::OK);
     let h = response.headers_mut();
     insert(h, "etag", &etag_reply);
     insert(h, "opc-content-md5", &md5_reply);
-    insert(h, "last-modified", &last_modified(created));
+    insert(h, "last-modified", &http_date(created));
     Ok(response)
-}
-
-fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
-    }
-}
-
-fn last_modified(ms: i64) -> String {
-    httpdate::fmt_http_date(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
-    )
 }
 
 /// GetObject and HeadObject.
@@ -249,7 +283,7 @@ pub async fn get(
     insert(
         h,
         "last-modified",
-        &last_modified(parse_time_ms(&created).unwrap_or(0)),
+        &http_date(parse_time_ms(&created).unwrap_or(0)),
     );
     if let Some(Ok(serde_json::Value::Object(meta))) = meta.map(|m| serde_json::from_str(&m)) {
         for (k, v) in meta {
@@ -295,7 +329,7 @@ pub async fn delete(
             Ok(())
         })
         .await?;
-    Ok(super::http::empty(StatusCode::NO_CONTENT))
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// ListObjects: by `prefix`, from `start` (inclusive), at most `limit` (default and max 1000).
@@ -307,7 +341,7 @@ pub async fn list(
     bucket: &str,
     query: &HashMap<String, String>,
 ) -> Result<models::ListObjects, ApiError> {
-    let limit = super::streaming::parse_limit(query.get("limit").map(String::as_str), 1000, 1000)?;
+    let limit = parse_limit(query.get("limit").map(String::as_str), 1000, 1000)?;
     let prefix = query.get("prefix").cloned().unwrap_or_default();
     let start = query.get("start").cloned().unwrap_or_default();
     let bucket = bucket.to_owned();
