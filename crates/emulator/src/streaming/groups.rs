@@ -33,9 +33,14 @@ fn group_start(
         .collect()
 }
 
-/// Commits `positions` (optional), then renews this instance's reservations and rebalances:
-/// takes free or lapsed partitions up to its fair share, releases any beyond it. Returns the
-/// group generation and the held partitions with their read positions.
+/// A partition's row in `group_parts`: (partition, next offset, reserving instance, reserved
+/// until in ms since the epoch).
+type PartRow = (i64, i64, Option<String>, Option<i64>);
+
+/// Commits the cursor's positions (when `commit` and the group was not reset since the cursor
+/// was issued), then renews this instance's membership and reservations and rebalances: takes
+/// free or lapsed partitions up to its fair share, releases any beyond it. Returns the group
+/// generation and the held partitions with their read positions.
 pub(super) fn group_acquire(
     conn: &Connection,
     sid: i64,
@@ -50,26 +55,59 @@ pub(super) fn group_acquire(
         .ok_or_else(|| ApiError::not_found(format!("group {}", cursor.group)))?;
     let same_gen = gen == cursor.generation;
     if commit && same_gen {
-        let mut stmt = conn.prepare_cached(
-            "UPDATE group_parts SET next_off=?4, committed=?4 - 1 WHERE stream=?1 AND name=?2 AND part=?3 AND instance=?5",
-        )?;
-        for (part, pos) in &cursor.offsets {
-            stmt.execute(rusqlite::params![
-                sid,
-                cursor.group,
-                part,
-                pos,
-                cursor.instance
-            ])?;
-        }
+        commit_offsets(conn, sid, cursor)?;
     }
-    let rows: Vec<(i64, i64, Option<String>, Option<i64>)> = conn
+    let rows: Vec<PartRow> = conn
         .prepare_cached("SELECT part, next_off, instance, reserved_until FROM group_parts WHERE stream=?1 AND name=?2 ORDER BY part")?
         .query_map(rusqlite::params![sid, cursor.group], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    let active =
-        |inst: &Option<String>, until: &Option<i64>| inst.is_some() && until.unwrap_or(0) > now;
-    // Membership: every instance that called within its timeout counts, holding partitions or not.
+    let members = renew_membership(conn, sid, cursor, now)?;
+    let (mine, release) = fair_share(&rows, &cursor.instance, members, now);
+    reserve(conn, sid, cursor, &mine, &release, now + cursor.timeout_ms)?;
+    let positions = mine
+        .into_iter()
+        .map(|(p, group_pos)| {
+            let pos = if same_gen {
+                cursor
+                    .offsets
+                    .iter()
+                    .find(|(cp, _)| *cp == p)
+                    .map_or(group_pos, |(_, o)| *o)
+            } else {
+                group_pos
+            };
+            (p, pos)
+        })
+        .collect();
+    Ok((gen, positions))
+}
+
+/// Commits the cursor's next offsets of the partitions this instance still holds.
+fn commit_offsets(conn: &Connection, sid: i64, cursor: &GroupCursor) -> Result<(), ApiError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE group_parts SET next_off=?4, committed=?4 - 1 WHERE stream=?1 AND name=?2 AND part=?3 AND instance=?5",
+    )?;
+    for (part, pos) in &cursor.offsets {
+        stmt.execute(rusqlite::params![
+            sid,
+            cursor.group,
+            part,
+            pos,
+            cursor.instance
+        ])?;
+    }
+    Ok(())
+}
+
+/// Renews this instance's membership, forgets members whose timeout passed, and returns how
+/// many are left: every instance that called within its timeout counts, holding partitions or
+/// not.
+fn renew_membership(
+    conn: &Connection,
+    sid: i64,
+    cursor: &GroupCursor,
+    now: i64,
+) -> Result<i64, ApiError> {
     conn.prepare_cached(
         "INSERT INTO group_members(stream, name, instance, alive_until) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(stream, name, instance) DO UPDATE SET alive_until=excluded.alive_until",
@@ -84,14 +122,28 @@ pub(super) fn group_acquire(
         "DELETE FROM group_members WHERE stream=?1 AND name=?2 AND alive_until <= ?3",
     )?
     .execute(rusqlite::params![sid, cursor.group, now])?;
-    let members: i64 = conn
+    Ok(conn
         .prepare_cached("SELECT count(*) FROM group_members WHERE stream=?1 AND name=?2")?
-        .query_row(rusqlite::params![sid, cursor.group], |r| r.get(0))?;
+        .query_row(rusqlite::params![sid, cursor.group], |r| r.get(0))?)
+}
+
+/// The partitions `instance` holds after rebalancing among `members` instances, with their
+/// group positions, and those it releases. It keeps what it holds up to its fair share
+/// (releasing its highest partitions beyond it), then takes partitions nobody holds, or whose
+/// holder's reservation lapsed, in partition order.
+fn fair_share(
+    rows: &[PartRow],
+    instance: &str,
+    members: i64,
+    now: i64,
+) -> (Vec<(i64, i64)>, Vec<i64>) {
     let instances = members.max(1);
     let fair = (rows.len() as i64 + instances - 1) / instances;
+    let active =
+        |inst: &Option<String>, until: &Option<i64>| inst.is_some() && until.unwrap_or(0) > now;
     let mut mine: Vec<(i64, i64)> = rows
         .iter()
-        .filter(|(_, _, inst, _)| inst.as_deref() == Some(cursor.instance.as_str()))
+        .filter(|(_, _, inst, _)| inst.as_deref() == Some(instance))
         .map(|(p, n, _, _)| (*p, *n))
         .collect();
     let mut release: Vec<i64> = Vec::new();
@@ -100,20 +152,31 @@ pub(super) fn group_acquire(
             release.push(p);
         }
     }
-    for (p, n, inst, until) in &rows {
+    for (p, n, inst, until) in rows {
         if mine.len() as i64 >= fair {
             break;
         }
-        if !active(inst, until) && inst.as_deref() != Some(cursor.instance.as_str()) {
+        if !active(inst, until) && inst.as_deref() != Some(instance) {
             mine.push((*p, *n));
         }
     }
     mine.sort_unstable();
-    let until = now + cursor.timeout_ms;
+    (mine, release)
+}
+
+/// Reserves `mine` for this instance until `until`, and frees `release`.
+fn reserve(
+    conn: &Connection,
+    sid: i64,
+    cursor: &GroupCursor,
+    mine: &[(i64, i64)],
+    release: &[i64],
+    until: i64,
+) -> Result<(), ApiError> {
     let mut reserve = conn.prepare_cached(
         "UPDATE group_parts SET instance=?4, reserved_until=?5 WHERE stream=?1 AND name=?2 AND part=?3",
     )?;
-    for (p, _) in &mine {
+    for (p, _) in mine {
         reserve.execute(rusqlite::params![
             sid,
             cursor.group,
@@ -131,22 +194,7 @@ pub(super) fn group_acquire(
             Option::<i64>::None
         ])?;
     }
-    let positions = mine
-        .into_iter()
-        .map(|(p, group_pos)| {
-            let pos = if same_gen {
-                cursor
-                    .offsets
-                    .iter()
-                    .find(|(cp, _)| *cp == p)
-                    .map_or(group_pos, |(_, o)| *o)
-            } else {
-                group_pos
-            };
-            (p, pos)
-        })
-        .collect();
-    Ok((gen, positions))
+    Ok(())
 }
 
 /// CreateGroupCursor.
@@ -327,4 +375,41 @@ pub async fn update_group(
             Ok(())
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(part: i64, holder: Option<&str>, until: i64) -> PartRow {
+        (part, part * 10, holder.map(str::to_owned), Some(until))
+    }
+
+    #[test]
+    fn a_lone_instance_takes_every_free_partition() {
+        let rows = [row(0, None, 0), row(1, None, 0), row(2, None, 0)];
+        let (mine, release) = fair_share(&rows, "a", 1, 100);
+        assert_eq!(mine, vec![(0, 0), (1, 10), (2, 20)]);
+        assert!(release.is_empty());
+    }
+
+    #[test]
+    fn a_second_instance_gets_the_share_the_first_releases() {
+        let rows = [
+            row(0, Some("a"), 200),
+            row(1, Some("a"), 200),
+            row(2, Some("a"), 200),
+        ];
+        // `a` holds all three with two members: it keeps two and releases its highest.
+        let (mine, release) = fair_share(&rows, "a", 2, 100);
+        assert_eq!((mine, release), (vec![(0, 0), (1, 10)], vec![2]));
+        // `b` takes nothing `a` still holds live, and a lapsed reservation is free.
+        let rows = [
+            row(0, Some("a"), 200),
+            row(1, Some("a"), 200),
+            row(2, Some("a"), 50),
+        ];
+        let (mine, release) = fair_share(&rows, "b", 2, 100);
+        assert_eq!((mine, release), (vec![(2, 20)], vec![]));
+    }
 }
