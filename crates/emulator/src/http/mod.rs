@@ -1,6 +1,7 @@
 //! The HTTP front: listeners (TCP and Unix), then per request an `opc-request-id`, the body read
-//! within its limit, the signature verified ([`crate::auth::verify`]) and the call routed
-//! ([`crate::router`]).
+//! within its limit, the signature verified (`auth::verify`) and the call routed (`router`).
+//! Public here: the body limits, and [`drain_refused_body`], which the local stack's gateway
+//! shares.
 
 mod body;
 
