@@ -405,6 +405,39 @@ mod tests {
         }
     }
 
+    /// Every form the hand-written parser accepted, so a change of parser refuses none of them.
+    #[test]
+    fn deadlines_accept_every_form_they_always_have() {
+        let at = |s: &str| parse_deadline(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+        let base = Duration::from_secs(1_592_874_621); // 2020-06-23T01:10:21Z
+        for (text, want) in [
+            ("2020-06-23T01:10:21Z", base),
+            (" 2020-06-23T01:10:21Z\r\n", base),
+            ("2020-06-23t01:10:21Z", base),
+            ("2020-06-23 01:10:21Z", base),
+            ("2020-06-23T01:10:21z", base),
+            ("2020-06-23T01:10:21-00:00", base),
+            ("2020-06-23T06:40:21+05:30", base),
+            ("2020-06-23T01:10:21.5Z", base + Duration::from_millis(500)),
+            (
+                "2020-06-23T01:10:21.123456789999Z",
+                base + Duration::from_nanos(123_456_789),
+            ),
+            ("2020-06-23T01:09:60Z", base - Duration::from_secs(21)),
+            ("2016-12-31T23:59:60Z", Duration::from_secs(1_483_228_800)),
+        ] {
+            assert_eq!(at(text), Some(want), "{text:?}");
+        }
+        for bad in [
+            "2020-06-23T01:10:61Z",
+            "2020-06-23T24:10:21Z",
+            "2020-06-23T01:10:21+0200",
+            "2020-06-23X01:10:21Z",
+        ] {
+            assert!(parse_deadline(bad).is_none(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn prefixes() {
         let h = HeaderName::from_static("x-trace");

@@ -132,4 +132,60 @@ mod tests {
             assert_eq!(parse_rfc3339(junk), None, "{junk}");
         }
     }
+
+    /// Every form the hand-written parser accepted, so a change of parser refuses none of them.
+    #[test]
+    fn rfc3339_accepts_every_form_it_always_has() {
+        let at =
+            |s: &str| parse_rfc3339(s).map(|t| t.duration_since(SystemTime::UNIX_EPOCH).unwrap());
+        let base = Duration::from_secs(1_524_704_586); // 2018-04-26T01:03:06Z
+        for (text, want) in [
+            ("2018-04-26T01:03:06Z", base),
+            ("2018-04-26t01:03:06Z", base),
+            ("2018-04-26 01:03:06Z", base),
+            ("2018-04-26T01:03:06z", base),
+            ("2018-04-26T01:03:06+00:00", base),
+            ("2018-04-26T01:03:06-00:00", base),
+            ("2018-04-26T06:33:06+05:30", base),
+            ("2018-04-25T23:03:06-02:00", base),
+            ("2018-04-26T01:03:06.5Z", base + Duration::from_millis(500)),
+            (
+                "2018-04-26T01:03:06.123456789Z",
+                base + Duration::from_nanos(123_456_789),
+            ),
+            // Digits beyond the ninth are dropped, not rounded.
+            (
+                "2018-04-26T01:03:06.123456789999Z",
+                base + Duration::from_nanos(123_456_789),
+            ),
+            (
+                "2018-04-26T01:03:06.000001+00:00",
+                base + Duration::from_micros(1),
+            ),
+            // A leap second is the first second of the next minute.
+            ("2018-04-26T01:02:60Z", base - Duration::from_secs(6)),
+            ("2016-12-31T23:59:60Z", Duration::from_secs(1_483_228_800)),
+            (
+                "2016-12-31T23:59:60.250Z",
+                Duration::from_millis(1_483_228_800_250),
+            ),
+            ("1970-01-01T00:00:00Z", Duration::ZERO),
+        ] {
+            assert_eq!(at(text), Some(want), "{text}");
+        }
+        for junk in [
+            " 2018-04-26T01:03:06Z",
+            "2018-04-26T01:03:06Z ",
+            "2018-04-26T01:03:61Z",
+            "2018-04-26T24:03:06Z",
+            "2018-04-26T01:60:06Z",
+            "2018-00-26T01:03:06Z",
+            "2018-04-00T01:03:06Z",
+            "2018-04-26T01:03:06+0200",
+            "2018-04-26X01:03:06Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_rfc3339(junk), None, "{junk}");
+        }
+    }
 }
