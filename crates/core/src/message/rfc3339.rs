@@ -1,99 +1,74 @@
-//! RFC 3339 timestamps as the envelope writes and reads them.
+//! RFC 3339 timestamps as the envelope writes and reads them, through the `time` crate.
 
 use std::time::{Duration, SystemTime};
 
-/// Formats a time as RFC 3339 UTC with milliseconds, e.g. `2026-11-27T18:05:53.123Z`.
+use time::format_description::well_known::Rfc3339;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// UTC with milliseconds and a `Z`, as every envelope time is written.
+const MILLIS_UTC: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// Formats a time as RFC 3339 UTC with milliseconds (cut, not rounded), e.g.
+/// `2026-11-27T18:05:53.123Z`. A time before 1970 is written as 1970's first instant, one
+/// beyond year 9999 as that year's last millisecond.
 pub fn rfc3339(t: SystemTime) -> String {
     let since = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
-    let secs = since.as_secs() as i64;
-    let millis = since.subsec_millis();
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let since = time::Duration::try_from(since).unwrap_or(time::Duration::MAX);
+    // Every component the description names is in an `OffsetDateTime`, and its year has four
+    // digits: formatting cannot fail, and the empty text is never written.
+    OffsetDateTime::UNIX_EPOCH
+        .saturating_add(since)
+        .format(MILLIS_UTC)
+        .unwrap_or_default()
 }
 
-/// Parses RFC 3339 (`Z` or a numeric offset, any fraction). None when malformed.
+/// Parses RFC 3339 (`Z` or a numeric offset, any fraction, digits beyond nanoseconds dropped).
+/// None when malformed, or before 1970.
+///
+/// Besides the strict grammar it reads what the format's §5.6 allows and what datasync always
+/// has: a lower-case `t` or a space between date and time, a lower-case `z`, and a leap second
+/// (`:60`) at any minute, read as the first second of the next.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut nanos: u64 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        for (i, c) in frac[..digits].bytes().take(9).enumerate() {
-            nanos += u64::from(c - b'0') * 10u64.pow(8 - i as u32);
-        }
-        rest = &frac[digits..];
-    }
-    let offset_secs: i64 = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
-        {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (rest.get(1..3)?.parse::<i64>().ok()? * 3600
-                + rest.get(4..6)?.parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
+    let (text, leap) = normalise(s)?;
+    let at = OffsetDateTime::parse(&text, &Rfc3339).ok()?;
+    let since = std::time::Duration::try_from(at - OffsetDateTime::UNIX_EPOCH).ok()?;
+    let leap = if leap {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
     };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    let secs = u64::try_from(secs).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
+    SystemTime::UNIX_EPOCH.checked_add(since)?.checked_add(leap)
 }
 
-// Howard Hinnant's civil-date algorithms (public domain), for proleptic Gregorian dates.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// `s` in the form `time`'s RFC 3339 parser reads, and whether its second was 60. That parser
+/// wants an upper-case `T` and `Z` (RFC 3339 allows `t`, `z` and, by its §5.6 note, a space),
+/// and takes a leap second only at 23:59:60 UTC, clamped to that minute; the hand-written
+/// parser it replaces took `:60` anywhere as one second later, so the 60 is read as 59 and the
+/// second added back.
+fn normalise(s: &str) -> Option<(String, bool)> {
+    let mut text = s.as_bytes().to_vec();
+    if text.len() < 20 {
+        return None;
+    }
+    // `time` takes any character between date and time; only these three were ever read.
+    match text[10] {
+        b'T' => {}
+        b't' | b' ' => text[10] = b'T',
+        _ => return None,
+    }
+    if let Some(last) = text.last_mut().filter(|c| **c == b'z') {
+        *last = b'Z';
+    }
+    let leap = text[16] == b':' && &text[17..19] == b"60";
+    if leap {
+        text[17..19].copy_from_slice(b"59");
+    }
+    Some((String::from_utf8(text).ok()?, leap))
 }
 
 #[cfg(test)]
