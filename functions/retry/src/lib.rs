@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -45,7 +46,7 @@ pub const DEFAULT_GROUP_MAX: u32 = 100;
 /// The retry function: the engine, or the configuration error to answer with.
 #[derive(Debug, Clone)]
 pub struct Retry {
-    built: Result<Deliverer, ConfigError>,
+    built: Result<Deliverer, Arc<ConfigError>>,
 }
 
 fn invalid(message: impl Into<String>) -> Response {
@@ -133,9 +134,10 @@ impl Retry {
     /// Builds the function from its configuration; a bad key is logged once here and answered
     /// on every call.
     pub fn from_config(config: &fdk::Config) -> Self {
-        let built = Deliverer::from_lookup(Function::Retry, |k| config.get(k).map(str::to_owned));
+        let built = Deliverer::from_lookup(Function::Retry, |k| config.get(k).map(str::to_owned))
+            .map_err(Arc::new);
         if let Err(e) = &built {
-            tracing::error!(key = %e.key, problem = %e.problem, "retry is misconfigured");
+            tracing::error!(key = e.key(), error = %e, "retry is misconfigured");
         }
         Self { built }
     }

@@ -1,5 +1,27 @@
 //! [`AllowList`]: the target hosts messages may be delivered to.
 
+use std::num::ParseIntError;
+
+/// Why an allow-list could not be read: its first bad entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowListError {
+    /// An entry's port is not a number from 0 to 65535.
+    #[error("{entry:?}: bad port")]
+    BadPort {
+        /// The entry as written.
+        entry: String,
+        /// Why its port is not one.
+        #[source]
+        source: ParseIntError,
+    },
+    /// An entry is not a host name or IP address.
+    #[error("{entry:?} is not a host, host:port or *.domain")]
+    NotAHost {
+        /// The entry as written.
+        entry: String,
+    },
+}
+
 /// The target hosts messages may be delivered to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AllowList {
@@ -19,13 +41,16 @@ impl AllowList {
     /// Parses a comma-separated list of `host`, `host:port` and `*.domain` entries.
     ///
     /// # Errors
-    /// A message naming the first entry that is not a host name or IP with an optional port.
-    pub fn parse(list: &str) -> Result<Self, String> {
+    /// The first entry that is not a host name or IP with an optional port.
+    pub fn parse(list: &str) -> Result<Self, AllowListError> {
         let mut entries = Vec::new();
         for raw in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (pattern, port) = match raw.rsplit_once(':') {
                 Some((h, p)) if !h.ends_with(']') || raw.starts_with('[') => {
-                    let port = p.parse::<u16>().map_err(|_| format!("{raw:?}: bad port"))?;
+                    let port = p.parse::<u16>().map_err(|source| AllowListError::BadPort {
+                        entry: raw.to_owned(),
+                        source,
+                    })?;
                     (h, Some(port))
                 }
                 _ => (raw, None),
@@ -43,7 +68,9 @@ impl AllowList {
                     .bytes()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':'));
             if !legal {
-                return Err(format!("{raw:?} is not a host, host:port or *.domain"));
+                return Err(AllowListError::NotAHost {
+                    entry: raw.to_owned(),
+                });
             }
             entries.push(AllowEntry {
                 host,
@@ -58,7 +85,7 @@ impl AllowList {
     ///
     /// # Errors
     /// As [`parse`](Self::parse).
-    pub fn extend(&mut self, list: &str) -> Result<(), String> {
+    pub fn extend(&mut self, list: &str) -> Result<(), AllowListError> {
         self.entries.extend(Self::parse(list)?.entries);
         Ok(())
     }

@@ -24,7 +24,7 @@ mod stream_message;
 mod traceparent;
 mod validate;
 
-pub use allow_list::AllowList;
+pub use allow_list::{AllowList, AllowListError};
 pub use envelope::{truncate_utf8, Envelope, LastError};
 pub use payload::Payload;
 pub use rfc3339::{parse_rfc3339, rfc3339};
