@@ -9,6 +9,8 @@
 //!   metadata (`id`, `receivedAt`, `source`, `attempt`, `firstFailedAt`, `lastError`,
 //!   `notBefore`, `traceparent`). A bare sample `streamMessage` decodes as an envelope without
 //!   metadata, so error streams written by the Java sample can be replayed.
+//! - [`read_sync_request`]: one sync request read against that schema, each refusal naming
+//!   its field; [`near_miss`] suggests the field a misspelt member meant.
 //! - [`validate`]: every rule populate enforces, and process re-checks.
 //! - [`AllowList`], [`Policy`]: the deployment's target rules; [`Invalid`]: a refusal naming
 //!   the field.
@@ -18,18 +20,22 @@
 mod allow_list;
 mod envelope;
 mod payload;
+mod read;
 mod rfc3339;
 mod secret_name;
 mod stream_message;
+mod suggest;
 mod traceparent;
 mod validate;
 
 pub use allow_list::{AllowList, AllowListError};
 pub use envelope::{truncate_utf8, Envelope, LastError};
 pub use payload::Payload;
+pub use read::read_sync_request;
 pub use rfc3339::{parse_rfc3339, rfc3339};
 pub use secret_name::scoped_secret_name;
 pub use stream_message::{HeaderPair, StreamMessage, SyncRequest};
+pub use suggest::{fields_of, near_miss};
 pub use traceparent::{is_valid_traceparent, new_traceparent};
 pub use validate::{refuse_credential_headers, validate, Invalid, Policy};
 
