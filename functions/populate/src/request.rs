@@ -77,18 +77,7 @@ pub(crate) fn accept(
         return Err(Refusal::method_not_allowed());
     }
     let caller = caller(headers)?;
-    let json = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        })
-        .unwrap_or(false);
-    if !json {
+    if !is_json(headers) {
         return Err(Refusal::unsupported_media_type());
     }
     if body.len() > MAX_BODY_BYTES {
@@ -105,13 +94,55 @@ pub(crate) fn accept(
         .filter(|t| is_valid_traceparent(t))
         .map_or_else(new_traceparent, str::to_owned);
 
+    let (values, batch) = requests(body)?;
+    let each = ItemContext {
+        policy,
+        caller: &caller,
+        has_token: token.is_some(),
+        now,
+        traceparent: &traceparent,
+    };
+    let mut items = Vec::with_capacity(values.len());
+    for (index, value) in values.iter().enumerate() {
+        let prefix = if batch {
+            format!("[{index}].")
+        } else {
+            String::new()
+        };
+        items.push(item(&prefix, value, &each)?);
+    }
+    Ok(Accepted {
+        caller,
+        token,
+        items,
+        batch,
+    })
+}
+
+/// Whether the call's media type is `application/json` (any parameters).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false)
+}
+
+/// The sync requests of the body, each still JSON text, and whether it was a batch (an array).
+/// The body is read once, only as far as its structure: each request is read against the
+/// schema after (see [`read_sync_request`]), and a payload never becomes anything but text.
+fn requests(body: &Bytes) -> Result<(Vec<&RawValue>, bool), Refusal> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Refusal::invalid("body", "is empty; send a sync request"));
     }
-    // serde_json's messages can quote the input: report where, not what. Parsed only as far as
-    // the structure: each value stays JSON text until a rule needs it, and a payload never
-    // becomes anything else (see `Payload`).
-    let value: &RawValue = serde_json::from_slice(body).map_err(|e| {
+    // serde_json's messages can quote the input: report where, not what.
+    let not_json = |e: serde_json::Error| {
         Refusal::invalid(
             "body",
             &format!(
@@ -121,48 +152,25 @@ pub(crate) fn accept(
                 e.column()
             ),
         )
-    })?;
-    let (values, batch) = match value.get().as_bytes().first() {
-        Some(b'[') => {
-            let items: Vec<&RawValue> = serde_json::from_str(value.get())
-                .map_err(|_| Refusal::invalid("body", "is not a JSON array"))?;
-            if items.is_empty() {
-                return Err(Refusal::invalid("body", "is an empty array"));
-            }
-            if items.len() > MAX_BATCH {
-                return Err(Refusal::too_large(format!(
-                    "the batch has {} items; at most {MAX_BATCH}",
-                    items.len()
-                )));
-            }
-            (items, true)
-        }
-        _ => (vec![value], false),
     };
-
-    let mut items = Vec::with_capacity(values.len());
-    for (index, value) in values.iter().enumerate() {
-        let prefix = if batch {
-            format!("[{index}].")
-        } else {
-            String::new()
-        };
-        items.push(item(
-            &prefix,
-            value,
-            policy,
-            &caller,
-            token.is_some(),
-            now,
-            &traceparent,
-        )?);
+    let first = body
+        .iter()
+        .find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'[') {
+        let value: &RawValue = serde_json::from_slice(body).map_err(not_json)?;
+        return Ok((vec![value], false));
     }
-    Ok(Accepted {
-        caller,
-        token,
-        items,
-        batch,
-    })
+    let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(not_json)?;
+    if items.is_empty() {
+        return Err(Refusal::invalid("body", "is an empty array"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(Refusal::too_large(format!(
+            "the batch has {} items; at most {MAX_BATCH}",
+            items.len()
+        )));
+    }
+    Ok((items, true))
 }
 
 /// The caller named by the gateway. Never taken from the body.
@@ -207,16 +215,18 @@ fn token(headers: &HeaderMap) -> Result<Option<Token>, Refusal> {
     }
 }
 
-/// One sync request: shape, rules, secret, envelope size.
-fn item(
-    prefix: &str,
-    value: &RawValue,
-    policy: &Policy,
-    caller: &str,
+/// What every item of a request shares.
+struct ItemContext<'a> {
+    policy: &'a Policy,
+    caller: &'a str,
+    /// Whether the call carries an `Authorization` header (then each item must name a secret).
     has_token: bool,
     now: SystemTime,
-    traceparent: &str,
-) -> Result<Item, Refusal> {
+    traceparent: &'a str,
+}
+
+/// One sync request at `prefix` (`[2].` in a batch): schema, rules, secret, envelope size.
+fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, Refusal> {
     let here = if prefix.is_empty() {
         "body".to_owned()
     } else {
@@ -227,15 +237,15 @@ fn item(
     let key = request.stream_key.map(|k| Bytes::from(k.into_bytes()));
     let message_field = format!("{prefix}streamMessage");
     let mut message = request.stream_message;
-    validate(&mut message, policy)
+    validate(&mut message, each.policy)
         .and_then(|_| refuse_credential_headers(&message))
         .map_err(|invalid| {
             Refusal::invalid(&format!("{prefix}{}", invalid.field), &invalid.rule)
         })?;
 
     let secret_field = format!("{message_field}.vaultSecretName");
-    let secret = match (&message.vault_secret_name, has_token) {
-        (Some(name), _) => Some(scoped_secret_name(caller, name)),
+    let secret = match (&message.vault_secret_name, each.has_token) {
+        (Some(name), _) => Some(scoped_secret_name(each.caller, name)),
         (None, true) => {
             return Err(Refusal::invalid(
                 &secret_field,
@@ -245,7 +255,12 @@ fn item(
         (None, false) => None,
     };
 
-    let envelope = Envelope::new(message, caller.to_owned(), now, traceparent.to_owned());
+    let envelope = Envelope::new(
+        message,
+        each.caller.to_owned(),
+        each.now,
+        each.traceparent.to_owned(),
+    );
     let id = envelope.id.clone().unwrap_or_default();
     let value = envelope
         .encode()
