@@ -183,42 +183,53 @@ impl Populate {
         }
     }
 
+    /// Keeps the caller's token in Vault under each distinct secret the request names.
+    async fn keep_token(
+        &self,
+        ctx: &Context,
+        accepted: &request::Accepted,
+        token: &request::Token,
+    ) -> Result<(), Refusal> {
+        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        for item in &accepted.items {
+            if let Some(name) = &item.secret {
+                names
+                    .entry(name.as_str())
+                    .or_insert(item.secret_field.as_str());
+            }
+        }
+        for (name, field) in names {
+            match self.inner.secrets.ensure(name, token.bytes()).await {
+                Ok(write) => tracing::info!(
+                    call_id = %ctx.call_id,
+                    caller = %accepted.caller,
+                    secret = name,
+                    outcome = ?write,
+                    "caller's token kept in Vault"
+                ),
+                Err(SecretError::NotActive) => return Err(Refusal::secret_unavailable(field)),
+                Err(SecretError::Oci(e)) => {
+                    let refusal = Refusal::vault(&e);
+                    tracing::error!(
+                        call_id = %ctx.call_id,
+                        secret = name,
+                        reason = %refusal.message,
+                        "storing the caller's token failed"
+                    );
+                    return Err(refusal);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn process(&self, ctx: &Context, body: &Bytes) -> Result<Response, Refusal> {
         let accepted = request::accept(ctx, body, &self.inner.settings.policy, SystemTime::now())?;
         let count = accepted.items.len();
 
         // The token first: a message must never point at a secret that is not there.
         if let Some(token) = &accepted.token {
-            let mut names: BTreeMap<&str, &str> = BTreeMap::new();
-            for item in &accepted.items {
-                if let Some(name) = &item.secret {
-                    names
-                        .entry(name.as_str())
-                        .or_insert(item.secret_field.as_str());
-                }
-            }
-            for (name, field) in names {
-                match self.inner.secrets.ensure(name, token.bytes()).await {
-                    Ok(write) => tracing::info!(
-                        call_id = %ctx.call_id,
-                        caller = %accepted.caller,
-                        secret = name,
-                        outcome = ?write,
-                        "caller's token kept in Vault"
-                    ),
-                    Err(SecretError::NotActive) => return Err(Refusal::secret_unavailable(field)),
-                    Err(SecretError::Oci(e)) => {
-                        let refusal = Refusal::vault(&e);
-                        tracing::error!(
-                            call_id = %ctx.call_id,
-                            secret = name,
-                            reason = %refusal.message,
-                            "storing the caller's token failed"
-                        );
-                        return Err(refusal);
-                    }
-                }
-            }
+            self.keep_token(ctx, &accepted, token).await?;
         }
 
         let messages: Vec<PutMessage> = accepted.items.iter().map(|i| i.message.clone()).collect();

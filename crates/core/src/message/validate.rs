@@ -1,7 +1,7 @@
 //! The rules a message must follow before it is accepted ([`validate`]), which populate
 //! enforces and process re-checks, and [`Invalid`], the refusal naming the field.
 
-use super::{AllowList, StreamMessage, MAX_HEADERS, MAX_SECRET_NAME};
+use super::{AllowList, HeaderPair, StreamMessage, MAX_HEADERS, MAX_SECRET_NAME};
 use crate::classify::ErrorClass;
 
 /// The rules a message must follow, from the function configuration.
@@ -131,9 +131,26 @@ fn is_token(name: &str) -> bool {
 /// # Errors
 /// The first rule broken, naming the field.
 pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url, Invalid> {
+    let url = target_url(&message.target_rest_api, policy)?;
+    let op = message.target_rest_api_operation.to_ascii_uppercase();
+    if !matches!(op.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+        return Err(Invalid::new(
+            "streamMessage.targetRestApiOperation",
+            "must be one of POST, PUT, PATCH, DELETE",
+        ));
+    }
+    message.target_rest_api_operation = op;
+
+    check_headers(&message.target_rest_api_headers)?;
+    check_vault_secret(message)?;
+    Ok(url)
+}
+
+/// `targetRestApi`, parsed: absolute, https (or http where allowed), a host on the allow-list,
+/// no credentials.
+fn target_url(target: &str, policy: &Policy) -> Result<url::Url, Invalid> {
     const URL: &str = "streamMessage.targetRestApi";
-    let url = url::Url::parse(&message.target_rest_api)
-        .map_err(|_| Invalid::new(URL, "must be an absolute URL"))?;
+    let url = url::Url::parse(target).map_err(|_| Invalid::new(URL, "must be an absolute URL"))?;
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}
@@ -170,22 +187,19 @@ pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url
         });
     }
 
-    let op = message.target_rest_api_operation.to_ascii_uppercase();
-    if !matches!(op.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
-        return Err(Invalid::new(
-            "streamMessage.targetRestApiOperation",
-            "must be one of POST, PUT, PATCH, DELETE",
-        ));
-    }
-    message.target_rest_api_operation = op;
+    Ok(url)
+}
 
-    if message.target_rest_api_headers.len() > MAX_HEADERS {
+/// `targetRestApiHeaders`: how many, legal names the caller may set, values without CR, LF
+/// or NUL.
+fn check_headers(headers: &[HeaderPair]) -> Result<(), Invalid> {
+    if headers.len() > MAX_HEADERS {
         return Err(Invalid::new(
             "streamMessage.targetRestApiHeaders",
             format!("at most {MAX_HEADERS} headers"),
         ));
     }
-    for (i, h) in message.target_rest_api_headers.iter().enumerate() {
+    for (i, h) in headers.iter().enumerate() {
         let field = format!("streamMessage.targetRestApiHeaders[{i}]");
         if !is_token(&h.key) {
             return Err(Invalid::new(field, "key must be a legal header name"));
@@ -207,6 +221,12 @@ pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url
         }
     }
 
+    Ok(())
+}
+
+/// `vaultSecretHeader` (which needs `vaultSecretName`, a legal header name datasync does not
+/// own, not set by `targetRestApiHeaders` too) and `vaultSecretName`'s characters.
+fn check_vault_secret(message: &StreamMessage) -> Result<(), Invalid> {
     if let Some(header) = &message.vault_secret_header {
         const FIELD: &str = "streamMessage.vaultSecretHeader";
         if message.vault_secret_name.is_none() {
@@ -252,7 +272,7 @@ pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url
             ));
         }
     }
-    Ok(url)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -260,7 +280,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::message::test_support::{message, policy};
-    use crate::message::HeaderPair;
 
     #[test]
     fn a_sample_message_is_valid_and_its_operation_upper_cased() {
