@@ -211,9 +211,10 @@ pub fn parse_deadline(value: &str) -> Option<SystemTime> {
 
 /// `s` in the form `time`'s RFC 3339 parser reads, and whether its second was 60. That parser
 /// wants an upper-case `T` and `Z` (RFC 3339 allows `t`, `z` and, by its §5.6 note, a space)
-/// but takes any character between date and time, and takes a leap second only at 23:59:60
-/// UTC, clamped to that minute; the hand-written parser it replaces took `:60` anywhere as one
-/// second later, so the 60 is read as 59 and the second added back.
+/// but takes any character between date and time (only these three are read), and takes a
+/// leap second only at 23:59:60 UTC, clamped into that minute; the FDK reads `:60` at any
+/// minute as the next minute's first second, so the 60 is read as 59 and the second added
+/// back.
 fn normalise_rfc3339(s: &str) -> Option<(String, bool)> {
     let mut text = s.as_bytes().to_vec();
     if text.len() < 20 {
@@ -368,7 +369,7 @@ mod tests {
         }
     }
 
-    /// Every form the hand-written parser accepted, so a change of parser refuses none of them.
+    /// Every form datasync has always accepted: none may start to be refused.
     #[test]
     fn deadlines_accept_every_form_they_always_have() {
         let at = |s: &str| parse_deadline(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());

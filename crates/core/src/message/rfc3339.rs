@@ -47,15 +47,14 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 
 /// `s` in the form `time`'s RFC 3339 parser reads, and whether its second was 60. That parser
 /// wants an upper-case `T` and `Z` (RFC 3339 allows `t`, `z` and, by its §5.6 note, a space),
-/// and takes a leap second only at 23:59:60 UTC, clamped to that minute; the hand-written
-/// parser it replaces took `:60` anywhere as one second later, so the 60 is read as 59 and the
-/// second added back.
+/// takes any character between date and time (only these three are read), and takes a leap
+/// second only at 23:59:60 UTC, clamped into that minute; datasync reads `:60` at any minute
+/// as the next minute's first second, so the 60 is read as 59 and the second added back.
 fn normalise(s: &str) -> Option<(String, bool)> {
     let mut text = s.as_bytes().to_vec();
     if text.len() < 20 {
         return None;
     }
-    // `time` takes any character between date and time; only these three were ever read.
     match text[10] {
         b'T' => {}
         b't' | b' ' => text[10] = b'T',
@@ -108,7 +107,7 @@ mod tests {
         }
     }
 
-    /// Every form the hand-written parser accepted, so a change of parser refuses none of them.
+    /// Every form datasync has always accepted: none may start to be refused.
     #[test]
     fn rfc3339_accepts_every_form_it_always_has() {
         let at =
