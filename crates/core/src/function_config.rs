@@ -43,132 +43,177 @@ pub struct ConfigKey {
     pub description: &'static str,
 }
 
+// The name of each key, for code that reads or sets one: the literal lives only here.
+
+/// `data_stream_ocid`: the data stream populate writes envelopes to.
+pub const DATA_STREAM: &str = "data_stream_ocid";
+/// `vault_ocid`: the vault holding callers' target tokens.
+pub const VAULT: &str = "vault_ocid";
+/// `vault_compartment_ocid`: the compartment secrets are created in.
+pub const VAULT_COMPARTMENT: &str = "vault_compartment_ocid";
+/// `vault_key_ocid`: the vault's AES master key.
+pub const VAULT_KEY: &str = "vault_key_ocid";
+/// `serviceUnavailable_error_stream_ocid`: the error stream for targets that were unavailable.
+pub const SERVICE_UNAVAILABLE_STREAM: &str = "serviceUnavailable_error_stream_ocid";
+/// `internalserver_error_stream_ocid`: the error stream for targets that failed with 500, 502 or 504.
+pub const INTERNAL_SERVER_STREAM: &str = "internalserver_error_stream_ocid";
+/// `unrecoverable_error_stream_ocid`: the error stream for failures no retry can fix.
+pub const UNRECOVERABLE_STREAM: &str = "unrecoverable_error_stream_ocid";
+/// `default_error_stream_ocid`: the error stream for retryable failures of any other class.
+pub const DEFAULT_ERROR_STREAM: &str = "default_error_stream_ocid";
+/// `dead_letter_stream_ocid`: the dead-letter stream.
+pub const DEAD_LETTER_STREAM: &str = "dead_letter_stream_ocid";
+/// `notification_topic_ocid`: the Notifications topic for permanent failures.
+pub const NOTIFICATION_TOPIC: &str = "notification_topic_ocid";
+/// `target_allow_list`: the target hosts messages may be sent to.
+pub const TARGET_ALLOW_LIST: &str = "target_allow_list";
+/// `allow_http_targets`: whether plain-http targets are allowed.
+pub const ALLOW_HTTP_TARGETS: &str = "allow_http_targets";
+/// `allow_private_targets`: whether targets at internal addresses are allowed.
+pub const ALLOW_PRIVATE_TARGETS: &str = "allow_private_targets";
+/// `classification_overrides`: per-host overrides of the retry rules (JSON).
+pub const CLASSIFICATION_OVERRIDES: &str = "classification_overrides";
+/// `max_attempts`: attempts before a retryable failure becomes permanent.
+pub const MAX_ATTEMPTS: &str = "max_attempts";
+/// `max_message_age_seconds`: age after which a retryable failure becomes permanent.
+pub const MAX_MESSAGE_AGE_SECONDS: &str = "max_message_age_seconds";
+/// `target_connect_timeout_ms`: the connect timeout for target calls.
+pub const TARGET_CONNECT_TIMEOUT_MS: &str = "target_connect_timeout_ms";
+/// `target_timeout_ms`: the total timeout for one target call.
+pub const TARGET_TIMEOUT_MS: &str = "target_timeout_ms";
+/// `max_concurrency`: target calls in flight per invocation.
+pub const MAX_CONCURRENCY: &str = "max_concurrency";
+/// `per_host_concurrency`: target calls in flight per target host.
+pub const PER_HOST_CONCURRENCY: &str = "per_host_concurrency";
+/// `retry_consumer_group`: the retry function's consumer group.
+pub const RETRY_CONSUMER_GROUP: &str = "retry_consumer_group";
+
 use Function::{Populate, Process, Retry};
 
 /// Every key, in the order a person would fill them in.
 pub const KEYS: &[ConfigKey] = &[
     ConfigKey {
-        name: "data_stream_ocid",
+        name: DATA_STREAM,
         functions: &[Populate],
         required: true,
         description: "OCID of the data stream populate writes envelopes to",
     },
     ConfigKey {
-        name: "vault_ocid",
+        name: VAULT,
         functions: &[Populate, Process, Retry],
         required: true,
         description: "OCID of the vault holding callers' target tokens",
     },
     ConfigKey {
-        name: "vault_compartment_ocid",
+        name: VAULT_COMPARTMENT,
         functions: &[Populate],
         required: true,
         description: "OCID of the compartment secrets are created in",
     },
     ConfigKey {
-        name: "vault_key_ocid",
+        name: VAULT_KEY,
         functions: &[Populate],
         required: true,
         description: "OCID of the AES master key in the vault (the key, not a key version)",
     },
     ConfigKey {
-        name: "serviceUnavailable_error_stream_ocid",
+        name: SERVICE_UNAVAILABLE_STREAM,
         functions: &[Process, Retry],
         required: true,
         description: "error stream for targets that were unavailable: 503, 429, 408, 425, connect errors, timeouts",
     },
     ConfigKey {
-        name: "internalserver_error_stream_ocid",
+        name: INTERNAL_SERVER_STREAM,
         functions: &[Process, Retry],
         required: true,
         description: "error stream for targets that failed with 500, 502 or 504",
     },
     ConfigKey {
-        name: "unrecoverable_error_stream_ocid",
+        name: UNRECOVERABLE_STREAM,
         functions: &[Process, Retry],
         required: true,
         description: "error stream for failures no retry can fix (kept for the sample's retry callers; permanent failures also go to the dead-letter stream)",
     },
     ConfigKey {
-        name: "default_error_stream_ocid",
+        name: DEFAULT_ERROR_STREAM,
         functions: &[Process, Retry],
         required: true,
         description: "error stream for retryable failures of any other class",
     },
     ConfigKey {
-        name: "dead_letter_stream_ocid",
+        name: DEAD_LETTER_STREAM,
         functions: &[Process, Retry],
         required: true,
         description: "stream for messages that failed permanently or exhausted their attempts",
     },
     ConfigKey {
-        name: "notification_topic_ocid",
+        name: NOTIFICATION_TOPIC,
         functions: &[Process, Retry],
         required: true,
         description: "Notifications topic for the per-batch summary of permanent failures",
     },
     ConfigKey {
-        name: "target_allow_list",
+        name: TARGET_ALLOW_LIST,
         functions: &[Populate, Process, Retry],
         required: true,
         description: "comma-separated target hosts (host or host:port; *.example.com for subdomains) messages may be sent to",
     },
     ConfigKey {
-        name: "allow_http_targets",
+        name: ALLOW_HTTP_TARGETS,
         functions: &[Populate, Process, Retry],
         required: false,
         description: "true to allow plain-http targets (default false: https only)",
     },
     ConfigKey {
-        name: "allow_private_targets",
+        name: ALLOW_PRIVATE_TARGETS,
         functions: &[Process, Retry],
         required: false,
         description: "true to allow targets resolving to loopback, private or link-local addresses (default false)",
     },
     ConfigKey {
-        name: "classification_overrides",
+        name: CLASSIFICATION_OVERRIDES,
         functions: &[Process, Retry],
         required: false,
         description: "JSON per-host overrides of the retry rules: status ranges, attempts, timeout, concurrency",
     },
     ConfigKey {
-        name: "max_attempts",
+        name: MAX_ATTEMPTS,
         functions: &[Process, Retry],
         required: false,
         description: "attempts before a retryable failure becomes permanent (default 8)",
     },
     ConfigKey {
-        name: "max_message_age_seconds",
+        name: MAX_MESSAGE_AGE_SECONDS,
         functions: &[Process, Retry],
         required: false,
         description: "age after which a retryable failure becomes permanent; keep below stream retention (default 82800)",
     },
     ConfigKey {
-        name: "target_connect_timeout_ms",
+        name: TARGET_CONNECT_TIMEOUT_MS,
         functions: &[Process, Retry],
         required: false,
         description: "connect timeout for target calls (default 3000)",
     },
     ConfigKey {
-        name: "target_timeout_ms",
+        name: TARGET_TIMEOUT_MS,
         functions: &[Process, Retry],
         required: false,
         description: "total timeout for one target call (default 10000)",
     },
     ConfigKey {
-        name: "max_concurrency",
+        name: MAX_CONCURRENCY,
         functions: &[Process, Retry],
         required: false,
         description: "target calls in flight per invocation (default 64)",
     },
     ConfigKey {
-        name: "per_host_concurrency",
+        name: PER_HOST_CONCURRENCY,
         functions: &[Process, Retry],
         required: false,
         description: "target calls in flight per target host (default 16)",
     },
     ConfigKey {
-        name: "retry_consumer_group",
+        name: RETRY_CONSUMER_GROUP,
         functions: &[Retry],
         required: false,
         description: "consumer group name the retry function's group mode commits its position under (default datasync-retry)",
@@ -205,7 +250,7 @@ mod tests {
     fn every_function_reads_the_allow_list() {
         for f in Function::ALL {
             assert!(
-                keys_for(f).any(|k| k.name == "target_allow_list"),
+                keys_for(f).any(|k| k.name == TARGET_ALLOW_LIST),
                 "{}",
                 f.name()
             );

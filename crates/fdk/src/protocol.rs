@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderName;
+use time::format_description::well_known::Rfc3339;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
 
 use crate::Error;
 
@@ -182,106 +186,66 @@ pub fn check_socket_destination(socket: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// `Fn-Deadline` as the agent writes it: UTC at second precision with a `Z`.
+const DEADLINE_FORMAT: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
 /// Parses an `Fn-Deadline` value (RFC 3339: `2020-06-23T01:10:21Z`, with optional fraction
-/// and a `Z` or `±hh:mm` offset).
+/// and a `Z` or `±hh:mm` offset), surrounding whitespace ignored. None when malformed or
+/// before 1970.
+///
+/// Besides the strict grammar it reads a lower-case `t` or a space between date and time, a
+/// lower-case `z`, and a leap second (`:60`) at any minute as the first second of the next, as
+/// the FDK always has.
 pub fn parse_deadline(value: &str) -> Option<SystemTime> {
-    let b = value.trim().as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let s = b.get(range)?;
-        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(s).ok()?.parse().ok()
+    let (text, leap) = normalise_rfc3339(value.trim())?;
+    let at = OffsetDateTime::parse(&text, &Rfc3339).ok()?;
+    let since = Duration::try_from(at - OffsetDateTime::UNIX_EPOCH).ok()?;
+    let leap = if leap {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+    UNIX_EPOCH.checked_add(since)?.checked_add(leap)
+}
+
+/// `s` in the form `time`'s RFC 3339 parser reads, and whether its second was 60. That parser
+/// wants an upper-case `T` and `Z` (RFC 3339 allows `t`, `z` and, by its §5.6 note, a space)
+/// but takes any character between date and time (only these three are read), and takes a
+/// leap second only at 23:59:60 UTC, clamped into that minute; the FDK reads `:60` at any
+/// minute as the next minute's first second, so the 60 is read as 59 and the second added
+/// back.
+fn normalise_rfc3339(s: &str) -> Option<(String, bool)> {
+    let mut text = s.as_bytes().to_vec();
+    if text.len() < 20 {
         return None;
     }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: u64 = 0;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let digits = &b[start..i.min(start + 9)];
-        for (n, d) in digits.iter().enumerate() {
-            nanos += u64::from(d - b'0') * 10u64.pow(8 - n as u32);
-        }
-    }
-    let offset = match b.get(i)? {
-        b'Z' | b'z' if b.len() == i + 1 => 0,
-        sign @ (b'+' | b'-') if b.len() == i + 6 && b[i + 3] == b':' => {
-            let off = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
-            if *sign == b'+' {
-                off
-            } else {
-                -off
-            }
-        }
+    match text[10] {
+        b'T' => {}
+        b't' | b' ' => text[10] = b'T',
         _ => return None,
-    };
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec - offset;
-    let secs = u64::try_from(secs).ok()?;
-    UNIX_EPOCH.checked_add(Duration::new(secs, u32::try_from(nanos).ok()?))
+    }
+    if let Some(last) = text.last_mut().filter(|c| **c == b'z') {
+        *last = b'Z';
+    }
+    let leap = text[16] == b':' && &text[17..19] == b"60";
+    if leap {
+        text[17..19].copy_from_slice(b"59");
+    }
+    Some((String::from_utf8(text).ok()?, leap))
 }
 
-/// Formats a time as `Fn-Deadline` does: RFC 3339 in UTC at second precision.
+/// Formats a time as `Fn-Deadline` does: RFC 3339 in UTC at second precision. A time before
+/// 1970 is written as 1970's first second, one beyond year 9999 as that year's last.
 pub fn format_deadline(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian calendar).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let since = time::Duration::try_from(since).unwrap_or(time::Duration::MAX);
+    // Every component the format names is in an `OffsetDateTime`, and its year has four
+    // digits: formatting cannot fail, and the empty text is never written.
+    OffsetDateTime::UNIX_EPOCH
+        .saturating_add(since)
+        .format(DEADLINE_FORMAT)
+        .unwrap_or_default()
 }
 
 /// Whether the agent keeps a container after this outer status: only 200, 502 and 504 are
@@ -400,6 +364,39 @@ mod tests {
             "2020-06-23T01:10:21.Z",
             "20x0-06-23T01:10:21Z",
             "1969-12-31T23:59:59Z",
+        ] {
+            assert!(parse_deadline(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    /// Every form datasync has always accepted: none may start to be refused.
+    #[test]
+    fn deadlines_accept_every_form_they_always_have() {
+        let at = |s: &str| parse_deadline(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+        let base = Duration::from_secs(1_592_874_621); // 2020-06-23T01:10:21Z
+        for (text, want) in [
+            ("2020-06-23T01:10:21Z", base),
+            (" 2020-06-23T01:10:21Z\r\n", base),
+            ("2020-06-23t01:10:21Z", base),
+            ("2020-06-23 01:10:21Z", base),
+            ("2020-06-23T01:10:21z", base),
+            ("2020-06-23T01:10:21-00:00", base),
+            ("2020-06-23T06:40:21+05:30", base),
+            ("2020-06-23T01:10:21.5Z", base + Duration::from_millis(500)),
+            (
+                "2020-06-23T01:10:21.123456789999Z",
+                base + Duration::from_nanos(123_456_789),
+            ),
+            ("2020-06-23T01:09:60Z", base - Duration::from_secs(21)),
+            ("2016-12-31T23:59:60Z", Duration::from_secs(1_483_228_800)),
+        ] {
+            assert_eq!(at(text), Some(want), "{text:?}");
+        }
+        for bad in [
+            "2020-06-23T01:10:61Z",
+            "2020-06-23T24:10:21Z",
+            "2020-06-23T01:10:21+0200",
+            "2020-06-23X01:10:21Z",
         ] {
             assert!(parse_deadline(bad).is_none(), "{bad:?}");
         }

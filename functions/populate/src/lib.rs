@@ -52,13 +52,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use datasync_core::function_config::Function;
+use datasync_core::function_config::{self as key, Function};
 use datasync_core::oci::auth::AuthProvider;
-use datasync_core::oci::client::{OciClient, RetryPolicy, Timeouts};
+use datasync_core::oci::client::{OciClient, OciError, RetryPolicy, Timeouts};
 use datasync_core::oci::secrets::SecretsClient;
 use datasync_core::oci::streaming::{PutMessage, StreamClient};
 use datasync_core::oci::vault::VaultClient;
-use datasync_core::settings::{auth_from_lookup, ConfigError, Settings};
+use datasync_core::settings::{auth_from_lookup, ConfigError, Settings, REGION_METADATA};
 use fdk::{Context, FnEvent, Response};
 
 pub use answer::Stored;
@@ -113,17 +113,14 @@ impl Populate {
     /// is not configured.
     pub fn new(settings: Arc<Settings>, auth: Arc<dyn AuthProvider>) -> Result<Self, ConfigError> {
         let need = |key: &str, value: &Option<String>| {
-            value.clone().ok_or_else(|| ConfigError {
-                key: key.to_owned(),
-                problem: "is required but not set".to_owned(),
-            })
+            value.clone().ok_or_else(|| ConfigError::missing(key))
         };
-        let data_stream = need("data_stream_ocid", &settings.data_stream)?;
-        let compartment = need("vault_compartment_ocid", &settings.vault_compartment)?;
-        let key = need("vault_key_ocid", &settings.vault_key)?;
-        let endpoint_error = |e: datasync_core::oci::client::OciError| ConfigError {
-            key: "OCI_REGION_METADATA".to_owned(),
-            problem: format!("no usable OCI endpoint: {e}"),
+        let data_stream = need(key::DATA_STREAM, &settings.data_stream)?;
+        let compartment = need(key::VAULT_COMPARTMENT, &settings.vault_compartment)?;
+        let master_key = need(key::VAULT_KEY, &settings.vault_key)?;
+        let endpoint_error = |e: OciError| ConfigError::NoUsableEndpoint {
+            key: REGION_METADATA.to_owned(),
+            source: e,
         };
         // Populate answers within the gateway's patience: short timeouts, few retries.
         let client = OciClient::with_settings(
@@ -151,7 +148,7 @@ impl Populate {
             secret_reader,
             settings.vault.clone(),
             compartment,
-            key,
+            master_key,
         );
         Ok(Self {
             inner: Arc::new(Inner {
@@ -186,42 +183,53 @@ impl Populate {
         }
     }
 
+    /// Keeps the caller's token in Vault under each distinct secret the request names.
+    async fn keep_token(
+        &self,
+        ctx: &Context,
+        accepted: &request::Accepted,
+        token: &request::Token,
+    ) -> Result<(), Refusal> {
+        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        for item in &accepted.items {
+            if let Some(name) = &item.secret {
+                names
+                    .entry(name.as_str())
+                    .or_insert(item.secret_field.as_str());
+            }
+        }
+        for (name, field) in names {
+            match self.inner.secrets.ensure(name, token.bytes()).await {
+                Ok(write) => tracing::info!(
+                    call_id = %ctx.call_id,
+                    caller = %accepted.caller,
+                    secret = name,
+                    outcome = ?write,
+                    "caller's token kept in Vault"
+                ),
+                Err(SecretError::NotActive) => return Err(Refusal::secret_unavailable(field)),
+                Err(SecretError::Oci(e)) => {
+                    let refusal = Refusal::vault(&e);
+                    tracing::error!(
+                        call_id = %ctx.call_id,
+                        secret = name,
+                        reason = %refusal.message,
+                        "storing the caller's token failed"
+                    );
+                    return Err(refusal);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn process(&self, ctx: &Context, body: &Bytes) -> Result<Response, Refusal> {
         let accepted = request::accept(ctx, body, &self.inner.settings.policy, SystemTime::now())?;
         let count = accepted.items.len();
 
         // The token first: a message must never point at a secret that is not there.
         if let Some(token) = &accepted.token {
-            let mut names: BTreeMap<&str, &str> = BTreeMap::new();
-            for item in &accepted.items {
-                if let Some(name) = &item.secret {
-                    names
-                        .entry(name.as_str())
-                        .or_insert(item.secret_field.as_str());
-                }
-            }
-            for (name, field) in names {
-                match self.inner.secrets.ensure(name, token.bytes()).await {
-                    Ok(write) => tracing::info!(
-                        call_id = %ctx.call_id,
-                        caller = %accepted.caller,
-                        secret = name,
-                        outcome = ?write,
-                        "caller's token kept in Vault"
-                    ),
-                    Err(SecretError::NotActive) => return Err(Refusal::secret_unavailable(field)),
-                    Err(SecretError::Oci(e)) => {
-                        let refusal = Refusal::vault(&e);
-                        tracing::error!(
-                            call_id = %ctx.call_id,
-                            secret = name,
-                            reason = %refusal.message,
-                            "storing the caller's token failed"
-                        );
-                        return Err(refusal);
-                    }
-                }
-            }
+            self.keep_token(ctx, &accepted, token).await?;
         }
 
         let messages: Vec<PutMessage> = accepted.items.iter().map(|i| i.message.clone()).collect();
@@ -234,7 +242,7 @@ impl Populate {
             Ok(outcomes) if outcomes.len() == count => outcomes,
             Ok(_) => {
                 return Err(Refusal::stream(
-                    &datasync_core::oci::client::OciError::Decode {
+                    &OciError::Decode {
                         operation: "PutMessages",
                         detail: "one outcome per message expected".to_owned(),
                     },
@@ -314,7 +322,7 @@ impl Handler {
         match Populate::from_config(config) {
             Ok(p) => Self::Ready(p),
             Err(e) => {
-                tracing::error!(key = %e.key, error = %e, "populate is misconfigured; every call will fail until the configuration is fixed");
+                tracing::error!(key = e.key(), error = %e, "populate is misconfigured; every call will fail until the configuration is fixed");
                 Self::Misconfigured(Arc::new(e))
             }
         }
@@ -325,7 +333,7 @@ impl Handler {
         match self {
             Self::Ready(p) => p.handle(event).await,
             Self::Misconfigured(e) => {
-                tracing::error!(call_id = %event.context.call_id, key = %e.key, "populate is misconfigured");
+                tracing::error!(call_id = %event.context.call_id, key = e.key(), "populate is misconfigured");
                 Refusal::misconfigured(e.to_string()).into_response()
             }
         }

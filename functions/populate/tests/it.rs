@@ -921,9 +921,9 @@ async fn misconfiguration_names_the_key_on_every_call() {
     }
     broken = broken.with("vault_key_ocid", "not-an-ocid");
     let err = Populate::from_config(&broken).unwrap_err();
-    assert_eq!(err.key, "vault_key_ocid");
+    assert_eq!(err.key(), "vault_key_ocid");
     let err = Populate::from_config(&s.config.clone().with("target_allow_list", " ")).unwrap_err();
-    assert_eq!(err.key, "target_allow_list");
+    assert_eq!(err.key(), "target_allow_list");
 }
 
 /// The token never appears in a log line, a stream value, a notification or an answer.

@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -38,7 +39,7 @@ use tracing::Instrument as _;
 /// The process function: the delivery engine, or the configuration error to answer with.
 #[derive(Debug, Clone)]
 pub struct Process {
-    built: Result<Deliverer, ConfigError>,
+    built: Result<Deliverer, Arc<ConfigError>>,
 }
 
 /// One element of a connector batch (section C): `partition` and `offset` as strings or
@@ -249,9 +250,10 @@ impl Process {
     /// Builds the function from its configuration. A missing or invalid key is logged once
     /// here and answered on every call.
     pub fn from_config(config: &fdk::Config) -> Self {
-        let built = Deliverer::from_lookup(Function::Process, |k| config.get(k).map(str::to_owned));
+        let built = Deliverer::from_lookup(Function::Process, |k| config.get(k).map(str::to_owned))
+            .map_err(Arc::new);
         if let Err(e) = &built {
-            tracing::error!(key = %e.key, problem = %e.problem, "process is misconfigured");
+            tracing::error!(key = e.key(), error = %e, "process is misconfigured");
         }
         Self { built }
     }

@@ -29,6 +29,7 @@ mod group;
 pub mod request;
 mod sample;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -49,7 +50,7 @@ use request::{InvalidRequest, Mode};
 /// The retry function: the engine, or the configuration error to answer with.
 #[derive(Debug, Clone)]
 pub struct Retry {
-    built: Result<Deliverer, ConfigError>,
+    built: Result<Deliverer, Arc<ConfigError>>,
 }
 
 /// Why a call is answered with an error.
@@ -125,9 +126,10 @@ impl Retry {
     /// Builds the function from its configuration; a bad key is logged once here and answered
     /// on every call.
     pub fn from_config(config: &fdk::Config) -> Self {
-        let built = Deliverer::from_lookup(Function::Retry, |k| config.get(k).map(str::to_owned));
+        let built = Deliverer::from_lookup(Function::Retry, |k| config.get(k).map(str::to_owned))
+            .map_err(Arc::new);
         if let Err(e) = &built {
-            tracing::error!(key = %e.key, problem = %e.problem, "retry is misconfigured");
+            tracing::error!(key = e.key(), error = %e, "retry is misconfigured");
         }
         Self { built }
     }

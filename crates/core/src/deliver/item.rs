@@ -6,9 +6,8 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
-use crate::message::{Envelope, LastError, Payload};
+use crate::message::{derived_id, Envelope, LastError, Payload};
 
 /// One message of a batch, as read from a stream.
 #[derive(Debug, Clone)]
@@ -70,18 +69,6 @@ pub struct UndecodableRecord {
     pub origin: Option<String>,
     /// Why it was dead-lettered.
     pub last_error: LastError,
-}
-
-/// The id of a message that carries none (a bare sample message, or a value that is not a
-/// datasync message): a UUID from the SHA-256 of `<stream>/<partition>/<offset>`, the same
-/// every time the same position is read, as [`Envelope::id_or_derived`] gives.
-pub fn derived_id(stream: &str, partition: &str, offset: i64) -> String {
-    let digest = Sha256::digest(format!("{stream}/{partition}/{offset}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes)
-        .into_uuid()
-        .to_string()
 }
 
 impl Item {

@@ -59,7 +59,7 @@ use crate::secret_cache::{SecretCache, DEFAULT_TTL};
 use crate::settings::{auth_from_lookup, ConfigError, Settings};
 use crate::target::TargetClient;
 
-pub use item::{derived_id, Body, Item, UndecodableRecord};
+pub use item::{Body, Item, UndecodableRecord};
 pub use notify::{summary, NOTIFY_IDS};
 pub use outcome::{Cause, Failure, Fate, Outcome, Outcomes};
 pub use route::{RouteError, RouteReport};
@@ -115,22 +115,18 @@ impl Deliverer {
     ) -> Result<Self, ConfigError> {
         let settings = Settings::from_lookup(function, &lookup)?;
         let auth = auth_from_lookup(&lookup)?;
-        let problem = |key: &str, e: &dyn std::fmt::Display| ConfigError {
-            key: key.to_owned(),
-            problem: e.to_string(),
-        };
         let oci = OciClient::new(auth)
             .and_then(|c| c.via_unix_socket(settings.oci_unix_socket.as_deref()))
-            .map_err(|e| problem("OCI client", &e))?;
+            .map_err(|e| ConfigError::client("OCI client", e))?;
         let endpoints = &settings.endpoints;
         let streams = StreamClient::new(oci.clone(), endpoints)
-            .map_err(|e| problem("streaming endpoint", &e))?;
+            .map_err(|e| ConfigError::client("streaming endpoint", e))?;
         let secrets = SecretsClient::new(oci.clone(), endpoints)
-            .map_err(|e| problem("secrets endpoint", &e))?;
+            .map_err(|e| ConfigError::client("secrets endpoint", e))?;
         let notifications = NotificationsClient::new(oci, endpoints)
-            .map_err(|e| problem("notifications endpoint", &e))?;
-        let target =
-            TargetClient::new(settings.target).map_err(|e| problem("target client", &e))?;
+            .map_err(|e| ConfigError::client("notifications endpoint", e))?;
+        let target = TargetClient::new(settings.target)
+            .map_err(|e| ConfigError::client("target client", e))?;
         Ok(Self::new(
             Arc::new(settings),
             target,

@@ -13,34 +13,23 @@
 //! On OCI they are absent and the endpoints come from the region (`OCI_REGION_METADATA`, else
 //! `OCI_RESOURCE_PRINCIPAL_REGION`).
 
-use std::sync::Arc;
+mod error;
+mod keys;
+mod oci;
+
 use std::time::Duration;
 
 use crate::classify::{Overrides, Route, Rules};
-use crate::function_config::{keys_for, Function};
+use crate::function_config::{self as key, Function};
 use crate::message::{AllowList, Policy};
-use crate::oci::auth::{AuthProvider, ConfigFileAuth, ResourcePrincipalAuth};
-use crate::oci::endpoints::{Endpoints, Region, Service};
+use crate::oci::endpoints::Endpoints;
 use crate::target::TargetSettings;
 
-/// A configuration problem, naming the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration key {key}: {problem}")]
-pub struct ConfigError {
-    /// The key at fault.
-    pub key: String,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
-impl ConfigError {
-    fn new(key: &str, problem: impl Into<String>) -> Self {
-        Self {
-            key: key.to_owned(),
-            problem: problem.into(),
-        }
-    }
-}
+pub use error::ConfigError;
+use keys::Keys;
+pub use oci::{
+    auth_from_lookup, ENDPOINT, REGION_METADATA, RESOURCE_PRINCIPAL_REGION, UNIX_SOCKET,
+};
 
 /// Everything a function needs from its configuration.
 #[derive(Debug, Clone)]
@@ -90,132 +79,52 @@ impl Settings {
         function: Function,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |key: &str| {
-            lookup(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        // Every required key of this function must be present.
-        for key in keys_for(function).filter(|k| k.required) {
-            if get(key.name).is_none() {
-                return Err(ConfigError::new(key.name, "is required but not set"));
-            }
-        }
-        let reads = |key: &str| keys_for(function).any(|k| k.name == key);
-        let opt = |key: &str| if reads(key) { get(key) } else { None };
-        let required =
-            |key: &str| get(key).ok_or_else(|| ConfigError::new(key, "is required but not set"));
-
-        let ocid = |key: &str, value: Option<String>| -> Result<Option<String>, ConfigError> {
-            match value {
-                Some(v) if !v.starts_with("ocid1.") => {
-                    Err(ConfigError::new(key, "must be an OCID (ocid1....)"))
-                }
-                other => Ok(other),
-            }
-        };
-        let mut routes = Vec::new();
-        for route in [
-            Route::ServiceUnavailable,
-            Route::InternalServer,
-            Route::Default,
-            Route::DeadLetter,
-        ] {
-            if let Some(stream) = ocid(route.config_key(), opt(route.config_key()))? {
-                routes.push((route, stream));
-            }
-        }
-
-        let allow_list = AllowList::parse(&required("target_allow_list")?)
-            .map_err(|e| ConfigError::new("target_allow_list", e))?;
-        if allow_list.is_empty() {
-            return Err(ConfigError::new(
-                "target_allow_list",
-                "names no host; nothing could be delivered",
-            ));
-        }
-        let flag = |key: &str| -> Result<bool, ConfigError> {
-            match opt(key).as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("false") | Some("0") | Some("no") => Ok(false),
-                Some("true") | Some("1") | Some("yes") => Ok(true),
-                Some(_) => Err(ConfigError::new(key, "must be true or false")),
-            }
-        };
-        let number = |key: &str,
-                      default: u64,
-                      range: std::ops::RangeInclusive<u64>|
-         -> Result<u64, ConfigError> {
-            match opt(key) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            key,
-                            format!(
-                                "must be a whole number from {} to {}",
-                                range.start(),
-                                range.end()
-                            ),
-                        )
-                    }),
-            }
-        };
-
-        let mut rules = Rules::default();
-        rules.max_attempts =
-            number("max_attempts", u64::from(rules.max_attempts), 1..=1000)? as u32;
-        rules.max_age = Duration::from_secs(number(
-            "max_message_age_seconds",
-            rules.max_age.as_secs(),
-            60..=7 * 24 * 3600,
-        )?);
-        let overrides: Overrides = match opt("classification_overrides") {
-            None => Overrides::new(),
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| ConfigError::new("classification_overrides", e.to_string()))?,
-        };
-
-        let endpoints = endpoints(&get)?;
+        let keys = Keys::new(function, lookup);
+        keys.check_required()?;
+        let routes = routes(&keys)?;
+        let allow_list = allow_list(&keys)?;
+        let (rules, overrides) = rules(&keys)?;
+        let endpoints = oci::endpoints(&|k: &str| keys.get(k))?;
         Ok(Self {
             function,
-            data_stream: ocid("data_stream_ocid", opt("data_stream_ocid"))?,
-            vault: ocid("vault_ocid", Some(required("vault_ocid")?))?.unwrap_or_default(),
-            vault_compartment: ocid("vault_compartment_ocid", opt("vault_compartment_ocid"))?,
-            vault_key: ocid("vault_key_ocid", opt("vault_key_ocid"))?,
+            data_stream: keys.ocid(key::DATA_STREAM)?,
+            vault: keys.required_ocid(key::VAULT)?,
+            vault_compartment: keys.ocid(key::VAULT_COMPARTMENT)?,
+            vault_key: keys.ocid(key::VAULT_KEY)?,
             routes,
-            unrecoverable_stream: ocid(
-                "unrecoverable_error_stream_ocid",
-                opt("unrecoverable_error_stream_ocid"),
-            )?,
-            topic: ocid("notification_topic_ocid", opt("notification_topic_ocid"))?,
+            unrecoverable_stream: keys.ocid(key::UNRECOVERABLE_STREAM)?,
+            topic: keys.ocid(key::NOTIFICATION_TOPIC)?,
             policy: Policy {
                 allow_list,
-                allow_http: flag("allow_http_targets")?,
+                allow_http: keys.flag(key::ALLOW_HTTP_TARGETS)?,
             },
             target: TargetSettings {
-                connect_timeout: Duration::from_millis(number(
-                    "target_connect_timeout_ms",
-                    3000,
+                connect_timeout: keys.millis(
+                    key::TARGET_CONNECT_TIMEOUT_MS,
+                    Duration::from_secs(3),
                     10..=60_000,
-                )?),
-                timeout: Duration::from_millis(number("target_timeout_ms", 10_000, 10..=300_000)?),
-                allow_private: flag("allow_private_targets")?,
+                )?,
+                timeout: keys.millis(
+                    key::TARGET_TIMEOUT_MS,
+                    Duration::from_secs(10),
+                    10..=300_000,
+                )?,
+                allow_private: keys.flag(key::ALLOW_PRIVATE_TARGETS)?,
             },
             rules,
             overrides,
-            max_concurrency: number("max_concurrency", 64, 1..=1024)? as usize,
+            max_concurrency: keys.number(key::MAX_CONCURRENCY, 64, 1..=1024)? as usize,
             // 16 in flight per host protects targets: one answering in 50 ms sees about 320
             // calls/s, near the 300/s per destination EventBridge API destinations default to
             // (Svix and Convoy also cap per endpoint). It costs no speed: against a target that
             // answers at once, 8, 16 or 32 in flight handle 1,000 messages in the same time
             // (the function's CPU is the limit; examples/process_bench.rs in functions/process).
-            per_host_concurrency: number("per_host_concurrency", 16, 1..=1024)? as usize,
-            retry_group: opt("retry_consumer_group").unwrap_or_else(|| "datasync-retry".to_owned()),
+            per_host_concurrency: keys.number(key::PER_HOST_CONCURRENCY, 16, 1..=1024)? as usize,
+            retry_group: keys
+                .optional(key::RETRY_CONSUMER_GROUP)
+                .unwrap_or_else(|| "datasync-retry".to_owned()),
             endpoints,
-            oci_unix_socket: get("DATASYNC_OCI_UNIX_SOCKET").map(std::path::PathBuf::from),
+            oci_unix_socket: keys.get(UNIX_SOCKET).map(std::path::PathBuf::from),
         })
     }
 
@@ -237,54 +146,58 @@ impl Settings {
     }
 }
 
-fn endpoints(get: &impl Fn(&str) -> Option<String>) -> Result<Endpoints, ConfigError> {
-    let mut endpoints = if let Some(meta) = get("OCI_REGION_METADATA") {
-        Endpoints::for_region(
-            Region::from_metadata(&meta)
-                .map_err(|e| ConfigError::new("OCI_REGION_METADATA", e.to_string()))?,
-        )
-    } else if let Some(region) = get("OCI_RESOURCE_PRINCIPAL_REGION") {
-        Endpoints::for_region(Region::new(&region))
-    } else {
-        Endpoints::default()
-    };
-    if let Some(base) = get("DATASYNC_OCI_ENDPOINT") {
-        for service in Service::ALL {
-            endpoints = endpoints
-                .with_override(service, &base)
-                .map_err(|e| ConfigError::new("DATASYNC_OCI_ENDPOINT", e.to_string()))?;
+/// The error stream of each route the function reads.
+fn routes<F: Fn(&str) -> Option<String>>(
+    keys: &Keys<F>,
+) -> Result<Vec<(Route, String)>, ConfigError> {
+    let mut routes = Vec::new();
+    for route in [
+        Route::ServiceUnavailable,
+        Route::InternalServer,
+        Route::Default,
+        Route::DeadLetter,
+    ] {
+        if let Some(stream) = keys.ocid(route.config_key())? {
+            routes.push((route, stream));
         }
     }
-    for service in Service::ALL {
-        let key = format!(
-            "DATASYNC_OCI_ENDPOINT_{}",
-            service.name().to_ascii_uppercase()
-        );
-        if let Some(url) = get(&key) {
-            endpoints = endpoints
-                .with_override(service, &url)
-                .map_err(|e| ConfigError::new(&key, e.to_string()))?;
-        }
-    }
-    Ok(endpoints)
+    Ok(routes)
 }
 
-/// The auth provider a function uses: resource principal when `OCI_RESOURCE_PRINCIPAL_VERSION`
-/// is set (OCI Functions, and the local stack), else the API key of the OCI config file.
-///
-/// # Errors
-/// A [`ConfigError`] naming the variable or file at fault.
-pub fn auth_from_lookup(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Arc<dyn AuthProvider>, ConfigError> {
-    if lookup("OCI_RESOURCE_PRINCIPAL_VERSION").is_some() {
-        let rp = ResourcePrincipalAuth::from_env(&lookup)
-            .map_err(|e| ConfigError::new("OCI_RESOURCE_PRINCIPAL_*", e.to_string()))?;
-        return Ok(Arc::new(rp));
+/// `target_allow_list`, which must name a host.
+fn allow_list<F: Fn(&str) -> Option<String>>(keys: &Keys<F>) -> Result<AllowList, ConfigError> {
+    let list = AllowList::parse(&keys.required(key::TARGET_ALLOW_LIST)?).map_err(|source| {
+        ConfigError::AllowList {
+            key: key::TARGET_ALLOW_LIST.to_owned(),
+            source,
+        }
+    })?;
+    if list.is_empty() {
+        return Err(ConfigError::EmptyAllowList {
+            key: key::TARGET_ALLOW_LIST.to_owned(),
+        });
     }
-    let api_key = ConfigFileAuth::from_config(None, None, &lookup)
-        .map_err(|e| ConfigError::new("OCI_CONFIG_FILE", e.to_string()))?;
-    Ok(Arc::new(api_key))
+    Ok(list)
+}
+
+/// The default classification rules with the configured limits, and the per-host overrides.
+fn rules<F: Fn(&str) -> Option<String>>(keys: &Keys<F>) -> Result<(Rules, Overrides), ConfigError> {
+    let mut rules = Rules::default();
+    rules.max_attempts =
+        keys.number(key::MAX_ATTEMPTS, u64::from(rules.max_attempts), 1..=1000)? as u32;
+    rules.max_age = keys.seconds(
+        key::MAX_MESSAGE_AGE_SECONDS,
+        rules.max_age,
+        60..=7 * 24 * 3600,
+    )?;
+    let overrides = match keys.optional(key::CLASSIFICATION_OVERRIDES) {
+        None => Overrides::new(),
+        Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::Rules {
+            key: key::CLASSIFICATION_OVERRIDES.to_owned(),
+            source: e,
+        })?,
+    };
+    Ok((rules, overrides))
 }
 
 #[cfg(test)]
@@ -292,6 +205,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::collections::HashMap;
+
+    use crate::oci::endpoints::Service;
 
     fn base() -> HashMap<&'static str, &'static str> {
         HashMap::from([
@@ -356,7 +271,7 @@ mod tests {
         let mut map = base();
         map.remove("dead_letter_stream_ocid");
         assert_eq!(
-            load(Function::Process, &map).unwrap_err().key,
+            load(Function::Process, &map).unwrap_err().key(),
             "dead_letter_stream_ocid"
         );
         // populate does not need it.
@@ -378,7 +293,7 @@ mod tests {
             let mut map = base();
             map.insert(key, value);
             let err = load(Function::Process, &map).unwrap_err();
-            assert_eq!(err.key, key, "{key}={value}: {err}");
+            assert_eq!(err.key(), key, "{key}={value}: {err}");
         }
     }
 
@@ -393,5 +308,47 @@ mod tests {
         let s = load(Function::Process, &map).unwrap();
         assert_eq!(s.rules_for("API.example.com").max_attempts, 2);
         assert_eq!(s.rules_for("other.example.com").max_attempts, 5);
+    }
+
+    #[test]
+    fn errors_keep_their_text_and_their_source() {
+        use std::error::Error as _;
+        let with = |key: &'static str, value: &'static str| {
+            let mut map = base();
+            map.insert(key, value);
+            load(Function::Process, &map).unwrap_err()
+        };
+        let mut map = base();
+        map.remove("vault_ocid");
+        assert_eq!(
+            load(Function::Process, &map).unwrap_err().to_string(),
+            "configuration key vault_ocid: is required but not set"
+        );
+        assert_eq!(
+            with("max_attempts", "0").to_string(),
+            "configuration key max_attempts: must be a whole number from 1 to 1000"
+        );
+        assert!(matches!(
+            with("target_timeout_ms", "5"),
+            ConfigError::NotADuration {
+                unit: "ms",
+                min: 10,
+                ..
+            }
+        ));
+        assert_eq!(
+            with("default_error_stream_ocid", "x").to_string(),
+            "configuration key default_error_stream_ocid: must be an OCID (ocid1....)"
+        );
+        let rules = with("classification_overrides", "{");
+        assert!(rules
+            .source()
+            .is_some_and(|s| s.downcast_ref::<serde_json::Error>().is_some()));
+        let list = with("target_allow_list", "h:99999");
+        assert_eq!(
+            list.to_string(),
+            "configuration key target_allow_list: \"h:99999\": bad port"
+        );
+        assert!(list.source().is_some());
     }
 }
