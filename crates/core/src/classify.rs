@@ -19,6 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::function_config;
+
 /// What went wrong, as recorded in `lastError.class` and counted in notifications. The class
 /// also picks the error stream ([`ErrorClass::route`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -77,10 +79,10 @@ impl Route {
     /// The configuration key holding this route's stream OCID.
     pub fn config_key(self) -> &'static str {
         match self {
-            Route::ServiceUnavailable => "serviceUnavailable_error_stream_ocid",
-            Route::InternalServer => "internalserver_error_stream_ocid",
-            Route::Default => "default_error_stream_ocid",
-            Route::DeadLetter => "dead_letter_stream_ocid",
+            Route::ServiceUnavailable => function_config::SERVICE_UNAVAILABLE_STREAM,
+            Route::InternalServer => function_config::INTERNAL_SERVER_STREAM,
+            Route::Default => function_config::DEFAULT_ERROR_STREAM,
+            Route::DeadLetter => function_config::DEAD_LETTER_STREAM,
         }
     }
 }
