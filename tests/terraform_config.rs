@@ -19,7 +19,7 @@ mod terraform_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use datasync_core::function_config::{keys_for, Function, KEYS};
+use datasync_core::function_config::{self, keys_for, Function, KEYS};
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::Body;
 
@@ -106,7 +106,7 @@ fn resources(files: &[TfFile]) -> Vec<Resource<'_>> {
 
 /// Whether the functions can route a failed message to the stream this key names.
 fn is_failure_stream_key(name: &str) -> bool {
-    name.ends_with("_error_stream_ocid") || name == "dead_letter_stream_ocid"
+    name.ends_with("_error_stream_ocid") || name == function_config::DEAD_LETTER_STREAM
 }
 
 /// The function a `oci_functions_function` resource deploys: its literal `display_name`, else
@@ -316,7 +316,7 @@ fn check_data_connector(
     connectors: &[Connector<'_>],
     problems: &mut Vec<String>,
 ) {
-    let Ok(data) = stream_of(set, streams, "data_stream_ocid") else {
+    let Ok(data) = stream_of(set, streams, function_config::DATA_STREAM) else {
         return;
     };
     let process: Vec<&str> = all
@@ -392,14 +392,14 @@ fn good_module() -> String {
     let mut streams = String::new();
     let mut archives = String::new();
     for key in KEYS {
-        if is_failure_stream_key(key.name) || key.name == "data_stream_ocid" {
+        if is_failure_stream_key(key.name) || key.name == function_config::DATA_STREAM {
             let stream = key.name.trim_end_matches("_ocid").to_lowercase();
             config.push_str(&format!(
                 "    {} = oci_streaming_stream.{stream}.id\n",
                 key.name
             ));
             streams.push_str(&format!("resource \"oci_streaming_stream\" \"{stream}\" {{\n  name = \"{stream}\" # a comment {{\n  partitions = 1\n}}\n"));
-            if key.name != "data_stream_ocid" {
+            if key.name != function_config::DATA_STREAM {
                 archives.push_str(&format!(
                     "resource \"oci_sch_service_connector\" \"archive_{stream}\" {{\n  source {{\n    kind = \"streaming\"\n    stream_id = oci_streaming_stream.{stream}.id\n  }}\n  target {{\n    kind = \"objectStorage\"\n    bucket = oci_objectstorage_bucket.b.name\n    object_name_prefix = \"{stream}/\"\n  }}\n}}\n"
                 ));
