@@ -5,20 +5,13 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use datasync_local::stack::streams::StreamRole;
 use serde_json::{json, Value};
 
 use super::status::{unreachable, Role, StackArgs};
 
-/// The friendly stream names and the suffix of the stream `datasync up` creates for each.
-pub const STREAM_NAMES: [(&str, &str); 5] = [
-    ("serviceUnavailable", "errors-service-unavailable"),
-    ("internalserver", "errors-internal-server"),
-    ("default", "errors-default"),
-    ("unrecoverable", "errors-unrecoverable"),
-    ("dead-letter", "dead-letter"),
-];
-
-/// Re-delivers the messages of an error stream with the operator key.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Calls POST /stream/retry in group mode ({\"stream\",\"max\"}): the stack remembers how far it got.
@@ -29,12 +22,14 @@ read back what the run itself routed again (a dead letter is announced again eac
 goes to stderr (on a terminal), the summary to stdout.
 
 Examples:
-  datasync retry --stream serviceUnavailable --until-empty
+  datasync retry --stream service-unavailable --until-empty
   datasync retry --stream default --max 500 --data-dir /tmp/ds
   datasync retry --stream dead-letter --max 1   (a probe: one message, before the rest)")]
 pub struct Args {
-    /// The error stream: serviceUnavailable, internalserver, default, unrecoverable,
-    /// dead-letter (or the stream's full name, e.g. datasync-errors-default, or its OCID).
+    /// The error stream: service-unavailable (or serviceUnavailable, errors-service-unavailable),
+    /// internal-server (internalserver, errors-internal-server), unrecoverable, default,
+    /// dead-letter; or the stream's full name as `datasync status` prints it (e.g.
+    /// datasync-errors-default), or its OCID.
     #[arg(long, value_name = "NAME")]
     pub stream: String,
     /// Keep calling until the stream is empty or its next message is not yet due.
@@ -56,46 +51,45 @@ pub struct Args {
     pub stack: StackArgs,
 }
 
-/// The OCID of `name` among `streams` (full name → OCID, as in `endpoints.json`).
+/// The OCID of the stream `name` names, among `streams` (full name → OCID, as in
+/// `endpoints.json`): an OCID as it is; a full stream name (`datasync-errors-default`, as
+/// `datasync status` prints it); or an error stream's short name, Terraform suffix or
+/// configuration class (`service-unavailable`, `errors-service-unavailable`,
+/// `serviceUnavailable`: see [`StreamRole::is_named`]).
 ///
 /// # Errors
 /// When nothing matches; the message lists the names that would.
-pub fn resolve_stream(name: &str, streams: Option<&Value>) -> anyhow::Result<String> {
+pub fn resolve_stream(
+    name: &str,
+    streams: Option<&BTreeMap<String, String>>,
+) -> anyhow::Result<String> {
     if name.starts_with("ocid1.") {
         return Ok(name.to_owned());
     }
-    let map = streams.and_then(Value::as_object);
-    let suffix = STREAM_NAMES
-        .iter()
-        .find(|(friendly, suffix)| {
-            friendly.eq_ignore_ascii_case(name) || suffix.eq_ignore_ascii_case(name)
-        })
-        .map(|(_, s)| *s);
-    if let Some(map) = map {
-        if let Some(id) = map.get(name).and_then(Value::as_str) {
-            return Ok(id.to_owned());
-        }
-        if let Some(suffix) = suffix {
-            let wanted = format!("-{suffix}");
-            if let Some(id) = map
-                .iter()
-                .find(|(full, _)| full.ends_with(&wanted))
-                .and_then(|(_, id)| id.as_str())
-            {
-                return Ok(id.to_owned());
-            }
-        }
-    }
-    let friendly: Vec<&str> = STREAM_NAMES.iter().map(|(f, _)| *f).collect();
-    if map.is_none() {
+    let role = StreamRole::error_stream_named(name);
+    let Some(map) = streams else {
         anyhow::bail!(
             "cannot resolve stream {name:?}: no endpoints.json with stream OCIDs (pass \
              --data-dir of the running stack, or the stream's OCID)"
         );
+    };
+    if let Some(id) = map.get(name) {
+        return Ok(id.clone());
+    }
+    if let Some(role) = role {
+        let wanted = format!("-{}", role.suffix);
+        if let Some((_, id)) = map.iter().find(|(full, _)| full.ends_with(&wanted)) {
+            return Ok(id.clone());
+        }
     }
     anyhow::bail!(
-        "unknown stream {name:?}: use one of {} (or a full stream name or OCID)",
-        friendly.join(", ")
+        "unknown stream {name:?}: use one of {} (or a full stream name such as {}, or an OCID)",
+        StreamRole::error_stream_names(),
+        map.keys()
+            .filter(|full| !full.ends_with("-data"))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -115,10 +109,7 @@ fn n(v: &Value) -> u64 {
 /// Calls the retry route and prints a summary.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let found = args.stack.find(Role::Operator)?;
-    let stream = resolve_stream(
-        &args.stream,
-        found.endpoints.as_ref().map(|e| &e["streams"]),
-    )?;
+    let stream = resolve_stream(&args.stream, found.endpoints.as_ref().map(|e| &e.streams))?;
     let url = format!("{}/stream/retry", found.gateway);
     let mut body = json!({ "stream": stream, "max": args.max });
     if args.dry_run {
@@ -287,11 +278,15 @@ mod tests {
 
     #[test]
     fn names_resolve() {
-        let streams = json!({
-            "datasync-errors-service-unavailable": "ocid1.stream.su",
-            "datasync-errors-default": "ocid1.stream.d",
-            "datasync-dead-letter": "ocid1.stream.dl",
-        });
+        let streams: BTreeMap<String, String> = [
+            ("datasync-errors-service-unavailable", "ocid1.stream.su"),
+            ("datasync-errors-internal-server", "ocid1.stream.is"),
+            ("datasync-errors-default", "ocid1.stream.d"),
+            ("datasync-dead-letter", "ocid1.stream.dl"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         let s = Some(&streams);
         assert_eq!(
             resolve_stream("serviceUnavailable", s).unwrap(),
@@ -311,5 +306,66 @@ mod tests {
         );
         let e = resolve_stream("nope", s).unwrap_err().to_string();
         assert!(e.contains("serviceUnavailable"), "{e}");
+    }
+
+    #[test]
+    fn every_form_the_readme_and_status_print_is_accepted() {
+        let streams: BTreeMap<String, String> = [
+            ("datasync-errors-service-unavailable", "su"),
+            ("datasync-errors-internal-server", "is"),
+            ("datasync-errors-unrecoverable", "un"),
+            ("datasync-errors-default", "d"),
+            ("datasync-dead-letter", "dl"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let s = Some(&streams);
+        for (names, id) in [
+            (
+                &[
+                    "service-unavailable",
+                    "serviceUnavailable",
+                    "errors-service-unavailable",
+                    "datasync-errors-service-unavailable",
+                ][..],
+                "su",
+            ),
+            (
+                &[
+                    "internal-server",
+                    "internalserver",
+                    "errors-internal-server",
+                    "datasync-errors-internal-server",
+                ][..],
+                "is",
+            ),
+            (
+                &[
+                    "unrecoverable",
+                    "errors-unrecoverable",
+                    "datasync-errors-unrecoverable",
+                ][..],
+                "un",
+            ),
+            (
+                &["default", "errors-default", "datasync-errors-default"][..],
+                "d",
+            ),
+            (&["dead-letter", "datasync-dead-letter"][..], "dl"),
+        ] {
+            for name in names {
+                assert_eq!(resolve_stream(name, s).unwrap(), id, "{name}");
+            }
+        }
+        let e = resolve_stream("service", s).unwrap_err().to_string();
+        for listed in [
+            "service-unavailable (serviceUnavailable, errors-service-unavailable)",
+            "internal-server (internalserver, errors-internal-server)",
+            "dead-letter",
+            "datasync-errors-default",
+        ] {
+            assert!(e.contains(listed), "{listed}: {e}");
+        }
     }
 }

@@ -337,126 +337,17 @@ impl StackConfig {
                 "must be 1 to 100 lowercase letters, digits and dashes",
             ));
         }
-        let s = &self.streams;
-        for (field, v) in [
-            ("streams.data_stream_partitions", s.data_stream_partitions),
-            ("streams.error_stream_partitions", s.error_stream_partitions),
-        ] {
-            if !(1..=50).contains(&v) {
-                return Err(invalid(field, "must be from 1 to 50"));
-            }
-        }
-        for (field, v) in [
-            (
-                "streams.data_stream_retention_hours",
-                s.data_stream_retention_hours,
-            ),
-            (
-                "streams.error_stream_retention_hours",
-                s.error_stream_retention_hours,
-            ),
-        ] {
-            if !(24..=168).contains(&v) {
-                return Err(invalid(field, "must be from 24 to 168"));
-            }
-        }
-        let c = &self.connector;
-        if !(1..=10_000).contains(&c.batch_size_in_num) {
-            return Err(invalid(
-                "connector.batch_size_in_num",
-                "must be from 1 to 10000",
-            ));
-        }
-        if !(1..=600_000).contains(&c.batch_time_in_ms) {
-            return Err(invalid(
-                "connector.batch_time_in_ms",
-                "must be from 1 to 600000",
-            ));
-        }
-        if !(10..=600_000).contains(&c.max_backoff_ms) {
-            return Err(invalid(
-                "connector.max_backoff_ms",
-                "must be from 10 to 600000",
-            ));
-        }
-        if !(1..=100).contains(&c.archive_rollover_size_mbs) {
-            return Err(invalid(
-                "connector.archive_rollover_size_mbs",
-                "must be from 1 to 100",
-            ));
-        }
-        if !(100..=420_000).contains(&c.archive_rollover_time_ms) {
-            return Err(invalid(
-                "connector.archive_rollover_time_ms",
-                "must be from 100 to 420000",
-            ));
-        }
-        let r = &self.retry_schedule;
-        if r.enabled && !(1..=86_400).contains(&r.interval_seconds) {
-            return Err(invalid(
-                "retry_schedule.interval_seconds",
-                "must be from 1 to 86400",
-            ));
-        }
-        if !(1..=10_000).contains(&r.max_messages) {
-            return Err(invalid(
-                "retry_schedule.max_messages",
-                "must be from 1 to 10000",
-            ));
-        }
-        let g = &self.gateway;
-        if !(1..=1_000_000).contains(&g.rate_limit_per_second) {
-            return Err(invalid(
-                "gateway.rate_limit_per_second",
-                "must be from 1 to 1000000",
-            ));
-        }
-        if !(1024..=20 * 1024 * 1024).contains(&g.max_body_bytes) {
-            return Err(invalid(
-                "gateway.max_body_bytes",
-                "must be from 1024 to 20971520",
-            ));
-        }
-        for (i, k) in g.keys.iter().enumerate() {
-            if k.key.len() < 16 || !k.key.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(invalid(
-                    &format!("gateway.keys[{i}].key"),
-                    "must be at least 16 printable characters",
-                ));
-            }
-            if k.caller.is_empty()
-                || !k
-                    .caller
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-            {
-                return Err(invalid(
-                    &format!("gateway.keys[{i}].caller"),
-                    "must be letters, digits, '-', '_', '.' or '@'",
-                ));
-            }
-        }
-        let f = &self.functions;
-        for (field, v) in [
-            ("functions.populate_instances", f.populate_instances),
-            ("functions.process_instances", f.process_instances),
-            ("functions.retry_instances", f.retry_instances),
-        ] {
-            if !(1..=MAX_INSTANCES).contains(&v) {
-                return Err(invalid(field, format!("must be from 1 to {MAX_INSTANCES}")));
-            }
-        }
-        for key in f.config.keys() {
-            if !datasync_core::function_config::KEYS
-                .iter()
-                .any(|k| k.name == key)
-            {
-                return Err(invalid(
-                    &format!("functions.config.{key}"),
-                    "is not a function configuration key (see function_config::KEYS)",
-                ));
-            }
-        }
+        self.streams.validate()?;
+        self.connector.validate()?;
+        self.retry_schedule.validate()?;
+        self.gateway.validate()?;
+        self.functions.validate()?;
+        let (c, r, g, f) = (
+            &self.connector,
+            &self.retry_schedule,
+            &self.gateway,
+            &self.functions,
+        );
         Ok(StackSettings {
             name_prefix: prefix,
             streams: self.streams.clone(),
@@ -479,6 +370,157 @@ impl StackConfig {
             allow_targets: f.allow_targets.clone(),
             function_config: f.config.clone(),
         })
+    }
+}
+
+/// `Err` naming `field` when `value` is outside `range`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("must be from {} to {}", range.start(), range.end()),
+        ))
+    }
+}
+
+impl StreamsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        in_range(
+            "streams.data_stream_partitions",
+            self.data_stream_partitions,
+            1..=50,
+        )?;
+        in_range(
+            "streams.error_stream_partitions",
+            self.error_stream_partitions,
+            1..=50,
+        )?;
+        in_range(
+            "streams.data_stream_retention_hours",
+            self.data_stream_retention_hours,
+            24..=168,
+        )?;
+        in_range(
+            "streams.error_stream_retention_hours",
+            self.error_stream_retention_hours,
+            24..=168,
+        )
+    }
+}
+
+impl ConnectorConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        in_range(
+            "connector.batch_size_in_num",
+            self.batch_size_in_num,
+            1..=10_000,
+        )?;
+        in_range(
+            "connector.batch_time_in_ms",
+            self.batch_time_in_ms,
+            1..=600_000,
+        )?;
+        in_range(
+            "connector.max_backoff_ms",
+            self.max_backoff_ms,
+            10..=600_000,
+        )?;
+        in_range(
+            "connector.archive_rollover_size_mbs",
+            self.archive_rollover_size_mbs,
+            1..=100,
+        )?;
+        in_range(
+            "connector.archive_rollover_time_ms",
+            self.archive_rollover_time_ms,
+            100..=420_000,
+        )
+    }
+}
+
+impl RetryScheduleConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.enabled {
+            in_range(
+                "retry_schedule.interval_seconds",
+                self.interval_seconds,
+                1..=86_400,
+            )?;
+        }
+        in_range("retry_schedule.max_messages", self.max_messages, 1..=10_000)
+    }
+}
+
+impl GatewayConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        in_range(
+            "gateway.rate_limit_per_second",
+            self.rate_limit_per_second,
+            1..=1_000_000,
+        )?;
+        in_range(
+            "gateway.max_body_bytes",
+            self.max_body_bytes,
+            1024..=20 * 1024 * 1024,
+        )?;
+        for (i, k) in self.keys.iter().enumerate() {
+            if k.key.len() < 16 || !k.key.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(invalid(
+                    &format!("gateway.keys[{i}].key"),
+                    "must be at least 16 printable characters",
+                ));
+            }
+            if k.caller.is_empty()
+                || !k
+                    .caller
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+            {
+                return Err(invalid(
+                    &format!("gateway.keys[{i}].caller"),
+                    "must be letters, digits, '-', '_', '.' or '@'",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FunctionsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        in_range(
+            "functions.populate_instances",
+            self.populate_instances,
+            1..=MAX_INSTANCES,
+        )?;
+        in_range(
+            "functions.process_instances",
+            self.process_instances,
+            1..=MAX_INSTANCES,
+        )?;
+        in_range(
+            "functions.retry_instances",
+            self.retry_instances,
+            1..=MAX_INSTANCES,
+        )?;
+        for key in self.config.keys() {
+            if !datasync_core::function_config::KEYS
+                .iter()
+                .any(|k| k.name == key)
+            {
+                return Err(invalid(
+                    &format!("functions.config.{key}"),
+                    "is not a function configuration key (see function_config::KEYS)",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
