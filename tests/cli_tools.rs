@@ -70,15 +70,6 @@ fn ids(answers: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn stream_messages(status: &Value, name: &str) -> i64 {
-    status["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .map_or(0, |s| s["messages"].as_i64().unwrap())
-}
-
 /// A stack in `tmp` with the retry schedule off, so only `datasync retry` re-delivers; and its
 /// data directory, for the commands' `--data-dir`.
 async fn stack_without_schedule(tmp: &Path) -> (Up, String) {
@@ -243,6 +234,20 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
     let r = datasync(&["retry", "--data-dir", data, "--stream", "nope"], None).await;
     assert!(!r.ok);
     assert!(r.stderr.contains("serviceUnavailable"), "{}", r.stderr);
+    // The stream is accepted by every name the README, `datasync status` and the Terraform
+    // print for it (a dry run delivers nothing).
+    for name in [
+        "service-unavailable",
+        "errors-service-unavailable",
+        "datasync-errors-service-unavailable",
+    ] {
+        let r = datasync(
+            &["retry", "--data-dir", data, "--stream", name, "--dry-run"],
+            None,
+        )
+        .await;
+        assert!(r.ok, "{name}: {}\n{}", r.stdout, r.stderr);
+    }
 
     let start = Instant::now();
     let mut outputs = String::new();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use datasync_local::stack::streams::StreamRole;
 use serde_json::{json, Value};
 
-use super::status::{unreachable, Role, StackArgs};
+use super::status::{unreachable, Found, Role, StackArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -106,11 +106,57 @@ fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
-/// Calls the retry route and prints a summary.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let found = args.stack.find(Role::Operator)?;
-    let stream = resolve_stream(&args.stream, found.endpoints.as_ref().map(|e| &e.streams))?;
-    let url = format!("{}/stream/retry", found.gateway);
+/// Why a run stopped, and whether that is a failure (exit status 1).
+struct Stop {
+    why: String,
+    failed: bool,
+}
+
+impl Stop {
+    fn ok(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            failed: false,
+        }
+    }
+}
+
+impl Totals {
+    /// Adds one call's answer (group mode); the reason to stop, if its answer gives one.
+    fn add(&mut self, doc: &Value) -> Option<Stop> {
+        let processed = n(&doc["processed"]);
+        self.processed += processed;
+        self.delivered += n(&doc["delivered"]);
+        self.rerouted += n(&doc["rerouted"]);
+        self.dead += n(&doc["deadLettered"]);
+        // Failed again, all of them: routed back to the error or dead-letter streams. An
+        // error stream's failures wait for their notBefore, but a dead letter is appended at
+        // once, so without this stop `--until-empty` would read back and re-send (and
+        // re-announce) its own failures until --max-calls.
+        if processed > 0 && n(&doc["delivered"]) == 0 {
+            return Some(Stop {
+                why: format!(
+                    "stopped: none of the last call's {processed} message(s) was delivered; the \
+                     target may still be failing (fix the cause and run again)"
+                ),
+                failed: true,
+            });
+        }
+        if doc["endOfStream"] == json!(true) {
+            return Some(Stop::ok("the stream has nothing more to retry"));
+        }
+        if let Some(due) = doc["nextDueAt"].as_str() {
+            return Some(Stop::ok(format!(
+                "the next message is not due before {due}{}; run again then",
+                from_now(due)
+            )));
+        }
+        (processed == 0).then(|| Stop::ok("nothing was due"))
+    }
+}
+
+/// The group-mode request body.
+fn request_body(args: &Args, stream: &str) -> Value {
     let mut body = json!({ "stream": stream, "max": args.max });
     if args.dry_run {
         body["dryRun"] = json!(true);
@@ -118,129 +164,153 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(g) = &args.group {
         body["group"] = json!(g);
     }
-    let tty = std::io::stderr().is_terminal();
+    body
+}
+
+/// Calls the retry route and prints a summary.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let found = args.stack.find(Role::Operator)?;
+    let stream = resolve_stream(&args.stream, found.endpoints.as_ref().map(|e| &e.streams))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()?;
-        let mut t = Totals::default();
-        let started = Instant::now();
-        let limit = if args.until_empty { args.max_calls.max(1) } else { 1 };
-        let mut busy_waits = 0u32;
-        let mut dropped = 0u32;
-        let mut none_delivered = false;
-        let outcome = loop {
-            if t.calls >= limit {
-                break if args.until_empty {
-                    format!("stopped after {} calls (--max-calls); run again to continue", t.calls)
-                } else {
-                    String::new()
-                };
-            }
-            let mut req = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string());
-            if let Some(k) = &found.key {
-                req = req.header("x-api-key", k);
-            }
-            let answer = match req.send().await {
-                Ok(a) => a,
-                // A dropped connection (not a refused one) is tried once more: group mode
-                // resumes from the committed position, so a repeat only re-delivers (with the
-                // same Idempotency-Key) what the lost call had not committed.
-                Err(e) if !e.is_connect() && !e.is_timeout() && dropped < 1 => {
-                    dropped += 1;
-                    eprintln!("retry: the call failed ({e}); trying once more");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                Err(e) => return Err(unreachable(&found.gateway, &e)),
-            };
-            let status = answer.status();
-            let retry_after = answer
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            let text = answer.text().await.unwrap_or_default();
-            let doc: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-            if status.as_u16() == 429 && busy_waits < 10 {
-                busy_waits += 1;
-                tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).min(10))).await;
+    runtime.block_on(calls(&args, &found, &request_body(&args, &stream)))
+}
+
+/// One answer of the retry route.
+struct Answer {
+    status: reqwest::StatusCode,
+    retry_after: Option<u64>,
+    text: String,
+    doc: Value,
+}
+
+async fn post(
+    http: &reqwest::Client,
+    found: &Found,
+    body: &Value,
+) -> Result<Answer, reqwest::Error> {
+    let mut req = http
+        .post(format!("{}/stream/retry", found.gateway))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(k) = &found.key {
+        req = req.header("x-api-key", k);
+    }
+    let answer = req.send().await?;
+    let status = answer.status();
+    let retry_after = answer
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let text = answer.text().await.unwrap_or_default();
+    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    Ok(Answer {
+        status,
+        retry_after,
+        text,
+        doc,
+    })
+}
+
+/// Calls the retry route once, or with --until-empty until a reason to stop.
+async fn calls(args: &Args, found: &Found, body: &Value) -> anyhow::Result<ExitCode> {
+    let tty = std::io::stderr().is_terminal();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let mut t = Totals::default();
+    let started = Instant::now();
+    let limit = if args.until_empty {
+        args.max_calls.max(1)
+    } else {
+        1
+    };
+    let mut busy_waits = 0u32;
+    let mut dropped = 0u32;
+    let stop = loop {
+        if t.calls >= limit {
+            break Stop::ok(if args.until_empty {
+                format!(
+                    "stopped after {} calls (--max-calls); run again to continue",
+                    t.calls
+                )
+            } else {
+                String::new()
+            });
+        }
+        let answer = match post(&http, found, body).await {
+            Ok(a) => a,
+            // A dropped connection (not a refused one) is tried once more: group mode resumes
+            // from the committed position, so a repeat only re-delivers (with the same
+            // Idempotency-Key) what the lost call had not committed.
+            Err(e) if !e.is_connect() && !e.is_timeout() && dropped < 1 => {
+                dropped += 1;
+                eprintln!("retry: the call failed ({e}); trying once more");
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            if !status.is_success() {
-                if tty && t.calls > 0 {
-                    eprintln!();
-                }
-                let hint = match status.as_u16() {
-                    401 | 403 => " (retry needs the operator key: check --key or endpoints.json)",
-                    400 => " (check --stream: only the stack's error streams can be retried)",
-                    _ => "",
-                };
-                eprintln!(
-                    "retry refused ({status}){hint}: {} {}",
-                    doc["code"].as_str().unwrap_or(""),
-                    doc["message"].as_str().unwrap_or(&text)
-                );
-                print_summary(&args, &t, started);
-                return anyhow::Ok(ExitCode::FAILURE);
-            }
-            t.calls += 1;
-            if args.dry_run {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
-                return anyhow::Ok(ExitCode::SUCCESS);
-            }
-            t.processed += n(&doc["processed"]);
-            t.delivered += n(&doc["delivered"]);
-            t.rerouted += n(&doc["rerouted"]);
-            t.dead += n(&doc["deadLettered"]);
-            if tty {
-                eprint!(
-                    "\rretrying {}: {} processed ({} delivered, {} failed again, {} dead-lettered), {} calls",
-                    args.stream, t.processed, t.delivered, t.rerouted, t.dead, t.calls
-                );
-                let _ = std::io::stderr().flush();
-            }
-            // Failed again, all of them: routed back to the error or dead-letter streams. An
-            // error stream's failures wait for their notBefore, but a dead letter is appended at
-            // once, so without this stop `--until-empty` would read back and re-send (and
-            // re-announce) its own failures until --max-calls.
-            if n(&doc["processed"]) > 0 && n(&doc["delivered"]) == 0 {
-                none_delivered = true;
-                break format!(
-                    "stopped: none of the last call's {} message(s) was delivered; the target may \
-                     still be failing (fix the cause and run again)",
-                    n(&doc["processed"])
-                );
-            }
-            if doc["endOfStream"] == json!(true) {
-                break "the stream has nothing more to retry".to_owned();
-            }
-            if let Some(due) = doc["nextDueAt"].as_str() {
-                break format!("the next message is not due before {due}{}; run again then", from_now(due));
-            }
-            if n(&doc["processed"]) == 0 {
-                break "nothing was due".to_owned();
-            }
+            Err(e) => return Err(unreachable(&found.gateway, &e)),
         };
-        if tty && t.calls > 0 {
-            eprintln!();
+        if answer.status.as_u16() == 429 && busy_waits < 10 {
+            busy_waits += 1;
+            let wait = answer.retry_after.unwrap_or(1).min(10);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            continue;
         }
-        print_summary(&args, &t, started);
-        if !outcome.is_empty() {
-            println!("{outcome}");
+        if !answer.status.is_success() {
+            if tty && t.calls > 0 {
+                eprintln!();
+            }
+            refused(&answer);
+            print_summary(args, &t, started);
+            return Ok(ExitCode::FAILURE);
         }
-        anyhow::Ok(if none_delivered {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        })
+        t.calls += 1;
+        if args.dry_run {
+            println!("{}", serde_json::to_string_pretty(&answer.doc)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let stop = t.add(&answer.doc);
+        if tty {
+            eprint!(
+                "\rretrying {}: {} processed ({} delivered, {} failed again, {} dead-lettered), {} calls",
+                args.stream, t.processed, t.delivered, t.rerouted, t.dead, t.calls
+            );
+            let _ = std::io::stderr().flush();
+        }
+        if let Some(stop) = stop {
+            break stop;
+        }
+    };
+    if tty && t.calls > 0 {
+        eprintln!();
+    }
+    print_summary(args, &t, started);
+    if !stop.why.is_empty() {
+        println!("{}", stop.why);
+    }
+    Ok(if stop.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
+}
+
+/// Says why the retry route refused, with a hint where one helps.
+fn refused(answer: &Answer) {
+    let status = answer.status;
+    let hint = match status.as_u16() {
+        401 | 403 => " (retry needs the operator key: check --key or endpoints.json)",
+        400 => " (check --stream: only the stack's error streams can be retried)",
+        _ => "",
+    };
+    eprintln!(
+        "retry refused ({status}){hint}: {} {}",
+        answer.doc["code"].as_str().unwrap_or(""),
+        answer.doc["message"].as_str().unwrap_or(&answer.text)
+    );
 }
 
 /// " (in N s)" for an RFC 3339 time in the future, else "".

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use datasync_local::stack::status::Status;
 
-pub use find::{unreachable, Role, StackArgs};
+pub use find::{unreachable, Found, Role, StackArgs};
 use render::render;
 
 /// Shows the status of a running stack: streams with depth and lag, deliveries per second,
