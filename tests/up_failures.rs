@@ -97,6 +97,14 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
     }
     // The archive objects hold the messages.
     let client = signed(&up);
+    let lines = archived_lines(&client, &ids).await;
+    replay_archived(&up, &client, &lines, &ids).await;
+    up.stop();
+}
+
+/// The lines of the archived dead-letter objects, after checking they hold every message of
+/// `ids`.
+async fn archived_lines(client: &SignedClient, ids: &HashSet<String>) -> Vec<Value> {
     let list = client
         .get("/n/local/b/datasync-failure-archive/o?prefix=dead-letter/")
         .await
@@ -121,12 +129,17 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
             lines.push(m);
         }
     }
-    for id in &ids {
+    for id in ids {
         assert!(archived.contains(id.as_str()), "{id} not archived");
     }
-    // The README's replay recipe: an archived line's key and value, as they stand, are a
-    // PutMessages entry; put back into an error stream, the target fixed, one retry call
-    // delivers every message again, under its first id.
+    lines
+}
+
+/// The README's replay recipe: an archived line's key and value, as they stand, are a
+/// PutMessages entry; put back into an error stream, the target fixed, one retry call
+/// delivers every message again, under its first id.
+async fn replay_archived(up: &Up, client: &SignedClient, lines: &[Value], ids: &HashSet<String>) {
+    let target = up.target();
     let entries: Vec<Value> = lines
         .iter()
         .map(|m| json!({"key": m["key"], "value": m["value"]}))
@@ -161,8 +174,7 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
         .await
         .into_iter()
         .collect();
-    assert_eq!(replayed, ids);
-    up.stop();
+    assert_eq!(&replayed, ids);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
