@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use bytes::Bytes;
+use datasync_core::oci::models::ErrorBody;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -52,13 +53,6 @@ const CONTROLS: [(&str, &[Method]); 4] = [
     ("/_latencies", &[Method::POST]),
 ];
 
-/// An error answer, OCI style.
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
 fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     json_text(status, serde_json::to_string(value).unwrap_or_default())
 }
@@ -74,7 +68,13 @@ fn json_text(status: StatusCode, text: String) -> Response<Body> {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    json(status, &ErrorBody { code, message })
+    json(
+        status,
+        &ErrorBody {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        },
+    )
 }
 
 fn help() -> Response<Body> {

@@ -1,7 +1,8 @@
 //! The function configuration keys the stack sets, named once. Each is a key of
 //! [`datasync_core::function_config::KEYS`] (a test checks every one, so a key renamed there
-//! fails here rather than leaving the functions unconfigured); `functions` builds the
-//! configuration from them.
+//! fails here rather than leaving the functions unconfigured), under the name
+//! `function_config` gives its constant where it has one, so these can become re-exports of
+//! those; the stack's `start::functions` builds the configuration from them.
 
 /// OCID of the data stream.
 pub const DATA_STREAM: &str = "data_stream_ocid";
@@ -12,7 +13,7 @@ pub const INTERNAL_SERVER_STREAM: &str = "internalserver_error_stream_ocid";
 /// OCID of the unrecoverable error stream.
 pub const UNRECOVERABLE_STREAM: &str = "unrecoverable_error_stream_ocid";
 /// OCID of the default error stream.
-pub const DEFAULT_STREAM: &str = "default_error_stream_ocid";
+pub const DEFAULT_ERROR_STREAM: &str = "default_error_stream_ocid";
 /// OCID of the dead-letter stream.
 pub const DEAD_LETTER_STREAM: &str = "dead_letter_stream_ocid";
 /// OCID of the vault.
@@ -36,7 +37,7 @@ pub const ALL: [&str; 13] = [
     SERVICE_UNAVAILABLE_STREAM,
     INTERNAL_SERVER_STREAM,
     UNRECOVERABLE_STREAM,
-    DEFAULT_STREAM,
+    DEFAULT_ERROR_STREAM,
     DEAD_LETTER_STREAM,
     VAULT,
     VAULT_COMPARTMENT,

@@ -20,6 +20,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use bytes::Bytes;
+use datasync_core::oci::models::ErrorBody;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
@@ -168,7 +169,11 @@ impl Gateway {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    let body = serde_json::to_string(&ErrorBody {
+        code: code.to_owned(),
+        message: message.to_owned(),
+    })
+    .unwrap_or_default();
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(

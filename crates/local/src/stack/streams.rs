@@ -95,7 +95,7 @@ pub const ROLES: [StreamRole; 6] = [
     StreamRole {
         suffix: "errors-default",
         short: "default",
-        config_key: fn_keys::DEFAULT_STREAM,
+        config_key: fn_keys::DEFAULT_ERROR_STREAM,
         error_stream: true,
         scheduled_retry: true,
         archive: Some(Archive {
