@@ -7,8 +7,9 @@ terraform {
     oci = {
       source = "oracle/oci"
       # The argument names here are checked against the provider 8.28 schema
-      # (../shared/reference/oci-terraform-schema.json). 9.x deprecates the top-level `image` and
-      # `image_digest` of oci_functions_function in favour of `source_details`, so stay on 8.x.
+      # (tests/data/oci-terraform-schema.json, by tests/terraform_schema). 9.x deprecates the
+      # top-level `image` and `image_digest` of oci_functions_function in favour of
+      # `source_details`, so stay on 8.x.
       version = ">= 8.28.0, < 9.0.0"
     }
   }

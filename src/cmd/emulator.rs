@@ -1,12 +1,13 @@
-//! `datasync emulator`: runs the OCI emulator on a data directory until interrupted.
+//! `datasync emulator`: runs the OCI emulator (the `datasync-emulator` crate) alone on a data
+//! directory until interrupted.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use datasync_emulator::{Emulator, EmulatorOptions};
 use datasync_local::data_dir::DataDirLock;
-use datasync_local::emulator::{Emulator, EmulatorOptions};
 use tokio_util::sync::CancellationToken;
 
 /// Runs the OCI emulator (Streaming, Secrets/Vault, Notifications, Object Storage).

@@ -21,17 +21,18 @@
 #![warn(missing_docs)]
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use datasync_core::deliver::{Deliverer, Item};
+use datasync_core::deliver::{Deliverer, Item, RouteReport};
 use datasync_core::function_config::Function;
 use datasync_core::settings::ConfigError;
 use fdk::{Context, Response};
 use http::StatusCode;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use tracing::Instrument as _;
 
 /// The process function: the delivery engine, or the configuration error to answer with.
@@ -297,18 +298,37 @@ impl Process {
                     dead_lettered = report.dead_lettered,
                     "batch handled"
                 );
-                let answer = serde_json::json!({
-                    "delivered": report.delivered,
-                    "rerouted": report.rerouted,
-                    "deadLettered": report.dead_lettered,
-                    "notified": report.notified,
-                });
-                Response::json(&answer).unwrap_or_else(|_| Response::new("{}"))
+                Response::json(&Answer::from(&report)).unwrap_or_else(|_| Response::new("{}"))
             }
             Err(e) => {
                 tracing::error!(error = %e, messages = count, "failures could not be re-routed; the batch will be redelivered");
                 Response::error(StatusCode::BAD_GATEWAY, "RoutingFailed", &e.to_string())
             }
+        }
+    }
+}
+
+/// The answer to a batch that was delivered or durably re-routed: the route report's counts.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer<'a> {
+    /// Messages the target accepted.
+    delivered: usize,
+    /// Messages written, per destination stream.
+    rerouted: &'a BTreeMap<String, usize>,
+    /// Messages that failed permanently.
+    dead_lettered: usize,
+    /// Whether the dead-letter summary was published (`null`: nothing to announce).
+    notified: Option<bool>,
+}
+
+impl<'a> From<&'a RouteReport> for Answer<'a> {
+    fn from(report: &'a RouteReport) -> Self {
+        Self {
+            delivered: report.delivered,
+            rerouted: &report.rerouted,
+            dead_lettered: report.dead_lettered,
+            notified: report.notified,
         }
     }
 }

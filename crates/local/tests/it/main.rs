@@ -1,14 +1,6 @@
-//! Integration tests: the emulator in-process on 127.0.0.1:0, driven by signed HTTP requests
-//! (the signer of `datasync-core`), by the core clients, and by the official OCI Python SDK.
+//! Integration tests of the local stack's parts against the emulator in-process on
+//! 127.0.0.1:0 (the emulator's own tests are in `crates/emulator/tests/it`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod auth;
-mod core_clients;
-mod objects;
-mod parsing;
 mod pump;
-mod python_sdk;
-mod secrets;
-mod streaming;
-mod topics;
 mod util;

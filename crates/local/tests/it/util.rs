@@ -1,9 +1,10 @@
-//! A running emulator per test, aborted on drop.
+//! A running emulator per test, aborted on drop (the emulator's own tests have the full
+//! helper set in `crates/emulator/tests/it/util.rs`).
 
 use base64::Engine as _;
 use datasync_core::oci::models;
 use datasync_core::oci::signer::BodySigning;
-use datasync_local::client::{Answer, SignedClient};
+use datasync_local::client::SignedClient;
 use datasync_local::emulator::{Emulator, EmulatorOptions};
 use http::{HeaderMap, Method};
 use tokio_util::sync::CancellationToken;
@@ -23,16 +24,8 @@ impl Drop for Running {
 }
 
 pub async fn start() -> Running {
-    start_with(EmulatorOptions::default()).await
-}
-
-pub async fn start_with(options: EmulatorOptions) -> Running {
-    start_in(tempfile::tempdir().unwrap(), options).await
-}
-
-/// An emulator on the data directory `dir`, which may hold an earlier emulator's data.
-pub async fn start_in(dir: tempfile::TempDir, options: EmulatorOptions) -> Running {
-    let emulator = Emulator::open(dir.path(), options).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::open(dir.path(), EmulatorOptions::default()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -49,27 +42,8 @@ pub async fn start_in(dir: tempfile::TempDir, options: EmulatorOptions) -> Runni
     }
 }
 
-pub fn b64(bytes: &[u8]) -> String {
+fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-pub fn unb64(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
-}
-
-/// Asserts an OCI error answer: status, code, and an opc-request-id.
-pub fn assert_error(answer: &Answer, status: u16, code: &str) {
-    assert_eq!(
-        answer.status.as_u16(),
-        status,
-        "body: {}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let body: models::ErrorBody = answer.json().unwrap();
-    assert_eq!(body.code, code, "message: {}", body.message);
-    assert!(answer.header("opc-request-id").is_some());
 }
 
 impl Running {
@@ -99,19 +73,6 @@ impl Running {
     }
 
     /// PutMessages signed without the body, as the SDKs sign it.
-    pub async fn put_raw(&self, stream: &str, body: Vec<u8>) -> Answer {
-        self.client
-            .send(
-                Method::POST,
-                &format!("/20180418/streams/{stream}/messages"),
-                body,
-                BodySigning::Exclude,
-                HeaderMap::new(),
-            )
-            .await
-            .unwrap()
-    }
-
     pub async fn put(
         &self,
         stream: &str,
@@ -127,24 +88,13 @@ impl Running {
                 .collect(),
         };
         let answer = self
-            .put_raw(stream, serde_json::to_vec(&details).unwrap())
-            .await;
-        assert_eq!(
-            answer.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.json().unwrap()
-    }
-
-    pub async fn cursor(&self, stream: &str, details: &models::CreateCursorDetails) -> String {
-        let answer = self
             .client
-            .json(
+            .send(
                 Method::POST,
-                &format!("/20180418/streams/{stream}/cursors"),
-                details,
+                &format!("/20180418/streams/{stream}/messages"),
+                serde_json::to_vec(&details).unwrap(),
+                BodySigning::Exclude,
+                HeaderMap::new(),
             )
             .await
             .unwrap();
@@ -154,43 +104,6 @@ impl Running {
             "{}",
             String::from_utf8_lossy(&answer.body)
         );
-        answer.json::<models::Cursor>().unwrap().value
-    }
-
-    pub async fn get_messages(
-        &self,
-        stream: &str,
-        cursor: &str,
-        limit: Option<i64>,
-    ) -> (Vec<models::Message>, String) {
-        let mut path = format!("/20180418/streams/{stream}/messages?cursor={cursor}");
-        if let Some(limit) = limit {
-            path.push_str(&format!("&limit={limit}"));
-        }
-        let answer = self.client.get(&path).await.unwrap();
-        assert_eq!(
-            answer.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        let next = answer
-            .header("opc-next-cursor")
-            .expect("opc-next-cursor is always set")
-            .to_owned();
-        (answer.json().unwrap(), next)
-    }
-}
-
-pub fn partition_cursor(
-    partition: &str,
-    kind: models::CursorType,
-    offset: Option<i64>,
-) -> models::CreateCursorDetails {
-    models::CreateCursorDetails {
-        partition: partition.into(),
-        cursor_type: kind,
-        offset,
-        time: None,
+        answer.json().unwrap()
     }
 }

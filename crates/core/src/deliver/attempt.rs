@@ -1,0 +1,329 @@
+//! The third stage: one message's attempt. Its call is prepared, waits for its host's turn
+//! (or for the deadline), carries the Vault token (fetched again once on 401/403), and its
+//! result is classified into a [`Fate`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use crate::classify::{classify, retry_or_exhaust, AttemptContext, Decision, ErrorClass, Rules};
+use crate::message::{is_valid_traceparent, new_traceparent, Envelope};
+use crate::secret_cache::{SecretCache, SecretError};
+use crate::settings::Settings;
+use crate::target::{TargetCall, TargetClient};
+
+use super::item::{Body, Item};
+use super::limits::Limits;
+use super::outcome::{Cause, Failure, Fate};
+use super::prepare::{encode_body, prepare, Prepared};
+
+/// An invocation's time: calls start only while they can finish before the deadline with
+/// time left to write the failures.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    deadline: Instant,
+    /// The whole time from the start of delivery to the deadline.
+    budget: Duration,
+}
+
+impl Window {
+    /// The window from now to `deadline`.
+    pub(super) fn until(deadline: Instant) -> Self {
+        Self {
+            deadline,
+            budget: deadline.saturating_duration_since(Instant::now()),
+        }
+    }
+
+    /// The time kept free before the deadline for writing the failures.
+    fn reserve(&self) -> Duration {
+        routing_reserve(self.budget)
+    }
+
+    /// The last moment a call with `timeout` may start.
+    fn start_by(&self, timeout: Duration) -> Instant {
+        let margin = (timeout + self.reserve()).min(self.budget / 2);
+        self.deadline.checked_sub(margin).unwrap_or(self.deadline)
+    }
+
+    /// The timeout of a call starting now: `timeout`, shortened to end before the reserve.
+    fn call_timeout(&self, timeout: Duration) -> Duration {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        timeout
+            .min(remaining.saturating_sub(self.reserve()))
+            .max(Duration::from_millis(10))
+    }
+}
+
+/// The time kept free before the deadline for writing the failures.
+fn routing_reserve(budget: Duration) -> Duration {
+    Duration::from_secs(2).min(budget / 4)
+}
+
+/// What attempts need: the rules, the target caller, the Vault tokens and the limits.
+#[derive(Debug)]
+pub(super) struct Attempts {
+    pub(super) settings: Arc<Settings>,
+    target: TargetClient,
+    pub(super) secrets: SecretCache,
+    limits: Limits,
+}
+
+impl Attempts {
+    pub(super) fn new(settings: Arc<Settings>, target: TargetClient, secrets: SecretCache) -> Self {
+        Self {
+            limits: Limits::new(settings.max_concurrency),
+            settings,
+            target,
+            secrets,
+        }
+    }
+
+    /// Attempts `item` once (twice when its token is refreshed). Never fails: every problem
+    /// is a fate.
+    pub(super) async fn attempt(&self, item: &Item, window: Window) -> Fate {
+        let (envelope, encoded) = match &item.body {
+            Body::Envelope(e) => (&**e, None),
+            Body::Encoded { envelope, base64 } => (&**envelope, Some(base64)),
+            Body::Undecodable { error, .. } => {
+                return Fate::Failed(Failure::permanent(
+                    ErrorClass::Invalid,
+                    Cause::Unexpected {
+                        detail: error.clone(),
+                    },
+                ))
+            }
+        };
+        let prepared = match prepare(&self.settings, envelope) {
+            Ok(p) => p,
+            Err(f) => return Fate::Failed(f),
+        };
+        let start_by = window.start_by(prepared.timeout);
+        if Instant::now() >= start_by {
+            return Fate::Failed(deadline_failure(envelope, &prepared.rules));
+        }
+        let turn = self
+            .limits
+            .turn(&prepared.host, prepared.host_limit, start_by)
+            .await;
+        let Some(_turn) = turn else {
+            return Fate::Failed(deadline_failure(envelope, &prepared.rules));
+        };
+        let body = match encode_body(&prepared.method, envelope, encoded) {
+            Ok(b) => b,
+            Err(f) => return Fate::Failed(f),
+        };
+        let call = Call {
+            id: &item.id,
+            envelope,
+            prepared: &prepared,
+            body,
+        };
+        self.call(call, window).await
+    }
+
+    /// Calls the target, with the token when the message names a secret; on 401/403, fetches
+    /// the token again and calls once more.
+    async fn call(&self, call: Call<'_>, window: Window) -> Fate {
+        let Call {
+            id,
+            envelope,
+            prepared,
+            body,
+        } = call;
+        // The Vault and target calls are boxed: their futures are large, and every message of
+        // a batch waits in its own task, which would otherwise reserve that size from the start.
+        let mut token = None;
+        if let Some(name) = &prepared.secret {
+            match Box::pin(self.secrets.get(name)).await {
+                Ok(t) => token = Some(t),
+                Err(e) => return Fate::Failed(secret_failure(&e, envelope, &prepared.rules)),
+            }
+        }
+        let traceparent = envelope
+            .traceparent
+            .clone()
+            .filter(|t| is_valid_traceparent(t))
+            .unwrap_or_else(new_traceparent);
+        let mut refreshed = false;
+        loop {
+            let target_call = TargetCall {
+                method: prepared.method.clone(),
+                url: &prepared.url,
+                body: body.clone(),
+                headers: &prepared.headers,
+                secret: token.as_ref().map(|t| (&prepared.secret_header, t)),
+                idempotency_key: id,
+                traceparent: Some(&traceparent),
+                timeout: Some(window.call_timeout(prepared.timeout)),
+            };
+            let record = Box::pin(self.target.call(&target_call)).await;
+            let now = SystemTime::now();
+            let ctx = AttemptContext {
+                attempts: envelope.attempt.saturating_add(1),
+                received_at: envelope
+                    .received_at()
+                    .or_else(|| envelope.first_failed_at())
+                    .unwrap_or(now),
+                now,
+                used_secret: token.is_some(),
+                secret_refreshed: refreshed,
+                jitter: rand::random::<f64>(),
+            };
+            let decision = classify(record.outcome, &ctx, &prepared.rules);
+            tracing::debug!(
+                id = %id,
+                host = %prepared.host,
+                latency_ms = record.latency.as_millis() as u64,
+                outcome = %record.detail,
+                "target called"
+            );
+            if decision == Decision::RefreshSecretAndRetry {
+                if let (Some(name), Some(stale)) = (&prepared.secret, &token) {
+                    refreshed = true;
+                    match Box::pin(self.secrets.refresh(name, stale)).await {
+                        Ok(t) => {
+                            token = Some(t);
+                            continue;
+                        }
+                        Err(e) => {
+                            return Fate::Failed(secret_failure(&e, envelope, &prepared.rules))
+                        }
+                    }
+                }
+            }
+            let cause = Cause::of_call(&record.outcome, record.detail);
+            let status = cause.status();
+            return match Failure::decided(decision, cause) {
+                Some(f) => Fate::Failed(f),
+                None => Fate::Delivered {
+                    status: status.unwrap_or(200),
+                },
+            };
+        }
+    }
+}
+
+/// A prepared call, its body encoded.
+struct Call<'a> {
+    id: &'a str,
+    envelope: &'a Envelope,
+    prepared: &'a Prepared,
+    body: Option<Bytes>,
+}
+
+/// A failure of retryable `class` found before any call: to be retried later, or exhausted
+/// when the bounds are reached.
+fn not_attempted(class: ErrorClass, ctx: &AttemptContext, rules: &Rules, detail: &str) -> Failure {
+    let cause = Cause::NotAttempted {
+        detail: detail.to_owned(),
+    };
+    // `retry_or_exhaust` never answers Delivered: the fallback is never taken.
+    Failure::decided(retry_or_exhaust(class, None, ctx, rules), cause.clone())
+        .unwrap_or_else(|| Failure::permanent(class, cause))
+}
+
+/// The deadline came before the message's turn: re-routed untried with class `deadline`
+/// (which never counts against the attempt bound, only against the age bound).
+fn deadline_failure(envelope: &Envelope, rules: &Rules) -> Failure {
+    let now = SystemTime::now();
+    let ctx = AttemptContext {
+        attempts: envelope.attempt,
+        received_at: envelope
+            .received_at()
+            .or_else(|| envelope.first_failed_at())
+            .unwrap_or(now),
+        now,
+        used_secret: false,
+        secret_refreshed: false,
+        jitter: 0.0,
+    };
+    not_attempted(
+        ErrorClass::Deadline,
+        &ctx,
+        rules,
+        "not attempted: the function's deadline was near",
+    )
+}
+
+/// The message's secret could not be read.
+fn secret_failure(e: &SecretError, envelope: &Envelope, rules: &Rules) -> Failure {
+    if e.is_retryable() {
+        // Vault throttled or unavailable: not the message's fault. Re-routed untried to the
+        // default error stream, to be retried later.
+        let now = SystemTime::now();
+        let ctx = AttemptContext {
+            attempts: envelope.attempt.max(1),
+            received_at: envelope.received_at().unwrap_or(now),
+            now,
+            used_secret: false,
+            secret_refreshed: false,
+            jitter: rand::random::<f64>(),
+        };
+        not_attempted(
+            ErrorClass::RetryableStatus,
+            &ctx,
+            rules,
+            "the vault could not be read; not attempted",
+        )
+    } else {
+        // The status says whether it is missing or forbidden; the name is not repeated.
+        let detail = match e {
+            SecretError::Oci(oci) => match oci.status() {
+                Some(s) => format!("the secret could not be read (Vault answered {s})"),
+                None => "the secret could not be read".to_owned(),
+            },
+            SecretError::NotAHeader => e.to_string(),
+        };
+        Failure::permanent(
+            ErrorClass::SecretUnavailable,
+            Cause::NotAttempted { detail },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_routing_reserve_is_bounded() {
+        assert_eq!(
+            routing_reserve(Duration::from_secs(30)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            routing_reserve(Duration::from_secs(2)),
+            Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn a_deadline_failure_waits_or_is_exhausted_by_age() {
+        let rules = Rules::default();
+        let envelope = Envelope::decode(
+            br#"{"targetRestApi":"https://a.example/x","targetRestApiOperation":"POST","attempt":30}"#,
+        )
+        .unwrap();
+        // Attempts do not exhaust a deadline re-route.
+        let f = deadline_failure(&envelope, &rules);
+        assert_eq!(f.class(), Some(ErrorClass::Deadline));
+        assert!(!f.cause().unwrap().tried());
+        // Age does.
+        let old = Envelope::decode(
+            br#"{"targetRestApi":"https://a.example/x","targetRestApiOperation":"POST","receivedAt":"2001-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        let f = deadline_failure(&old, &rules);
+        assert_eq!(
+            f,
+            Failure::exhausted(ErrorClass::Deadline, f.cause().unwrap().clone())
+        );
+        assert_eq!(
+            f.detail().as_deref(),
+            Some("not attempted: the function's deadline was near (out of attempts or age after deadline)")
+        );
+    }
+}

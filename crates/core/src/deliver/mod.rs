@@ -1,0 +1,191 @@
+//! The delivery engine process and retry share: deliver a batch of stream messages to their
+//! targets, classify each result, and write every failure of the batch to its stream.
+//!
+//! A batch goes through stages, each a file:
+//!
+//! 1. `item`: a stream value becomes an [`Item`] ([`Item::decode`]; a payload kept encoded
+//!    by [`Item::decode_lazily`] is read when its call starts), or a value that is not a
+//!    datasync message ([`Body::Undecodable`]).
+//! 2. `prepare`: method, URL, headers, secret, the host's rules, timeout and concurrency,
+//!    decided before the call, or the rule the message breaks.
+//! 3. `attempt`: the call, once its host has a free slot ([`Settings::per_host_concurrency`]
+//!    or the host override's `concurrency`, then [`Settings::max_concurrency`], in `limits`),
+//!    with the custom headers, the Vault token (cached, fetched again once on 401/403),
+//!    `Idempotency-Key: <id>`, `traceparent` and datasync's `User-Agent`, and the connect and
+//!    total timeouts of [`crate::target`]; classified into a [`Fate`]. When the function's
+//!    deadline nears, no new call starts: the rest is re-routed with class `deadline`.
+//! 4. `route`: one PutMessages per destination stream with every failure of the batch (key
+//!    kept, envelope updated with [`Envelope::record_failure`](crate::message::Envelope::record_failure)),
+//!    then `notify`: one notification summarising the permanent failures (counts by class,
+//!    up to ten ids, the stream names; never payloads, URLs, secret names or tokens).
+//!
+//! Order is kept by `lanes`: messages with the same key run one after the other in batch
+//! order; once one fails, the later ones with that key are not attempted and are routed
+//! *behind* it ([`Failure::Held`]: same stream, same class and `notBefore`, no attempt
+//! counted), so they never overtake it. Messages without a key are independent.
+//!
+//! The caller decodes (stage 1, as it reads its batch), [`Deliverer::deliver`] runs stages 2
+//! and 3 and [`Deliverer::route`] (or [`Deliverer::route_with`]) stage 4, so a caller can
+//! decide what to do between them (retry's error mapping, a dry run):
+//!
+//! ```no_run
+//! # async fn demo(deliverer: datasync_core::deliver::Deliverer, batch: Vec<datasync_core::deliver::Item>)
+//! # -> Result<(), datasync_core::deliver::RouteError> {
+//! use std::time::{Duration, Instant};
+//! let outcomes = deliverer.deliver(batch, Instant::now() + Duration::from_secs(25)).await;
+//! let report = deliverer.route(&outcomes, "DataSyncStream").await?;
+//! println!("{} delivered, {} dead-lettered", report.delivered, report.dead_lettered);
+//! # Ok(()) }
+//! ```
+
+mod attempt;
+mod item;
+mod lanes;
+mod limits;
+mod notify;
+mod outcome;
+mod prepare;
+mod route;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::function_config::Function;
+use crate::oci::client::OciClient;
+use crate::oci::notifications::NotificationsClient;
+use crate::oci::secrets::SecretsClient;
+use crate::oci::streaming::StreamClient;
+use crate::secret_cache::{SecretCache, DEFAULT_TTL};
+use crate::settings::{auth_from_lookup, ConfigError, Settings};
+use crate::target::TargetClient;
+
+pub use item::{derived_id, Body, Item, UndecodableRecord};
+pub use notify::{summary, NOTIFY_IDS};
+pub use outcome::{Cause, Failure, Fate, Outcome, Outcomes};
+pub use route::{RouteError, RouteReport};
+
+use attempt::Attempts;
+use notify::Notifier;
+use route::Router;
+
+/// The delivery engine. Cheap to clone; one per function instance (the secret cache, the
+/// connection pools and the per-host limits live across invocations).
+#[derive(Clone)]
+pub struct Deliverer {
+    attempts: Arc<Attempts>,
+    router: Arc<Router>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("secrets", &self.attempts.secrets)
+            .field("max_concurrency", &self.attempts.settings.max_concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deliverer {
+    /// An engine for `settings`, with its clients.
+    pub fn new(
+        settings: Arc<Settings>,
+        target: TargetClient,
+        secrets: SecretsClient,
+        streams: StreamClient,
+        notifications: NotificationsClient,
+    ) -> Self {
+        let cache = SecretCache::new(secrets, settings.vault.clone(), DEFAULT_TTL);
+        let notifier = Notifier::new(notifications, &settings);
+        Self {
+            router: Arc::new(Router::new(Arc::clone(&settings), streams, notifier)),
+            attempts: Arc::new(Attempts::new(settings, target, cache)),
+        }
+    }
+
+    /// Reads `function`'s configuration through `lookup` (the FDK's captured configuration)
+    /// and builds the engine with its clients: the auth provider of
+    /// [`auth_from_lookup`], one OCI transport shared by the
+    /// Streaming, Secrets and Notifications clients, and the target caller.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key at fault.
+    pub fn from_lookup(
+        function: Function,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let settings = Settings::from_lookup(function, &lookup)?;
+        let auth = auth_from_lookup(&lookup)?;
+        let problem = |key: &str, e: &dyn std::fmt::Display| ConfigError {
+            key: key.to_owned(),
+            problem: e.to_string(),
+        };
+        let oci = OciClient::new(auth)
+            .and_then(|c| c.via_unix_socket(settings.oci_unix_socket.as_deref()))
+            .map_err(|e| problem("OCI client", &e))?;
+        let endpoints = &settings.endpoints;
+        let streams = StreamClient::new(oci.clone(), endpoints)
+            .map_err(|e| problem("streaming endpoint", &e))?;
+        let secrets = SecretsClient::new(oci.clone(), endpoints)
+            .map_err(|e| problem("secrets endpoint", &e))?;
+        let notifications = NotificationsClient::new(oci, endpoints)
+            .map_err(|e| problem("notifications endpoint", &e))?;
+        let target =
+            TargetClient::new(settings.target).map_err(|e| problem("target client", &e))?;
+        Ok(Self::new(
+            Arc::new(settings),
+            target,
+            secrets,
+            streams,
+            notifications,
+        ))
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.attempts.settings
+    }
+
+    /// The Streaming client (shared with callers that read streams).
+    pub fn streams(&self) -> &StreamClient {
+        &self.router.streams
+    }
+
+    /// Delivers `items` and returns their fates in the same order. Never fails: every problem
+    /// is a fate. Calls in flight when the deadline nears are awaited; calls not yet started
+    /// are not started (class `deadline`). A message whose delivery task fails is
+    /// dead-lettered as it is, with class `invalid`.
+    pub async fn deliver(&self, items: Vec<Item>, deadline: Instant) -> Outcomes {
+        lanes::deliver(&self.attempts, items, deadline).await
+    }
+
+    /// [`route_with`](Self::route_with) with every failure going to its class's stream.
+    ///
+    /// # Errors
+    /// As [`route_with`](Self::route_with).
+    pub async fn route(
+        &self,
+        outcomes: &Outcomes,
+        source: &str,
+    ) -> Result<RouteReport, RouteError> {
+        self.route_with(outcomes, source, |_| None).await
+    }
+
+    /// Writes every failure of `outcomes`: one PutMessages per destination stream, in batch
+    /// order, keys kept. The destination is `choose(outcome)` when it names one, else the
+    /// dead-letter stream for permanent failures, else the class's stream; a message held
+    /// behind another goes wherever that one went (`choose` is not asked). Then, when
+    /// anything failed permanently, one notification (its failure is logged and reported, not
+    /// returned: the messages are already stored). `source` names the batch's stream in the
+    /// notification.
+    ///
+    /// # Errors
+    /// [`RouteError`] when a destination is not configured or a write fails.
+    pub async fn route_with(
+        &self,
+        outcomes: &Outcomes,
+        source: &str,
+        choose: impl Fn(&Outcome) -> Option<String>,
+    ) -> Result<RouteReport, RouteError> {
+        self.router.route(outcomes, source, choose).await
+    }
+}

@@ -1,0 +1,372 @@
+//! The [`Emulator`] handle and the state every service shares ([`Inner`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, LocalProfile, ResourcePrincipal};
+use crate::error::{ApiError, EmulatorError};
+use crate::notifications::{self, PublishedNotification};
+use crate::options::EmulatorOptions;
+use crate::streaming::{self, StreamStats};
+use crate::{crypto, store, DATABASE_FILE};
+
+/// What every request handler shares: the store, the keys, the caches and the options.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) store: Arc<store::Store>,
+    pub(crate) key: crypto::DataKey,
+    pub(crate) keys: auth::KeyRegistry,
+    pub(crate) profile: LocalProfile,
+    pub(crate) base_url: RwLock<String>,
+    pub(crate) streams: RwLock<HashMap<String, Arc<streaming::StreamRow>>>,
+    pub(crate) reads: Arc<tokio::sync::Semaphore>,
+    pub(crate) verified: auth::verify::VerifiedMemo,
+    /// Per stream OCID, what was appended since start, for in-process readers
+    /// ([`Emulator::appended`]); only streams someone watches have an entry.
+    pub(crate) appended: RwLock<HashMap<String, tokio::sync::watch::Sender<Appended>>>,
+    pub(crate) options: EmulatorOptions,
+}
+
+impl Inner {
+    /// The base URL the emulator serves on (empty before it serves).
+    pub(crate) fn base_url(&self) -> String {
+        self.base_url.read().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// Tells the watchers of `stream` that `messages` more messages of `bytes` value bytes are
+    /// durable in it.
+    pub(crate) fn note_appended(&self, stream: &str, messages: usize, bytes: usize) {
+        if let Ok(map) = self.appended.read() {
+            if let Some(tx) = map.get(stream) {
+                tx.send_modify(|a| {
+                    a.messages += messages as u64;
+                    a.bytes += bytes as u64;
+                });
+            }
+        }
+    }
+}
+
+/// Totals of what PutMessages appended to one stream (see [`Emulator::appended`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Messages.
+    pub messages: u64,
+    /// Their decoded value bytes.
+    pub bytes: u64,
+}
+
+/// The emulator: open it on a data directory, then [`Emulator::serve`] it. Cheap to clone.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Opens the emulator on `data_dir` (created when absent): the database, the data key, the
+    /// token signing key, and the `LOCAL` profile (key pair and config file, made on first
+    /// start and registered as an API key).
+    ///
+    /// # Errors
+    /// [`EmulatorError`] when the directory, a key or the database cannot be read or created.
+    pub fn open(data_dir: &Path, options: EmulatorOptions) -> Result<Self, EmulatorError> {
+        std::fs::create_dir_all(data_dir).map_err(EmulatorError::io("creating", data_dir))?;
+        let dir =
+            std::fs::canonicalize(data_dir).map_err(EmulatorError::io("resolving", data_dir))?;
+        let key = crypto::DataKey::load_or_create(&dir)?;
+        let keys = auth::KeyRegistry::open(&dir)?;
+        let (profile, public) = auth::ensure_local_profile(&dir)?;
+        let store = Arc::new(store::Store::open(&dir.join(DATABASE_FILE))?);
+        let pem = auth::public_pem(&public)?;
+        let key_id = profile.key_id();
+        {
+            let (key_id, pem) = (key_id.clone(), pem.clone());
+            store.read_blocking(|_| Ok(()))?;
+            block_on_write(&store, move |conn| {
+                conn.execute(
+                    "INSERT INTO api_keys(key_id, public_pem) VALUES (?1, ?2)
+                     ON CONFLICT(key_id) DO UPDATE SET public_pem=excluded.public_pem",
+                    [key_id, pem],
+                )?;
+                Ok(())
+            })?;
+        }
+        let registered: Vec<(String, String)> = store.read_blocking(|conn| {
+            Ok(conn
+                .prepare("SELECT key_id, public_pem FROM api_keys")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?)
+        })?;
+        for (id, pem) in registered {
+            keys.insert(id, auth::parse_public_pem(&pem)?);
+        }
+        let reads = Arc::new(tokio::sync::Semaphore::new(options.concurrent_reads.max(1)));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                store,
+                key,
+                keys,
+                profile,
+                base_url: RwLock::new(String::new()),
+                streams: RwLock::new(HashMap::new()),
+                reads,
+                verified: auth::verify::VerifiedMemo::default(),
+                appended: RwLock::new(HashMap::new()),
+                options,
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The `LOCAL` profile: config file, key file, OCIDs.
+    pub fn profile(&self) -> &LocalProfile {
+        &self.inner.profile
+    }
+
+    /// The base URL the emulator serves on (empty before [`Emulator::serve`]); also every
+    /// stream's `messagesEndpoint`.
+    pub fn base_url(&self) -> String {
+        self.inner.base_url()
+    }
+
+    /// Serves every API on `listener` until `shutdown` is cancelled, then finishes in-flight
+    /// requests and lets the writer commit what is queued. Also runs the retention sweeper.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Serve`] when the listener fails.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), EmulatorError> {
+        let addr = listener.local_addr().map_err(EmulatorError::Serve)?;
+        if let Ok(mut url) = self.inner.base_url.write() {
+            *url = format!("http://{addr}");
+        }
+        let sweeper = {
+            let inner = Arc::clone(&self.inner);
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(inner.options.retention_sweep);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            if let Err(err) = streaming::trim(&inner, SystemTime::now()).await {
+                                tracing::warn!(%err, "emulator: retention sweep failed");
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let result = crate::http::serve(Arc::clone(&self.inner), listener, shutdown).await;
+        sweeper.abort();
+        result.map_err(EmulatorError::Serve)
+    }
+
+    /// Serves every API on the Unix socket `listener` too, until `shutdown`, for clients on
+    /// this machine that connect there with the same URLs ([`Emulator::base_url`]), such as
+    /// the local stack's functions: a Unix socket costs the kernel less than loopback TCP.
+    /// Call beside [`Emulator::serve`], which sets the base URL and runs the sweeper.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Serve`] when the listener fails.
+    pub async fn serve_unix(
+        &self,
+        listener: tokio::net::UnixListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), EmulatorError> {
+        crate::http::serve_unix(Arc::clone(&self.inner), listener, shutdown)
+            .await
+            .map_err(EmulatorError::Serve)
+    }
+
+    /// Writes a resource principal for the function `name` into `dir`: an RPST (a JWT signed
+    /// RS256 by the emulator's key, with `exp`, `res_tenant`, `res_type=fnfunc`, `res_id` and
+    /// the principal's public key as `jwk`) and a fresh private key (PKCS#8, mode 0600).
+    /// Requests signed with keyId `ST$<token>` and that key verify until the token expires
+    /// (then 401). Calling it again rewrites both files, as OCI's refresh does.
+    ///
+    /// # Errors
+    /// [`EmulatorError`] when the files cannot be written.
+    pub fn mint_resource_principal(
+        &self,
+        name: &str,
+        dir: &Path,
+        ttl: Duration,
+    ) -> Result<ResourcePrincipal, EmulatorError> {
+        std::fs::create_dir_all(dir).map_err(EmulatorError::io("creating", dir))?;
+        let key = auth::generate_key()?;
+        let resource_id = format!("ocid1.fnfunc.oc1.local.{name}");
+        let now = SystemTime::now();
+        let token = self
+            .inner
+            .keys
+            .mint_token(&resource_id, &key.to_public_key(), now, ttl);
+        let private_pem_file = dir.join("private.pem");
+        let rpst_file = dir.join("rpst");
+        crypto::write_private(&private_pem_file, auth::private_pem(&key)?.as_bytes())?;
+        crypto::write_private(&rpst_file, token.as_bytes())?;
+        Ok(ResourcePrincipal {
+            rpst_file: std::fs::canonicalize(&rpst_file)
+                .map_err(EmulatorError::io("resolving", &rpst_file))?,
+            private_pem_file: std::fs::canonicalize(&private_pem_file)
+                .map_err(EmulatorError::io("resolving", &private_pem_file))?,
+            resource_id,
+            expires_at: now + ttl,
+        })
+    }
+
+    /// Registers another API key (keyId `<tenancy>/<user>/<fingerprint>`), durably.
+    ///
+    /// # Errors
+    /// [`EmulatorError`] when it cannot be stored.
+    pub async fn register_api_key(
+        &self,
+        key_id: &str,
+        public: &rsa::RsaPublicKey,
+    ) -> Result<(), EmulatorError> {
+        let pem = auth::public_pem(public)?;
+        let id = key_id.to_owned();
+        self.inner
+            .store
+            .write(move |conn, _| {
+                conn.execute(
+                    "INSERT INTO api_keys(key_id, public_pem) VALUES (?1, ?2)
+                     ON CONFLICT(key_id) DO UPDATE SET public_pem=excluded.public_pem",
+                    [id, pem],
+                )?;
+                Ok(())
+            })
+            .await?;
+        self.inner.keys.insert(key_id.to_owned(), public.clone());
+        self.inner.verified.clear();
+        Ok(())
+    }
+
+    /// A signal of appends to the stream `stream_ocid`: the messages (and their value bytes)
+    /// PutMessages made durable in it since the first watcher, changed after each commit.
+    /// In-process readers (the local stack's connector pump) wait on it instead of polling
+    /// GetMessages, as Connector Hub, which reads streams from inside OCI, costs its users
+    /// nothing while a stream is idle.
+    pub fn appended(&self, stream_ocid: &str) -> tokio::sync::watch::Receiver<Appended> {
+        if let Ok(map) = self.inner.appended.read() {
+            if let Some(tx) = map.get(stream_ocid) {
+                return tx.subscribe();
+            }
+        }
+        match self.inner.appended.write() {
+            Ok(mut map) => map
+                .entry(stream_ocid.to_owned())
+                .or_insert_with(|| tokio::sync::watch::channel(Appended::default()).0)
+                .subscribe(),
+            // A poisoned map: a receiver that never changes; the reader's timeout still polls.
+            Err(_) => tokio::sync::watch::channel(Appended::default()).1,
+        }
+    }
+
+    /// Every notification published so far, oldest first (for tests).
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the store cannot be read.
+    pub async fn notifications(&self) -> Result<Vec<PublishedNotification>, EmulatorError> {
+        Ok(self.inner.store.read(notifications::list_published).await?)
+    }
+
+    /// How many notifications were published in all, and the last `limit`, oldest first (for
+    /// the status page: its cost does not grow with the history).
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the store cannot be read.
+    pub async fn recent_notifications(
+        &self,
+        limit: usize,
+    ) -> Result<(u64, Vec<PublishedNotification>), EmulatorError> {
+        Ok(self
+            .inner
+            .store
+            .read(move |conn| notifications::recent_published(conn, limit))
+            .await?)
+    }
+
+    /// Depth per partition and consumer-group positions of every stream.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the store cannot be read.
+    pub async fn stream_stats(&self) -> Result<Vec<StreamStats>, EmulatorError> {
+        Ok(self.inner.store.read(streaming::stats).await?)
+    }
+
+    /// When each `(partition, offset)` of stream `stream_id` was appended (milliseconds since
+    /// the epoch); `None` where no message is stored. The status page's consumer ages.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the stream is unknown or the store fails.
+    pub async fn append_times(
+        &self,
+        stream_id: &str,
+        positions: Vec<(i64, i64)>,
+    ) -> Result<Vec<Option<i64>>, EmulatorError> {
+        let id = stream_id.to_owned();
+        Ok(self
+            .inner
+            .store
+            .read(move |conn| streaming::append_times(conn, &id, &positions))
+            .await?)
+    }
+
+    /// Runs the retention sweep now, as if the clock read `now` (the sweeper calls this every
+    /// [`EmulatorOptions::retention_sweep`]); returns how many messages were deleted.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the store fails.
+    pub async fn trim_retention(&self, now: SystemTime) -> Result<u64, EmulatorError> {
+        Ok(streaming::trim(&self.inner, now).await?)
+    }
+
+    /// Stops the writer after what is queued (also done on drop of the last clone).
+    pub fn close(&self) {
+        self.inner.store.close();
+    }
+}
+
+/// Runs a write while no runtime may be available (during [`Emulator::open`]).
+fn block_on_write(
+    store: &Arc<store::Store>,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<(), ApiError> + Send + 'static,
+) -> Result<(), EmulatorError> {
+    let store = Arc::clone(store);
+    let fut = async move { store.write(move |conn, _| f(conn)).await };
+    // A private current-thread runtime on a scoped thread, so this works inside or outside a
+    // caller's runtime.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(EmulatorError::Serve)?
+                .block_on(fut)
+                .map_err(EmulatorError::from)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(EmulatorError::Corrupt("the setup thread panicked".into())))
+    })
+}

@@ -1,0 +1,31 @@
+//! [`EmulatorOptions`]: the emulator's settings.
+
+use std::time::Duration;
+
+/// Settings of an [`Emulator`](crate::Emulator); the defaults suit both `datasync up` and tests.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EmulatorOptions {
+    /// How often the retention sweeper runs while serving (default 60 s).
+    pub retention_sweep: Duration,
+    /// The most decoded key+value bytes one GetMessages answer carries (default 4 MiB; at
+    /// least one message is always returned). With [`EmulatorOptions::concurrent_reads`] it
+    /// bounds the memory reads use, whatever the stream size.
+    pub get_messages_max_bytes: usize,
+    /// GetMessages calls served at once (default 2); others wait their turn.
+    pub concurrent_reads: usize,
+    /// The largest object PutObject accepts (default 16 MiB; the emulator keeps objects in
+    /// the database and reads them whole, and datasync stores small dead-letter archives).
+    pub max_object_bytes: usize,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        Self {
+            retention_sweep: Duration::from_secs(60),
+            get_messages_max_bytes: 4 * 1024 * 1024,
+            concurrent_reads: 2,
+            max_object_bytes: 16 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Group mode: read from a consumer group's position, deliver the messages that are due (in
+//! order, up to the first whose `notBefore` is still in the future), route what fails, and
+//! commit exactly what was handled.
+
+use std::time::{Instant, SystemTime};
+
+use datasync_core::deliver::{Deliverer, Item};
+use datasync_core::oci::models::{CreateGroupCursorDetails, GroupCursorType};
+use fdk::Response;
+use serde::Serialize;
+
+use crate::request::GroupRequest;
+use crate::{answer, items_from, Refusal};
+
+/// What a group-mode call did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupAnswer {
+    /// Always false.
+    dry_run: bool,
+    /// Messages handled (and committed).
+    processed: usize,
+    /// Messages delivered.
+    delivered: usize,
+    /// Messages that failed again and were re-routed to be retried.
+    rerouted: usize,
+    /// Messages dead-lettered.
+    dead_lettered: usize,
+    /// The `notBefore` of the first message not yet due, if one stopped the call.
+    next_due_at: Option<String>,
+    /// Whether nothing follows what was handled.
+    end_of_stream: bool,
+}
+
+/// What a dry run found.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DryRunAnswer {
+    /// Always true.
+    dry_run: bool,
+    /// Always 0: nothing is delivered.
+    processed: usize,
+    /// Messages that would be handled.
+    due: usize,
+    /// Messages read.
+    read: usize,
+    /// The `notBefore` of the first message not yet due.
+    next_due_at: Option<String>,
+    /// Not checked: always `null`.
+    end_of_stream: Option<bool>,
+}
+
+/// How many of `items` are due at `now` (those before the first whose `notBefore` is later),
+/// and that first one's `notBefore`.
+fn due(items: &[Item], now: SystemTime) -> (usize, Option<String>) {
+    let due = items
+        .iter()
+        .position(|i| {
+            i.envelope()
+                .and_then(|e| e.not_before())
+                .is_some_and(|t| t > now)
+        })
+        .unwrap_or(items.len());
+    let next_due_at = items
+        .get(due)
+        .and_then(|i| i.envelope())
+        .and_then(|e| e.not_before.clone());
+    (due, next_due_at)
+}
+
+/// Handles a group-mode request.
+pub(crate) async fn run(
+    deliverer: &Deliverer,
+    req: GroupRequest,
+    deadline: Instant,
+) -> Result<Response, Refusal> {
+    let streams = deliverer.streams();
+    let stream = req.stream.as_str();
+    let details = CreateGroupCursorDetails {
+        cursor_type: GroupCursorType::TrimHorizon,
+        time: None,
+        group_name: req
+            .group
+            .clone()
+            .unwrap_or_else(|| deliverer.settings().retry_group.clone()),
+        instance_name: Some("datasync-retry".into()),
+        timeout_in_ms: Some(30_000),
+        commit_on_get: Some(false),
+    };
+    let cursor = match streams.create_group_cursor(stream, &details).await {
+        Ok(c) => c,
+        Err(e) if e.status() == Some(400) => return Err(Refusal::invalid(format!("group: {e}"))),
+        Err(e) => return Err(e.into()),
+    };
+    let (messages, next) = streams.get_messages(stream, &cursor, Some(req.max)).await?;
+    let fetched = messages.len();
+    let mut items = items_from(&messages, stream);
+    // Stop at the first message not yet due: it and everything after wait for a later call.
+    let (due, next_due_at) = due(&items, SystemTime::now());
+    items.truncate(due);
+    if req.dry_run {
+        return Ok(answer(&DryRunAnswer {
+            dry_run: true,
+            processed: 0,
+            due,
+            read: fetched,
+            next_due_at,
+            end_of_stream: None,
+        }));
+    }
+    let outcomes = deliverer.deliver(items, deadline).await;
+    let report = deliverer.route(&outcomes, stream).await.map_err(|e| {
+        tracing::error!(error = %e, "re-routing failed; nothing committed");
+        Refusal::Routing(e)
+    })?;
+    let read = Read {
+        cursor,
+        next: next.clone(),
+        fetched,
+    };
+    commit(deliverer, stream, read, due).await?;
+    let end_of_stream = if due < fetched {
+        false
+    } else {
+        let (more, _) = streams.get_messages(stream, &next, Some(1)).await?;
+        more.is_empty()
+    };
+    Ok(answer(&GroupAnswer {
+        dry_run: false,
+        processed: due,
+        delivered: report.delivered,
+        rerouted: report.to_retry,
+        dead_lettered: report.dead_lettered,
+        next_due_at,
+        end_of_stream,
+    }))
+}
+
+/// One GetMessages from the group's position.
+struct Read {
+    /// The cursor it read from.
+    cursor: String,
+    /// The cursor after what it returned.
+    next: String,
+    /// How many messages it returned.
+    fetched: usize,
+}
+
+/// Commits exactly the first `handled` messages of `read`. A group commit records the
+/// positions of the cursor it is given, i.e. after everything the GetMessages that made it
+/// returned. When the batch stopped early, the same messages are read again from the first
+/// cursor with limit = the number handled, and that cursor is committed.
+async fn commit(
+    deliverer: &Deliverer,
+    stream: &str,
+    read: Read,
+    handled: usize,
+) -> Result<(), Refusal> {
+    let streams = deliverer.streams();
+    let commit_cursor = if handled == read.fetched {
+        Some(read.next)
+    } else if handled > 0 {
+        let limit = u32::try_from(handled).unwrap_or(u32::MAX);
+        match streams
+            .get_messages(stream, &read.cursor, Some(limit))
+            .await?
+        {
+            (again, c) if again.len() == handled => Some(c),
+            _ => {
+                tracing::warn!(
+                    "the re-read differs; nothing committed (messages will be re-delivered)"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(c) = commit_cursor {
+        streams.consumer_commit(stream, &c).await?;
+    }
+    Ok(())
+}
