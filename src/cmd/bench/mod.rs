@@ -142,7 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Runs [`measure`] `--rounds` times against the same stack. With more than one round, prints
+/// Runs [`measure()`] `--rounds` times against the same stack. With more than one round, prints
 /// and returns each figure's median and range and how many rounds met each target, beside the
 /// rounds' own results.
 async fn measure_rounds(

@@ -3,7 +3,8 @@
 //! `<name_prefix>-<suffix>` as `datasync status` prints it), the short name the README and
 //! `datasync retry --help` use (`service-unavailable`), and the class in the function
 //! configuration key (`serviceUnavailable` of `serviceUnavailable_error_stream_ocid`).
-//! [`StreamRole::named`] accepts any of them.
+//! [`StreamRole::is_named`] accepts any of them; [`StreamRole::error_stream_named`] finds the
+//! error stream a name names.
 
 use super::fn_keys;
 
