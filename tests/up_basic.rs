@@ -50,22 +50,7 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
     let payload = r#"{ "z": 1, "id": 123456789012345678901234567890, "price": 1.10, "e": 1E2, "a": "\u00e9" }"#;
     let compact =
         r#"{"z":1,"id":123456789012345678901234567890,"price":1.10,"e":1E2,"a":"\u00e9"}"#;
-    let r = up
-        .client
-        .post(format!("{}/stream/sync", up.gateway()))
-        .header("x-api-key", up.source_key())
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"streamKey":"raw","streamMessage":{{"targetRestApi":"{target}/orders","targetRestApiOperation":"POST","targetRestApiPayload":{payload}}}}}"#
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let raw_id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let raw_id = sync_raw_payload(&up, &target, payload).await;
     let got = eventually(Duration::from_secs(20), || async {
         let doc = get_json(&up.client, &format!("{target}/_received")).await;
         (doc["messages"].as_array().unwrap().len() >= 6).then_some(doc)
@@ -117,6 +102,27 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
         .unwrap();
     assert!(html.contains("datasync-data") && !html.contains("http://cdn"));
     up.stop();
+}
+
+/// Syncs a message whose payload is `payload` as written (not re-encoded by a JSON library);
+/// its id.
+async fn sync_raw_payload(up: &Up, target: &str, payload: &str) -> String {
+    let r = up
+        .client
+        .post(format!("{}/stream/sync", up.gateway()))
+        .header("x-api-key", up.source_key())
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"streamKey":"raw","streamMessage":{{"targetRestApi":"{target}/orders","targetRestApiOperation":"POST","targetRestApiPayload":{payload}}}}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
