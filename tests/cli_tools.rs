@@ -70,15 +70,6 @@ fn ids(answers: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn stream_messages(status: &Value, name: &str) -> i64 {
-    status["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .map_or(0, |s| s["messages"].as_i64().unwrap())
-}
-
 /// A stack in `tmp` with the retry schedule off, so only `datasync retry` re-delivers; and its
 /// data directory, for the commands' `--data-dir`.
 async fn stack_without_schedule(tmp: &Path) -> (Up, String) {
@@ -94,9 +85,30 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
     let (mut up, data) = stack_without_schedule(tmp.path()).await;
     let data = data.as_str();
     let target = up.target();
+    let sent = send_and_its_refusals(&up, data, tmp.path()).await;
+    let delivered = eventually(Duration::from_secs(20), || async {
+        let got: HashSet<String> = delivered_ids(&up.client, &target)
+            .await
+            .into_iter()
+            .collect();
+        sent.iter().all(|id| got.contains(id)).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "the sent messages reach the target");
 
+    let retried = fail_into_the_error_stream(&up, data).await;
+    status_tables_and_json(data).await;
+    retry_until_empty(&up, data, &retried).await;
+    bench_against_the_running_stack(data).await;
+    up.stop();
+}
+
+/// `send`: a file, an array and JSON lines on stdin; a refused message, a wrong key, input
+/// that is not JSON, no stack. The ids sent.
+async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
+    let target = up.target();
     // send: one request from a file.
-    let one = tmp.path().join("one.json");
+    let one = tmp.join("one.json");
     std::fs::write(&one, sync_request(&target, "k0", 0).to_string()).unwrap();
     let r = datasync(&["send", "--data-dir", data, one.to_str().unwrap()], None).await;
     assert!(r.ok, "{}", r.stderr);
@@ -164,7 +176,7 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
         &[
             "send",
             "--data-dir",
-            tmp.path().join("none").to_str().unwrap(),
+            tmp.join("none").to_str().unwrap(),
             one.to_str().unwrap(),
         ],
         None,
@@ -173,16 +185,13 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
     assert!(!r.ok);
     assert!(r.stderr.contains("datasync up"), "{}", r.stderr);
 
-    let delivered = eventually(Duration::from_secs(20), || async {
-        let got: HashSet<String> = delivered_ids(&up.client, &target)
-            .await
-            .into_iter()
-            .collect();
-        sent.iter().all(|id| got.contains(id)).then_some(())
-    })
-    .await;
-    assert!(delivered.is_some(), "the sent messages reach the target");
+    sent
+}
 
+/// The target fails: three messages sent go to the service-unavailable stream, then the
+/// target recovers. Their ids.
+async fn fail_into_the_error_stream(up: &Up, data: &str) -> Vec<String> {
+    let target = up.target();
     // retry: the target fails, messages go to the service-unavailable stream; it recovers,
     // and `retry --until-empty` delivers them (once they are due).
     post_json(
@@ -216,7 +225,11 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
     )
     .await;
 
-    // status: tables with the stream names; --json parses.
+    retried
+}
+
+/// `status`: tables with the stream names; `--json` parses.
+async fn status_tables_and_json(data: &str) {
     let r = datasync(&["status", "--data-dir", data], None).await;
     assert!(r.ok, "{}", r.stderr);
     for name in [
@@ -238,11 +251,30 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
             .unwrap()
             > 0
     );
+}
 
+/// `retry`: an unknown name lists the known ones, every printed name is accepted, and
+/// `--until-empty` delivers the messages once they are due.
+async fn retry_until_empty(up: &Up, data: &str, retried: &[String]) {
+    let target = up.target();
     // An unknown stream name lists the known ones.
     let r = datasync(&["retry", "--data-dir", data, "--stream", "nope"], None).await;
     assert!(!r.ok);
     assert!(r.stderr.contains("serviceUnavailable"), "{}", r.stderr);
+    // The stream is accepted by every name the README, `datasync status` and the Terraform
+    // print for it (a dry run delivers nothing).
+    for name in [
+        "service-unavailable",
+        "errors-service-unavailable",
+        "datasync-errors-service-unavailable",
+    ] {
+        let r = datasync(
+            &["retry", "--data-dir", data, "--stream", name, "--dry-run"],
+            None,
+        )
+        .await;
+        assert!(r.ok, "{name}: {}\n{}", r.stdout, r.stderr);
+    }
 
     let start = Instant::now();
     let mut outputs = String::new();
@@ -279,8 +311,10 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
         outputs.contains("3 delivered") || outputs.contains("delivered"),
         "{outputs}"
     );
+}
 
-    // bench against the running stack (found through --data-dir): every figure printed.
+/// `bench` against the running stack (found through --data-dir): every figure printed.
+async fn bench_against_the_running_stack(data: &str) {
     let r = datasync(&["bench", "--data-dir", data, "-n", "100", "-c", "2"], None).await;
     assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("running stack"), "{}", r.stderr);
@@ -305,7 +339,6 @@ async fn send_status_retry_and_bench_against_a_running_stack() {
         post.contains(" ms, p99 ") && !post.contains("n/a"),
         "{post}"
     );
-    up.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

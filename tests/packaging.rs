@@ -181,7 +181,19 @@ fn func_yaml_dockerfiles_and_cargo_agree() {
     let variables = read(&root.join("terraform/variables.tf"));
     let memory = terraform_default(&variables, "function_memory_mb");
     let timeout = terraform_default(&variables, "function_timeout_seconds");
+    let shared = shared_func_yaml(&root, &version);
+    only_the_three_functions(&root);
+    for function in Function::ALL {
+        let name = function.name();
+        let dir = root.join("functions").join(name);
+        cargo_package(name, &dir, &members);
+        function_func_yaml(name, &dir, &shared, &memory, &timeout);
+        dockerfile(name, &dir, &msrv);
+    }
+}
 
+/// The root func.yaml: the shared values, no function of its own.
+fn shared_func_yaml(root: &Path, version: &str) -> BTreeMap<String, String> {
     // The shared values.
     let shared = flat_yaml(&root.join("func.yaml"));
     assert!(
@@ -195,7 +207,7 @@ fn func_yaml_dockerfiles_and_cargo_agree() {
     assert_eq!(shared.get("runtime").map(String::as_str), Some("docker"));
     assert_eq!(
         shared.get("version"),
-        Some(&version),
+        Some(&version.to_owned()),
         "func.yaml (root): version must be the workspace version"
     );
     assert!(
@@ -203,7 +215,11 @@ fn func_yaml_dockerfiles_and_cargo_agree() {
         "a root Dockerfile would make the root func.yaml look deployable"
     );
 
-    // No function folder beyond the three.
+    shared
+}
+
+/// No function folder beyond the three.
+fn only_the_three_functions(root: &Path) {
     let mut folders: Vec<String> = std::fs::read_dir(root.join("functions"))
         .unwrap()
         .filter_map(|e| {
@@ -221,208 +237,229 @@ fn func_yaml_dockerfiles_and_cargo_agree() {
         folders, expected,
         "functions/ holds exactly the three functions"
     );
+}
 
-    for function in Function::ALL {
-        let name = function.name();
-        let dir = root.join("functions").join(name);
-        let what = |file: &str| format!("functions/{name}/{file}");
+/// The function's Cargo package: a workspace member with its binary.
+fn cargo_package(name: &str, dir: &Path, members: &[String]) {
+    let what = |file: &str| format!("functions/{name}/{file}");
+    // Cargo: member, package, binary.
+    assert!(
+        members.iter().any(|m| m == &format!("functions/{name}")),
+        "Cargo.toml: functions/{name} is not a workspace member"
+    );
+    let cargo = read(&dir.join("Cargo.toml"));
+    assert_eq!(
+        toml_value(&cargo, "package", "name").as_deref(),
+        Some(name),
+        "{}: package name",
+        what("Cargo.toml")
+    );
+    let bins = bin_names(&cargo);
+    assert!(
+        bins.iter().any(|b| b == name) || (bins.is_empty() && dir.join("src/main.rs").exists()),
+        "{}: no binary named {name} (found {bins:?})",
+        what("Cargo.toml")
+    );
+}
 
-        // Cargo: member, package, binary.
-        assert!(
-            members.iter().any(|m| m == &format!("functions/{name}")),
-            "Cargo.toml: functions/{name} is not a workspace member"
-        );
-        let cargo = read(&dir.join("Cargo.toml"));
+/// The function's func.yaml: the shared values, its name, and the Terraform's memory and
+/// timeout.
+fn function_func_yaml(
+    name: &str,
+    dir: &Path,
+    shared: &BTreeMap<String, String>,
+    memory: &BTreeMap<String, u64>,
+    timeout: &BTreeMap<String, u64>,
+) {
+    let what = |file: &str| format!("functions/{name}/{file}");
+    // func.yaml.
+    let ff = flat_yaml(&dir.join("func.yaml"));
+    assert_eq!(
+        ff.get("name").map(String::as_str),
+        Some(name),
+        "{}",
+        what("func.yaml")
+    );
+    for (key, value) in shared {
         assert_eq!(
-            toml_value(&cargo, "package", "name").as_deref(),
-            Some(name),
-            "{}: package name",
-            what("Cargo.toml")
-        );
-        let bins = bin_names(&cargo);
-        assert!(
-            bins.iter().any(|b| b == name) || (bins.is_empty() && dir.join("src/main.rs").exists()),
-            "{}: no binary named {name} (found {bins:?})",
-            what("Cargo.toml")
-        );
-
-        // func.yaml.
-        let ff = flat_yaml(&dir.join("func.yaml"));
-        assert_eq!(
-            ff.get("name").map(String::as_str),
-            Some(name),
-            "{}",
+            ff.get(key),
+            Some(value),
+            "{}: {key} differs from the root func.yaml",
             what("func.yaml")
-        );
-        for (key, value) in &shared {
-            assert_eq!(
-                ff.get(key),
-                Some(value),
-                "{}: {key} differs from the root func.yaml",
-                what("func.yaml")
-            );
-        }
-        let mem: u64 = ff["memory"].parse().expect("memory in MB");
-        assert!(
-            [128, 256, 512, 1024, 2048, 3072].contains(&mem),
-            "{}: memory {mem} is not an OCI size",
-            what("func.yaml")
-        );
-        assert_eq!(
-            Some(&mem),
-            memory.get(name),
-            "{}: memory differs from terraform function_memory_mb",
-            what("func.yaml")
-        );
-        let to: u64 = ff["timeout"].parse().expect("timeout in seconds");
-        assert!(
-            (5..=300).contains(&to),
-            "{}: timeout {to}",
-            what("func.yaml")
-        );
-        assert_eq!(
-            Some(&to),
-            timeout.get(name),
-            "{}: timeout differs from terraform function_timeout_seconds",
-            what("func.yaml")
-        );
-        let known = [
-            "schema_version",
-            "name",
-            "version",
-            "runtime",
-            "memory",
-            "timeout",
-        ];
-        for key in ff.keys() {
-            assert!(
-                known.contains(&key.as_str()),
-                "{}: unexpected key {key}",
-                what("func.yaml")
-            );
-        }
-
-        // Dockerfile.
-        let steps = instructions(&read(&dir.join("Dockerfile")));
-        let froms: Vec<&String> = steps
-            .iter()
-            .filter(|(op, _)| op == "FROM")
-            .map(|(_, a)| a)
-            .collect();
-        assert_eq!(
-            froms.len(),
-            2,
-            "{}: two stages expected, found {froms:?}",
-            what("Dockerfile")
-        );
-        let builder: Vec<&str> = froms[0].split_whitespace().collect();
-        let (image, stage) = match builder.as_slice() {
-            [image, as_, stage] if as_.eq_ignore_ascii_case("as") => (*image, *stage),
-            other => panic!(
-                "{}: first FROM must be `<rust image> AS <stage>`: {other:?}",
-                what("Dockerfile")
-            ),
-        };
-        let tag = image
-            .strip_prefix("rust:")
-            .unwrap_or_else(|| panic!("{}: builder {image} is not rust:", what("Dockerfile")));
-        let rust = tag.split('-').next().unwrap_or_default();
-        assert_eq!(
-            rust.split('.').count(),
-            3,
-            "{}: the Rust builder must be pinned to a release (x.y.z), not {tag}",
-            what("Dockerfile")
-        );
-        assert!(
-            version_tuple(rust) >= version_tuple(&msrv),
-            "{}: Rust {rust} is older than the workspace rust-version {msrv}",
-            what("Dockerfile")
-        );
-        let runtime = froms[1].split_whitespace().next().unwrap_or_default();
-        assert!(
-            !runtime.starts_with("rust:")
-                && (runtime.contains("slim") || runtime.contains("distroless")),
-            "{}: the runtime stage must be minimal, not {runtime}",
-            what("Dockerfile")
-        );
-        let second_stage = steps.iter().rposition(|(op, _)| op == "FROM").unwrap();
-        let (build_steps, run_steps) = steps.split_at(second_stage);
-
-        let workdir = build_steps
-            .iter()
-            .rev()
-            .find(|(op, _)| op == "WORKDIR")
-            .map(|(_, a)| a.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| panic!("{}: the build stage sets no WORKDIR", what("Dockerfile")));
-        assert!(
-            build_steps.iter().any(|(op, a)| op == "COPY" && a == ". ."),
-            "{}: the build stage must COPY the whole context (the repository root)",
-            what("Dockerfile")
-        );
-        let build = format!("cargo build --release --locked -p {name}");
-        assert!(
-            build_steps
-                .iter()
-                .any(|(op, a)| op == "RUN" && a.contains(&build)),
-            "{}: no `{build}`",
-            what("Dockerfile")
-        );
-
-        let copies: Vec<&String> = run_steps
-            .iter()
-            .filter(|(op, _)| op == "COPY" || op == "ADD")
-            .map(|(_, a)| a)
-            .collect();
-        assert_eq!(
-            copies.len(),
-            1,
-            "{}: the runtime stage copies only the binary: {copies:?}",
-            what("Dockerfile")
-        );
-        let parts: Vec<&str> = copies[0].split_whitespace().collect();
-        let binary = format!("{workdir}/target/release/{name}");
-        let dest = match parts.as_slice() {
-            [from, src, dest] if *from == format!("--from={stage}") && *src == binary => *dest,
-            other => panic!(
-                "{}: expected `COPY --from={stage} {binary} <dest>`, found {other:?}",
-                what("Dockerfile")
-            ),
-        };
-        let entry = run_steps
-            .iter()
-            .find(|(op, _)| op == "ENTRYPOINT")
-            .map(|(_, a)| a.as_str())
-            .unwrap_or_else(|| panic!("{}: no ENTRYPOINT", what("Dockerfile")));
-        assert_eq!(
-            entry,
-            format!("[\"{dest}\"]"),
-            "{}: ENTRYPOINT must run the copied binary",
-            what("Dockerfile")
-        );
-        let user = run_steps
-            .iter()
-            .rev()
-            .find(|(op, _)| op == "USER")
-            .map(|(_, a)| a.as_str())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: no USER: the function would run as root",
-                    what("Dockerfile")
-                )
-            });
-        let uid = user.split(':').next().unwrap_or_default();
-        assert!(
-            uid != "0" && uid != "root",
-            "{}: USER {user} is root",
-            what("Dockerfile")
-        );
-        assert!(
-            run_steps.iter().any(|(_, a)| a.contains("ca-certificates"))
-                || runtime.contains("distroless"),
-            "{}: the runtime stage has no CA certificates",
-            what("Dockerfile")
         );
     }
+    let mem: u64 = ff["memory"].parse().expect("memory in MB");
+    assert!(
+        [128, 256, 512, 1024, 2048, 3072].contains(&mem),
+        "{}: memory {mem} is not an OCI size",
+        what("func.yaml")
+    );
+    assert_eq!(
+        Some(&mem),
+        memory.get(name),
+        "{}: memory differs from terraform function_memory_mb",
+        what("func.yaml")
+    );
+    let to: u64 = ff["timeout"].parse().expect("timeout in seconds");
+    assert!(
+        (5..=300).contains(&to),
+        "{}: timeout {to}",
+        what("func.yaml")
+    );
+    assert_eq!(
+        Some(&to),
+        timeout.get(name),
+        "{}: timeout differs from terraform function_timeout_seconds",
+        what("func.yaml")
+    );
+    let known = [
+        "schema_version",
+        "name",
+        "version",
+        "runtime",
+        "memory",
+        "timeout",
+    ];
+    for key in ff.keys() {
+        assert!(
+            known.contains(&key.as_str()),
+            "{}: unexpected key {key}",
+            what("func.yaml")
+        );
+    }
+}
+
+/// The function's Dockerfile: a pinned Rust builder that builds the function from the
+/// repository root, and a minimal runtime stage running only its binary as a non-root user.
+fn dockerfile(name: &str, dir: &Path, msrv: &str) {
+    let what = |file: &str| format!("functions/{name}/{file}");
+    let steps = instructions(&read(&dir.join("Dockerfile")));
+    let froms: Vec<&String> = steps
+        .iter()
+        .filter(|(op, _)| op == "FROM")
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(
+        froms.len(),
+        2,
+        "{}: two stages expected, found {froms:?}",
+        what("Dockerfile")
+    );
+    let builder: Vec<&str> = froms[0].split_whitespace().collect();
+    let (image, stage) = match builder.as_slice() {
+        [image, as_, stage] if as_.eq_ignore_ascii_case("as") => (*image, *stage),
+        other => panic!(
+            "{}: first FROM must be `<rust image> AS <stage>`: {other:?}",
+            what("Dockerfile")
+        ),
+    };
+    let tag = image
+        .strip_prefix("rust:")
+        .unwrap_or_else(|| panic!("{}: builder {image} is not rust:", what("Dockerfile")));
+    let rust = tag.split('-').next().unwrap_or_default();
+    assert_eq!(
+        rust.split('.').count(),
+        3,
+        "{}: the Rust builder must be pinned to a release (x.y.z), not {tag}",
+        what("Dockerfile")
+    );
+    assert!(
+        version_tuple(rust) >= version_tuple(msrv),
+        "{}: Rust {rust} is older than the workspace rust-version {msrv}",
+        what("Dockerfile")
+    );
+    stage_steps(name, &steps, &froms, stage);
+}
+
+/// The steps of the function's Dockerfile: the build stage (`stage`) builds the function from
+/// the whole context; the runtime stage is minimal, copies only the binary and runs it, not as
+/// root, with CA certificates.
+fn stage_steps(name: &str, steps: &[(String, String)], froms: &[&String], stage: &str) {
+    let what = |file: &str| format!("functions/{name}/{file}");
+    let runtime = froms[1].split_whitespace().next().unwrap_or_default();
+    assert!(
+        !runtime.starts_with("rust:")
+            && (runtime.contains("slim") || runtime.contains("distroless")),
+        "{}: the runtime stage must be minimal, not {runtime}",
+        what("Dockerfile")
+    );
+    let second_stage = steps.iter().rposition(|(op, _)| op == "FROM").unwrap();
+    let (build_steps, run_steps) = steps.split_at(second_stage);
+
+    let workdir = build_steps
+        .iter()
+        .rev()
+        .find(|(op, _)| op == "WORKDIR")
+        .map(|(_, a)| a.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("{}: the build stage sets no WORKDIR", what("Dockerfile")));
+    assert!(
+        build_steps.iter().any(|(op, a)| op == "COPY" && a == ". ."),
+        "{}: the build stage must COPY the whole context (the repository root)",
+        what("Dockerfile")
+    );
+    let build = format!("cargo build --release --locked -p {name}");
+    assert!(
+        build_steps
+            .iter()
+            .any(|(op, a)| op == "RUN" && a.contains(&build)),
+        "{}: no `{build}`",
+        what("Dockerfile")
+    );
+
+    let copies: Vec<&String> = run_steps
+        .iter()
+        .filter(|(op, _)| op == "COPY" || op == "ADD")
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(
+        copies.len(),
+        1,
+        "{}: the runtime stage copies only the binary: {copies:?}",
+        what("Dockerfile")
+    );
+    let parts: Vec<&str> = copies[0].split_whitespace().collect();
+    let binary = format!("{workdir}/target/release/{name}");
+    let dest = match parts.as_slice() {
+        [from, src, dest] if *from == format!("--from={stage}") && *src == binary => *dest,
+        other => panic!(
+            "{}: expected `COPY --from={stage} {binary} <dest>`, found {other:?}",
+            what("Dockerfile")
+        ),
+    };
+    let entry = run_steps
+        .iter()
+        .find(|(op, _)| op == "ENTRYPOINT")
+        .map(|(_, a)| a.as_str())
+        .unwrap_or_else(|| panic!("{}: no ENTRYPOINT", what("Dockerfile")));
+    assert_eq!(
+        entry,
+        format!("[\"{dest}\"]"),
+        "{}: ENTRYPOINT must run the copied binary",
+        what("Dockerfile")
+    );
+    let user = run_steps
+        .iter()
+        .rev()
+        .find(|(op, _)| op == "USER")
+        .map(|(_, a)| a.as_str())
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no USER: the function would run as root",
+                what("Dockerfile")
+            )
+        });
+    let uid = user.split(':').next().unwrap_or_default();
+    assert!(
+        uid != "0" && uid != "root",
+        "{}: USER {user} is root",
+        what("Dockerfile")
+    );
+    assert!(
+        run_steps.iter().any(|(_, a)| a.contains("ca-certificates"))
+            || runtime.contains("distroless"),
+        "{}: the runtime stage has no CA certificates",
+        what("Dockerfile")
+    );
 }
 
 #[test]

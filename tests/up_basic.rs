@@ -50,22 +50,7 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
     let payload = r#"{ "z": 1, "id": 123456789012345678901234567890, "price": 1.10, "e": 1E2, "a": "\u00e9" }"#;
     let compact =
         r#"{"z":1,"id":123456789012345678901234567890,"price":1.10,"e":1E2,"a":"\u00e9"}"#;
-    let r = up
-        .client
-        .post(format!("{}/stream/sync", up.gateway()))
-        .header("x-api-key", up.source_key())
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"streamKey":"raw","streamMessage":{{"targetRestApi":"{target}/orders","targetRestApiOperation":"POST","targetRestApiPayload":{payload}}}}}"#
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let raw_id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let raw_id = sync_raw_payload(&up, &target, payload).await;
     let got = eventually(Duration::from_secs(20), || async {
         let doc = get_json(&up.client, &format!("{target}/_received")).await;
         (doc["messages"].as_array().unwrap().len() >= 6).then_some(doc)
@@ -101,20 +86,11 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
     assert_eq!(got["duplicates"], 0);
     // The status page works and shows the data stream consumed.
     let status = up.status().await;
-    let data = status["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "datasync-data")
-        .unwrap()
-        .clone();
-    assert_eq!(data["messages"], 6);
+    let data = status.stream("datasync-data").unwrap();
+    assert_eq!(data.messages, 6);
     // Its gateway counters are the API's: six syncs, not the status page's own requests.
-    let gateway = &up.status().await["gateway"];
-    assert_eq!(
-        (&gateway["requests"], &gateway["accepted"]),
-        (&json!(6), &json!(6))
-    );
+    let gateway = up.status().await.gateway;
+    assert_eq!((gateway.requests, gateway.accepted), (6, 6));
     let html = up
         .client
         .get(format!("{}/", up.gateway()))
@@ -126,6 +102,27 @@ async fn messages_arrive_with_payload_headers_token_and_idempotency_key() {
         .unwrap();
     assert!(html.contains("datasync-data") && !html.contains("http://cdn"));
     up.stop();
+}
+
+/// Syncs a message whose payload is `payload` as written (not re-encoded by a JSON library);
+/// its id.
+async fn sync_raw_payload(up: &Up, target: &str, payload: &str) -> String {
+    let r = up
+        .client
+        .post(format!("{}/stream/sync", up.gateway()))
+        .header("x-api-key", up.source_key())
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"streamKey":"raw","streamMessage":{{"targetRestApi":"{target}/orders","targetRestApiOperation":"POST","targetRestApiPayload":{payload}}}}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,19 +173,13 @@ async fn keys_limits_and_bad_bodies() {
         .unwrap();
     assert!(r.status().is_client_error());
     let status = up.status().await;
-    let data = status["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "datasync-data")
-        .unwrap()
-        .clone();
-    assert_eq!(data["messages"], 0, "nothing stored");
+    let data = status.stream("datasync-data").unwrap();
+    assert_eq!(data.messages, 0, "nothing stored");
     // Eleven API requests so far: three refused by key, none accepted.
-    let gateway = &status["gateway"];
-    assert_eq!(gateway["requests"], 11, "{gateway}");
-    assert_eq!(gateway["unauthorized"], 3, "{gateway}");
-    assert_eq!(gateway["accepted"], 0, "{gateway}");
+    let gateway = &status.gateway;
+    assert_eq!(gateway.requests, 11, "{gateway:?}");
+    assert_eq!(gateway.unauthorized, 3, "{gateway:?}");
+    assert_eq!(gateway.accepted, 0, "{gateway:?}");
     // Rate limit: 20/s per key; a burst of 60 gets some 429 with Retry-After.
     let mut limited = 0;
     for _ in 0..60 {
@@ -278,8 +269,9 @@ async fn a_data_directory_in_use_is_refused_and_left_untouched() {
     }
     // The first stack's files and service are as they were.
     assert!(data.join("endpoints.json").exists());
-    let status = up.status().await;
+    let status = up.status_json().await;
     assert!(status.is_object(), "{status}");
+    let _: datasync_local::stack::status::Status = serde_json::from_value(status).unwrap();
     let (code, _) = up
         .post(
             "/stream/sync",
@@ -316,25 +308,15 @@ async fn status_shows_the_age_of_the_oldest_unconsumed_message() {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    let data_connector = |status: &serde_json::Value| {
-        status["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "datasync-data")
-            .and_then(|s| {
-                s["consumers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|c| c["connector"] == "data-to-process")
-                    .cloned()
-            })
+    let data_connector = |status: &datasync_local::stack::status::Status| {
+        status
+            .consumer("datasync-data", "data-to-process")
+            .cloned()
             .unwrap()
     };
     let waiting = eventually(Duration::from_secs(3), || async {
         let c = data_connector(&up.status().await);
-        (c["lag"] == 1 && c["oldest_age_seconds"].as_f64().is_some_and(|a| a >= 1.0)).then_some(c)
+        (c.lag == 1 && c.oldest_age_seconds.is_some_and(|a| a >= 1.0)).then_some(c)
     })
     .await;
     assert!(
@@ -343,10 +325,10 @@ async fn status_shows_the_age_of_the_oldest_unconsumed_message() {
     );
     let done = eventually(Duration::from_secs(20), || async {
         let c = data_connector(&up.status().await);
-        (c["lag"] == 0).then_some(c)
+        (c.lag == 0).then_some(c)
     })
     .await
     .expect("the message is delivered");
-    assert!(done["oldest_age_seconds"].is_null(), "{done}");
+    assert!(done.oldest_age_seconds.is_none(), "{done:?}");
     up.stop();
 }

@@ -149,12 +149,11 @@ async fn a_second_ctrl_c_stops_at_once_and_the_cut_batch_is_delivered_after_rest
     // The batch reaches process and its call waits on the target.
     let processed = eventually(Duration::from_secs(10), || async {
         let st = up.status().await;
-        (st["processed_messages"].as_u64().unwrap_or(0) >= 1
-            || st["functions"]
-                .as_array()
-                .unwrap()
+        (st.processed_messages >= 1
+            || st
+                .functions
                 .iter()
-                .any(|f| f["name"] == "process" && f["calls"].as_u64().unwrap_or(0) >= 1))
+                .any(|f| f.name == "process" && f.calls >= 1))
         .then_some(())
     })
     .await;

@@ -12,6 +12,7 @@ use datasync_core::oci::auth::ConfigProfile;
 use datasync_core::oci::key::PrivateKey;
 use datasync_core::oci::signer::Signer;
 use datasync_local::client::SignedClient;
+use datasync_local::stack::status::Status;
 use serde_json::{json, Value};
 use up_support::*;
 
@@ -19,20 +20,7 @@ fn signed(up: &Up) -> SignedClient {
     let profile = ConfigProfile::load(&up.dir.join("data").join("config"), "LOCAL", None).unwrap();
     let pem = std::fs::read_to_string(&profile.key_file).unwrap();
     let key = PrivateKey::from_pem(&pem, None).unwrap();
-    SignedClient::new(
-        up.info["emulator"].as_str().unwrap(),
-        Signer::new(profile.key_id(), key),
-    )
-    .unwrap()
-}
-
-fn stream_messages(status: &Value, name: &str) -> i64 {
-    status["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .map_or(0, |s| s["messages"].as_i64().unwrap())
+    SignedClient::new(&up.info.emulator, Signer::new(profile.key_id(), key)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,16 +51,18 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
         assert_eq!(s, 200, "{v}");
         ids.insert(v["id"].as_str().unwrap().to_owned());
     }
-    let status = eventually(Duration::from_secs(30), || async {
-        let st = up.status().await;
-        let archived = st["archived_objects"].as_array().is_some_and(|a| {
-            a.iter()
-                .any(|o| o["name"].as_str().unwrap_or("").starts_with("dead-letter/"))
-        });
+    let (status, page) = eventually(Duration::from_secs(30), || async {
+        let raw = up.status_json().await;
+        let st: Status = serde_json::from_value(raw.clone()).unwrap();
+        let archived = st
+            .archived_objects
+            .iter()
+            .flatten()
+            .any(|o| o.name.starts_with("dead-letter/"));
         (stream_messages(&st, "datasync-dead-letter") == 3
-            && st["notifications"]["total"].as_u64().unwrap_or(0) >= 1
+            && st.notifications.total >= 1
             && archived)
-            .then_some(st)
+            .then_some((st, raw))
     })
     .await
     .expect("dead-letter stream, notification and archive");
@@ -83,20 +73,22 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
     );
     // The status page (no key needed) names each dead-lettered message and why it failed,
     // never the notification's body: no payload, custom header or target URL.
-    let recent = status["notifications"]["recent"].as_array().unwrap();
+    let recent = &status.notifications.recent;
     for id in &ids {
         let note = recent
             .iter()
-            .find(|n| n["message"]["id"] == id.as_str())
+            .find(|n| n.message.as_ref().is_some_and(|m| &m.id == id))
             .unwrap_or_else(|| panic!("no notification names {id}: {recent:?}"));
         // The first answered 400; the others of its key were held behind it, same class.
-        assert_eq!(
-            note["message"]["last_error"]["class"], "clientError",
-            "{note}"
-        );
-        assert!(note["bytes"].as_u64().unwrap() > 100, "{note}");
+        let class = note
+            .message
+            .as_ref()
+            .and_then(|m| m.last_error.as_ref())
+            .map(|e| e.class.as_str());
+        assert_eq!(class, Some("clientError"), "{note:?}");
+        assert!(note.bytes > 100, "{note:?}");
     }
-    let page = status.to_string();
+    let page = page.to_string();
     for secret in ["hello", "x-e2e", "/orders"] {
         assert!(
             !page.contains(secret),
@@ -105,6 +97,14 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
     }
     // The archive objects hold the messages.
     let client = signed(&up);
+    let lines = archived_lines(&client, &ids).await;
+    replay_archived(&up, &client, &lines, &ids).await;
+    up.stop();
+}
+
+/// The lines of the archived dead-letter objects, after checking they hold every message of
+/// `ids`.
+async fn archived_lines(client: &SignedClient, ids: &HashSet<String>) -> Vec<Value> {
     let list = client
         .get("/n/local/b/datasync-failure-archive/o?prefix=dead-letter/")
         .await
@@ -129,12 +129,17 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
             lines.push(m);
         }
     }
-    for id in &ids {
+    for id in ids {
         assert!(archived.contains(id.as_str()), "{id} not archived");
     }
-    // The README's replay recipe: an archived line's key and value, as they stand, are a
-    // PutMessages entry; put back into an error stream, the target fixed, one retry call
-    // delivers every message again, under its first id.
+    lines
+}
+
+/// The README's replay recipe: an archived line's key and value, as they stand, are a
+/// PutMessages entry; put back into an error stream, the target fixed, one retry call
+/// delivers every message again, under its first id.
+async fn replay_archived(up: &Up, client: &SignedClient, lines: &[Value], ids: &HashSet<String>) {
+    let target = up.target();
     let entries: Vec<Value> = lines
         .iter()
         .map(|m| json!({"key": m["key"], "value": m["value"]}))
@@ -169,8 +174,7 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
         .await
         .into_iter()
         .collect();
-    assert_eq!(replayed, ids);
-    up.stop();
+    assert_eq!(&replayed, ids);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs a target API that records what it receives (duplicates counted by
 /// `Idempotency-Key`) and fails on request. `GET /_received` shows what arrived;
-/// `POST /_control {"status":503,"count":10}` changes the answers at runtime.
+/// `POST /_control {"status":503,"count":10}` changes the answers at runtime; `GET /_help`
+/// lists every control.
 #[derive(Debug, clap::Args)]
+#[command(after_help = datasync_local::demo_target::HELP)]
 pub struct Args {
     /// The address to listen on (port 0 picks a free port; the chosen one is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
@@ -70,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let _ = writeln!(out, "demo target listening on http://{addr}");
             let _ = writeln!(
                 out,
-                "  received: GET http://{addr}/_received   control: POST http://{addr}/_control"
+                "  received: GET http://{addr}/_received   control: POST http://{addr}/_control   help: GET http://{addr}/_help"
             );
             let _ = out.flush();
         }

@@ -5,20 +5,13 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use datasync_local::stack::streams::StreamRole;
 use serde_json::{json, Value};
 
-use super::status::{unreachable, Role, StackArgs};
+use super::status::{unreachable, Found, Role, StackArgs};
 
-/// The friendly stream names and the suffix of the stream `datasync up` creates for each.
-pub const STREAM_NAMES: [(&str, &str); 5] = [
-    ("serviceUnavailable", "errors-service-unavailable"),
-    ("internalserver", "errors-internal-server"),
-    ("default", "errors-default"),
-    ("unrecoverable", "errors-unrecoverable"),
-    ("dead-letter", "dead-letter"),
-];
-
-/// Re-delivers the messages of an error stream with the operator key.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Calls POST /stream/retry in group mode ({\"stream\",\"max\"}): the stack remembers how far it got.
@@ -29,12 +22,14 @@ read back what the run itself routed again (a dead letter is announced again eac
 goes to stderr (on a terminal), the summary to stdout.
 
 Examples:
-  datasync retry --stream serviceUnavailable --until-empty
+  datasync retry --stream service-unavailable --until-empty
   datasync retry --stream default --max 500 --data-dir /tmp/ds
   datasync retry --stream dead-letter --max 1   (a probe: one message, before the rest)")]
 pub struct Args {
-    /// The error stream: serviceUnavailable, internalserver, default, unrecoverable,
-    /// dead-letter (or the stream's full name, e.g. datasync-errors-default, or its OCID).
+    /// The error stream: service-unavailable (or serviceUnavailable, errors-service-unavailable),
+    /// internal-server (internalserver, errors-internal-server), unrecoverable, default,
+    /// dead-letter; or the stream's full name as `datasync status` prints it (e.g.
+    /// datasync-errors-default), or its OCID.
     #[arg(long, value_name = "NAME")]
     pub stream: String,
     /// Keep calling until the stream is empty or its next message is not yet due.
@@ -56,46 +51,45 @@ pub struct Args {
     pub stack: StackArgs,
 }
 
-/// The OCID of `name` among `streams` (full name → OCID, as in `endpoints.json`).
+/// The OCID of the stream `name` names, among `streams` (full name → OCID, as in
+/// `endpoints.json`): an OCID as it is; a full stream name (`datasync-errors-default`, as
+/// `datasync status` prints it); or an error stream's short name, Terraform suffix or
+/// configuration class (`service-unavailable`, `errors-service-unavailable`,
+/// `serviceUnavailable`: see [`StreamRole::is_named`]).
 ///
 /// # Errors
 /// When nothing matches; the message lists the names that would.
-pub fn resolve_stream(name: &str, streams: Option<&Value>) -> anyhow::Result<String> {
+pub fn resolve_stream(
+    name: &str,
+    streams: Option<&BTreeMap<String, String>>,
+) -> anyhow::Result<String> {
     if name.starts_with("ocid1.") {
         return Ok(name.to_owned());
     }
-    let map = streams.and_then(Value::as_object);
-    let suffix = STREAM_NAMES
-        .iter()
-        .find(|(friendly, suffix)| {
-            friendly.eq_ignore_ascii_case(name) || suffix.eq_ignore_ascii_case(name)
-        })
-        .map(|(_, s)| *s);
-    if let Some(map) = map {
-        if let Some(id) = map.get(name).and_then(Value::as_str) {
-            return Ok(id.to_owned());
-        }
-        if let Some(suffix) = suffix {
-            let wanted = format!("-{suffix}");
-            if let Some(id) = map
-                .iter()
-                .find(|(full, _)| full.ends_with(&wanted))
-                .and_then(|(_, id)| id.as_str())
-            {
-                return Ok(id.to_owned());
-            }
-        }
-    }
-    let friendly: Vec<&str> = STREAM_NAMES.iter().map(|(f, _)| *f).collect();
-    if map.is_none() {
+    let role = StreamRole::error_stream_named(name);
+    let Some(map) = streams else {
         anyhow::bail!(
             "cannot resolve stream {name:?}: no endpoints.json with stream OCIDs (pass \
              --data-dir of the running stack, or the stream's OCID)"
         );
+    };
+    if let Some(id) = map.get(name) {
+        return Ok(id.clone());
+    }
+    if let Some(role) = role {
+        let wanted = format!("-{}", role.suffix);
+        if let Some((_, id)) = map.iter().find(|(full, _)| full.ends_with(&wanted)) {
+            return Ok(id.clone());
+        }
     }
     anyhow::bail!(
-        "unknown stream {name:?}: use one of {} (or a full stream name or OCID)",
-        friendly.join(", ")
+        "unknown stream {name:?}: use one of {} (or a full stream name such as {}, or an OCID)",
+        StreamRole::error_stream_names(),
+        map.keys()
+            .filter(|full| !full.ends_with("-data"))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -112,14 +106,57 @@ fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
-/// Calls the retry route and prints a summary.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let found = args.stack.find(Role::Operator)?;
-    let stream = resolve_stream(
-        &args.stream,
-        found.endpoints.as_ref().map(|e| &e["streams"]),
-    )?;
-    let url = format!("{}/stream/retry", found.gateway);
+/// Why a run stopped, and whether that is a failure (exit status 1).
+struct Stop {
+    why: String,
+    failed: bool,
+}
+
+impl Stop {
+    fn ok(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            failed: false,
+        }
+    }
+}
+
+impl Totals {
+    /// Adds one call's answer (group mode); the reason to stop, if its answer gives one.
+    fn add(&mut self, doc: &Value) -> Option<Stop> {
+        let processed = n(&doc["processed"]);
+        self.processed += processed;
+        self.delivered += n(&doc["delivered"]);
+        self.rerouted += n(&doc["rerouted"]);
+        self.dead += n(&doc["deadLettered"]);
+        // Failed again, all of them: routed back to the error or dead-letter streams. An
+        // error stream's failures wait for their notBefore, but a dead letter is appended at
+        // once, so without this stop `--until-empty` would read back and re-send (and
+        // re-announce) its own failures until --max-calls.
+        if processed > 0 && n(&doc["delivered"]) == 0 {
+            return Some(Stop {
+                why: format!(
+                    "stopped: none of the last call's {processed} message(s) was delivered; the \
+                     target may still be failing (fix the cause and run again)"
+                ),
+                failed: true,
+            });
+        }
+        if doc["endOfStream"] == json!(true) {
+            return Some(Stop::ok("the stream has nothing more to retry"));
+        }
+        if let Some(due) = doc["nextDueAt"].as_str() {
+            return Some(Stop::ok(format!(
+                "the next message is not due before {due}{}; run again then",
+                from_now(due)
+            )));
+        }
+        (processed == 0).then(|| Stop::ok("nothing was due"))
+    }
+}
+
+/// The group-mode request body.
+fn request_body(args: &Args, stream: &str) -> Value {
     let mut body = json!({ "stream": stream, "max": args.max });
     if args.dry_run {
         body["dryRun"] = json!(true);
@@ -127,129 +164,153 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(g) = &args.group {
         body["group"] = json!(g);
     }
-    let tty = std::io::stderr().is_terminal();
+    body
+}
+
+/// Calls the retry route and prints a summary.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let found = args.stack.find(Role::Operator)?;
+    let stream = resolve_stream(&args.stream, found.endpoints.as_ref().map(|e| &e.streams))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()?;
-        let mut t = Totals::default();
-        let started = Instant::now();
-        let limit = if args.until_empty { args.max_calls.max(1) } else { 1 };
-        let mut busy_waits = 0u32;
-        let mut dropped = 0u32;
-        let mut none_delivered = false;
-        let outcome = loop {
-            if t.calls >= limit {
-                break if args.until_empty {
-                    format!("stopped after {} calls (--max-calls); run again to continue", t.calls)
-                } else {
-                    String::new()
-                };
-            }
-            let mut req = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string());
-            if let Some(k) = &found.key {
-                req = req.header("x-api-key", k);
-            }
-            let answer = match req.send().await {
-                Ok(a) => a,
-                // A dropped connection (not a refused one) is tried once more: group mode
-                // resumes from the committed position, so a repeat only re-delivers (with the
-                // same Idempotency-Key) what the lost call had not committed.
-                Err(e) if !e.is_connect() && !e.is_timeout() && dropped < 1 => {
-                    dropped += 1;
-                    eprintln!("retry: the call failed ({e}); trying once more");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                Err(e) => return Err(unreachable(&found.gateway, &e)),
-            };
-            let status = answer.status();
-            let retry_after = answer
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            let text = answer.text().await.unwrap_or_default();
-            let doc: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-            if status.as_u16() == 429 && busy_waits < 10 {
-                busy_waits += 1;
-                tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).min(10))).await;
+    runtime.block_on(calls(&args, &found, &request_body(&args, &stream)))
+}
+
+/// One answer of the retry route.
+struct Answer {
+    status: reqwest::StatusCode,
+    retry_after: Option<u64>,
+    text: String,
+    doc: Value,
+}
+
+async fn post(
+    http: &reqwest::Client,
+    found: &Found,
+    body: &Value,
+) -> Result<Answer, reqwest::Error> {
+    let mut req = http
+        .post(format!("{}/stream/retry", found.gateway))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(k) = &found.key {
+        req = req.header("x-api-key", k);
+    }
+    let answer = req.send().await?;
+    let status = answer.status();
+    let retry_after = answer
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let text = answer.text().await.unwrap_or_default();
+    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    Ok(Answer {
+        status,
+        retry_after,
+        text,
+        doc,
+    })
+}
+
+/// Calls the retry route once, or with --until-empty until a reason to stop.
+async fn calls(args: &Args, found: &Found, body: &Value) -> anyhow::Result<ExitCode> {
+    let tty = std::io::stderr().is_terminal();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let mut t = Totals::default();
+    let started = Instant::now();
+    let limit = if args.until_empty {
+        args.max_calls.max(1)
+    } else {
+        1
+    };
+    let mut busy_waits = 0u32;
+    let mut dropped = 0u32;
+    let stop = loop {
+        if t.calls >= limit {
+            break Stop::ok(if args.until_empty {
+                format!(
+                    "stopped after {} calls (--max-calls); run again to continue",
+                    t.calls
+                )
+            } else {
+                String::new()
+            });
+        }
+        let answer = match post(&http, found, body).await {
+            Ok(a) => a,
+            // A dropped connection (not a refused one) is tried once more: group mode resumes
+            // from the committed position, so a repeat only re-delivers (with the same
+            // Idempotency-Key) what the lost call had not committed.
+            Err(e) if !e.is_connect() && !e.is_timeout() && dropped < 1 => {
+                dropped += 1;
+                eprintln!("retry: the call failed ({e}); trying once more");
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            if !status.is_success() {
-                if tty && t.calls > 0 {
-                    eprintln!();
-                }
-                let hint = match status.as_u16() {
-                    401 | 403 => " (retry needs the operator key: check --key or endpoints.json)",
-                    400 => " (check --stream: only the stack's error streams can be retried)",
-                    _ => "",
-                };
-                eprintln!(
-                    "retry refused ({status}){hint}: {} {}",
-                    doc["code"].as_str().unwrap_or(""),
-                    doc["message"].as_str().unwrap_or(&text)
-                );
-                print_summary(&args, &t, started);
-                return anyhow::Ok(ExitCode::FAILURE);
-            }
-            t.calls += 1;
-            if args.dry_run {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
-                return anyhow::Ok(ExitCode::SUCCESS);
-            }
-            t.processed += n(&doc["processed"]);
-            t.delivered += n(&doc["delivered"]);
-            t.rerouted += n(&doc["rerouted"]);
-            t.dead += n(&doc["deadLettered"]);
-            if tty {
-                eprint!(
-                    "\rretrying {}: {} processed ({} delivered, {} failed again, {} dead-lettered), {} calls",
-                    args.stream, t.processed, t.delivered, t.rerouted, t.dead, t.calls
-                );
-                let _ = std::io::stderr().flush();
-            }
-            // Failed again, all of them: routed back to the error or dead-letter streams. An
-            // error stream's failures wait for their notBefore, but a dead letter is appended at
-            // once, so without this stop `--until-empty` would read back and re-send (and
-            // re-announce) its own failures until --max-calls.
-            if n(&doc["processed"]) > 0 && n(&doc["delivered"]) == 0 {
-                none_delivered = true;
-                break format!(
-                    "stopped: none of the last call's {} message(s) was delivered; the target may \
-                     still be failing (fix the cause and run again)",
-                    n(&doc["processed"])
-                );
-            }
-            if doc["endOfStream"] == json!(true) {
-                break "the stream has nothing more to retry".to_owned();
-            }
-            if let Some(due) = doc["nextDueAt"].as_str() {
-                break format!("the next message is not due before {due}{}; run again then", from_now(due));
-            }
-            if n(&doc["processed"]) == 0 {
-                break "nothing was due".to_owned();
-            }
+            Err(e) => return Err(unreachable(&found.gateway, &e)),
         };
-        if tty && t.calls > 0 {
-            eprintln!();
+        if answer.status.as_u16() == 429 && busy_waits < 10 {
+            busy_waits += 1;
+            let wait = answer.retry_after.unwrap_or(1).min(10);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            continue;
         }
-        print_summary(&args, &t, started);
-        if !outcome.is_empty() {
-            println!("{outcome}");
+        if !answer.status.is_success() {
+            if tty && t.calls > 0 {
+                eprintln!();
+            }
+            refused(&answer);
+            print_summary(args, &t, started);
+            return Ok(ExitCode::FAILURE);
         }
-        anyhow::Ok(if none_delivered {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        })
+        t.calls += 1;
+        if args.dry_run {
+            println!("{}", serde_json::to_string_pretty(&answer.doc)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let stop = t.add(&answer.doc);
+        if tty {
+            eprint!(
+                "\rretrying {}: {} processed ({} delivered, {} failed again, {} dead-lettered), {} calls",
+                args.stream, t.processed, t.delivered, t.rerouted, t.dead, t.calls
+            );
+            let _ = std::io::stderr().flush();
+        }
+        if let Some(stop) = stop {
+            break stop;
+        }
+    };
+    if tty && t.calls > 0 {
+        eprintln!();
+    }
+    print_summary(args, &t, started);
+    if !stop.why.is_empty() {
+        println!("{}", stop.why);
+    }
+    Ok(if stop.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
+}
+
+/// Says why the retry route refused, with a hint where one helps.
+fn refused(answer: &Answer) {
+    let status = answer.status;
+    let hint = match status.as_u16() {
+        401 | 403 => " (retry needs the operator key: check --key or endpoints.json)",
+        400 => " (check --stream: only the stack's error streams can be retried)",
+        _ => "",
+    };
+    eprintln!(
+        "retry refused ({status}){hint}: {} {}",
+        answer.doc["code"].as_str().unwrap_or(""),
+        answer.doc["message"].as_str().unwrap_or(&answer.text)
+    );
 }
 
 /// " (in N s)" for an RFC 3339 time in the future, else "".
@@ -287,11 +348,15 @@ mod tests {
 
     #[test]
     fn names_resolve() {
-        let streams = json!({
-            "datasync-errors-service-unavailable": "ocid1.stream.su",
-            "datasync-errors-default": "ocid1.stream.d",
-            "datasync-dead-letter": "ocid1.stream.dl",
-        });
+        let streams: BTreeMap<String, String> = [
+            ("datasync-errors-service-unavailable", "ocid1.stream.su"),
+            ("datasync-errors-internal-server", "ocid1.stream.is"),
+            ("datasync-errors-default", "ocid1.stream.d"),
+            ("datasync-dead-letter", "ocid1.stream.dl"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         let s = Some(&streams);
         assert_eq!(
             resolve_stream("serviceUnavailable", s).unwrap(),
@@ -311,5 +376,66 @@ mod tests {
         );
         let e = resolve_stream("nope", s).unwrap_err().to_string();
         assert!(e.contains("serviceUnavailable"), "{e}");
+    }
+
+    #[test]
+    fn every_form_the_readme_and_status_print_is_accepted() {
+        let streams: BTreeMap<String, String> = [
+            ("datasync-errors-service-unavailable", "su"),
+            ("datasync-errors-internal-server", "is"),
+            ("datasync-errors-unrecoverable", "un"),
+            ("datasync-errors-default", "d"),
+            ("datasync-dead-letter", "dl"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let s = Some(&streams);
+        for (names, id) in [
+            (
+                &[
+                    "service-unavailable",
+                    "serviceUnavailable",
+                    "errors-service-unavailable",
+                    "datasync-errors-service-unavailable",
+                ][..],
+                "su",
+            ),
+            (
+                &[
+                    "internal-server",
+                    "internalserver",
+                    "errors-internal-server",
+                    "datasync-errors-internal-server",
+                ][..],
+                "is",
+            ),
+            (
+                &[
+                    "unrecoverable",
+                    "errors-unrecoverable",
+                    "datasync-errors-unrecoverable",
+                ][..],
+                "un",
+            ),
+            (
+                &["default", "errors-default", "datasync-errors-default"][..],
+                "d",
+            ),
+            (&["dead-letter", "datasync-dead-letter"][..], "dl"),
+        ] {
+            for name in names {
+                assert_eq!(resolve_stream(name, s).unwrap(), id, "{name}");
+            }
+        }
+        let e = resolve_stream("service", s).unwrap_err().to_string();
+        for listed in [
+            "service-unavailable (serviceUnavailable, errors-service-unavailable)",
+            "internal-server (internalserver, errors-internal-server)",
+            "dead-letter",
+            "datasync-errors-default",
+        ] {
+            assert!(e.contains(listed), "{listed}: {e}");
+        }
     }
 }

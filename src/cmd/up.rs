@@ -149,7 +149,10 @@ fn print_banner(info: &StackInfo, data_dir: &std::path::Path) {
     );
     let _ = writeln!(out, "  status page:   {}/", info.gateway);
     if let Some(t) = &info.demo_target {
-        let _ = writeln!(out, "  demo target:   {t}   (received: {t}/_received)");
+        let _ = writeln!(
+            out,
+            "  demo target:   {t}   (received: {t}/_received, controls: {t}/_help)"
+        );
     }
     let _ = writeln!(out, "  source key:    {}", info.source_key);
     let _ = writeln!(out, "  operator key:  {}", info.operator_key);

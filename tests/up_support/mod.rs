@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use datasync_local::demo_target::ReceivedReport;
+use datasync_local::stack::status::Status;
+use datasync_local::stack::StackInfo;
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_datasync");
@@ -48,7 +51,7 @@ retry_instances = 1
 pub struct Up {
     pub child: Option<Child>,
     pub dir: PathBuf,
-    pub info: Value,
+    pub info: StackInfo,
     pub client: reqwest::Client,
 }
 
@@ -93,7 +96,7 @@ impl Up {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let info: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let info = StackInfo::read(&data).unwrap();
         Up {
             child: Some(child),
             dir: dir.to_owned(),
@@ -103,22 +106,19 @@ impl Up {
     }
 
     pub fn gateway(&self) -> String {
-        self.info["gateway"].as_str().unwrap().to_owned()
+        self.info.gateway.clone()
     }
     pub fn target(&self) -> String {
-        self.info["demo_target"].as_str().unwrap().to_owned()
+        self.info.demo_target.clone().unwrap()
     }
     pub fn source_key(&self) -> String {
-        self.info["source_key"].as_str().unwrap().to_owned()
+        self.info.source_key.clone()
     }
     pub fn operator_key(&self) -> String {
-        self.info["operator_key"].as_str().unwrap().to_owned()
+        self.info.operator_key.clone()
     }
     pub fn stream(&self, suffix: &str) -> String {
-        self.info["streams"][format!("datasync-{suffix}")]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.info.streams[&format!("datasync-{suffix}")].clone()
     }
 
     /// POSTs `body` to `path` with `key`.
@@ -141,7 +141,13 @@ impl Up {
         )
     }
 
-    pub async fn status(&self) -> Value {
+    /// `GET /status` as the stack's [`Status`] document.
+    pub async fn status(&self) -> Status {
+        serde_json::from_value(self.status_json().await).unwrap()
+    }
+
+    /// `GET /status` as it is sent.
+    pub async fn status_json(&self) -> Value {
         self.client
             .get(format!("{}/status", self.gateway()))
             .send()
@@ -244,18 +250,24 @@ where
     }
 }
 
+/// Messages ever appended to the stream `name` (0 when it is not listed).
+pub fn stream_messages(status: &Status, name: &str) -> i64 {
+    status.stream(name).map_or(0, |s| s.messages)
+}
+
+/// The demo target's `GET /_received`.
+pub async fn received(client: &reqwest::Client, target: &str) -> ReceivedReport {
+    serde_json::from_value(get_json(client, &format!("{target}/_received")).await).unwrap()
+}
+
 /// The ids (`Idempotency-Key`) the demo target answered 2xx.
 pub async fn delivered_ids(client: &reqwest::Client, target: &str) -> Vec<String> {
-    let doc = get_json(client, &format!("{target}/_received")).await;
-    doc["messages"]
-        .as_array()
+    received(client, target)
+        .await
+        .messages
         .unwrap()
-        .iter()
-        .filter(|m| {
-            m["status"]
-                .as_u64()
-                .is_some_and(|s| (200..300).contains(&s))
-        })
-        .filter_map(|m| m["headers"]["idempotency-key"].as_str().map(str::to_owned))
+        .into_iter()
+        .filter(|m| (200..300).contains(&m.status))
+        .filter_map(|m| m.headers.get("idempotency-key").cloned())
         .collect()
 }

@@ -258,25 +258,22 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
-async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
-    let _ = stream.set_nodelay(true);
-    let mut buf: Vec<u8> = Vec::with_capacity(8192);
-    loop {
-        // Read a head.
-        let head_end = loop {
-            if let Some(end) = find_head_end(&buf) {
-                break end;
-            }
-            if buf.len() > MAX_REQUEST {
-                return;
-            }
-            let mut chunk = [0u8; 8192];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+/// A request's head: the request line and the headers the server acts on.
+struct Head {
+    method: String,
+    target: String,
+    /// Every header, names lower-cased.
+    headers: Vec<(String, String)>,
+    /// `content-length` (0 when absent or unreadable).
+    length: usize,
+    /// `connection: close`.
+    close: bool,
+}
+
+impl Head {
+    /// Parses the head `raw` (without its final blank line).
+    fn parse(raw: &[u8]) -> Self {
+        let head = String::from_utf8_lossy(raw);
         let mut lines = head.split("\r\n");
         let request_line = lines.next().unwrap_or_default();
         let mut parts = request_line.split(' ');
@@ -297,6 +294,59 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 headers.push((n, v));
             }
         }
+        Self {
+            method,
+            target,
+            headers,
+            length,
+            close,
+        }
+    }
+}
+
+/// The status line and headers answering with `reply`.
+fn response_head(reply: &Reply, close: bool) -> String {
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
+        reply.status,
+        reason(reply.status),
+        reply.body.len()
+    );
+    for (n, v) in &reply.headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if close {
+        out.push_str("connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    out
+}
+
+async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+    let _ = stream.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        // Read a head.
+        let head_end = loop {
+            if let Some(end) = find_head_end(&buf) {
+                break end;
+            }
+            if buf.len() > MAX_REQUEST {
+                return;
+            }
+            let mut chunk = [0u8; 8192];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let Head {
+            method,
+            target,
+            headers,
+            length,
+            close,
+        } = Head::parse(&buf[..head_end]);
         if length > MAX_REQUEST {
             let _ = stream
                 .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
@@ -340,19 +390,7 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             let _ = stream.set_linger(Some(Duration::ZERO));
             return;
         }
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
-            reply.status,
-            reason(reply.status),
-            reply.body.len()
-        );
-        for (n, v) in &reply.headers {
-            out.push_str(&format!("{n}: {v}\r\n"));
-        }
-        if close {
-            out.push_str("connection: close\r\n");
-        }
-        out.push_str("\r\n");
+        let out = response_head(&reply, close);
         if stream.write_all(out.as_bytes()).await.is_err()
             || stream.write_all(&reply.body).await.is_err()
             || close

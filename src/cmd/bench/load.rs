@@ -193,94 +193,116 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
         Route::Gateway { url, key } => (url.clone(), Some(key.clone())),
     };
     let endpoint = Endpoint::parse(&url)?;
-    let bodies = Arc::new(Bodies {
+    let bodies = Bodies {
         gateway: key.is_some(),
         target_json: serde_json::to_string(&format!("{target}/bench"))?,
         pad: "x".repeat((payload as usize).saturating_sub(40)),
         keys,
-    });
+    };
     let n = n as usize;
-    let next = Arc::new(AtomicUsize::new(0));
-    let lat = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients.max(1) {
-        let (next, lat, errors, endpoint, key, bodies) = (
-            Arc::clone(&next),
-            Arc::clone(&lat),
-            Arc::clone(&errors),
-            endpoint.clone(),
-            key.clone(),
-            Arc::clone(&bodies),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut sender: Option<SendRequest<Full<Bytes>>> = None;
-            let mut body = String::new();
-            let mut acked = 0u64;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let due = rate.map(|r| start + Duration::from_secs_f64(i as f64 / r as f64));
-                if let Some(due) = due {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let sent_us = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros() as u64);
-                bodies.write(i, sent_us, &mut body);
-                // At a fixed rate, latency counts from when the message was due (no
-                // coordinated omission).
-                let t0 = due.unwrap_or_else(Instant::now);
-                let outcome = match sender.as_mut() {
-                    Some(s) => Ok(s),
-                    None => connect(&endpoint.authority)
-                        .await
-                        .map(|s| sender.insert(s))
-                        .map_err(|_| broken("connection error")),
-                };
-                let outcome = match outcome {
-                    Ok(s) => post(s, &endpoint, key.as_deref(), Bytes::from(body.clone())).await,
-                    Err(e) => Err(e),
-                };
-                match outcome {
-                    Ok(()) => {
-                        acked += 1;
-                        if let Ok(mut l) = lat.lock() {
-                            l.push(t0.elapsed().as_micros() as u64);
-                        }
-                    }
-                    Err(failed) => {
-                        if !failed.reusable {
-                            // A fresh connection for the next message: this one is broken or
-                            // still carrying the timed-out exchange.
-                            sender = None;
-                        }
-                        if let Ok(mut e) = errors.lock() {
-                            *e.entry(failed.what).or_insert(0) += 1;
-                        }
-                    }
-                }
-            }
-            acked
-        }));
-    }
+    let shared = Arc::new(Shared {
+        n,
+        next: AtomicUsize::new(0),
+        lat: Mutex::new(Vec::with_capacity(n)),
+        errors: Mutex::default(),
+        endpoint,
+        key,
+        bodies,
+        rate,
+        start: Instant::now(),
+    });
+    let tasks: Vec<_> = (0..clients.max(1))
+        .map(|_| tokio::spawn(client(Arc::clone(&shared))))
+        .collect();
     let mut acked = 0;
     for t in tasks {
         acked += t.await.unwrap_or(0);
     }
-    let elapsed = start.elapsed();
-    let mut latencies = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    let elapsed = shared.start.elapsed();
+    let mut latencies = shared.lat.lock().map(|l| l.clone()).unwrap_or_default();
     latencies.sort_unstable();
-    let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
+    let errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
     Ok(Load {
         acked,
         elapsed,
         latencies,
         errors,
     })
+}
+
+/// What the clients of one run share.
+struct Shared {
+    /// Messages to offer.
+    n: usize,
+    /// The next message's number.
+    next: AtomicUsize,
+    /// Acknowledgement latencies (µs).
+    lat: Mutex<Vec<u64>>,
+    /// Failed POSTs by cause.
+    errors: Mutex<BTreeMap<String, u64>>,
+    endpoint: Endpoint,
+    key: Option<String>,
+    bodies: Bodies,
+    rate: Option<u64>,
+    start: Instant,
+}
+
+/// One client: takes the next message until none is left, POSTs it on its keep-alive
+/// connection (a new one after a broken exchange); how many were acknowledged.
+async fn client(shared: Arc<Shared>) -> u64 {
+    let s = &*shared;
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    let mut body = String::new();
+    let mut acked = 0u64;
+    loop {
+        let i = s.next.fetch_add(1, Ordering::Relaxed);
+        if i >= s.n {
+            break;
+        }
+        let due = s
+            .rate
+            .map(|r| s.start + Duration::from_secs_f64(i as f64 / r as f64));
+        if let Some(due) = due {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let sent_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        s.bodies.write(i, sent_us, &mut body);
+        // At a fixed rate, latency counts from when the message was due (no coordinated
+        // omission).
+        let t0 = due.unwrap_or_else(Instant::now);
+        let outcome = match sender.as_mut() {
+            Some(c) => Ok(c),
+            None => connect(&s.endpoint.authority)
+                .await
+                .map(|c| sender.insert(c))
+                .map_err(|_| broken("connection error")),
+        };
+        let outcome = match outcome {
+            Ok(c) => post(c, &s.endpoint, s.key.as_deref(), Bytes::from(body.clone())).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
+                acked += 1;
+                if let Ok(mut l) = s.lat.lock() {
+                    l.push(t0.elapsed().as_micros() as u64);
+                }
+            }
+            Err(failed) => {
+                if !failed.reusable {
+                    // A fresh connection for the next message: this one is broken or still
+                    // carrying the timed-out exchange.
+                    sender = None;
+                }
+                if let Ok(mut e) = s.errors.lock() {
+                    *e.entry(failed.what).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    acked
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use bytes::Bytes;
+use datasync_core::oci::models::ErrorBody;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
@@ -35,9 +36,20 @@ pub const SYNC_PATH: &str = "/stream/sync";
 /// The retry route.
 pub const RETRY_PATH: &str = "/stream/retry";
 
-/// A JSON status document for `GET /` and `GET /status`.
+/// How the status page is asked for: `GET /status` wants JSON, `GET /` a page for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFormat {
+    /// `application/json`.
+    Json,
+    /// `text/html`.
+    Html,
+}
+
+/// Renders the status page (`GET /` and `GET /status`, no key needed) in the format asked for.
+/// The stack passes one in (`stack::status::status_fn`), so the gateway does not know what the
+/// page holds.
 pub type StatusFn =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = serde_json::Value> + Send>> + Send + Sync>;
+    Arc<dyn Fn(PageFormat) -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
 
 /// Counters the status page shows.
 #[derive(Debug, Default)]
@@ -66,7 +78,7 @@ pub struct Gateway {
     rate: f64,
     max_body: usize,
     buckets: Mutex<HashMap<String, Bucket>>,
-    status: Option<StatusFn>,
+    status: StatusFn,
     host: String,
     /// Counters.
     pub stats: Arc<GatewayStats>,
@@ -78,19 +90,49 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// What [`Gateway::new`] needs.
+pub struct GatewayOptions {
+    /// The API keys and the callers they stand for.
+    pub keys: KeyRing,
+    /// The populate pool (`POST /stream/sync`).
+    pub populate: Arc<Pool>,
+    /// The retry pool (`POST /stream/retry`).
+    pub retry: Arc<Pool>,
+    /// Requests per second per key (at least 1).
+    pub rate_per_second: u32,
+    /// The largest request body.
+    pub max_body: usize,
+    /// The status page.
+    pub status: StatusFn,
+    /// The `Host` the functions see (the gateway's address).
+    pub host: String,
+    /// The counters, shared with the status page.
+    pub stats: Arc<GatewayStats>,
+}
+
+impl std::fmt::Debug for GatewayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayOptions")
+            .field("rate_per_second", &self.rate_per_second)
+            .field("max_body", &self.max_body)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Gateway {
     /// A gateway for the two pools.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        keys: KeyRing,
-        populate: Arc<Pool>,
-        retry: Arc<Pool>,
-        rate_per_second: u32,
-        max_body: usize,
-        status: Option<StatusFn>,
-        host: String,
-        stats: Arc<GatewayStats>,
-    ) -> Self {
+    pub fn new(options: GatewayOptions) -> Self {
+        let GatewayOptions {
+            keys,
+            populate,
+            retry,
+            rate_per_second,
+            max_body,
+            status,
+            host,
+            stats,
+        } = options;
         Self {
             keys,
             populate,
@@ -127,7 +169,11 @@ impl Gateway {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    let body = serde_json::to_string(&ErrorBody {
+        code: code.to_owned(),
+        message: message.to_owned(),
+    })
+    .unwrap_or_default();
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -200,63 +246,118 @@ async fn route(
             .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
-    let key = request
-        .headers()
+    let caller = match authorize(gw, request.headers(), operator_only) {
+        Ok(caller) => caller,
+        Err(refused) => return refused.response(),
+    };
+    let (mut parts, body) = match read_body(gw, request).await {
+        Ok(read) => read,
+        Err(refused) => return refused.response(),
+    };
+    forward_headers(gw, &mut parts.headers, &caller, peer);
+    call_function(gw, pool, Request::from_parts(parts, body), request_id).await
+}
+
+/// Why the gateway refused a request before calling a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No key, or an unknown one (401).
+    NotAuthenticated,
+    /// A source key on the operator route (403).
+    NotAuthorized,
+    /// Over the key's rate (429).
+    RateLimited,
+    /// The body is over the limit (413).
+    TooLarge,
+}
+
+impl Refusal {
+    /// The answer, OCI style.
+    fn response(self) -> Response<Body> {
+        match self {
+            Refusal::NotAuthenticated => error(
+                StatusCode::UNAUTHORIZED,
+                "NotAuthenticated",
+                "a valid API key is required in the x-api-key header",
+            ),
+            Refusal::NotAuthorized => error(
+                StatusCode::FORBIDDEN,
+                "NotAuthorized",
+                "this key may not call /stream/retry; use the operator key",
+            ),
+            Refusal::RateLimited => {
+                let mut r = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "rate limit exceeded for this key",
+                );
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
+            Refusal::TooLarge => error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                "the request body is over the gateway's limit",
+            ),
+        }
+    }
+}
+
+/// The caller `headers`' API key stands for, when it may use the route and is within its
+/// rate; the refusal is counted otherwise.
+fn authorize(
+    gw: &Gateway,
+    headers: &http::HeaderMap,
+    operator_only: bool,
+) -> Result<String, Refusal> {
+    let key = headers
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(caller) = gw.keys.caller(key).cloned() else {
         gw.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "NotAuthenticated",
-            "a valid API key is required in the x-api-key header",
-        );
+        return Err(Refusal::NotAuthenticated);
     };
     if operator_only && !caller.operator {
         gw.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::FORBIDDEN,
-            "NotAuthorized",
-            "this key may not call /stream/retry; use the operator key",
-        );
+        return Err(Refusal::NotAuthorized);
     }
     if !gw.admit(&caller.name) {
         gw.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
-            "rate limit exceeded for this key",
-        );
-        r.headers_mut()
-            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
+        return Err(Refusal::RateLimited);
     }
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLarge",
-            "the request body is over the gateway's limit",
-        )
-    };
+    Ok(caller.name)
+}
+
+/// The request's head and body, refused when the body is over the limit (a declared length
+/// over it before reading).
+async fn read_body(
+    gw: &Gateway,
+    request: Request<Body>,
+) -> Result<(http::request::Parts, Bytes), Refusal> {
     let declared = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     if let Some(n) = declared.filter(|&n| n > gw.max_body) {
         crate::drain_refused_body(body, n as u64).await;
-        return too_large();
+        return Err(Refusal::TooLarge);
     }
-    let body = match axum::body::to_bytes(body, gw.max_body).await {
-        Ok(b) => b,
-        Err(_) => return too_large(),
-    };
-    let headers = &mut parts.headers;
+    match axum::body::to_bytes(body, gw.max_body).await {
+        Ok(b) => Ok((parts, b)),
+        Err(_) => Err(Refusal::TooLarge),
+    }
+}
+
+/// The headers the function sees: the caller identity instead of the key (a client's own
+/// `x-datasync-caller` dropped), the forwarding headers, the gateway's host.
+fn forward_headers(gw: &Gateway, headers: &mut http::HeaderMap, caller: &str, peer: SocketAddr) {
     headers.remove(API_KEY_HEADER);
     headers.remove(CALLER_HEADER);
-    if let Ok(v) = HeaderValue::from_str(&caller.name) {
+    if let Ok(v) = HeaderValue::from_str(caller) {
         headers.insert(CALLER_HEADER, v);
     }
     let ip = peer.ip().to_string();
@@ -270,7 +371,16 @@ async fn route(
     if let Ok(v) = HeaderValue::from_str(&gw.host) {
         headers.insert(http::header::HOST, v);
     }
-    let client = Request::from_parts(parts, body);
+}
+
+/// Calls `pool` with `client`'s request through the Fn contract, and its answer as the
+/// gateway gives it back (502, or 504 on a timeout, when the call fails).
+async fn call_function(
+    gw: &Gateway,
+    pool: &Pool,
+    client: Request<Bytes>,
+    request_id: &str,
+) -> Response<Body> {
     let mut call = match fdk::agent::gateway_request(client, request_id, deadline()) {
         Ok(c) => c,
         Err(_) => {
@@ -311,20 +421,13 @@ async fn route(
 }
 
 async fn status_page(gw: &Gateway, path: &str) -> Response<Body> {
-    let doc = match &gw.status {
-        Some(f) => f().await,
-        None => serde_json::json!({}),
-    };
-    let mut r = if path == "/status" {
-        Response::new(Body::from(doc.to_string()))
+    let (format, ct) = if path == "/status" {
+        (PageFormat::Json, "application/json")
     } else {
-        Response::new(Body::from(super::status::html(&doc)))
+        (PageFormat::Html, "text/html; charset=utf-8")
     };
-    let ct = if path == "/status" {
-        "application/json"
-    } else {
-        "text/html; charset=utf-8"
-    };
+    let page = (gw.status)(format).await;
+    let mut r = Response::new(Body::from(page));
     r.headers_mut()
         .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r

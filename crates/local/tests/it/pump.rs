@@ -14,7 +14,7 @@ use datasync_core::oci::objectstorage::ObjectStorageClient;
 use datasync_core::oci::signer::Signer;
 use datasync_core::oci::streaming::StreamClient;
 use datasync_local::emulator::NAMESPACE;
-use datasync_local::stack::pump::{Batching, Connector, Sink};
+use datasync_local::stack::pump::{Batching, Connector, ConnectorOptions, Sink};
 use http::Method;
 use tokio_util::sync::CancellationToken;
 
@@ -96,16 +96,16 @@ impl Setup {
             bucket: "archive".into(),
             prefix: "p".into(),
         };
-        let connector = Connector::new(
-            &self.emu.dir.path().join("connectors"),
-            "to-archive",
-            &self.stream,
-            "pumped",
-            1,
+        let connector = Connector::new(ConnectorOptions {
+            dir: self.emu.dir.path().join("connectors"),
+            name: "to-archive".into(),
+            stream_id: self.stream.clone(),
+            stream_name: "pumped".into(),
+            partitions: 1,
             sink,
             batching,
-            Duration::from_millis(200),
-        )
+            max_backoff: Duration::from_millis(200),
+        })
         .unwrap()
         .with_append_signal(self.emu.emulator.appended(&self.stream));
         Arc::new(connector)

@@ -47,6 +47,8 @@
 //! max_attempts = "5"
 //! ```
 
+mod validate;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -337,126 +339,17 @@ impl StackConfig {
                 "must be 1 to 100 lowercase letters, digits and dashes",
             ));
         }
-        let s = &self.streams;
-        for (field, v) in [
-            ("streams.data_stream_partitions", s.data_stream_partitions),
-            ("streams.error_stream_partitions", s.error_stream_partitions),
-        ] {
-            if !(1..=50).contains(&v) {
-                return Err(invalid(field, "must be from 1 to 50"));
-            }
-        }
-        for (field, v) in [
-            (
-                "streams.data_stream_retention_hours",
-                s.data_stream_retention_hours,
-            ),
-            (
-                "streams.error_stream_retention_hours",
-                s.error_stream_retention_hours,
-            ),
-        ] {
-            if !(24..=168).contains(&v) {
-                return Err(invalid(field, "must be from 24 to 168"));
-            }
-        }
-        let c = &self.connector;
-        if !(1..=10_000).contains(&c.batch_size_in_num) {
-            return Err(invalid(
-                "connector.batch_size_in_num",
-                "must be from 1 to 10000",
-            ));
-        }
-        if !(1..=600_000).contains(&c.batch_time_in_ms) {
-            return Err(invalid(
-                "connector.batch_time_in_ms",
-                "must be from 1 to 600000",
-            ));
-        }
-        if !(10..=600_000).contains(&c.max_backoff_ms) {
-            return Err(invalid(
-                "connector.max_backoff_ms",
-                "must be from 10 to 600000",
-            ));
-        }
-        if !(1..=100).contains(&c.archive_rollover_size_mbs) {
-            return Err(invalid(
-                "connector.archive_rollover_size_mbs",
-                "must be from 1 to 100",
-            ));
-        }
-        if !(100..=420_000).contains(&c.archive_rollover_time_ms) {
-            return Err(invalid(
-                "connector.archive_rollover_time_ms",
-                "must be from 100 to 420000",
-            ));
-        }
-        let r = &self.retry_schedule;
-        if r.enabled && !(1..=86_400).contains(&r.interval_seconds) {
-            return Err(invalid(
-                "retry_schedule.interval_seconds",
-                "must be from 1 to 86400",
-            ));
-        }
-        if !(1..=10_000).contains(&r.max_messages) {
-            return Err(invalid(
-                "retry_schedule.max_messages",
-                "must be from 1 to 10000",
-            ));
-        }
-        let g = &self.gateway;
-        if !(1..=1_000_000).contains(&g.rate_limit_per_second) {
-            return Err(invalid(
-                "gateway.rate_limit_per_second",
-                "must be from 1 to 1000000",
-            ));
-        }
-        if !(1024..=20 * 1024 * 1024).contains(&g.max_body_bytes) {
-            return Err(invalid(
-                "gateway.max_body_bytes",
-                "must be from 1024 to 20971520",
-            ));
-        }
-        for (i, k) in g.keys.iter().enumerate() {
-            if k.key.len() < 16 || !k.key.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(invalid(
-                    &format!("gateway.keys[{i}].key"),
-                    "must be at least 16 printable characters",
-                ));
-            }
-            if k.caller.is_empty()
-                || !k
-                    .caller
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-            {
-                return Err(invalid(
-                    &format!("gateway.keys[{i}].caller"),
-                    "must be letters, digits, '-', '_', '.' or '@'",
-                ));
-            }
-        }
-        let f = &self.functions;
-        for (field, v) in [
-            ("functions.populate_instances", f.populate_instances),
-            ("functions.process_instances", f.process_instances),
-            ("functions.retry_instances", f.retry_instances),
-        ] {
-            if !(1..=MAX_INSTANCES).contains(&v) {
-                return Err(invalid(field, format!("must be from 1 to {MAX_INSTANCES}")));
-            }
-        }
-        for key in f.config.keys() {
-            if !datasync_core::function_config::KEYS
-                .iter()
-                .any(|k| k.name == key)
-            {
-                return Err(invalid(
-                    &format!("functions.config.{key}"),
-                    "is not a function configuration key (see function_config::KEYS)",
-                ));
-            }
-        }
+        self.streams.validate()?;
+        self.connector.validate()?;
+        self.retry_schedule.validate()?;
+        self.gateway.validate()?;
+        self.functions.validate()?;
+        let (c, r, g, f) = (
+            &self.connector,
+            &self.retry_schedule,
+            &self.gateway,
+            &self.functions,
+        );
         Ok(StackSettings {
             name_prefix: prefix,
             streams: self.streams.clone(),
@@ -498,7 +391,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let doc = include_str!("config.rs");
+        let doc = include_str!("mod.rs");
         let example: String = doc
             .lines()
             .skip_while(|l| !l.starts_with("//! ```toml"))

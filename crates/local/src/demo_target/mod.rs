@@ -1,32 +1,32 @@
 //! The demo target: a REST API that records what it receives and fails on request.
 //!
-//! - Any method and path other than the control routes is a delivery: recorded (method, path,
-//!   headers, body), counted, with duplicates counted by `Idempotency-Key` (among the last
-//!   [`MAX_KEYS`] distinct keys, kept as 64-bit hashes, so a stack that runs for days keeps
-//!   its demo target within about 30 MB); answered with the current mode's status (200 by
-//!   default) after the configured delay.
-//! - `POST /_control` with `{"status": 503, "count": N}` answers `status` to the next N
-//!   deliveries (omit `count` for "until changed"), `{"status": 200}` resets;
-//!   `{"fail_rate": 0.1, "fail_status": 500}` fails that share at random; `{"delay_ms": 50}`.
-//! - `GET /_received`: JSON `{"total", "unique", "duplicates", "failed", "messages": [...]}`
-//!   (`?summary=1` leaves the messages out). `DELETE /_received` clears.
-//! - `POST /_latencies` drains the POST-to-target latencies of `datasync bench` payloads (those
-//!   starting with `{"benchSentUs":`), as `{"latencies_us": [...]}`, so the benchmark measures
-//!   them against a running stack too (same machine, same clock).
+//! A request is a delivery when its method is one a message can name (POST, PUT, PATCH,
+//! DELETE: `targetRestApiOperation`'s values) and its path does not start with `/_`:
+//! recorded (method, path, headers, body), counted, with duplicates counted by
+//! `Idempotency-Key` (among the last [`MAX_KEYS`] distinct keys, kept as 64-bit hashes, so a
+//! stack that runs for days keeps its demo target within about 30 MB); answered with the
+//! current mode's status (200 by default) after the configured delay.
+//!
+//! Paths starting with `/_` are the controls, never deliveries; [`HELP`] documents them and
+//! `GET /_help` serves it (so does `datasync demo-target --help`):
+//! - `POST /_control` sets the [`Mode`].
+//! - `GET /_received` answers a [`ReceivedReport`]; `DELETE /_received` clears.
+//! - `POST /_latencies` drains the POST-to-target latencies of `datasync bench` payloads
+//!   (those starting with `{"benchSentUs":`) as [`Latencies`], so the benchmark measures them
+//!   against a running stack too (same machine, same clock).
+
+mod routes;
+
+pub use routes::{serve, HELP};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash as _, Hasher as _};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::State;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::Method;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 /// The most requests kept for `GET /_received` (older ones are dropped; counters go on).
 pub const MAX_RECORDED: usize = 2000;
@@ -111,8 +111,37 @@ pub struct Mode {
     pub delay_ms: u64,
 }
 
+/// The methods a delivery may use: those a message's `targetRestApiOperation` may name (the
+/// message validation in `datasync_core::message` allows exactly these).
+pub const DELIVERY_METHODS: [Method; 4] =
+    [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+
+/// `GET /_received`: the counters, and (without `?summary=1`) the deliveries recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceivedReport {
+    /// Deliveries received.
+    pub total: u64,
+    /// Distinct `Idempotency-Key`s answered 2xx.
+    pub unique: u64,
+    /// Deliveries answered 2xx whose `Idempotency-Key` had been answered 2xx before.
+    pub duplicates: u64,
+    /// Deliveries answered with a failure.
+    pub failed: u64,
+    /// The last [`MAX_RECORDED`] deliveries, oldest first (only when the target records them;
+    /// left out with `?summary=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<Received>>,
+}
+
+/// `POST /_latencies`: the POST-to-target latencies drained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latencies {
+    /// Microseconds from each benchmark payload's `benchSentUs` to its arrival.
+    pub latencies_us: Vec<u64>,
+}
+
 /// One received request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Received {
     /// Method.
     pub method: String,
@@ -211,6 +240,106 @@ impl DemoTarget {
             .unwrap_or_default()
     }
 
+    /// Deliveries answered with a failure.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// The counters and, unless `summary`, the deliveries recorded.
+    pub fn report(&self, summary: bool) -> ReceivedReport {
+        let messages = (!summary).then(|| {
+            self.received
+                .lock()
+                .map(|r| r.iter().map(Recorded::to_received).collect())
+                .unwrap_or_default()
+        });
+        ReceivedReport {
+            total: self.total(),
+            unique: self.unique(),
+            duplicates: self.duplicates(),
+            failed: self.failed(),
+            messages,
+        }
+    }
+
+    /// Forgets every delivery and counter.
+    pub fn clear(&self) {
+        if let Ok(mut r) = self.received.lock() {
+            r.clear();
+        }
+        if let Ok(mut k) = self.keys.lock() {
+            k.clear();
+        }
+        self.total.store(0, Ordering::Relaxed);
+        self.failed.store(0, Ordering::Relaxed);
+        self.duplicates.store(0, Ordering::Relaxed);
+    }
+
+    /// Answers deliveries as `mode` from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        if let Ok(mut m) = self.mode.lock() {
+            *m = mode;
+        }
+    }
+
+    /// Counts (and, when recording, keeps) a delivery answered `status`; `sent_us` is the
+    /// `benchSentUs` its payload carried.
+    fn note_delivery(
+        &self,
+        parts: http::request::Parts,
+        body: &Bytes,
+        status: u16,
+        sent_us: Option<u64>,
+    ) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if let Some(sent) = sent_us {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
+            if let Ok(mut l) = self.latencies.lock() {
+                if l.len() < MAX_LATENCIES {
+                    l.push(now.saturating_sub(sent));
+                }
+            }
+        }
+        let ok = (200..300).contains(&status);
+        if !ok {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(key) = parts
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+        {
+            if ok && self.keys.lock().is_ok_and(|mut keys| keys.note(key)) {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if self.record_bodies {
+            let rec = Recorded {
+                method: parts.method,
+                path: parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Bytes::copy_from_slice(v.as_bytes())))
+                    .collect(),
+                body: Bytes::copy_from_slice(body),
+                status,
+            };
+            if let Ok(mut r) = self.received.lock() {
+                if r.len() >= MAX_RECORDED {
+                    r.pop_front();
+                }
+                r.push_back(rec);
+            }
+        }
+    }
+
     fn next_status(&self) -> (u16, u64) {
         let Ok(mut mode) = self.mode.lock() else {
             return (500, 0);
@@ -234,171 +363,6 @@ impl DemoTarget {
         }
         (200, delay)
     }
-}
-
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    json_text(status, value.to_string())
-}
-
-fn json_text(status: StatusCode, text: String) -> Response<Body> {
-    let mut r = Response::new(Body::from(text));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-async fn handle(State(t): State<Arc<DemoTarget>>, request: Request<Body>) -> Response<Body> {
-    let path = request.uri().path().to_owned();
-    match (request.method().clone(), path.as_str()) {
-        (Method::POST, "/_control") => {
-            let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
-                .await
-                .unwrap_or_default();
-            match serde_json::from_slice::<Mode>(&body) {
-                Ok(mode) => {
-                    let doc = serde_json::to_value(&mode).unwrap_or_default();
-                    if let Ok(mut m) = t.mode.lock() {
-                        *m = mode;
-                    }
-                    json(StatusCode::OK, &doc)
-                }
-                Err(e) => json(
-                    StatusCode::BAD_REQUEST,
-                    &serde_json::json!({"code": "InvalidParameter", "message": e.to_string()}),
-                ),
-            }
-        }
-        (Method::GET, "/_received") => {
-            let summary = request.uri().query().is_some_and(|q| q.contains("summary"));
-            let mut doc = serde_json::json!({
-                "total": t.total(),
-                "unique": t.unique(),
-                "duplicates": t.duplicates(),
-                "failed": t.failed.load(Ordering::Relaxed),
-            });
-            if !summary {
-                let messages: Vec<Received> = t
-                    .received
-                    .lock()
-                    .map(|r| r.iter().map(Recorded::to_received).collect())
-                    .unwrap_or_default();
-                doc["messages"] = serde_json::to_value(messages).unwrap_or_default();
-            }
-            json(StatusCode::OK, &doc)
-        }
-        (Method::POST, "/_latencies") => json(
-            StatusCode::OK,
-            &serde_json::json!({ "latencies_us": t.take_latencies() }),
-        ),
-        (Method::DELETE, "/_received") => {
-            if let Ok(mut r) = t.received.lock() {
-                r.clear();
-            }
-            if let Ok(mut k) = t.keys.lock() {
-                k.clear();
-            }
-            t.total.store(0, Ordering::Relaxed);
-            t.failed.store(0, Ordering::Relaxed);
-            t.duplicates.store(0, Ordering::Relaxed);
-            json(StatusCode::OK, &serde_json::json!({}))
-        }
-        _ => deliver(&t, request).await,
-    }
-}
-
-async fn deliver(t: &DemoTarget, request: Request<Body>) -> Response<Body> {
-    let (parts, body) = request.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, 8 * 1024 * 1024)
-        .await
-        .unwrap_or_default();
-    let (status, delay) = t.next_status();
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    t.total.fetch_add(1, Ordering::Relaxed);
-    if let Some(sent) = bench_sent_us(&body) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        if let Ok(mut l) = t.latencies.lock() {
-            if l.len() < MAX_LATENCIES {
-                l.push(now.saturating_sub(sent));
-            }
-        }
-    }
-    let ok = (200..300).contains(&status);
-    if !ok {
-        t.failed.fetch_add(1, Ordering::Relaxed);
-    }
-    if let Some(key) = parts
-        .headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-    {
-        if ok && t.keys.lock().is_ok_and(|mut keys| keys.note(key)) {
-            t.duplicates.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    if t.record_bodies {
-        let rec = Recorded {
-            method: parts.method,
-            path: parts
-                .uri
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), Bytes::copy_from_slice(v.as_bytes())))
-                .collect(),
-            body: Bytes::copy_from_slice(&body),
-            status,
-        };
-        if let Ok(mut r) = t.received.lock() {
-            if r.len() >= MAX_RECORDED {
-                r.pop_front();
-            }
-            r.push_back(rec);
-        }
-    }
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    // Every delivery is answered: written directly, not through a `Value`.
-    json_text(code, format!(r#"{{"received":{ok},"status":{status}}}"#))
-}
-
-/// `benchSentUs` when the body starts with it (cheap: no JSON parse of other payloads).
-fn bench_sent_us(body: &[u8]) -> Option<u64> {
-    let rest = body.strip_prefix(b"{\"benchSentUs\":")?;
-    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
-    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
-}
-
-/// Serves `target` on `listener` until `shutdown`.
-///
-/// # Errors
-/// When the listener fails.
-pub async fn serve(
-    target: Arc<DemoTarget>,
-    listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let app = axum::Router::new().fallback(handle).with_state(target);
-    // No Nagle: an answer written in two parts would otherwise wait for the client's delayed
-    // ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
 }
 
 #[cfg(test)]

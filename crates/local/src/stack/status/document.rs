@@ -1,0 +1,341 @@
+//! The status document, `GET /status`: one serde type the stack serializes and `datasync
+//! status`, the benchmark and the tests deserialize. Its JSON field names are a contract (the
+//! HTML page, scripts and users read them): a test below pins every one.
+
+use datasync_core::message::LastError;
+use datasync_core::oci::models::ObjectSummary;
+use serde::{Deserialize, Serialize};
+
+/// The whole document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Seconds since the stack started.
+    pub uptime_seconds: u64,
+    /// Every active stream with its consumers.
+    pub streams: Vec<StreamStatus>,
+    /// Messages the data connector handed to process per second, since the last request for
+    /// this document.
+    pub deliveries_per_second: f64,
+    /// Messages the data connector has handed to process and process answered 200 for.
+    pub processed_messages: u64,
+    /// Deliveries the demo target received (0 without one).
+    pub demo_target_received: u64,
+    /// Messages ever appended to each error stream and the dead-letter stream.
+    pub failures_by_class: Vec<FailureCount>,
+    /// Notifications published to the alerts topic.
+    pub notifications: Notifications,
+    /// The first objects of the archive bucket; `None` when the listing failed.
+    pub archived_objects: Option<Vec<ObjectSummary>>,
+    /// The gateway's counters.
+    pub gateway: GatewayCounts,
+    /// The function pools.
+    pub functions: Vec<FunctionStatus>,
+    /// Rounds the retry schedule has completed.
+    pub retry_schedule_rounds: u64,
+    /// The stack process itself.
+    pub process: ProcessStatus,
+}
+
+/// One stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamStatus {
+    /// Its name, e.g. `datasync-errors-default`.
+    pub name: String,
+    /// Its OCID.
+    pub id: String,
+    /// Messages retained (sum over partitions).
+    pub depth: i64,
+    /// Messages ever appended (the sum of the partitions' next offsets).
+    pub messages: i64,
+    /// The connectors and consumer groups reading it.
+    pub consumers: Vec<Consumer>,
+}
+
+/// A connector or consumer group reading a stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consumer {
+    /// Who reads.
+    #[serde(flatten)]
+    pub reader: Reader,
+    /// Messages it has not consumed yet.
+    pub lag: i64,
+    /// How long ago the oldest message it has not consumed was appended, in seconds with one
+    /// decimal; `None` (JSON null) when it has consumed everything.
+    pub oldest_age_seconds: Option<f64>,
+}
+
+/// Who a [`Consumer`] is: its fields sit beside `lag` in the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reader {
+    /// One of the stack's connectors (the pump).
+    Connector {
+        /// The connector's name, e.g. `data-to-process`.
+        connector: String,
+        /// Messages its target took.
+        delivered: u64,
+        /// Failed attempts to hand a batch over (each is retried).
+        failed_attempts: u64,
+    },
+    /// A consumer group (the retry function's group mode).
+    Group {
+        /// The group's name.
+        group: String,
+    },
+}
+
+impl Reader {
+    /// The connector's or group's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Reader::Connector { connector, .. } => connector,
+            Reader::Group { group } => group,
+        }
+    }
+}
+
+/// Messages appended to one error or dead-letter stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailureCount {
+    /// The stream's name.
+    pub class: String,
+    /// Messages ever appended to it.
+    pub messages: i64,
+}
+
+/// The alerts topic's notifications.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Notifications {
+    /// Published in all.
+    pub total: u64,
+    /// The last few, newest first.
+    pub recent: Vec<NotificationSummary>,
+}
+
+/// A notification as the status page shows it: never its body, which for a dead letter is the
+/// whole message, payload and custom headers included.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NotificationSummary {
+    /// When it was published, RFC 3339.
+    pub time: String,
+    /// Its title, when it has one.
+    pub title: Option<String>,
+    /// The body's size.
+    pub bytes: usize,
+    /// What it is about, when the body is a datasync message.
+    pub message: Option<NotifiedMessage>,
+}
+
+/// The datasync message a notification carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifiedMessage {
+    /// The message id.
+    pub id: String,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// Why it failed last.
+    pub last_error: Option<LastError>,
+}
+
+/// The gateway's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayCounts {
+    /// API requests answered, any status (the status page not counted).
+    pub requests: u64,
+    /// Requests a function answered 2xx.
+    pub accepted: u64,
+    /// Refused by auth (401/403).
+    pub unauthorized: u64,
+    /// Refused by the rate limit (429).
+    pub rate_limited: u64,
+}
+
+/// One function pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionStatus {
+    /// The function's name.
+    pub name: String,
+    /// Instances running.
+    pub instances: usize,
+    /// Calls made.
+    pub calls: u64,
+}
+
+/// The stack process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStatus {
+    /// OCI requests the process has sent (functions, pump and status page).
+    pub oci_requests_sent: u64,
+    /// Of those, the ones the functions sent (signed with resource principals).
+    pub oci_requests_sent_by_functions: u64,
+    /// Resident memory in MB, one decimal; `None` where unknown.
+    pub rss_mb: Option<f64>,
+    /// Peak resident memory in MB, one decimal; `None` where unknown.
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl Status {
+    /// The stream named `name`.
+    pub fn stream(&self, name: &str) -> Option<&StreamStatus> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// The consumer of stream `stream` named `reader` (a connector or a group).
+    pub fn consumer(&self, stream: &str, reader: &str) -> Option<&Consumer> {
+        self.stream(stream)?
+            .consumers
+            .iter()
+            .find(|c| c.reader.name() == reader)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every JSON pointer of `v` that leads to a value that is not an object or array of
+    /// objects (array elements as `*`).
+    fn pointers(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    pointers(v, &format!("{at}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    pointers(item, &format!("{at}/*"), out);
+                }
+            }
+            _ => out.push(at.to_owned()),
+        }
+    }
+
+    fn sample() -> Status {
+        Status {
+            uptime_seconds: 5,
+            streams: vec![StreamStatus {
+                name: "datasync-data".into(),
+                id: "ocid1.stream.d".into(),
+                depth: 3,
+                messages: 9,
+                consumers: vec![
+                    Consumer {
+                        reader: Reader::Connector {
+                            connector: "data-to-process".into(),
+                            delivered: 6,
+                            failed_attempts: 0,
+                        },
+                        lag: 3,
+                        oldest_age_seconds: Some(4.2),
+                    },
+                    Consumer {
+                        reader: Reader::Group { group: "g".into() },
+                        lag: 0,
+                        oldest_age_seconds: None,
+                    },
+                ],
+            }],
+            deliveries_per_second: 12.5,
+            processed_messages: 6,
+            demo_target_received: 6,
+            failures_by_class: vec![FailureCount {
+                class: "datasync-dead-letter".into(),
+                messages: 1,
+            }],
+            notifications: Notifications {
+                total: 1,
+                recent: vec![NotificationSummary {
+                    time: "2026-11-28T06:24:54.873Z".into(),
+                    title: Some("t".into()),
+                    bytes: 588,
+                    message: Some(NotifiedMessage {
+                        id: "01a2".into(),
+                        attempts: 1,
+                        last_error: None,
+                    }),
+                }],
+            },
+            archived_objects: Some(vec![ObjectSummary {
+                name: "dead-letter/0/1.jsonl".into(),
+                size: Some(10),
+                etag: None,
+                time_created: None,
+            }]),
+            gateway: GatewayCounts::default(),
+            functions: vec![FunctionStatus {
+                name: "populate".into(),
+                instances: 2,
+                calls: 7,
+            }],
+            retry_schedule_rounds: 1,
+            process: ProcessStatus {
+                rss_mb: Some(40.1),
+                ..ProcessStatus::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_json_field_names_stay_as_they_are() {
+        let doc = serde_json::to_value(sample()).unwrap();
+        let mut found = Vec::new();
+        pointers(&doc, "", &mut found);
+        found.sort();
+        found.dedup();
+        let expected = [
+            "/archived_objects/*/name",
+            "/archived_objects/*/size",
+            "/deliveries_per_second",
+            "/demo_target_received",
+            "/failures_by_class/*/class",
+            "/failures_by_class/*/messages",
+            "/functions/*/calls",
+            "/functions/*/instances",
+            "/functions/*/name",
+            "/gateway/accepted",
+            "/gateway/rate_limited",
+            "/gateway/requests",
+            "/gateway/unauthorized",
+            "/notifications/recent/*/bytes",
+            "/notifications/recent/*/message/attempts",
+            "/notifications/recent/*/message/id",
+            "/notifications/recent/*/message/last_error",
+            "/notifications/recent/*/time",
+            "/notifications/recent/*/title",
+            "/notifications/total",
+            "/process/oci_requests_sent",
+            "/process/oci_requests_sent_by_functions",
+            "/process/peak_rss_mb",
+            "/process/rss_mb",
+            "/processed_messages",
+            "/retry_schedule_rounds",
+            "/streams/*/consumers/*/connector",
+            "/streams/*/consumers/*/delivered",
+            "/streams/*/consumers/*/failed_attempts",
+            "/streams/*/consumers/*/group",
+            "/streams/*/consumers/*/lag",
+            "/streams/*/consumers/*/oldest_age_seconds",
+            "/streams/*/depth",
+            "/streams/*/id",
+            "/streams/*/messages",
+            "/streams/*/name",
+            "/uptime_seconds",
+        ];
+        assert_eq!(found, expected);
+        // Unknown values are null, not left out.
+        assert!(doc["streams"][0]["consumers"][1]["oldest_age_seconds"].is_null());
+        assert!(doc["process"]["peak_rss_mb"].is_null());
+    }
+
+    #[test]
+    fn the_document_round_trips_and_a_group_is_not_taken_for_a_connector() {
+        let status = sample();
+        let text = serde_json::to_string(&status).unwrap();
+        let back: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, status);
+        let group = back.consumer("datasync-data", "g").unwrap();
+        assert_eq!(group.reader, Reader::Group { group: "g".into() });
+    }
+}

@@ -1,0 +1,62 @@
+//! The status document as a self-contained HTML page (refreshes every 2 s, no external assets).
+
+use std::fmt::Write as _;
+
+use super::document::Status;
+
+/// An `oldest_age_seconds` as the page and `datasync status` show it: `4.2 s`, `3 min`, `2.5 h`.
+pub fn age_text(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 3600.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The status document as an HTML page: a table of the streams and their consumers, then the
+/// whole document as JSON.
+pub fn html(doc: &Status) -> String {
+    let mut out = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
+         <title>datasync</title><style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}pre{background:#f4f4f4;padding:1em}</style>\
+         </head><body><h1>datasync local stack</h1>",
+    );
+    let _ = write!(
+        out,
+        "<p>deliveries/s: {:.0} &middot; processed: {} &middot; uptime: {} s</p><h2>Streams</h2><table><tr><th>stream</th><th>depth</th><th>consumers (lag, age of the oldest unconsumed)</th></tr>",
+        doc.deliveries_per_second, doc.processed_messages, doc.uptime_seconds
+    );
+    for s in &doc.streams {
+        let consumers: Vec<String> = s
+            .consumers
+            .iter()
+            .map(|c| {
+                let who = c.reader.name();
+                match c.oldest_age_seconds {
+                    Some(age) => format!("{who} ({}, {})", c.lag, age_text(age)),
+                    None => format!("{who} ({})", c.lag),
+                }
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.name),
+            s.depth,
+            esc(&consumers.join(", "))
+        );
+    }
+    out.push_str("</table><h2>Everything</h2><pre>");
+    out.push_str(&esc(&serde_json::to_string_pretty(doc).unwrap_or_default()));
+    out.push_str("</pre></body></html>");
+    out
+}
