@@ -15,7 +15,6 @@
 
 pub mod config;
 mod error;
-pub mod fn_keys;
 pub mod gateway;
 pub mod host;
 mod info;

@@ -6,7 +6,7 @@
 //! [`StreamRole::is_named`] accepts any of them; [`StreamRole::error_stream_named`] finds the
 //! error stream a name names.
 
-use super::fn_keys;
+use datasync_core::function_config as fn_keys;
 
 /// One stream the stack creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

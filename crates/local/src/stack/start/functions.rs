@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use datasync_core::function_config as fn_keys;
 use tokio::task::JoinHandle;
 
 use super::emulator::EmulatorPart;
@@ -14,7 +15,7 @@ use crate::emulator::{Emulator, ResourcePrincipal, LOCAL_COMPARTMENT};
 use crate::stack::error::{setup, StackError};
 use crate::stack::host::{Host, Pool};
 use crate::stack::streams::ROLES;
-use crate::stack::{fn_keys, Functions, Resources, StackSettings};
+use crate::stack::{Functions, Resources, StackSettings};
 
 /// The functions' names, in the order of [`Functions`] and `StackSettings::instances`.
 const NAMES: [&str; 3] = ["populate", "process", "retry"];
