@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
 use datasync_local::stack::streams::StreamRole;
-use serde_json::{json, Value};
+use retry::api::{GroupAnswer, GroupModeRequest};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 use super::status::{unreachable, Found, Role, StackArgs};
 
@@ -102,10 +104,6 @@ struct Totals {
     dead: u64,
 }
 
-fn n(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
 /// Why a run stopped, and whether that is a failure (exit status 1).
 struct Stop {
     why: String,
@@ -123,17 +121,17 @@ impl Stop {
 
 impl Totals {
     /// Adds one call's answer (group mode); the reason to stop, if its answer gives one.
-    fn add(&mut self, doc: &Value) -> Option<Stop> {
-        let processed = n(&doc["processed"]);
+    fn add(&mut self, answer: &GroupAnswer) -> Option<Stop> {
+        let processed = answer.processed;
         self.processed += processed;
-        self.delivered += n(&doc["delivered"]);
-        self.rerouted += n(&doc["rerouted"]);
-        self.dead += n(&doc["deadLettered"]);
+        self.delivered += answer.delivered;
+        self.rerouted += answer.rerouted;
+        self.dead += answer.dead_lettered;
         // Failed again, all of them: routed back to the error or dead-letter streams. An
         // error stream's failures wait for their notBefore, but a dead letter is appended at
         // once, so without this stop `--until-empty` would read back and re-send (and
         // re-announce) its own failures until --max-calls.
-        if processed > 0 && n(&doc["delivered"]) == 0 {
+        if processed > 0 && answer.delivered == 0 {
             return Some(Stop {
                 why: format!(
                     "stopped: none of the last call's {processed} message(s) was delivered; the \
@@ -142,10 +140,10 @@ impl Totals {
                 failed: true,
             });
         }
-        if doc["endOfStream"] == json!(true) {
+        if answer.end_of_stream {
             return Some(Stop::ok("the stream has nothing more to retry"));
         }
-        if let Some(due) = doc["nextDueAt"].as_str() {
+        if let Some(due) = answer.next_due_at.as_deref() {
             return Some(Stop::ok(format!(
                 "the next message is not due before {due}{}; run again then",
                 from_now(due)
@@ -155,16 +153,13 @@ impl Totals {
     }
 }
 
-/// The group-mode request body.
-fn request_body(args: &Args, stream: &str) -> Value {
-    let mut body = json!({ "stream": stream, "max": args.max });
-    if args.dry_run {
-        body["dryRun"] = json!(true);
+/// The group-mode request.
+fn request(args: &Args, stream: &str) -> GroupModeRequest {
+    GroupModeRequest {
+        dry_run: args.dry_run,
+        group: args.group.clone(),
+        ..GroupModeRequest::new(stream, args.max)
     }
-    if let Some(g) = &args.group {
-        body["group"] = json!(g);
-    }
-    body
 }
 
 /// Calls the retry route and prints a summary.
@@ -174,26 +169,62 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(calls(&args, &found, &request_body(&args, &stream)))
+    let body = serde_json::to_string(&request(&args, &stream))?;
+    runtime.block_on(calls(&args, &found, &body))
 }
 
-/// One answer of the retry route.
+/// One answer of the retry route, its body as sent.
 struct Answer {
     status: reqwest::StatusCode,
     retry_after: Option<u64>,
     text: String,
-    doc: Value,
 }
 
-async fn post(
-    http: &reqwest::Client,
-    found: &Found,
-    body: &Value,
-) -> Result<Answer, reqwest::Error> {
+impl Answer {
+    /// The body as a group-mode answer. One that is not counts as nothing handled, so the
+    /// run ends with "nothing was due" rather than an error (as it always has).
+    fn group(&self) -> GroupAnswer {
+        serde_json::from_str(&self.text).unwrap_or_default()
+    }
+
+    /// The body pretty-printed for the dry-run report: as the function sent it (its keys
+    /// sorted), or as a JSON string when it is not JSON.
+    fn pretty(&self) -> serde_json::Result<String> {
+        let shown: Value =
+            serde_json::from_str(&self.text).unwrap_or_else(|_| Value::String(self.text.clone()));
+        serde_json::to_string_pretty(&shown)
+    }
+}
+
+/// An error answer: `{"code","message"}`, the code a string from the function
+/// (`fdk::Response::error`) or a number from the gateway. Only string fields are shown.
+#[derive(Debug, Default, Deserialize)]
+struct ErrorBody {
+    #[serde(default, deserialize_with = "text_or_none")]
+    code: Option<String>,
+    #[serde(default, deserialize_with = "text_or_none")]
+    message: Option<String>,
+}
+
+/// A string field as `Some`; any other JSON value as `None`.
+fn text_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOr {
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match TextOr::deserialize(d)? {
+        TextOr::Text(s) => Some(s),
+        TextOr::Other(_) => None,
+    })
+}
+
+async fn post(http: &reqwest::Client, found: &Found, body: &str) -> Result<Answer, reqwest::Error> {
     let mut req = http
         .post(format!("{}/stream/retry", found.gateway))
         .header("content-type", "application/json")
-        .body(body.to_string());
+        .body(body.to_owned());
     if let Some(k) = &found.key {
         req = req.header("x-api-key", k);
     }
@@ -205,17 +236,15 @@ async fn post(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let text = answer.text().await.unwrap_or_default();
-    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
     Ok(Answer {
         status,
         retry_after,
         text,
-        doc,
     })
 }
 
 /// Calls the retry route once, or with --until-empty until a reason to stop.
-async fn calls(args: &Args, found: &Found, body: &Value) -> anyhow::Result<ExitCode> {
+async fn calls(args: &Args, found: &Found, body: &str) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
@@ -269,10 +298,10 @@ async fn calls(args: &Args, found: &Found, body: &Value) -> anyhow::Result<ExitC
         }
         t.calls += 1;
         if args.dry_run {
-            println!("{}", serde_json::to_string_pretty(&answer.doc)?);
+            println!("{}", answer.pretty()?);
             return Ok(ExitCode::SUCCESS);
         }
-        let stop = t.add(&answer.doc);
+        let stop = t.add(&answer.group());
         if tty {
             eprint!(
                 "\rretrying {}: {} processed ({} delivered, {} failed again, {} dead-lettered), {} calls",
@@ -300,17 +329,24 @@ async fn calls(args: &Args, found: &Found, body: &Value) -> anyhow::Result<ExitC
 
 /// Says why the retry route refused, with a hint where one helps.
 fn refused(answer: &Answer) {
+    eprintln!("{}", refusal(answer));
+}
+
+/// The line [`refused`] prints: the status, a hint, and the body's code and message (the
+/// body as sent when it has no message).
+fn refusal(answer: &Answer) -> String {
     let status = answer.status;
     let hint = match status.as_u16() {
         401 | 403 => " (retry needs the operator key: check --key or endpoints.json)",
         400 => " (check --stream: only the stack's error streams can be retried)",
         _ => "",
     };
-    eprintln!(
+    let body: ErrorBody = serde_json::from_str(&answer.text).unwrap_or_default();
+    format!(
         "retry refused ({status}){hint}: {} {}",
-        answer.doc["code"].as_str().unwrap_or(""),
-        answer.doc["message"].as_str().unwrap_or(&answer.text)
-    );
+        body.code.as_deref().unwrap_or(""),
+        body.message.as_deref().unwrap_or(&answer.text)
+    )
 }
 
 /// " (in N s)" for an RFC 3339 time in the future, else "".
@@ -345,6 +381,84 @@ fn print_summary(args: &Args, t: &Totals, started: Instant) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn answer(status: u16, text: &str) -> Answer {
+        Answer {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn refusals_show_the_code_and_message_or_the_body() {
+        assert_eq!(
+            refusal(&answer(
+                400,
+                r#"{"code":"InvalidParameter","message":"stream: not an error stream"}"#
+            )),
+            "retry refused (400 Bad Request) (check --stream: only the stack's error streams can \
+             be retried): InvalidParameter stream: not an error stream"
+        );
+        // The gateway's own errors carry a numeric code: not shown.
+        assert_eq!(
+            refusal(&answer(502, r#"{"code":502,"message":"Bad Gateway"}"#)),
+            "retry refused (502 Bad Gateway):  Bad Gateway"
+        );
+        assert_eq!(
+            refusal(&answer(500, "upstream exploded")),
+            "retry refused (500 Internal Server Error):  upstream exploded"
+        );
+        assert_eq!(
+            refusal(&answer(503, r#"{"code":"Busy"}"#)),
+            r#"retry refused (503 Service Unavailable): Busy {"code":"Busy"}"#
+        );
+    }
+
+    #[test]
+    fn answers_add_up_and_say_when_to_stop() {
+        let mut t = Totals::default();
+        let wire = r#"{"dryRun":false,"processed":3,"delivered":2,"rerouted":1,
+            "deadLettered":0,"nextDueAt":null,"endOfStream":false}"#;
+        assert!(t.add(&answer(200, wire).group()).is_none());
+        assert_eq!((t.processed, t.delivered, t.rerouted, t.dead), (3, 2, 1, 0));
+        let done = GroupAnswer {
+            processed: 1,
+            delivered: 1,
+            end_of_stream: true,
+            ..GroupAnswer::default()
+        };
+        let stop = t.add(&done).unwrap();
+        assert!(!stop.failed);
+        assert_eq!(stop.why, "the stream has nothing more to retry");
+        let failing = GroupAnswer {
+            processed: 2,
+            rerouted: 2,
+            ..GroupAnswer::default()
+        };
+        assert!(t.add(&failing).unwrap().failed);
+        let waiting = GroupAnswer {
+            next_due_at: Some("2000-01-01T00:00:00Z".into()),
+            ..GroupAnswer::default()
+        };
+        assert_eq!(
+            t.add(&waiting).unwrap().why,
+            "the next message is not due before 2000-01-01T00:00:00Z; run again then"
+        );
+        // An answer that is not the contract counts as nothing handled.
+        let stop = t.add(&answer(200, "<html>").group()).unwrap();
+        assert_eq!(stop.why, "nothing was due");
+        assert_eq!(t.processed, 6);
+    }
+
+    #[test]
+    fn the_dry_run_report_is_the_answer_pretty_printed() {
+        assert_eq!(
+            answer(200, r#"{"read":5,"due":2}"#).pretty().unwrap(),
+            "{\n  \"due\": 2,\n  \"read\": 5\n}"
+        );
+        assert_eq!(answer(200, "not json").pretty().unwrap(), "\"not json\"");
+    }
 
     #[test]
     fn names_resolve() {

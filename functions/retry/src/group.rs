@@ -7,48 +7,10 @@ use std::time::{Instant, SystemTime};
 use datasync_core::deliver::{Deliverer, Item};
 use datasync_core::oci::models::{CreateGroupCursorDetails, GroupCursorType};
 use fdk::Response;
-use serde::Serialize;
 
+use crate::api::{DryRunAnswer, GroupAnswer};
 use crate::request::GroupRequest;
 use crate::{answer, items_from, Refusal};
-
-/// What a group-mode call did.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GroupAnswer {
-    /// Always false.
-    dry_run: bool,
-    /// Messages handled (and committed).
-    processed: usize,
-    /// Messages delivered.
-    delivered: usize,
-    /// Messages that failed again and were re-routed to be retried.
-    rerouted: usize,
-    /// Messages dead-lettered.
-    dead_lettered: usize,
-    /// The `notBefore` of the first message not yet due, if one stopped the call.
-    next_due_at: Option<String>,
-    /// Whether nothing follows what was handled.
-    end_of_stream: bool,
-}
-
-/// What a dry run found.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DryRunAnswer {
-    /// Always true.
-    dry_run: bool,
-    /// Always 0: nothing is delivered.
-    processed: usize,
-    /// Messages that would be handled.
-    due: usize,
-    /// Messages read.
-    read: usize,
-    /// The `notBefore` of the first message not yet due.
-    next_due_at: Option<String>,
-    /// Not checked: always `null`.
-    end_of_stream: Option<bool>,
-}
 
 /// How many of `items` are due at `now` (those before the first whose `notBefore` is later),
 /// and that first one's `notBefore`.
@@ -66,6 +28,11 @@ fn due(items: &[Item], now: SystemTime) -> (usize, Option<String>) {
         .and_then(|i| i.envelope())
         .and_then(|e| e.not_before.clone());
     (due, next_due_at)
+}
+
+/// A count as the answers carry it (a `usize` always fits).
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// Handles a group-mode request.
@@ -102,8 +69,8 @@ pub(crate) async fn run(
         return Ok(answer(&DryRunAnswer {
             dry_run: true,
             processed: 0,
-            due,
-            read: fetched,
+            due: count(due),
+            read: count(fetched),
             next_due_at,
             end_of_stream: None,
         }));
@@ -127,10 +94,10 @@ pub(crate) async fn run(
     };
     Ok(answer(&GroupAnswer {
         dry_run: false,
-        processed: due,
-        delivered: report.delivered,
-        rerouted: report.to_retry,
-        dead_lettered: report.dead_lettered,
+        processed: count(due),
+        delivered: count(report.delivered),
+        rerouted: count(report.to_retry),
+        dead_lettered: count(report.dead_lettered),
         next_due_at,
         end_of_stream,
     }))

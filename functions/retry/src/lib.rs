@@ -20,11 +20,13 @@
 //!   `notBefore` is still in the future (reported as `nextDueAt`), commits only what was
 //!   handled, and answers
 //!   `{"processed","delivered","rerouted","deadLettered","nextDueAt","endOfStream","dryRun"}`.
+//!   That request and its answers are the serde types of [`api`], shared with `datasync retry`.
 //!
 //! A misconfigured function answers 500 `{"code":"FunctionMisconfigured"}` naming the key; a
 //! failed re-route answers 502 `{"code":"RoutingFailed"}` and reports no progress.
 #![warn(missing_docs)]
 
+pub mod api;
 mod group;
 pub mod request;
 mod sample;
