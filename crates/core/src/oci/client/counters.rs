@@ -1,16 +1,17 @@
 //! Process-wide counters of the requests every [`OciClient`](super::OciClient) sends: one
-//! relaxed atomic add per request, read by the benchmark and the local stack's reports.
+//! relaxed atomic add per request, read by the benchmark and the local stack's status.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// HTTP requests sent to OCI by every [`OciClient`] of this process (retries included).
+/// HTTP requests sent to OCI by every [`OciClient`](super::OciClient) of this process
+/// (retries included).
 static OCI_REQUESTS_SENT: AtomicU64 = AtomicU64::new(0);
 
-/// A metric: the number of HTTP requests (attempts, retries included) every [`OciClient`] of
-/// this process has sent to OCI since it started. Process-wide because the functions build
-/// their own clients; read it twice and subtract to count the calls of a piece of work (the
-/// benchmark reports calls per 1,000 messages this way). Costs one relaxed atomic add per
-/// request.
+/// A metric: the number of HTTP requests (attempts, retries included) every
+/// [`OciClient`](super::OciClient) of this process has sent to OCI since it started.
+/// Process-wide because the functions build their own clients; read it twice and subtract to
+/// count the calls of a piece of work (the benchmark reports calls per 1,000 messages this
+/// way). Costs one relaxed atomic add per request.
 pub fn oci_requests_sent() -> u64 {
     OCI_REQUESTS_SENT.load(Ordering::Relaxed)
 }
