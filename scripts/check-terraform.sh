@@ -22,4 +22,6 @@ else
 fi
 
 # --nocapture shows the schema check's report, warnings included (types missing from the schema).
-cargo test --locked -p datasync --test terraform_schema --test terraform_config -- --nocapture
+# --workspace builds with the features `scripts/test.sh`'s `cargo test --workspace` uses, so after
+# it nothing is compiled again.
+cargo test --workspace --locked --test terraform_schema --test terraform_config -- --nocapture
