@@ -9,6 +9,7 @@
 //!   re-exported, used by tests, the benchmark and tools that need raw access.
 //! - [`stack`]: the local stack `datasync up` runs (gateway, function host, connector pump).
 //! - [`demo_target`]: a target API that records what it receives and fails on request.
+//! - `serve`: serving an axum router on TCP, for the gateway front and the demo target.
 //! - [`target`]: a scripted target application on a real socket (status sequences, delays,
 //!   resets, `Retry-After`), recording every request; for tests and the demo target.
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub use datasync_emulator as emulator;
 pub use datasync_emulator::client;
 pub mod data_dir;
 pub mod demo_target;
+mod serve;
 pub mod stack;
 pub mod target;
 

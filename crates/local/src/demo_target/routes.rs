@@ -1,7 +1,6 @@
 //! The demo target's HTTP side: the controls under `/_` (documented in [`HELP`]) and the
 //! deliveries.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,17 +191,6 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
     let app = axum::Router::new().fallback(handle).with_state(target);
-    // No Nagle: an answer written in two parts would otherwise wait for the client's delayed
-    // ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    crate::serve::serve_tcp(app, listener, shutdown).await
 }

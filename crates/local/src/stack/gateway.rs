@@ -192,19 +192,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
     let app = axum::Router::new().fallback(handle).with_state(gateway);
-    // No Nagle: an answer written in two parts would otherwise wait for the client's delayed
-    // ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    crate::serve::serve_tcp(app, listener, shutdown).await
 }
 
 async fn handle(
