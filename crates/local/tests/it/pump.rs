@@ -50,6 +50,12 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    // Warnings (a connector's failed read or write, the emulator's slow commits) explain a
+    // batch that never arrives; the test harness shows them beside a failing test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
     let emu = start().await;
     let stream = emu.create_stream("pumped", 1).await.id;
     let compartment = emu.emulator.profile().compartment.clone();
