@@ -3,4 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod pump;
+// The emulator's own test helpers (a running emulator per test, signed calls), shared rather
+// than copied; the pump tests use a few of them.
+#[allow(dead_code)]
+#[path = "../../../emulator/tests/it/util.rs"]
 mod util;
