@@ -108,6 +108,16 @@ pub(super) fn open_cursor(
     Ok(state)
 }
 
+/// The time an `AT_TIME` cursor starts at (in ms), which then must be given; None for the other
+/// cursor types.
+pub(super) fn cursor_time(at_time: bool, time: Option<&str>) -> Result<Option<i64>, ApiError> {
+    if !at_time {
+        return Ok(None);
+    }
+    let time = time.ok_or_else(|| ApiError::missing("time"))?;
+    parse_time_ms(time).map(Some)
+}
+
 /// CreateCursor.
 pub async fn create_cursor(
     inner: &Arc<Inner>,
@@ -118,15 +128,10 @@ pub async fn create_cursor(
     let row = stream(inner, ocid).await?;
     let part = parse_partition(&details.partition, row.partitions)?;
     let sid = row.id;
-    let time = match details.cursor_type {
-        models::CursorType::AtTime => Some(parse_time_ms(
-            details
-                .time
-                .as_deref()
-                .ok_or_else(|| ApiError::missing("time"))?,
-        )?),
-        _ => None,
-    };
+    let time = cursor_time(
+        details.cursor_type == models::CursorType::AtTime,
+        details.time.as_deref(),
+    )?;
     let offset = match details.cursor_type {
         models::CursorType::AtOffset | models::CursorType::AfterOffset => {
             let o = details.offset.ok_or_else(|| ApiError::missing("offset"))?;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use datasync_core::oci::models;
 use rusqlite::{Connection, OptionalExtension as _};
 
-use super::cursor::{open_cursor, seal_cursor, CursorState, GroupCursor};
+use super::cursor::{cursor_time, open_cursor, seal_cursor, CursorState, GroupCursor};
 use super::limits::{valid_name, CURSOR_TTL_MS, DEFAULT_GROUP_TIMEOUT_MS};
 use super::offsets::{earliest_offset, next_offset, offset_at_time};
 use super::streams::stream;
-use crate::clock::{now_ms, parse_time_ms, rfc3339_ms};
+use crate::clock::{now_ms, rfc3339_ms};
 use crate::emulator::Inner;
 use crate::error::ApiError;
 use crate::request::parse_json;
@@ -215,15 +215,10 @@ pub async fn create_group_cursor(
             "timeoutInMs must be between 1000 and 21600000",
         ));
     }
-    let time = match details.cursor_type {
-        models::GroupCursorType::AtTime => Some(parse_time_ms(
-            details
-                .time
-                .as_deref()
-                .ok_or_else(|| ApiError::missing("time"))?,
-        )?),
-        _ => None,
-    };
+    let time = cursor_time(
+        details.cursor_type == models::GroupCursorType::AtTime,
+        details.time.as_deref(),
+    )?;
     let row = stream(inner, ocid).await?;
     let (sid, parts) = (row.id, row.partitions);
     let mut cursor = GroupCursor {
@@ -347,15 +342,10 @@ pub async fn update_group(
     let Some(kind) = details.cursor_type else {
         return Ok(());
     };
-    let time = match kind {
-        models::GroupCursorType::AtTime => Some(parse_time_ms(
-            details
-                .time
-                .as_deref()
-                .ok_or_else(|| ApiError::missing("time"))?,
-        )?),
-        _ => None,
-    };
+    let time = cursor_time(
+        kind == models::GroupCursorType::AtTime,
+        details.time.as_deref(),
+    )?;
     let (sid, parts, name) = (row.id, row.partitions, group.to_owned());
     inner
         .store
