@@ -99,32 +99,16 @@ impl Findings {
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     candidates
         .into_iter()
-        .map(|c| (edit_distance(name, c), c))
+        .map(|c| (strsim::levenshtein(name, c), c))
         .filter(|&(d, _)| d > 0 && d * 4 <= name.chars().count())
         .min()
         .map(|(_, c)| format!(" (did you mean \"{c}\"?)"))
         .unwrap_or_default()
 }
 
-/// Levenshtein distance: insertions, deletions and substitutions of characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
-}
-
 #[test]
 fn did_you_mean_suggests_only_close_names() {
-    assert_eq!(edit_distance("kitten", "sitting"), 3);
+    assert_eq!(strsim::levenshtein("kitten", "sitting"), 3);
     assert_eq!(
         did_you_mean("message_endpoint", ["messages_endpoint", "id"]),
         " (did you mean \"messages_endpoint\"?)"
