@@ -86,6 +86,18 @@ fn load(conn: &Connection, id: &str) -> Result<models::Secret, ApiError> {
     }
 }
 
+/// The secret `id`, which must be ACTIVE to be changed (409 `IncorrectState` otherwise).
+fn load_active(conn: &Connection, id: &str) -> Result<models::Secret, ApiError> {
+    let secret = load(conn, id)?;
+    if secret.lifecycle_state != "ACTIVE" {
+        return Err(ApiError::conflict(
+            "IncorrectState",
+            format!("the secret is {}", secret.lifecycle_state),
+        ));
+    }
+    Ok(secret)
+}
+
 fn decode_content(content: &models::SecretContent) -> Result<Vec<u8>, ApiError> {
     if content.content_type != "BASE64" {
         return Err(ApiError::invalid(
@@ -226,13 +238,7 @@ pub async fn update(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Result<models:
     inner
         .store
         .write(move |conn, _| {
-            let secret = load(conn, &id)?;
-            if secret.lifecycle_state != "ACTIVE" {
-                return Err(ApiError::conflict(
-                    "IncorrectState",
-                    format!("the secret is {}", secret.lifecycle_state),
-                ));
-            }
+            load_active(conn, &id)?;
             if let Some(description) = details.description {
                 conn.execute(
                     "UPDATE secrets SET description=?2 WHERE ocid=?1",
@@ -312,13 +318,7 @@ pub async fn schedule_deletion(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Res
     inner
         .store
         .write(move |conn, _| {
-            let secret = load(conn, &id)?;
-            if secret.lifecycle_state != "ACTIVE" {
-                return Err(ApiError::conflict(
-                    "IncorrectState",
-                    format!("the secret is {}", secret.lifecycle_state),
-                ));
-            }
+            load_active(conn, &id)?;
             conn.execute(
                 "UPDATE secrets SET state='PENDING_DELETION', deletion=?2 WHERE ocid=?1",
                 [&id, &when],
