@@ -2,9 +2,14 @@
 #   POST /stream/sync  -> populate   (scopes: sync_scopes)
 #   POST /stream/retry -> retry      (scopes: retry_scopes, operators only)
 #
-# Authentication: the gateway itself validates a JWT (TOKEN_AUTHENTICATION, REMOTE_JWKS) taken
-# from jwt_token_header: signature against the identity provider's JWKS, issuer, audience, expiry,
-# and presence of the caller-identity claim. Usage-plan client tokens (x-api-key) are not used: OCI
+# Authentication: the gateway itself validates the token taken from jwt_token_header
+# (TOKEN_AUTHENTICATION), in one of two ways (jwt_validation_type):
+#   - REMOTE_JWKS (default): a JWT's signature against the identity provider's JWKS, which the
+#     gateway fetches without credentials (an OCI identity domain serves it only with its "access
+#     signing certificate" setting on: terraform/README.md);
+#   - REMOTE_DISCOVERY: the provider's OAuth 2.0 introspection endpoint, found through its
+#     discovery URL, called with a client id and a client secret kept in Vault;
+# then issuer, audience, expiry and presence of the caller-identity claim. Usage-plan client tokens (x-api-key) are not used: OCI
 # documents them as being for usage-plan reporting only, not for authentication, and they are not
 # exposed to policies as a context variable, so they cannot feed the caller-identity header.
 #
@@ -14,9 +19,10 @@
 # transformations and would drop the value just set, and a header name may appear in only one
 # transformation policy.) The token header itself is filtered out so the functions never see it.
 #
-# Body limit: the deployment specification has no body-size setting. API Gateway caps a request to
-# a function back end at 6 MB, and populate rejects bodies over 1 MB; the gateway additionally
-# requires a JSON body on both routes.
+# Body limit: the deployment specification has no body-size setting. A function back end takes at
+# most 6 MB (the Functions invoke limit), and populate accepts bodies up to that, but each message
+# it writes (stream key + envelope) must fit Streaming's 1 MB: a bigger one is a 413 naming the
+# item. The gateway additionally requires a JSON body on both routes.
 
 resource "oci_apigateway_gateway" "main" {
   compartment_id             = local.compartment_id
@@ -54,9 +60,27 @@ resource "oci_apigateway_deployment" "main" {
         max_clock_skew_in_seconds   = var.jwt_max_clock_skew_seconds
 
         validation_policy {
-          type                        = "REMOTE_JWKS"
-          uri                         = var.jwt_jwks_uri
+          type                        = var.jwt_validation_type
+          uri                         = local.jwt_discovery ? null : var.jwt_jwks_uri
           max_cache_duration_in_hours = var.jwks_cache_hours
+
+          dynamic "source_uri_details" {
+            for_each = local.jwt_discovery ? [var.jwt_discovery_uri] : []
+            content {
+              type = "DISCOVERY_URI"
+              uri  = source_uri_details.value
+            }
+          }
+
+          dynamic "client_details" {
+            for_each = local.jwt_discovery ? [var.jwt_introspection_client_id] : []
+            content {
+              type                         = "CUSTOM"
+              client_id                    = client_details.value
+              client_secret_id             = var.jwt_introspection_client_secret_ocid
+              client_secret_version_number = tostring(var.jwt_introspection_client_secret_version)
+            }
+          }
 
           additional_validation_policy {
             issuers   = var.jwt_issuers
@@ -169,4 +193,22 @@ resource "oci_apigateway_deployment" "main" {
 
   # The gateway needs the policy that lets it invoke the functions before the first request.
   depends_on = [oci_identity_policy.apigateway_invoke]
+
+  lifecycle {
+    precondition {
+      condition     = local.jwt_discovery || var.jwt_jwks_uri != null
+      error_message = "jwt_validation_type REMOTE_JWKS needs jwt_jwks_uri."
+    }
+
+    precondition {
+      condition     = !local.jwt_discovery || (var.jwt_discovery_uri != null && var.jwt_introspection_client_id != null && var.jwt_introspection_client_secret_ocid != null)
+      error_message = "jwt_validation_type REMOTE_DISCOVERY needs jwt_discovery_uri, jwt_introspection_client_id and jwt_introspection_client_secret_ocid."
+    }
+  }
+}
+
+locals {
+  # Whether the gateway validates tokens through the provider's discovery document and
+  # introspection endpoint rather than a JWKS.
+  jwt_discovery = var.jwt_validation_type == "REMOTE_DISCOVERY"
 }

@@ -1,8 +1,11 @@
 # Connector Hub:
 #   data stream        -> process function      (batches; TRIM_HORIZON, so nothing published
-#                                                 before the connector exists is skipped)
+#                                                 before the connector exists is skipped;
+#                                                 prevent_destroy, so it is never replaced)
 #   dead-letter stream -> Notifications topic    (optional, notify_dead_letter_messages)
 #   each error stream and the dead-letter stream -> Object Storage, under its own prefix
+# The archive and alert connectors start at LATEST: one that is replaced (a changed prefix, a
+# moved bucket) does not archive or alert the streams' whole retention a second time.
 # Each connector waits for its policy (iam.tf), so its first run already has the access it needs.
 
 resource "oci_sch_service_connector" "data_to_process" {
@@ -29,6 +32,14 @@ resource "oci_sch_service_connector" "data_to_process" {
   }
 
   depends_on = [oci_identity_policy.connectors]
+
+  # A replacement would start again at TRIM_HORIZON and deliver the whole retention (up to seven
+  # days) to the targets a second time. To remove it on purpose (terraform destroy, or a change
+  # that forces a new connector), set this to false first: terraform/README.md, "Connector read
+  # positions".
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 resource "oci_sch_service_connector" "dead_letter_to_notifications" {
@@ -45,7 +56,7 @@ resource "oci_sch_service_connector" "dead_letter_to_notifications" {
     stream_id = oci_streaming_stream.dead_letter.id
 
     cursor {
-      kind = "TRIM_HORIZON"
+      kind = "LATEST"
     }
   }
 
@@ -73,7 +84,7 @@ resource "oci_sch_service_connector" "archive_service_unavailable_errors" {
     stream_id = oci_streaming_stream.service_unavailable_errors.id
 
     cursor {
-      kind = "TRIM_HORIZON"
+      kind = "LATEST"
     }
   }
 
@@ -101,7 +112,7 @@ resource "oci_sch_service_connector" "archive_internal_server_errors" {
     stream_id = oci_streaming_stream.internal_server_errors.id
 
     cursor {
-      kind = "TRIM_HORIZON"
+      kind = "LATEST"
     }
   }
 
@@ -129,7 +140,7 @@ resource "oci_sch_service_connector" "archive_unrecoverable_errors" {
     stream_id = oci_streaming_stream.unrecoverable_errors.id
 
     cursor {
-      kind = "TRIM_HORIZON"
+      kind = "LATEST"
     }
   }
 
@@ -157,7 +168,7 @@ resource "oci_sch_service_connector" "archive_default_errors" {
     stream_id = oci_streaming_stream.default_errors.id
 
     cursor {
-      kind = "TRIM_HORIZON"
+      kind = "LATEST"
     }
   }
 
@@ -185,7 +196,7 @@ resource "oci_sch_service_connector" "archive_dead_letter" {
     stream_id = oci_streaming_stream.dead_letter.id
 
     cursor {
-      kind = "TRIM_HORIZON"
+      kind = "LATEST"
     }
   }
 

@@ -2,7 +2,8 @@
 # compartment inherits anything) and least-privilege policies:
 #   - each function: only the streams, vault, key and topic it uses;
 #   - the Functions service: the functions subnet and the registry;
-#   - API Gateway: invoking functions in this compartment;
+#   - API Gateway: this gateway invoking functions in this compartment;
+#   - the retry schedules: invoking the retry function (schedule.tf);
 #   - each connector: reading its source stream and writing to its target;
 #   - Object Storage: running the archive bucket's lifecycle rule.
 # Policies are attached to policy_compartment_ocid (the tenancy by default), which must be an
@@ -34,12 +35,21 @@ locals {
   topic_condition       = "target.topic.id = '${oci_ons_notification_topic.alerts.id}'"
   failure_streams_match = "any {${local.failure_stream_conditions}}"
 
+  # The prefix of every secret name populate writes (datasync_core::message::scoped_secret_name),
+  # as an IAM pattern: /ds-*/ matches names starting with "ds-".
+  secret_name_prefix    = "ds-"
+  secret_name_condition = "target.secret.name = /${local.secret_name_prefix}*/"
+
   function_statements = [
     # populate: write envelopes to the data stream; create and update callers' secrets in this
     # vault, encrypted with this key.
     "Allow dynamic-group ${local.dg_populate} to use stream-push ${local.in_app} where target.stream.id = '${oci_streaming_stream.data.id}'",
     "Allow dynamic-group ${local.dg_populate} to read streams ${local.in_app} where target.stream.id = '${oci_streaming_stream.data.id}'",
-    "Allow dynamic-group ${local.dg_populate} to manage secret-family ${local.in_vault} where ${local.vault_condition}",
+    # Listing (to find a caller's secret by name) names no secret, so it cannot be narrowed by
+    # name; everything else is limited to the names populate gives secrets
+    # (scoped_secret_name: "ds-<caller hash>-<name>").
+    "Allow dynamic-group ${local.dg_populate} to inspect secrets ${local.in_vault} where ${local.vault_condition}",
+    "Allow dynamic-group ${local.dg_populate} to manage secret-family ${local.in_vault} where all {${local.vault_condition}, ${local.secret_name_condition}}",
     "Allow dynamic-group ${local.dg_populate} to use vaults ${local.in_vault} where ${local.vault_condition}",
     "Allow dynamic-group ${local.dg_populate} to use keys ${local.in_vault} where target.key.id = '${oci_kms_key.secrets.id}'",
 
@@ -72,8 +82,9 @@ locals {
     # archive-*: read each error stream and the dead-letter stream ...
     [for s in values(local.failure_streams) : "Allow any-user to {STREAM_READ, STREAM_CONSUME} ${local.in_app} where all {${local.sch_principal}, target.stream.id = '${s.id}'}"],
     [
-      # ... and write objects to the archive bucket only.
-      "Allow any-user to manage objects ${local.in_app} where all {${local.sch_principal}, target.bucket.name = '${oci_objectstorage_bucket.archive.name}'}",
+      # ... and write new objects to the archive bucket only: create (PutObject and multipart
+      # uploads of new objects) and list; no read, overwrite or delete.
+      "Allow any-user to {OBJECT_CREATE, OBJECT_INSPECT} ${local.in_app} where all {${local.sch_principal}, target.bucket.name = '${oci_objectstorage_bucket.archive.name}'}",
       # dead-letter-to-notifications: publish to the alerts topic (its source is covered above).
       "Allow any-user to use ons-topics ${local.in_app} where all {${local.sch_principal}, ${local.topic_condition}}",
     ],
@@ -98,17 +109,30 @@ resource "oci_identity_policy" "faas_service" {
     "Allow service faas to use virtual-network-family in compartment id ${local.network_compartment_id}",
     "Allow service faas to read repos in compartment id ${local.registry_compartment_id}",
   ]
+
+  lifecycle {
+    # Repositories this module does not create are wherever they were made: a `docker push` to a
+    # repository that does not exist creates it in the tenancy's root compartment. The Functions
+    # service may read only the registry compartment, so it must be named.
+    precondition {
+      condition     = var.create_container_repositories || var.registry_compartment_ocid != null
+      error_message = "With create_container_repositories = false, set registry_compartment_ocid to the compartment that holds the populate, process and retry repositories (the tenancy OCID for repositories a docker push created); otherwise the Functions service cannot pull the images."
+    }
+  }
 }
 
 resource "oci_identity_policy" "apigateway_invoke" {
   compartment_id = local.policy_compartment_id
   name           = "${var.name_prefix}-apigateway-invoke"
-  description    = "API gateways in the datasync compartment may invoke its functions"
+  description    = "The datasync API gateway may invoke the functions in the datasync compartment"
   freeform_tags  = var.freeform_tags
 
-  statements = [
-    "Allow any-user to use functions-family ${local.in_app} where ALL {request.principal.type = 'ApiGateway', request.resource.compartment.id = '${local.compartment_id}'}",
-  ]
+  # Only this gateway (its resource principal's OCID), not every gateway in the compartment.
+  # With REMOTE_DISCOVERY token validation it also reads the introspection client's secret.
+  statements = concat(
+    ["Allow any-user to use functions-family ${local.in_app} where ALL {request.principal.type = 'ApiGateway', request.principal.id = '${oci_apigateway_gateway.main.id}'}"],
+    local.jwt_discovery ? ["Allow any-user to read secret-bundles ${local.in_vault} where ALL {request.principal.type = 'ApiGateway', request.principal.id = '${oci_apigateway_gateway.main.id}', target.secret.id = '${var.jwt_introspection_client_secret_ocid}'}"] : [],
+  )
 }
 
 resource "oci_identity_policy" "connectors" {

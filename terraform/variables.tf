@@ -65,7 +65,7 @@ variable "vault_compartment_ocid" {
 }
 
 variable "registry_compartment_ocid" {
-  description = "OCID of the compartment of the container repositories (created here when create_container_repositories is true). null: compartment_ocid."
+  description = "OCID of the compartment of the container repositories (created here when create_container_repositories is true; required when it is false: the tenancy OCID for repositories a docker push created). The Functions service may read images only here. null: compartment_ocid."
   type        = string
   default     = null
 
@@ -166,13 +166,64 @@ variable "target_egress_ports" {
 # API Gateway: authentication (JWT validated by the gateway), authorization, limits, logs
 # ---------------------------------------------------------------------------------------------
 
-variable "jwt_jwks_uri" {
-  description = "HTTPS URI of the JSON Web Key Set the gateway verifies token signatures with, e.g. https://idcs-<id>.identity.oraclecloud.com/admin/v1/SigningCert/jwk for an OCI IAM identity domain."
+variable "jwt_validation_type" {
+  description = "How the gateway validates tokens: REMOTE_JWKS (a JWT's signature against jwt_jwks_uri) or REMOTE_DISCOVERY (the identity provider's introspection endpoint, found through jwt_discovery_uri, called with a client id and a Vault secret)."
   type        = string
+  default     = "REMOTE_JWKS"
 
   validation {
-    condition     = can(regex("^https://", var.jwt_jwks_uri))
+    condition     = contains(["REMOTE_JWKS", "REMOTE_DISCOVERY"], var.jwt_validation_type)
+    error_message = "jwt_validation_type must be REMOTE_JWKS or REMOTE_DISCOVERY."
+  }
+}
+
+variable "jwt_jwks_uri" {
+  description = "With REMOTE_JWKS: HTTPS URI of the JSON Web Key Set the gateway verifies token signatures with. It must answer without authentication, e.g. https://idcs-<id>.identity.oraclecloud.com/admin/v1/SigningCert/jwk for an OCI IAM identity domain whose \"Configure client access\" setting allows access to the signing certificate (terraform/README.md)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_jwks_uri == null || can(regex("^https://", var.jwt_jwks_uri))
     error_message = "jwt_jwks_uri must be an https:// URI."
+  }
+}
+
+variable "jwt_discovery_uri" {
+  description = "With REMOTE_DISCOVERY: the identity provider's discovery document, e.g. https://idcs-<id>.identity.oraclecloud.com/.well-known/openid-configuration."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_discovery_uri == null || can(regex("^https://", var.jwt_discovery_uri))
+    error_message = "jwt_discovery_uri must be an https:// URI."
+  }
+}
+
+variable "jwt_introspection_client_id" {
+  description = "With REMOTE_DISCOVERY: the client id the gateway calls the introspection endpoint with (a confidential application of the identity provider)."
+  type        = string
+  default     = null
+}
+
+variable "jwt_introspection_client_secret_ocid" {
+  description = "With REMOTE_DISCOVERY: OCID of the Vault secret holding that client's secret. It must be in vault_compartment_ocid (the gateway is allowed to read that one secret)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_introspection_client_secret_ocid == null || can(regex("^ocid1\\.vaultsecret\\.", var.jwt_introspection_client_secret_ocid))
+    error_message = "jwt_introspection_client_secret_ocid must be a Vault secret OCID (ocid1.vaultsecret....)."
+  }
+}
+
+variable "jwt_introspection_client_secret_version" {
+  description = "With REMOTE_DISCOVERY: the version of that secret the gateway uses."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.jwt_introspection_client_secret_version >= 1 && floor(var.jwt_introspection_client_secret_version) == var.jwt_introspection_client_secret_version
+    error_message = "jwt_introspection_client_secret_version must be a whole number of at least 1."
   }
 }
 
@@ -306,7 +357,7 @@ variable "gateway_execution_log_level" {
 # ---------------------------------------------------------------------------------------------
 
 variable "create_container_repositories" {
-  description = "Create private container repositories <name_prefix>/populate, /process and /retry in the registry compartment. Set false to use repositories you manage elsewhere."
+  description = "Create private container repositories <name_prefix>/populate, /process and /retry in the registry compartment. Set false to use repositories you manage elsewhere; then registry_compartment_ocid is required (checked at plan)."
   type        = bool
   default     = true
 }

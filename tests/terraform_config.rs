@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod terraform_rules;
 mod terraform_support;
 
 use std::collections::{BTreeMap, BTreeSet};

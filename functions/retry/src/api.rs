@@ -137,6 +137,27 @@ mod tests {
         );
     }
 
+    /// The body each Resource Scheduler schedule of `terraform/schedule.tf` sends: Terraform's
+    /// `jsonencode({ stream = ..., max = ... })`, keys sorted, numbers bare.
+    #[test]
+    fn the_function_reads_the_scheduled_body_as_group_mode() {
+        let body = br#"{"max":500,"stream":"ocid1.stream.oc1.eu-frankfurt-1.scheduled"}"#;
+        let read = crate::request::parse(body)
+            .and_then(|r| r.check(|s| s == "ocid1.stream.oc1.eu-frankfurt-1.scheduled"))
+            .unwrap();
+        let crate::request::Mode::Group(g) = read else {
+            panic!("not group mode: {read:?}");
+        };
+        assert_eq!(
+            (g.stream.as_str(), g.max, g.dry_run, g.group.as_deref()),
+            ("ocid1.stream.oc1.eu-frankfurt-1.scheduled", 500, false, None)
+        );
+        assert_eq!(
+            serde_json::to_vec(&GroupModeRequest::new(g.stream, 500)).unwrap(),
+            br#"{"stream":"ocid1.stream.oc1.eu-frankfurt-1.scheduled","max":500}"#
+        );
+    }
+
     #[test]
     fn the_function_reads_what_a_client_sends() {
         let sent = GroupModeRequest {

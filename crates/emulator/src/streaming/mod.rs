@@ -2,6 +2,7 @@
 //! cursors, consumer groups), on the store.
 //!
 //! - `streams`: CreateStream, GetStream, ListStreams, DeleteStream and the stream cache.
+//!   `update`: UpdateStream (partitions and retention stay as created).
 //! - `put`: PutMessages. `get`: GetMessages, streamed from the store.
 //! - `cursor`: the sealed cursor state and CreateCursor. `groups`: consumer groups.
 //! - `offsets`: positions in a partition. `limits`: OCI's limits.
@@ -16,6 +17,7 @@ mod put;
 mod retention;
 mod stats;
 mod streams;
+mod update;
 
 use std::sync::Arc;
 
@@ -57,6 +59,7 @@ pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, A
         (&M::POST, [API, "streams"]) => ok(&streams::create_stream(inner, body).await?),
         (&M::GET, [API, "streams"]) => ok(&streams::list_streams(inner, query).await?),
         (&M::GET, [API, "streams", id]) => ok(&streams::get_stream(inner, id).await?),
+        (&M::PUT, [API, "streams", id]) => ok(&update::update_stream(inner, id, body).await?),
         (&M::DELETE, [API, "streams", id]) => {
             streams::delete_stream(inner, id).await?;
             Ok(empty(StatusCode::ACCEPTED))

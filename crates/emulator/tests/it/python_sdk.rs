@@ -8,8 +8,8 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-#[tokio::test]
-async fn official_python_sdk_works_unchanged() {
+/// Runs `tests/python/<script>` against `emu` with the official SDK; it must print OK.
+async fn run_script(emu: &Running, script: &str) {
     let python = repo_root().join(".venv/bin/python");
     let has_oci = std::process::Command::new(&python)
         .args(["-c", "import oci"])
@@ -21,8 +21,7 @@ async fn official_python_sdk_works_unchanged() {
         "{} cannot import the OCI SDK: run scripts/venv.sh first",
         python.display()
     );
-    let emu = start().await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_smoke.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
     let output = tokio::process::Command::new(&python)
         .arg(script)
         .arg(&emu.emulator.profile().config_file)
@@ -36,5 +35,19 @@ async fn official_python_sdk_works_unchanged() {
         output.status.success() && stdout.contains("OK"),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
+}
+
+#[tokio::test]
+async fn official_python_sdk_works_unchanged() {
+    let emu = start().await;
+    run_script(&emu, "sdk_smoke.py").await;
     assert_eq!(emu.emulator.notifications().await.unwrap().len(), 1);
+}
+
+/// 1 MiB per message and per request (413 PayloadTooLarge), retention bounds at creation (400),
+/// and UpdateStream keeping partitions and retention, all through the SDK.
+#[tokio::test]
+async fn streaming_limits_hold_for_the_official_python_sdk() {
+    let emu = start().await;
+    run_script(&emu, "streaming_limits.py").await;
 }

@@ -523,3 +523,46 @@ async fn reads_page_through_a_stream_bigger_than_one_answer() {
         .await;
     assert_eq!(trimmed[0].offset, 500);
 }
+
+/// UpdateStream may not change what OCI fixes at creation: partitions and retention are refused
+/// with 400 naming the field, and the stream stays as it was; a pool move is applied.
+#[tokio::test]
+async fn update_stream_keeps_partitions_and_retention() {
+    let emu = start().await;
+    let stream = emu.create_stream("fixed", 2).await;
+    let path = format!("/20180418/streams/{}", stream.id);
+    let update = |body: &'static str| {
+        let (client, path) = (emu.client.clone(), path.clone());
+        async move {
+            client
+                .send(
+                    Method::PUT,
+                    &path,
+                    body.as_bytes().to_vec(),
+                    datasync_core::oci::signer::BodySigning::Include,
+                    Default::default(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    for (body, field) in [
+        (r#"{"partitions":3}"#, "partitions"),
+        (r#"{"retentionInHours":72}"#, "retentionInHours"),
+        (r#"{"streamPoolId":"p2","partitions":1}"#, "partitions"),
+    ] {
+        let answer = update(body).await;
+        assert_error(&answer, 400, "InvalidParameter");
+        assert!(String::from_utf8_lossy(&answer.body).contains(field), "{body}");
+    }
+    let unchanged: models::Stream = emu.client.get(&path).await.unwrap().json().unwrap();
+    assert_eq!(unchanged, stream);
+    let moved: models::Stream = update(r#"{"streamPoolId":"ocid1.streampool.oc1.local.p2","freeformTags":{"a":"b"}}"#)
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(
+        (moved.partitions, moved.retention_in_hours, moved.stream_pool_id.as_deref()),
+        (2, stream.retention_in_hours, Some("ocid1.streampool.oc1.local.p2"))
+    );
+}

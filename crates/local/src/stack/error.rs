@@ -32,6 +32,9 @@ pub enum StackError {
         /// The answer.
         detail: String,
     },
+    /// The functions' configuration map is over OCI's 4 KB.
+    #[error(transparent)]
+    ConfigMap(#[from] crate::stack::start::config_map::ConfigMapTooLarge),
     /// A function could not be started.
     #[error("starting function {name}: {source}")]
     Function {

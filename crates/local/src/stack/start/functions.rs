@@ -59,6 +59,7 @@ pub(crate) struct FunctionsPart {
 pub(crate) async fn start(input: FunctionsInput<'_>) -> Result<FunctionsPart, StackError> {
     let s = input.settings;
     let config = function_config(&input);
+    super::config_map::check_config_map(&config)?;
     let fn_dir = input.dir.join("fn");
     let principals = mint_principals(&input.emulator.emulator, &fn_dir).await?;
     let serves = [

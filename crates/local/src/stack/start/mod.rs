@@ -8,6 +8,7 @@
 //! 5. [`pump`]: the connectors and the retry schedule.
 //! 6. [`gateway`]: the API Gateway front and the status page.
 
+pub(crate) mod config_map;
 pub(crate) mod demo_target;
 pub(crate) mod emulator;
 pub(crate) mod functions;
