@@ -12,7 +12,9 @@ use up_support::run_to_exit;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_map_over_4_kb_is_refused_as_oci_would() {
     let tmp = tempfile::tempdir().unwrap();
-    let hosts: Vec<String> = (0..250).map(|i| format!("host-{i:03}.example.com")).collect();
+    let hosts: Vec<String> = (0..250)
+        .map(|i| format!("host-{i:03}.example.com"))
+        .collect();
     let config = format!(
         "[functions.config]\ntarget_allow_list = \"{}\"\n",
         hosts.join(",")
@@ -37,8 +39,12 @@ async fn a_configuration_map_over_4_kb_is_refused_as_oci_would() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("OCI Functions allows at most 4096") && stderr.contains("target_allow_list"),
+        stderr.contains("OCI Functions allows at most 4096")
+            && stderr.contains("target_allow_list"),
         "{stderr}"
     );
-    assert!(!data.join("endpoints.json").exists(), "the stack became ready");
+    assert!(
+        !data.join("endpoints.json").exists(),
+        "the stack became ready"
+    );
 }

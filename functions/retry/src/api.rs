@@ -150,7 +150,12 @@ mod tests {
         };
         assert_eq!(
             (g.stream.as_str(), g.max, g.dry_run, g.group.as_deref()),
-            ("ocid1.stream.oc1.eu-frankfurt-1.scheduled", 500, false, None)
+            (
+                "ocid1.stream.oc1.eu-frankfurt-1.scheduled",
+                500,
+                false,
+                None
+            )
         );
         assert_eq!(
             serde_json::to_vec(&GroupModeRequest::new(g.stream, 500)).unwrap(),

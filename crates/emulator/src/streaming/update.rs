@@ -57,7 +57,10 @@ pub async fn update_stream(
     let updated = inner
         .store
         .write(move |conn, _| {
-            conn.execute("UPDATE streams SET pool=?1 WHERE id=?2", rusqlite::params![pool, id])?;
+            conn.execute(
+                "UPDATE streams SET pool=?1 WHERE id=?2",
+                rusqlite::params![pool, id],
+            )?;
             stream_by_ocid(conn, &key)
         })
         .await?;

@@ -21,7 +21,9 @@ async fn run_script(emu: &Running, script: &str) {
         "{} cannot import the OCI SDK: run scripts/venv.sh first",
         python.display()
     );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let output = tokio::process::Command::new(&python)
         .arg(script)
         .arg(&emu.emulator.profile().config_file)

@@ -553,16 +553,28 @@ async fn update_stream_keeps_partitions_and_retention() {
     ] {
         let answer = update(body).await;
         assert_error(&answer, 400, "InvalidParameter");
-        assert!(String::from_utf8_lossy(&answer.body).contains(field), "{body}");
+        assert!(
+            String::from_utf8_lossy(&answer.body).contains(field),
+            "{body}"
+        );
     }
     let unchanged: models::Stream = emu.client.get(&path).await.unwrap().json().unwrap();
     assert_eq!(unchanged, stream);
-    let moved: models::Stream = update(r#"{"streamPoolId":"ocid1.streampool.oc1.local.p2","freeformTags":{"a":"b"}}"#)
-        .await
-        .json()
-        .unwrap();
+    let moved: models::Stream =
+        update(r#"{"streamPoolId":"ocid1.streampool.oc1.local.p2","freeformTags":{"a":"b"}}"#)
+            .await
+            .json()
+            .unwrap();
     assert_eq!(
-        (moved.partitions, moved.retention_in_hours, moved.stream_pool_id.as_deref()),
-        (2, stream.retention_in_hours, Some("ocid1.streampool.oc1.local.p2"))
+        (
+            moved.partitions,
+            moved.retention_in_hours,
+            moved.stream_pool_id.as_deref()
+        ),
+        (
+            2,
+            stream.retention_in_hours,
+            Some("ocid1.streampool.oc1.local.p2")
+        )
     );
 }

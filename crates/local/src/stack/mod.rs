@@ -38,10 +38,10 @@ use crate::demo_target::DemoTarget;
 use crate::emulator::Emulator;
 pub use config::{StackConfig, StackSettings};
 pub use error::StackError;
-pub use start::config_map::{ConfigMapTooLarge, MAX_CONFIG_MAP_BYTES};
 use error::{io, write_json};
 pub use host::{serve_fn, ServeFn};
 pub use info::{EndpointsError, StackInfo, ENDPOINTS_FILE};
+pub use start::config_map::{ConfigMapTooLarge, MAX_CONFIG_MAP_BYTES};
 
 /// The three functions.
 #[derive(Clone)]

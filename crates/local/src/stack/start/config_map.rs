@@ -72,7 +72,10 @@ mod tests {
         check_config_map(&at_limit).unwrap();
         let over = map(&[(key, "a".repeat(MAX_CONFIG_MAP_BYTES - key.len() + 1))]);
         let e = check_config_map(&over).unwrap_err();
-        assert_eq!((e.size, e.largest.as_str()), (MAX_CONFIG_MAP_BYTES + 1, key));
+        assert_eq!(
+            (e.size, e.largest.as_str()),
+            (MAX_CONFIG_MAP_BYTES + 1, key)
+        );
         assert!(e.to_string().contains("at most 4096"), "{e}");
     }
 
