@@ -109,6 +109,7 @@ async fn the_data_directory_is_the_owners_alone_and_refused_when_others_can_writ
 
     // A data directory its group can write is refused, naming it and the fix.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o770)).unwrap();
+    std::fs::remove_file(data.join("endpoints.json")).unwrap();
     let out = run_to_exit(
         [
             "up",
