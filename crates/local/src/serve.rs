@@ -1,4 +1,5 @@
-//! Serving an axum router on a TCP listener, as the gateway front and the demo target do.
+//! Serving an axum router on a TCP listener, as the demo target does (the gateway uses
+//! [`crate::front`], which bounds what a client may hold).
 
 use std::net::SocketAddr;
 

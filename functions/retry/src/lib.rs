@@ -22,6 +22,9 @@
 //!   `{"processed","delivered","rerouted","deadLettered","nextDueAt","endOfStream","dryRun"}`.
 //!   That request and its answers are the serde types of [`api`], shared with `datasync retry`.
 //!
+//! Both modes refuse, as populate does, a body not declared `application/json` (415
+//! `UnsupportedMediaType`), a repeated member and an unknown one (400 naming it).
+//!
 //! A misconfigured function answers 500 `{"code":"FunctionMisconfigured"}` naming the key; a
 //! failed re-route answers 502 `{"code":"RoutingFailed"}` and reports no progress.
 #![warn(missing_docs)]
@@ -60,6 +63,8 @@ pub struct Retry {
 enum Refusal {
     /// The request is at fault: 400.
     Invalid(InvalidRequest),
+    /// The body is not declared as JSON: 415.
+    NotJson,
     /// A Streaming call failed: 429 when throttled, else 502.
     Streaming(OciError),
     /// The failures could not be written: 502, no progress reported.
@@ -89,6 +94,11 @@ impl Refusal {
             Refusal::Invalid(e) => {
                 Response::error(StatusCode::BAD_REQUEST, "InvalidParameter", &e.0)
             }
+            Refusal::NotJson => Response::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "Content-Type must be application/json",
+            ),
             Refusal::Streaming(e) => {
                 tracing::error!(error = %e, "a streaming call failed");
                 let status = match e.status() {
@@ -160,6 +170,9 @@ impl Retry {
                 )
             }
         };
+        if !request::declared_json(ctx) {
+            return Refusal::NotJson.response();
+        }
         let mode = request::parse(body).and_then(|r| r.check(|s| configured(deliverer, s)));
         let deadline = Instant::now() + ctx.remaining();
         let answered = match mode {

@@ -136,6 +136,23 @@ fn invalid<T>(message: impl Into<String>) -> Result<T, InvalidRequest> {
     Err(InvalidRequest(message.into()))
 }
 
+/// Whether the call's body is declared JSON (`application/json`, any parameters), as populate
+/// requires: a client's call through the gateway must say so; a plain invoke (the retry
+/// schedule, a direct `fn invoke`) may leave the type out but may not name another.
+pub fn declared_json(ctx: &fdk::Context) -> bool {
+    let content_type = match &ctx.http {
+        Some(http) => http.headers.get(http::header::CONTENT_TYPE),
+        None => match ctx.headers.get(http::header::CONTENT_TYPE) {
+            Some(v) => Some(v),
+            None => return true,
+        },
+    };
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// Reads the body: JSON, an object, and only known fields.
 ///
 /// # Errors
@@ -469,6 +486,37 @@ mod tests {
             (g.group, g.max, g.dry_run),
             (None, DEFAULT_GROUP_MAX, false)
         );
+    }
+
+    #[test]
+    fn the_body_must_be_declared_json() {
+        let through_gateway = |ct: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            if let Some(ct) = ct {
+                headers.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            let mut ctx = fdk::Context::for_test("c");
+            ctx.http = Some(fdk::HttpRequest::new(
+                http::Method::POST,
+                "/stream/retry",
+                headers,
+            ));
+            declared_json(&ctx)
+        };
+        assert!(through_gateway(Some("application/json")));
+        assert!(through_gateway(Some("Application/JSON; charset=utf-8")));
+        assert!(!through_gateway(Some("text/plain")));
+        assert!(!through_gateway(Some("application/jsonx")));
+        assert!(!through_gateway(None));
+        let mut plain = fdk::Context::for_test("c");
+        assert!(
+            declared_json(&plain),
+            "a plain invoke may leave the type out"
+        );
+        plain
+            .headers
+            .insert(http::header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(!declared_json(&plain));
     }
 
     #[test]

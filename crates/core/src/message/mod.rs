@@ -19,6 +19,7 @@
 
 mod allow_list;
 mod envelope;
+mod escape;
 mod payload;
 mod read;
 mod rfc3339;

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::escape::has_lone_surrogate;
 use super::suggest::{fields_of, may_echo, near_miss};
 use super::{HeaderPair, Invalid, Payload, StreamMessage, SyncRequest, MAX_STREAM_KEY};
 
@@ -43,7 +44,11 @@ pub fn read_sync_request(raw: &RawValue, prefix: &str) -> Result<SyncRequest, In
             ))
         }
         Some(Ok(Text::String(k))) => Some(k),
-        Some(Ok(Text::Other) | Err(_)) => return Err(Invalid::new(key_field, "must be a string")),
+        Some(Ok(Text::Other)) => return Err(Invalid::new(key_field, "must be a string")),
+        Some(Err(_)) => {
+            let raw = request.get("streamKey").map_or("", RawValue::get);
+            return Err(undecodable(raw, key_field, "must be a string"));
+        }
     };
     let message_field = format!("{prefix}streamMessage");
     let Some(message) = request.get("streamMessage") else {
@@ -61,19 +66,20 @@ fn read_stream_message(raw: &RawValue, field: &str) -> Result<StreamMessage, Inv
     let prefix = format!("{field}.");
     members.refuse_near_misses(fields_of::<StreamMessage>(), &prefix)?;
     let f = |name: &str| format!("{prefix}{name}");
-    let out_of_range = |name: &str| Invalid::new(f(name), "holds a number out of range");
+    let out_of_range =
+        |name: &str, raw: &RawValue| undecodable(raw.get(), f(name), "holds a number out of range");
 
     // Each known member decoded once, in the order sent.
     let mut fields = Fields::default();
     for (name, raw) in &members.0 {
-        let text = || decode::<Text>(raw).map_err(|_| out_of_range(name));
+        let text = || decode::<Text>(raw).map_err(|_| out_of_range(name, raw));
         match name.as_str() {
             "vaultSecretName" => fields.vault_secret_name = Some(text()?),
             "vaultSecretHeader" => fields.vault_secret_header = Some(text()?),
             "targetRestApi" => fields.target_rest_api = Some(text()?),
             "targetRestApiOperation" => fields.target_rest_api_operation = Some(text()?),
             "targetRestApiHeaders" => {
-                fields.headers = Some(decode::<Headers>(raw).map_err(|_| out_of_range(name))?)
+                fields.headers = Some(decode::<Headers>(raw).map_err(|_| out_of_range(name, raw))?)
             }
             "targetRestApiPayload" => fields.payload = Some(*raw),
             _ => {}
@@ -181,7 +187,22 @@ fn header_pairs(headers: Option<Headers>, field: &str) -> Result<Vec<HeaderPair>
     Ok(pairs)
 }
 
-/// `raw` decoded as `T`; an error is a number beyond `f64` (the text is valid JSON already).
+/// Why the valid JSON text `raw` at `field` could not be decoded: a lone surrogate escape
+/// (serde_json refuses to decode one into a string), else `otherwise`.
+fn undecodable(raw: &str, field: String, otherwise: &str) -> Invalid {
+    if has_lone_surrogate(raw) {
+        Invalid::new(
+            field,
+            "holds an invalid Unicode escape: a lone surrogate (\\uD800 to \\uDFFF not in a \
+             high-low pair); send the character itself or its full pair",
+        )
+    } else {
+        Invalid::new(field, otherwise)
+    }
+}
+
+/// `raw` decoded as `T`; an error is a number beyond `f64` or a lone surrogate escape (the
+/// text is valid JSON already).
 fn decode<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Result<T, serde_json::Error> {
     serde_json::from_str(raw.get())
 }
@@ -195,7 +216,11 @@ impl<'a> Members<'a> {
     /// disagree on it).
     fn read(raw: &'a RawValue, field: &str) -> Result<Self, Invalid> {
         let Ok(members) = serde_json::from_str::<Members<'a>>(raw.get()) else {
-            return Err(Invalid::new(field, "must be a JSON object"));
+            return Err(undecodable(
+                raw.get(),
+                field.to_owned(),
+                "must be a JSON object",
+            ));
         };
         refuse_repeated(members.0.iter().map(|(n, _)| n), field)?;
         Ok(members)
@@ -445,6 +470,45 @@ mod tests {
         assert_eq!(bare.stream_key, None);
         assert_eq!(bare.stream_message.target_rest_api_payload, None);
         assert!(bare.stream_message.target_rest_api_headers.is_empty());
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_named_as_such() {
+        let m = |members: &str| {
+            format!(
+                r#"{{"streamMessage":{{"targetRestApi":"u","targetRestApiOperation":"PUT"{members}}}}}"#
+            )
+        };
+        for (json, field) in [
+            (
+                r#"{"streamKey":"\ud800","streamMessage":{}}"#.to_owned(),
+                "streamKey",
+            ),
+            (
+                m(r#","vaultSecretName":"a\udc00""#),
+                "streamMessage.vaultSecretName",
+            ),
+            (
+                m(r#","targetRestApiHeaders":[{"key":"a","value":"\ud83d"}]"#),
+                "streamMessage.targetRestApiHeaders",
+            ),
+            (
+                r#"{"streamMessage":{"\ud800":1}}"#.to_owned(),
+                "streamMessage",
+            ),
+        ] {
+            let refusal = read(&json, "").unwrap_err();
+            assert_eq!(
+                refusal,
+                format!(
+                    "{field}: holds an invalid Unicode escape: a lone surrogate (\\uD800 to \\uDFFF not in a high-low pair); send the character itself or its full pair"
+                ),
+                "{json}"
+            );
+        }
+        // A full pair is a character like any other.
+        let pair = read(r#"{"streamKey":"\ud83d\ude00","streamMessage":{"targetRestApi":"u","targetRestApiOperation":"PUT"}}"#, "").unwrap();
+        assert_eq!(pair.stream_key.as_deref(), Some("\u{1f600}"));
     }
 
     #[test]

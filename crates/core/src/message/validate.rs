@@ -150,6 +150,15 @@ pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url
 /// no credentials.
 fn target_url(target: &str, policy: &Policy) -> Result<url::Url, Invalid> {
     const URL: &str = "streamMessage.targetRestApi";
+    // The URL parser strips tabs and newlines (and trims control characters at either end)
+    // rather than refusing them, so a URL carrying CR LF would be delivered somewhere other
+    // than what the caller wrote (and looks like a header-injection attempt): refuse it.
+    if target.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            URL,
+            "must not contain control characters (CR, LF, TAB or others)",
+        ));
+    }
     let url = url::Url::parse(target).map_err(|_| Invalid::new(URL, "must be an absolute URL"))?;
     match url.scheme() {
         "https" => {}
@@ -422,6 +431,25 @@ mod tests {
             mutate(&mut m);
             let err = validate(&mut m, &p).unwrap_err();
             assert_eq!(err.field, field, "case {i}: {err}");
+        }
+    }
+
+    #[test]
+    fn control_characters_in_the_url_are_refused_not_stripped() {
+        let p = policy("api.example.com");
+        for url in [
+            "https://api.example.com/ok/44\r\nx-injected: 1",
+            "https://api.example.com/o\tk",
+            "https://api.example.com/ok\n",
+            "\u{1}https://api.example.com/ok",
+            "https://api.example.com/ok\u{7f}",
+            "https://api.example.com/ok\u{85}",
+        ] {
+            let mut m = message();
+            m.target_rest_api = url.into();
+            let err = validate(&mut m, &p).unwrap_err();
+            assert_eq!(err.field, "streamMessage.targetRestApi", "{url:?}");
+            assert!(err.rule.contains("control characters"), "{url:?}: {err}");
         }
     }
 

@@ -93,9 +93,13 @@ where
         Ok(body) => body,
         Err(BodyFailure::TooLarge) => return too_large(),
         Err(BodyFailure::Read(e)) => {
+            // A malformed body (bad chunked encoding) or one cut short: the request is at
+            // fault, not the function, so the caller sees 400 rather than a function failure.
             tracing::debug!(error = %e, "reading the request body failed");
-            let msg = "the request body could not be read";
-            return failure(StatusCode::BAD_GATEWAY, "InvalidRequest", msg);
+            let msg = "the request body could not be read: malformed chunked encoding, or it \
+                       ended before its declared length";
+            let r = Response::error(StatusCode::BAD_REQUEST, "InvalidRequest", msg);
+            return to_http(r, is_http);
         }
     };
 

@@ -354,3 +354,38 @@ async fn a_thousand_calls_on_one_keep_alive_connection() {
     }
     assert!(!conn.is_finished(), "the connection must still be open");
 }
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_callers_fault() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let echo = Echo::start(&[]);
+    let mut stream = tokio::net::UnixStream::connect(&echo.socket).await.unwrap();
+    stream
+        .write_all(
+            b"POST /call HTTP/1.1\r\nhost: localhost\r\nfn-intent: httprequest\r\n\
+              fn-http-method: POST\r\nfn-http-request-url: /stream/sync\r\n\
+              transfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // Until the JSON body has ended (the FDK may keep or close the connection).
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.ends_with(b"}") {
+        let n = tokio::time::timeout(TIMEOUT, stream.read(&mut chunk))
+            .await
+            .expect("no answer")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    // The call went fine for the agent; the client's request was bad: 400, not a 413 or a
+    // function failure.
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("fn-http-status: 400\r\n"), "{answer}");
+    assert!(answer.contains(r#""code":"invalidrequest""#), "{answer}");
+    assert!(answer.contains("malformed chunked encoding"), "{answer}");
+}

@@ -15,6 +15,9 @@ pub enum StackError {
     /// The data directory is in use, or its lock file failed.
     #[error(transparent)]
     DataDir(#[from] crate::data_dir::LockError),
+    /// The data directory is open to other users, or could not be made owner-only.
+    #[error(transparent)]
+    PrivateDir(#[from] crate::private_dir::PrivateDirError),
     /// A file or socket failed.
     #[error("{what}: {source}")]
     Io {

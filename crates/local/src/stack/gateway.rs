@@ -6,8 +6,10 @@
 //! read); the gateway sets `x-datasync-caller` from the key (dropping any client copy, as the
 //! Terraform deployment's header transformation does) and does not pass the key on. Answers:
 //! 401 for a missing or unknown key, 403 for a non-operator key on `/stream/retry`, 404 for
-//! other paths, 405 for other methods, 413 beyond the body limit, 429 with `Retry-After` beyond
-//! the per-key rate.
+//! other paths, 405 for other methods, 413 beyond the body limit, 400 for a body that cannot be
+//! read (malformed chunked encoding) or two `x-api-key` headers, 408 for a body slower than the
+//! body timeout, 429 with `Retry-After` beyond the per-key rate. Connections are served by
+//! [`crate::front`]: a header (and idle) timeout and a connection cap, 503 beyond it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,7 +17,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::host::{deadline, Pool};
 use super::keys::KeyRing;
+use crate::front::ConnectionLimits;
 
 /// The caller identity header the gateway sets.
 pub const CALLER_HEADER: &str = "x-datasync-caller";
@@ -77,6 +80,8 @@ pub struct Gateway {
     retry: Arc<Pool>,
     rate: f64,
     max_body: usize,
+    body_timeout: Duration,
+    limits: ConnectionLimits,
     buckets: Mutex<HashMap<String, Bucket>>,
     status: StatusFn,
     host: String,
@@ -102,6 +107,10 @@ pub struct GatewayOptions {
     pub rate_per_second: u32,
     /// The largest request body.
     pub max_body: usize,
+    /// How long a request body may take to arrive (408 after it).
+    pub body_timeout: Duration,
+    /// The header timeout and the connection cap.
+    pub limits: ConnectionLimits,
     /// The status page.
     pub status: StatusFn,
     /// The `Host` the functions see (the gateway's address).
@@ -129,6 +138,8 @@ impl Gateway {
             retry,
             rate_per_second,
             max_body,
+            body_timeout,
+            limits,
             status,
             host,
             stats,
@@ -139,6 +150,8 @@ impl Gateway {
             retry,
             rate: f64::from(rate_per_second.max(1)),
             max_body,
+            body_timeout,
+            limits,
             buckets: Mutex::new(HashMap::new()),
             status,
             host,
@@ -192,8 +205,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let limits = gateway.limits;
     let app = axum::Router::new().fallback(handle).with_state(gateway);
-    crate::serve::serve_tcp(app, listener, shutdown).await
+    crate::front::serve(app, listener, shutdown, limits).await
 }
 
 async fn handle(
@@ -258,6 +272,13 @@ enum Refusal {
     RateLimited,
     /// The body is over the limit (413).
     TooLarge,
+    /// The body could not be read: malformed chunked encoding, or the client stopped sending
+    /// it (400).
+    MalformedBody,
+    /// The body did not arrive within the body timeout (408).
+    BodyTimedOut,
+    /// More than one `x-api-key` header: which one is meant cannot be told (400).
+    RepeatedKey,
 }
 
 impl Refusal {
@@ -289,6 +310,22 @@ impl Refusal {
                 "PayloadTooLarge",
                 "the request body is over the gateway's limit",
             ),
+            Refusal::MalformedBody => error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "the request body could not be read: malformed chunked encoding, or it ended \
+                 before its declared length",
+            ),
+            Refusal::BodyTimedOut => error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                "the request body did not arrive in time",
+            ),
+            Refusal::RepeatedKey => error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "the x-api-key header is sent more than once; send exactly one",
+            ),
         }
     }
 }
@@ -300,10 +337,14 @@ fn authorize(
     headers: &http::HeaderMap,
     operator_only: bool,
 ) -> Result<String, Refusal> {
-    let key = headers
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let mut keys = headers.get_all(API_KEY_HEADER).iter();
+    let key = keys.next().and_then(|v| v.to_str().ok()).unwrap_or("");
+    if keys.next().is_some() {
+        // Taking the first would let whatever sits in front of the gateway and the gateway
+        // disagree on who the caller is.
+        gw.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return Err(Refusal::RepeatedKey);
+    }
     let Some(caller) = gw.keys.caller(key).cloned() else {
         gw.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
         return Err(Refusal::NotAuthenticated);
@@ -335,10 +376,28 @@ async fn read_body(
         crate::drain_refused_body(body, n as u64).await;
         return Err(Refusal::TooLarge);
     }
-    match axum::body::to_bytes(body, gw.max_body).await {
-        Ok(b) => Ok((parts, b)),
-        Err(_) => Err(Refusal::TooLarge),
+    match tokio::time::timeout(gw.body_timeout, axum::body::to_bytes(body, gw.max_body)).await {
+        Ok(Ok(b)) => Ok((parts, b)),
+        Ok(Err(e)) if over_limit(&e) => Err(Refusal::TooLarge),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "gateway: reading a request body failed");
+            Err(Refusal::MalformedBody)
+        }
+        Err(_) => Err(Refusal::BodyTimedOut),
     }
+}
+
+/// Whether reading a body failed because it went over the limit (rather than because it was
+/// malformed or cut short).
+fn over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// The headers the function sees: the caller identity instead of the key (a client's own

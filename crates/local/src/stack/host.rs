@@ -54,8 +54,8 @@ pub enum HostError {
     /// The socket did not appear in time.
     #[error("function socket {0} did not appear within 5 s")]
     NotListening(PathBuf),
-    /// Creating the socket directory failed.
-    #[error("creating {path}: {source}")]
+    /// Creating the socket directory, or making it or a socket owner-only, failed.
+    #[error("setting up {path}: {source}")]
     Dir {
         /// The directory.
         path: PathBuf,
@@ -144,6 +144,19 @@ impl Pool {
     }
 }
 
+/// Makes `path` (a symbolic link is followed) readable and writable by its owner alone
+/// (`0700` for a directory).
+fn owner_only(path: &Path) -> Result<(), HostError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = if path.is_dir() { 0o700 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        HostError::Dir {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
 /// A deadline for a call starting now.
 pub fn deadline() -> SystemTime {
     SystemTime::now() + CALL_DEADLINE
@@ -188,6 +201,7 @@ impl Host {
             path: dir.to_owned(),
             source,
         })?;
+        owner_only(dir)?;
         let mut paths = Vec::with_capacity(instances);
         for i in 0..instances {
             let path = dir.join(format!("{name}-{i}.sock"));
@@ -211,6 +225,10 @@ impl Host {
             if !path.exists() {
                 return Err(HostError::NotListening(path.clone()));
             }
+            // The FDK makes its socket 0666, as the Fn agent may run as another user; here the
+            // caller is this process, and a socket trusts the caller identity it is sent, so
+            // it is the owner's alone (the folder is too).
+            owner_only(path)?;
             slots.push(tokio::sync::Mutex::new(Some(Invoker::connect(path).await?)));
         }
         Ok(Arc::new(Pool {

@@ -123,10 +123,13 @@ impl std::fmt::Debug for Stack {
     }
 }
 
-/// Creates and locks the data directory; its canonical path and the lock.
+/// Creates (owner-only), checks and locks the data directory; its canonical path and the lock.
 fn open_data_dir(dir: &Path) -> Result<(PathBuf, DataDirLock), StackError> {
+    // Before anything is created: whatever the stack creates is the owner's alone.
+    crate::private_dir::restrict_umask();
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let dir = std::fs::canonicalize(dir).map_err(io("resolving the data directory"))?;
+    crate::private_dir::check_and_restrict(&dir)?;
     // Before anything in the directory is touched.
     let lock = DataDirLock::acquire(&dir)?;
     // Written again once everything is up: its presence means "ready".

@@ -31,6 +31,9 @@
 //! [gateway]
 //! rate_limit_per_second = 10000
 //! max_body_bytes = 6291456
+//! header_timeout_ms = 10000
+//! body_timeout_ms = 30000
+//! max_connections = 4096
 //!
 //! [[gateway.keys]]
 //! key = "a-long-random-secret"
@@ -200,6 +203,17 @@ pub struct GatewayConfig {
     pub rate_limit_per_second: u32,
     /// Largest request body; larger ones get 413 (default 6 MiB, the function invoke cap).
     pub max_body_bytes: usize,
+    /// Longest time, in ms, a client may take to send a request's headers, counted from when
+    /// the connection opened or its previous answer was written, so it is also how long an idle
+    /// keep-alive connection is kept (default 10000); the connection is closed after it.
+    pub header_timeout_ms: u64,
+    /// Longest time, in ms, a request's body may take to arrive once its headers have; 408
+    /// after it (default 30000).
+    pub body_timeout_ms: u64,
+    /// Most client connections open at once (default 4096, lowered at start to leave 1024 file
+    /// descriptors for the stack when the process's limit is lower); further connections are
+    /// answered 503 `ServiceUnavailable` and closed.
+    pub max_connections: u32,
     /// Extra API keys besides the generated source and operator keys.
     pub keys: Vec<ApiKeyConfig>,
 }
@@ -209,6 +223,9 @@ impl Default for GatewayConfig {
         Self {
             rate_limit_per_second: 10_000,
             max_body_bytes: 6 * 1024 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 4096,
             keys: Vec::new(),
         }
     }
@@ -288,6 +305,12 @@ pub struct StackSettings {
     pub rate_limit: u32,
     /// Body limit.
     pub max_body_bytes: usize,
+    /// The gateway's header (and keep-alive idle) timeout.
+    pub header_timeout: Duration,
+    /// The gateway's body timeout.
+    pub body_timeout: Duration,
+    /// The gateway's connection cap, as configured (fitted to the descriptor limit at start).
+    pub max_connections: usize,
     /// Extra keys.
     pub keys: Vec<ApiKeyConfig>,
     /// Function instances: populate, process, retry.
@@ -363,6 +386,9 @@ impl StackConfig {
             retry_max: r.max_messages,
             rate_limit: g.rate_limit_per_second,
             max_body_bytes: g.max_body_bytes,
+            header_timeout: Duration::from_millis(g.header_timeout_ms),
+            body_timeout: Duration::from_millis(g.body_timeout_ms),
+            max_connections: g.max_connections as usize,
             keys: g.keys.clone(),
             instances: [
                 f.populate_instances as usize,

@@ -102,6 +102,21 @@ impl GatewayConfig {
             self.max_body_bytes,
             1024..=20 * 1024 * 1024,
         )?;
+        in_range(
+            "gateway.header_timeout_ms",
+            self.header_timeout_ms,
+            100..=600_000,
+        )?;
+        in_range(
+            "gateway.body_timeout_ms",
+            self.body_timeout_ms,
+            100..=600_000,
+        )?;
+        in_range(
+            "gateway.max_connections",
+            self.max_connections,
+            1..=1_000_000,
+        )?;
         for (i, k) in self.keys.iter().enumerate() {
             if k.key.len() < 16 || !k.key.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(invalid(

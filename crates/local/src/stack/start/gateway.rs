@@ -12,6 +12,7 @@ use super::demo_target::DemoTargetPart;
 use super::emulator::EmulatorPart;
 use super::functions::FunctionsPart;
 use super::pump::PumpPart;
+use crate::front::{self, ConnectionLimits};
 use crate::stack::error::{io, StackError};
 use crate::stack::gateway::{self, Gateway, GatewayOptions, GatewayStats};
 use crate::stack::keys::KeyRing;
@@ -80,6 +81,8 @@ pub(crate) async fn start(input: GatewayInput<'_>) -> Result<GatewayPart, StackE
         retry: f.retry.clone(),
         rate_per_second: s.rate_limit,
         max_body: s.max_body_bytes,
+        body_timeout: s.body_timeout,
+        limits: connection_limits(s),
         status,
         host: addr.to_string(),
         stats,
@@ -99,4 +102,24 @@ pub(crate) async fn start(input: GatewayInput<'_>) -> Result<GatewayPart, StackE
         stop,
         task,
     })
+}
+
+/// The gateway's connection limits: the configured cap fitted under the process's descriptor
+/// limit (raised to its hard limit first), so the stack's own files always find a descriptor.
+fn connection_limits(s: &StackSettings) -> ConnectionLimits {
+    let soft = front::raise_fd_limit();
+    let cap = front::fit_cap(s.max_connections, soft);
+    if cap < s.max_connections {
+        tracing::warn!(
+            configured = s.max_connections,
+            cap,
+            open_file_limit = soft,
+            "gateway.max_connections lowered to leave file descriptors for the stack; raise the \
+             open-file limit (ulimit -n) to allow more"
+        );
+    }
+    ConnectionLimits {
+        header_timeout: s.header_timeout,
+        max_connections: cap,
+    }
 }
