@@ -32,6 +32,9 @@ pub enum StackError {
         /// The answer.
         detail: String,
     },
+    /// A saved read position does not belong to the stream it names.
+    #[error(transparent)]
+    State(#[from] super::start::state::StateError),
     /// A function could not be started.
     #[error("starting function {name}: {source}")]
     Function {
