@@ -35,6 +35,11 @@ pub struct Args {
     /// Allow delivering to HOST[:PORT] (repeatable); the demo target is always allowed.
     #[arg(long = "allow-target", value_name = "HOST[:PORT]")]
     pub allow_targets: Vec<String>,
+    /// After the emulator database was deleted, emptied or replaced: reset the connectors'
+    /// checkpoints and the consumer groups' positions that do not belong to the streams they
+    /// name, so every stream is read from its beginning (without it, such a start is refused).
+    #[arg(long)]
+    pub reset_checkpoints: bool,
 }
 
 /// The three functions, from the function crates, served in-process: each instance reads its
@@ -102,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             demo_target_record: true,
             allow_targets: args.allow_targets.clone(),
             settings,
+            reset_checkpoints: args.reset_checkpoints,
         };
         let stack = Stack::start(options, functions()).await?;
         print_banner(stack.info(), &args.data_dir);

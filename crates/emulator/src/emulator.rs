@@ -308,6 +308,12 @@ impl Emulator {
             .await?)
     }
 
+    /// Whether the database takes writes: how many failed and the last failure (for the
+    /// status page; a failed write answers 503).
+    pub fn storage_health(&self) -> crate::StorageHealth {
+        self.inner.store.health()
+    }
+
     /// Depth per partition and consumer-group positions of every stream.
     ///
     /// # Errors

@@ -107,6 +107,16 @@ impl ApiError {
         )
     }
 
+    /// 503 ServiceUnavailable: the database failed (a write it refused, a commit that failed,
+    /// a page it could not read); the request may succeed later and changed nothing.
+    pub fn storage(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            format!("the emulator's database failed: {detail}"),
+        )
+    }
+
     /// 503 ServiceUnavailable: the emulator is shutting down.
     pub fn unavailable() -> Self {
         Self::new(
@@ -125,7 +135,7 @@ impl From<KeyError> for EmulatorError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
-        Self::internal(format!("storage error: {err}"))
+        Self::storage(err)
     }
 }
 
@@ -154,6 +164,22 @@ pub enum EmulatorError {
         /// What is wrong with it.
         #[source]
         source: KeyError,
+    },
+    /// The database is damaged (`PRAGMA quick_check` failed, or SQLite says it is corrupt).
+    #[error(
+        "the emulator database {} is damaged ({detail}). Nothing was started: what it holds cannot \
+         be trusted. Stop everything using the data directory, move {} and its -wal and -shm \
+         files aside (keep them: `sqlite3 <file> .recover` may save what is readable), then start \
+         again: a new, empty database is made, and `datasync up --reset-checkpoints` resets the \
+         connectors' positions in the old streams.",
+        path.display(),
+        path.display()
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What the check found.
+        detail: String,
     },
     /// The data directory holds something inconsistent.
     #[error("the data directory is inconsistent: {0}")]

@@ -57,6 +57,7 @@ pub use emulator::{Appended, Emulator};
 pub use error::{ApiError, EmulatorError, KeyError};
 pub use notifications::PublishedNotification;
 pub use options::EmulatorOptions;
+pub use store::StorageHealth;
 pub use streaming::{GroupPositions, StreamStats, MAX_GET_LIMIT, MAX_MESSAGE_BYTES, MAX_PUT_BYTES};
 
 /// The Object Storage namespace the emulator serves.

@@ -140,6 +140,7 @@ async fn in_process(args: &Args) -> anyhow::Result<Setup> {
         demo_target_record: false,
         allow_targets: Vec::new(),
         settings,
+        reset_checkpoints: false,
     };
     let stack = Stack::start(options, crate::cmd::up::functions()).await?;
     let info = stack.info().clone();

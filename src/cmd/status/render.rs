@@ -62,6 +62,9 @@ pub fn render(doc: &Status) -> String {
         doc.processed_messages,
         doc.demo_target_received,
     );
+    if let Some(line) = storage_line(doc) {
+        out.push_str(&line);
+    }
     out.push_str("\nstreams\n");
     out.push_str(&table(
         &["stream", "messages", "depth", "consumer", "lag", "oldest"],
@@ -118,6 +121,32 @@ pub fn render(doc: &Status) -> String {
         megabytes(p.peak_rss_mb)
     );
     out
+}
+
+/// What to say about the emulator's database: nothing while every write succeeded.
+fn storage_line(doc: &Status) -> Option<String> {
+    let s = &doc.storage;
+    if s.failed_writes == 0 && s.writing {
+        return None;
+    }
+    let last = format!(
+        "last {} ago: {}",
+        s.last_failure_seconds_ago
+            .map_or_else(|| "-".to_owned(), age_text),
+        or_dash(s.last_failure.as_ref())
+    );
+    Some(if s.writing {
+        format!(
+            "storage: writing again; {} writes failed ({last})\n",
+            s.failed_writes
+        )
+    } else {
+        format!(
+            "STORAGE FAILING: the emulator's database {} refuses writes; requests that write \
+             answer 503. {} writes failed ({last})\n",
+            s.database, s.failed_writes
+        )
+    })
 }
 
 /// One row per consumer (the stream's name, messages and depth on its first), or one row for
@@ -211,6 +240,32 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("other  12 bytes"), "{out}");
+    }
+
+    #[test]
+    fn a_failing_database_is_said_first_and_a_healthy_one_not_at_all() {
+        let mut doc = Status::default();
+        assert!(!render(&doc).contains("storage"), "{}", render(&doc));
+        doc.storage = serde_json::from_value(serde_json::json!({
+            "database": "/d/emulator.db", "writing": false, "failed_writes": 3,
+            "last_failure": "the emulator's database failed: disk full",
+            "last_failure_seconds_ago": 2.0
+        }))
+        .unwrap();
+        let out = render(&doc);
+        let second = out.lines().nth(1).unwrap_or_default();
+        assert!(
+            second.starts_with("STORAGE FAILING: the emulator's database /d/emulator.db"),
+            "{out}"
+        );
+        assert!(
+            second.contains(
+                "3 writes failed (last 2.0 s ago: the emulator's database failed: disk full)"
+            ),
+            "{out}"
+        );
+        doc.storage.writing = true;
+        assert!(render(&doc).contains("storage: writing again; 3 writes failed"));
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! are at the end of a range, reads and retention deletes are range scans, and no secondary
 //! index is maintained.
 
+mod health;
+mod integrity;
 mod schema;
 mod writer;
 
@@ -25,10 +27,12 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+pub use health::StorageHealth;
 pub use schema::{message_rowid, rowid_offset, MAX_OFFSET, MAX_PARTITIONS, MAX_STREAM_ID};
 pub use writer::WriterState;
 
 use crate::error::{ApiError, EmulatorError};
+use health::StoreHealth;
 use schema::{migrate_objects, SCHEMA};
 use writer::{checkpoint_loop, writer_loop, Finish, Job};
 
@@ -51,6 +55,7 @@ pub struct Store {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpoint_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    health: std::sync::Arc<StoreHealth>,
 }
 
 impl std::fmt::Debug for Store {
@@ -71,10 +76,16 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Store {
-    /// Opens (creating when absent) the database at `path` and starts the writer thread.
+    /// Opens (creating when absent) the database at `path`, checks its integrity (`PRAGMA
+    /// quick_check`) and starts the writer thread.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Damaged`] when the database is damaged; [`EmulatorError::Database`]
+    /// when it cannot be opened or set up.
     pub fn open(path: &Path) -> Result<Self, EmulatorError> {
         let conn = Connection::open(path)?;
         configure(&conn)?;
+        integrity::quick_check(&conn, path)?;
         // Takes effect only on a new, empty database.
         conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -110,7 +121,13 @@ impl Store {
             thread: Mutex::new(Some(thread)),
             checkpoint_thread: Mutex::new(Some(checkpoint_thread)),
             readers: Mutex::new(Vec::new()),
+            health: std::sync::Arc::default(),
         })
+    }
+
+    /// Whether writes succeed, how many failed, and the last failure.
+    pub fn health(&self) -> StorageHealth {
+        self.health.snapshot()
     }
 
     /// Runs `f` on the writer, inside the next group-committed transaction, and returns its
@@ -124,15 +141,22 @@ impl Store {
         F: FnOnce(&Connection, &mut WriterState) -> Result<T, ApiError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, ApiError>>();
+        let health = std::sync::Arc::clone(&self.health);
         let job: Job = Box::new(move |conn, state| {
             let result = f(conn, state);
             let ok = result.is_ok();
             let finish: Finish = Box::new(move |committed| {
                 let outcome = match result {
                     Ok(v) if committed => Ok(v),
-                    Ok(_) => Err(ApiError::internal("the transaction could not be committed")),
+                    Ok(_) => Err(ApiError::storage("the transaction could not be committed")),
                     Err(e) => Err(e),
                 };
+                // A 4xx is the request's fault; a 5xx from a write is the database's.
+                match &outcome {
+                    Ok(_) => health.succeeded(),
+                    Err(e) if e.status.is_server_error() => health.failed(&e.message),
+                    Err(_) => {}
+                }
                 let _ = reply.send(outcome);
             });
             (ok, finish)

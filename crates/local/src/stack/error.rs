@@ -38,6 +38,9 @@ pub enum StackError {
     /// The functions' configuration map is over OCI's 4 KB.
     #[error(transparent)]
     ConfigMap(#[from] crate::stack::start::config_map::ConfigMapTooLarge),
+    /// A saved read position does not belong to the stream it names.
+    #[error(transparent)]
+    State(#[from] super::start::state::StateError),
     /// A function could not be started.
     #[error("starting function {name}: {source}")]
     Function {

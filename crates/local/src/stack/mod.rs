@@ -77,6 +77,10 @@ pub struct StackOptions {
     pub allow_targets: Vec<String>,
     /// Validated configuration.
     pub settings: StackSettings,
+    /// Reset the connectors' checkpoints and the consumer groups' positions that do not belong
+    /// to the streams they name (after the emulator database was lost) instead of refusing to
+    /// start (`--reset-checkpoints`).
+    pub reset_checkpoints: bool,
 }
 
 /// The OCIDs the stack created, kept in `DATA/stack.json`.
@@ -147,6 +151,14 @@ impl Stack {
         let (dir, lock) = open_data_dir(&options.data_dir)?;
         let emulator = start::emulator::start(&dir, options.emulator_listen).await?;
         let resources = start::resources::ensure(&dir, &emulator.signed, s).await?;
+        start::state::check(start::state::StateInput {
+            dir: &dir,
+            emulator: &emulator,
+            resources: &resources,
+            settings: s,
+            reset: options.reset_checkpoints,
+        })
+        .await?;
         let stop_target = CancellationToken::new();
         let demo = match options.demo_target {
             Some(addr) => Some(

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::emulator::Appended;
+pub use checkpoints::CheckpointFile;
 use checkpoints::Checkpoints;
 pub use schedule::{retry_schedule, RetrySchedule};
 pub use sink::Sink;
@@ -77,6 +78,11 @@ pub struct ConnectorOptions {
     pub max_backoff: Duration,
 }
 
+/// The checkpoint file of connector `name` in the checkpoint directory `dir`.
+pub fn checkpoint_file(dir: &std::path::Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.json"))
+}
+
 /// One connector.
 #[derive(Debug)]
 pub struct Connector {
@@ -121,7 +127,7 @@ impl Connector {
             max_backoff,
         } = options;
         std::fs::create_dir_all(&dir)?;
-        let checkpoints = Checkpoints::open(dir.join(format!("{name}.json")))?;
+        let checkpoints = Checkpoints::open(checkpoint_file(&dir, &name), &stream_id)?;
         Ok(Self {
             name,
             stream_id,

@@ -3,6 +3,8 @@
 //!
 //! 1. [`emulator`]: the OCI emulator (TCP and a Unix socket).
 //! 2. [`resources`]: streams, alerts topic, archive bucket.
+//!    Then [`state`]: the connectors' checkpoints and the consumer groups' positions belong to
+//!    those streams (or are reset when asked).
 //! 3. [`demo_target`]: the demo target, when asked for.
 //! 4. [`functions`]: the three functions, configured as Terraform configures them.
 //! 5. [`pump`]: the connectors and the retry schedule.
@@ -15,3 +17,4 @@ pub(crate) mod functions;
 pub(crate) mod gateway;
 pub(crate) mod pump;
 pub(crate) mod resources;
+pub(crate) mod state;

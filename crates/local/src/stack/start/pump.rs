@@ -25,6 +25,11 @@ use crate::stack::pump::{self, Batching, Connector, ConnectorOptions, RetrySched
 use crate::stack::streams::{StreamRole, DATA, DEAD_LETTER, ROLES};
 use crate::stack::{Resources, StackSettings};
 
+/// The connector from the data stream to the process function.
+pub(crate) const DATA_CONNECTOR: &str = "data-to-process";
+/// The connector from the dead-letter stream to the alerts topic.
+pub(crate) const NOTIFY_CONNECTOR: &str = "dead-letter-to-notifications";
+
 /// What [`start`] needs.
 pub(crate) struct PumpInput<'a> {
     /// The data directory (`connectors/` holds the checkpoints).
@@ -130,15 +135,20 @@ fn connectors(input: &PumpInput<'_>, clients: &Clients) -> Result<Vec<Arc<Connec
     let s = input.settings;
     let mut out = Vec::new();
     let data = Sink::Function(Arc::clone(input.process));
-    out.extend(connector(input, "data-to-process", &DATA, data, false)?);
+    out.extend(connector(input, DATA_CONNECTOR, &DATA, data, false)?);
     if s.notify_dead_letter {
         if let Some(topic) = &input.resources.topic {
             let sink = Sink::Notifications {
                 client: clients.notifications.clone(),
                 topic: topic.clone(),
             };
-            let name = "dead-letter-to-notifications";
-            out.extend(connector(input, name, &DEAD_LETTER, sink, false)?);
+            out.extend(connector(
+                input,
+                NOTIFY_CONNECTOR,
+                &DEAD_LETTER,
+                sink,
+                false,
+            )?);
         }
     }
     for role in &ROLES {

@@ -9,7 +9,7 @@ use datasync_core::oci::models::{ListObjects, ObjectSummary};
 
 use super::document::{
     Consumer, FailureCount, FunctionStatus, GatewayCounts, NotificationSummary, Notifications,
-    NotifiedMessage, ProcessStatus, Reader, Status, StreamStatus,
+    NotifiedMessage, ProcessStatus, Reader, Status, StorageStatus, StreamStatus,
 };
 use super::Sources;
 use crate::emulator::{PublishedNotification, StreamStats, NAMESPACE};
@@ -79,6 +79,30 @@ pub(super) async fn collect(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -
             rss_mb: proc_status_mb("VmRSS:"),
             peak_rss_mb: proc_status_mb("VmHWM:"),
         },
+        storage: storage(s),
+    }
+}
+
+/// Whether the emulator's database takes writes.
+fn storage(s: &Sources) -> StorageStatus {
+    let h = s.emulator.storage_health();
+    let ago = h.last_failure.as_ref().map(|(_, at)| {
+        let secs = SystemTime::now()
+            .duration_since(*at)
+            .map_or(0.0, |d| d.as_secs_f64());
+        (secs * 10.0).round() / 10.0
+    });
+    StorageStatus {
+        database: s
+            .emulator
+            .data_dir()
+            .join(crate::emulator::DATABASE_FILE)
+            .display()
+            .to_string(),
+        writing: h.writing,
+        failed_writes: h.failed_writes,
+        last_failure: h.last_failure.map(|(why, _)| why),
+        last_failure_seconds_ago: ago,
     }
 }
 

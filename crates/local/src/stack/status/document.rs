@@ -34,6 +34,37 @@ pub struct Status {
     pub retry_schedule_rounds: u64,
     /// The stack process itself.
     pub process: ProcessStatus,
+    /// Whether the emulator's database takes writes.
+    #[serde(default)]
+    pub storage: StorageStatus,
+}
+
+/// The emulator's database: whether writes succeed. While they fail, every request that
+/// writes (a sync, a connector's checkpoint in a group, a notification) answers 503.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageStatus {
+    /// The database file.
+    pub database: String,
+    /// Whether the last write succeeded (true before any write).
+    pub writing: bool,
+    /// Writes that failed since the stack started.
+    pub failed_writes: u64,
+    /// Why the last failed write failed; `None` when none failed.
+    pub last_failure: Option<String>,
+    /// How long ago it failed, in seconds with one decimal; `None` when none failed.
+    pub last_failure_seconds_ago: Option<f64>,
+}
+
+impl Default for StorageStatus {
+    fn default() -> Self {
+        Self {
+            database: String::new(),
+            writing: true,
+            failed_writes: 0,
+            last_failure: None,
+            last_failure_seconds_ago: None,
+        }
+    }
 }
 
 /// One stream.
@@ -274,6 +305,13 @@ mod tests {
                 rss_mb: Some(40.1),
                 ..ProcessStatus::default()
             },
+            storage: StorageStatus {
+                database: "/d/emulator.db".into(),
+                writing: false,
+                failed_writes: 2,
+                last_failure: Some("the emulator's database failed: disk full".into()),
+                last_failure_seconds_ago: Some(1.5),
+            },
         }
     }
 
@@ -311,6 +349,11 @@ mod tests {
             "/process/rss_mb",
             "/processed_messages",
             "/retry_schedule_rounds",
+            "/storage/database",
+            "/storage/failed_writes",
+            "/storage/last_failure",
+            "/storage/last_failure_seconds_ago",
+            "/storage/writing",
             "/streams/*/consumers/*/connector",
             "/streams/*/consumers/*/delivered",
             "/streams/*/consumers/*/failed_attempts",

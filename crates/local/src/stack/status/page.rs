@@ -35,6 +35,16 @@ pub fn html(doc: &Status) -> String {
         "<p>deliveries/s: {:.0} &middot; processed: {} &middot; uptime: {} s</p><h2>Streams</h2><table><tr><th>stream</th><th>depth</th><th>consumers (lag, age of the oldest unconsumed)</th></tr>",
         doc.deliveries_per_second, doc.processed_messages, doc.uptime_seconds
     );
+    if !doc.storage.writing {
+        let _ = write!(
+            out,
+            "<p style=\"color:#b00;font-weight:bold\">The emulator's database ({}) is failing writes: \
+             requests that write answer 503. {} failed; last: {}</p>",
+            esc(&doc.storage.database),
+            doc.storage.failed_writes,
+            esc(doc.storage.last_failure.as_deref().unwrap_or(""))
+        );
+    }
     for s in &doc.streams {
         let consumers: Vec<String> = s
             .consumers
