@@ -34,6 +34,7 @@ fn request(target: &str, key: &str, payload: Value, headers: &[(&str, &str)]) ->
     json!({
         "streamKey": key,
         "streamMessage": {
+            "vaultSecretName": "e2e",
             "targetRestApi": format!("{target}/orders"),
             "targetRestApiOperation": "POST",
             "targetRestApiPayload": payload,
@@ -62,7 +63,10 @@ async fn send(up: &Up, body: &Value) -> Option<String> {
     let (s, v) = up.post("/stream/sync", Some(&up.source_key()), body).await;
     match s {
         200 => Some(v["id"].as_str().unwrap().to_owned()),
-        400 => None,
+        400 => {
+            eprintln!("refused: {v}");
+            None
+        }
         _ => panic!("{s}: {v}"),
     }
 }
