@@ -2,7 +2,10 @@
 #   data stream        -> process function      (batches; TRIM_HORIZON, so nothing published
 #                                                 before the connector exists is skipped;
 #                                                 prevent_destroy, so it is never replaced)
-#   dead-letter stream -> Notifications topic    (optional, notify_dead_letter_messages)
+#   dead-letter stream -> Notifications topic    (optional, notify_dead_letter_messages, default
+#                                                 off: it sends raw messages, payloads and header
+#                                                 values included, past the topic's rate and size;
+#                                                 process/retry publish summaries instead)
 #   each error stream and the dead-letter stream -> Object Storage, under its own prefix
 # The archive and alert connectors start at LATEST: one that is replaced (a changed prefix, a
 # moved bucket) does not archive or alert the streams' whole retention a second time.
@@ -47,7 +50,7 @@ resource "oci_sch_service_connector" "dead_letter_to_notifications" {
 
   compartment_id = local.compartment_id
   display_name   = "${var.name_prefix}-dead-letter-to-notifications"
-  description    = "Sends each dead-letter message to the alerts topic"
+  description    = "Sends each dead-letter message, raw, to the alerts topic (off by default)"
   state          = "ACTIVE"
   freeform_tags  = var.freeform_tags
 

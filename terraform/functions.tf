@@ -38,6 +38,9 @@ resource "oci_functions_application" "main" {
     default_error_stream_ocid            = oci_streaming_stream.default_errors.id
     dead_letter_stream_ocid              = oci_streaming_stream.dead_letter.id
     notification_topic_ocid              = oci_ons_notification_topic.alerts.id
+    notification_topic_endpoint          = oci_ons_notification_topic.alerts.api_endpoint
+    notify_dead_letter_payloads          = tostring(var.notify_dead_letter_payloads)
+    notification_rate_per_minute         = tostring(var.notification_rate_per_minute)
     target_allow_list                    = var.target_allow_list
     allow_http_targets                   = tostring(var.allow_http_targets)
     allow_private_targets                = tostring(var.allow_private_targets)

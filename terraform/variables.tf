@@ -668,9 +668,26 @@ variable "archive_rollover_time_ms" {
 }
 
 variable "notify_dead_letter_messages" {
-  description = "Also send every dead-letter message to the topic (one email per message, payload included; the process function already sends a per-batch summary without payloads). Turn off if payloads must not leave the tenancy by email."
+  description = "Also run a Connector Hub connector from the dead-letter stream to the topic (default false). It sends every dead letter raw (payload and custom header values included, one message each: a burst passes the topic's ~60 messages a minute, and a dead letter over 64 KB is refused by Notifications). The process and retry functions already publish a summary of each batch's dead letters; leave this off unless subscribers must receive the whole messages."
   type        = bool
-  default     = true
+  default     = false
+}
+
+variable "notify_dead_letter_payloads" {
+  description = "Put each dead letter's payload (cut to 8 KiB) in the process and retry functions' dead-letter notifications (default false: ids, keys, classes, statuses, attempts, sizes and archive positions only; custom header values never). Subscribers (email) then receive business data."
+  type        = bool
+  default     = false
+}
+
+variable "notification_rate_per_minute" {
+  description = "Most dead-letter notifications one function instance publishes per minute (default 20). A topic accepts about 60 messages a minute in all; alerts over the rate are counted and folded into the next notification."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.notification_rate_per_minute >= 1 && var.notification_rate_per_minute <= 600
+    error_message = "notification_rate_per_minute must be from 1 to 600."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------

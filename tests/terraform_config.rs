@@ -546,3 +546,102 @@ fn config_maps_and_references_are_read_as_this_test_expects() {
     assert_eq!(string_literal(attr(&body, "d").unwrap()), None);
     assert!(map_entries(attr(&body, "a").unwrap()).is_err());
 }
+
+// ------------------------------------------------------------------------------------------------
+// Notifications: the topic's endpoint reaches the functions; the raw dead-letter connector and
+// payloads in alerts are off unless asked for.
+// ------------------------------------------------------------------------------------------------
+
+/// The `default` of `variable "name"`, as source text.
+fn variable_default(files: &[TfFile], name: &str) -> Option<String> {
+    files.iter().flat_map(|f| f.body.blocks()).find_map(|b| {
+        (b.ident.as_str() == "variable" && label(b, 0) == Some(name))
+            .then(|| attr(&b.body, "default").map(source_text))
+            .flatten()
+    })
+}
+
+/// Every problem with the Notifications wiring of `files`.
+fn check_notifications(files: &[(String, String)]) -> Vec<String> {
+    let parsed = match parse(files) {
+        Ok(parsed) => parsed,
+        Err(e) => return vec![format!("cannot read the Terraform: {e}")],
+    };
+    let all = resources(&parsed);
+    let mut problems = Vec::new();
+    let set = check_config_maps(&all, &mut Vec::new());
+    let topics: BTreeSet<&str> = all
+        .iter()
+        .filter(|r| r.rtype == "oci_ons_notification_topic")
+        .map(|r| r.name)
+        .collect();
+    let endpoint = set
+        .get(function_config::NOTIFICATION_TOPIC_ENDPOINT)
+        .and_then(|v| v.first())
+        .and_then(|(e, _)| resource_ref(e, "oci_ons_notification_topic", "api_endpoint"));
+    match endpoint {
+        Some(t) if topics.contains(t) => {}
+        _ => problems.push(format!(
+            "{} must be the alerts topic's api_endpoint (oci_ons_notification_topic.<name>.api_endpoint): PublishMessage is documented against it",
+            function_config::NOTIFICATION_TOPIC_ENDPOINT
+        )),
+    }
+    for var in ["notify_dead_letter_messages", "notify_dead_letter_payloads"] {
+        if variable_default(&parsed, var).as_deref() != Some("false") {
+            problems.push(format!("variable {var} must default to false"));
+        }
+    }
+    for c in connectors(&all) {
+        if c.target_kind != Some("notifications") {
+            continue;
+        }
+        let count = attr(c.res.body, "count").map(source_text);
+        if count.as_deref() != Some("var.notify_dead_letter_messages ? 1 : 0") {
+            problems.push(format!(
+                "{}: a connector to Notifications must exist only with var.notify_dead_letter_messages (count = var.notify_dead_letter_messages ? 1 : 0), found {count:?}",
+                c.res.address()
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_topic_endpoint_reaches_the_functions_and_raw_dead_letter_alerts_default_off() {
+    let problems = check_notifications(&terraform_files());
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn a_region_template_endpoint_or_an_unconditional_notifications_connector_is_named() {
+    let mut files = terraform_files();
+    for (_, text) in files.iter_mut() {
+        *text = text
+            .replace(
+                "oci_ons_notification_topic.alerts.api_endpoint",
+                "\"https://notification.${var.region}.oci.oraclecloud.com\"",
+            )
+            .replace("count = var.notify_dead_letter_messages ? 1 : 0", "")
+            .replace(
+                "type        = bool\n  default     = false",
+                "type        = bool\n  default     = true",
+            );
+    }
+    let problems = check_notifications(&files).join("\n");
+    assert!(
+        problems.contains("notification_topic_endpoint must be the alerts topic's api_endpoint"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("variable notify_dead_letter_messages must default to false"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("variable notify_dead_letter_payloads must default to false"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("dead_letter_to_notifications"),
+        "{problems}"
+    );
+}

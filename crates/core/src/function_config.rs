@@ -65,6 +65,12 @@ pub const DEFAULT_ERROR_STREAM: &str = "default_error_stream_ocid";
 pub const DEAD_LETTER_STREAM: &str = "dead_letter_stream_ocid";
 /// `notification_topic_ocid`: the Notifications topic for permanent failures.
 pub const NOTIFICATION_TOPIC: &str = "notification_topic_ocid";
+/// `notification_topic_endpoint`: the topic's `api_endpoint`, where PublishMessage is sent.
+pub const NOTIFICATION_TOPIC_ENDPOINT: &str = "notification_topic_endpoint";
+/// `notify_dead_letter_payloads`: whether dead-letter notifications carry payloads.
+pub const NOTIFY_DEAD_LETTER_PAYLOADS: &str = "notify_dead_letter_payloads";
+/// `notification_rate_per_minute`: notifications one function instance publishes per minute.
+pub const NOTIFICATION_RATE_PER_MINUTE: &str = "notification_rate_per_minute";
 /// `target_allow_list`: the target hosts messages may be sent to.
 pub const TARGET_ALLOW_LIST: &str = "target_allow_list";
 /// `allow_http_targets`: whether plain-http targets are allowed.
@@ -151,6 +157,24 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Process, Retry],
         required: true,
         description: "Notifications topic for the per-batch summary of permanent failures",
+    },
+    ConfigKey {
+        name: NOTIFICATION_TOPIC_ENDPOINT,
+        functions: &[Process, Retry],
+        required: false,
+        description: "the topic's api_endpoint (GetTopic's apiEndpoint) PublishMessage is sent to (default https://notification.<region>.<realm domain>, the SDKs' template)",
+    },
+    ConfigKey {
+        name: NOTIFY_DEAD_LETTER_PAYLOADS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "true to put each dead letter's payload (cut to 8 KiB) in the dead-letter notification (default false: ids, keys, classes, statuses, attempts, sizes and archive positions only; never header values)",
+    },
+    ConfigKey {
+        name: NOTIFICATION_RATE_PER_MINUTE,
+        functions: &[Process, Retry],
+        required: false,
+        description: "most notifications one function instance publishes per minute (default 20; a topic takes about 60 a minute in all); alerts over it are counted and folded into the next",
     },
     ConfigKey {
         name: TARGET_ALLOW_LIST,

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     /// ([`Emulator::appended`]); only streams someone watches have an entry.
     pub(crate) appended: RwLock<HashMap<String, tokio::sync::watch::Sender<Appended>>>,
     pub(crate) options: EmulatorOptions,
+    /// PublishMessage calls per topic in the last minute.
+    pub(crate) topic_rates: crate::notifications::TopicRates,
 }
 
 impl Inner {
@@ -125,6 +127,7 @@ impl Emulator {
                 reads,
                 verified: auth::verify::VerifiedMemo::default(),
                 appended: RwLock::new(HashMap::new()),
+                topic_rates: Default::default(),
                 options,
             }),
         })

@@ -1,11 +1,21 @@
 //! Notifications (20181201): topics, and PublishMessage, which records each message so tests
 //! and the status page can list what was sent.
+//!
+//! OCI's limits are enforced as OCI states them (contracts/oci-round2.md section D, the Python
+//! SDK's `publish_message` docstring): at most 64 KB per message (413 `PayloadTooLarge` above,
+//! the status the hardening issue observed; OCI does not document it), and 60 messages a minute
+//! per topic (429 `TooManyRequests` above; [`EmulatorOptions::notifications_per_minute`]).
+//! A topic's `apiEndpoint` is the emulator's own base URL.
+//!
+//! [`EmulatorOptions::notifications_per_minute`]: crate::EmulatorOptions::notifications_per_minute
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::response::Response;
 use datasync_core::oci::models;
-use http::Method;
+use http::{Method, StatusCode};
 use rusqlite::{Connection, OptionalExtension as _};
 
 use crate::clock::{now_ms, rfc3339_ms};
@@ -43,8 +53,10 @@ pub struct PublishedNotification {
 /// The operation's [`ApiError`]; 404 for any other path.
 pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, ApiError> {
     match (&call.method, call.segments().as_slice()) {
-        (&Method::POST, [API, "topics"]) => ok(&create(inner, &call.body).await?),
-        (&Method::GET, [API, "topics", id]) => ok(&get(inner, id).await?),
+        (&Method::POST, [API, "topics"]) => {
+            ok(&with_endpoint(inner, create(inner, &call.body).await?))
+        }
+        (&Method::GET, [API, "topics", id]) => ok(&with_endpoint(inner, get(inner, id).await?)),
         (&Method::POST, [API, "topics", id, "messages"]) => {
             let kind = call.header("messagetype").map(str::to_owned);
             ok(&publish(inner, id, kind, &call.body).await?)
@@ -65,11 +77,47 @@ fn load(conn: &Connection, id: &str) -> Result<models::NotificationTopic, ApiErr
                 description: r.get(3)?,
                 time_created: r.get(4)?,
                 lifecycle_state: "ACTIVE".into(),
+                api_endpoint: None,
             })
         },
     )
     .optional()?
     .ok_or_else(|| ApiError::not_found(format!("topic {id}")))
+}
+
+/// `topic` with its `apiEndpoint`: where the emulator serves.
+fn with_endpoint(inner: &Inner, mut topic: models::NotificationTopic) -> models::NotificationTopic {
+    let base = inner.base_url();
+    if !base.is_empty() {
+        topic.api_endpoint = Some(base);
+    }
+    topic
+}
+
+/// PublishMessage calls accepted per topic in the last minute.
+#[derive(Debug, Default)]
+pub(crate) struct TopicRates(Mutex<HashMap<String, VecDeque<Instant>>>);
+
+impl TopicRates {
+    /// Records a call to `topic` at `now` if fewer than `per_minute` were accepted in the
+    /// minute before; false (nothing recorded) otherwise.
+    fn admit(&self, topic: &str, per_minute: u32, now: Instant) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return true;
+        };
+        let calls = map.entry(topic.to_owned()).or_default();
+        while calls
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(60))
+        {
+            calls.pop_front();
+        }
+        if calls.len() >= per_minute as usize {
+            return false;
+        }
+        calls.push_back(now);
+        true
+    }
 }
 
 /// CreateTopic.
@@ -136,6 +184,14 @@ pub async fn publish(
             return Err(ApiError::invalid("messageType must be JSON or RAW_TEXT"));
         }
     }
+    let per_minute = inner.options.notifications_per_minute;
+    if !inner.topic_rates.admit(topic, per_minute, Instant::now()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            format!("a topic accepts at most {per_minute} messages a minute"),
+        ));
+    }
     let topic = topic.to_owned();
     let message_id = uuid::Uuid::new_v4().to_string();
     let time = rfc3339_ms(now_ms());
@@ -195,4 +251,19 @@ fn published_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PublishedNotifi
         message_type: r.get(4)?,
         time: r.get(5)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_admits_its_rate_per_minute_and_others_are_separate() {
+        let rates = TopicRates::default();
+        let t0 = Instant::now();
+        assert!((0..3).all(|_| rates.admit("a", 3, t0)));
+        assert!(!rates.admit("a", 3, t0 + Duration::from_secs(59)));
+        assert!(rates.admit("b", 3, t0));
+        assert!(rates.admit("a", 3, t0 + Duration::from_secs(60)));
+    }
 }

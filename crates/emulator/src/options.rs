@@ -17,6 +17,9 @@ pub struct EmulatorOptions {
     /// The largest object PutObject accepts (default 16 MiB; the emulator keeps objects in
     /// the database and reads them whole, and datasync stores small dead-letter archives).
     pub max_object_bytes: usize,
+    /// PublishMessage calls one topic accepts per minute (default 60, OCI's per-topic limit);
+    /// more answer 429 `TooManyRequests`. Tests lower it.
+    pub notifications_per_minute: u32,
 }
 
 impl Default for EmulatorOptions {
@@ -26,6 +29,7 @@ impl Default for EmulatorOptions {
             get_messages_max_bytes: 4 * 1024 * 1024,
             concurrent_reads: 2,
             max_object_bytes: 16 * 1024 * 1024,
+            notifications_per_minute: 60,
         }
     }
 }

@@ -12,8 +12,10 @@
 //! ```
 //!
 //! Answers (contracts/oci-platform.md sections A and C):
-//! - 200 `{"delivered":N,"rerouted":{"<stream>":N,...},"deadLettered":N,"notified":bool}` when
-//!   every message was delivered or durably written to an error stream;
+//! - 200 `{"delivered":N,"rerouted":{"<stream>":N,...},"deadLettered":N,"notified":bool,
+//!   "notifications":{"published","publishFailures","heldBack","unannounced"}}` when every
+//!   message was delivered or durably written to an error stream (`notifications`: this
+//!   instance's counts so far, so a Notifications outage shows in every answer and log line);
 //! - a status of 502 (the FDK's outer 502, which makes the connector deliver the batch again)
 //!   with `{"code","message"}` when failures could not be written, or when the function is
 //!   misconfigured (the message names the key). A redelivered batch carries the same
@@ -27,7 +29,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use datasync_core::deliver::{Deliverer, Item, RouteReport};
+use datasync_core::deliver::{Deliverer, Item, NotifyCounts, RouteReport};
 use datasync_core::function_config::Function;
 use datasync_core::settings::ConfigError;
 use fdk::{Context, Response};
@@ -298,6 +300,8 @@ impl Process {
                     messages = count,
                     delivered = report.delivered,
                     dead_lettered = report.dead_lettered,
+                    notify_failures = report.notifications.publish_failures,
+                    notifications_held_back = report.notifications.held_back,
                     "batch handled"
                 );
                 Response::json(&Answer::from(&report)).unwrap_or_else(|_| Response::new("{}"))
@@ -322,6 +326,9 @@ struct Answer<'a> {
     dead_lettered: usize,
     /// Whether the dead-letter summary was published (`null`: nothing to announce).
     notified: Option<bool>,
+    /// This instance's notifications so far: published, publish failures, held back by the
+    /// rate limit, dead letters not yet announced.
+    notifications: NotifyCounts,
 }
 
 impl<'a> From<&'a RouteReport> for Answer<'a> {
@@ -331,6 +338,7 @@ impl<'a> From<&'a RouteReport> for Answer<'a> {
             rerouted: &report.rerouted,
             dead_lettered: report.dead_lettered,
             notified: report.notified,
+            notifications: report.notifications,
         }
     }
 }

@@ -282,8 +282,15 @@ async fn every_classification_path_goes_to_its_stream_with_the_envelope_updated(
         n.title.as_deref(),
         Some("datasync: 7 messages dead-lettered")
     );
-    assert!(n.body.contains("clientError: 2"), "{}", n.body);
-    assert!(n.body.contains("exhausted: 1"), "{}", n.body);
+    assert!(n.body.contains("\"clientError\": 2"), "{}", n.body);
+    assert!(n.body.contains("\"exhausted\": 1"), "{}", n.body);
+    let alert = datasync_core::deliver::DeadLetterAlert::parse(&n.body).unwrap();
+    assert_eq!(alert.messages.len(), 7);
+    assert!(
+        alert.messages.iter().all(|d| d.archive.is_some()),
+        "{}",
+        n.body
+    );
     assert!(!n.body.contains("127.0.0.1"), "no target URLs: {}", n.body);
     assert!(!n.body.contains("\"p\""), "no payloads");
     assert!(
@@ -501,4 +508,32 @@ async fn failures_that_cannot_be_written_answer_502_so_the_batch_comes_again() {
         .await;
     assert_eq!(answer.status, 502);
     assert!(String::from_utf8_lossy(&answer.body).contains("dead_letter_stream_ocid"));
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_counted_in_the_answer_and_the_batch_still_acknowledged() {
+    let stack = Stack::start().await;
+    // A topic that does not exist: every PublishMessage answers 404.
+    let config = stack
+        .config
+        .clone()
+        .with("notification_topic_ocid", "ocid1.onstopic.oc1..gone");
+    let process = Process::from_config(&config);
+    stack
+        .target
+        .script("/gone", [Reply::status(400), Reply::status(400)]);
+    for (i, first) in [(1u64, 0i64), (2, 1)] {
+        let m = stack.envelope("/gone", "POST", json!({}));
+        let answer = process
+            .handle(&ctx(), &connector_batch(first, &[(None, value(&m))]))
+            .await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        let body: Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(body["deadLettered"], 1, "{body}");
+        assert_eq!(body["notified"], false, "{body}");
+        assert_eq!(body["notifications"]["publishFailures"], i, "{body}");
+        assert_eq!(body["notifications"]["unannounced"], i, "{body}");
+    }
+    assert!(stack.emulator.notifications().await.unwrap().is_empty());
+    assert!(log_text().contains("could not be published"));
 }

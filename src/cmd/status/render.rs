@@ -97,6 +97,11 @@ pub fn render(doc: &Status) -> String {
     out.push_str(&table(&["function", "instances", "calls"], &rows));
     let n = &doc.notifications;
     let _ = writeln!(out, "\nnotifications: {} in all", n.total);
+    let _ = writeln!(
+        out,
+        "  dead-letter alerts: {} published, {} publish failures, {} held back by the rate limit",
+        n.alerts_published, n.alert_publish_failures, n.alerts_held_back
+    );
     for r in &n.recent {
         let _ = writeln!(out, "{}", notification_line(r));
     }
@@ -205,6 +210,22 @@ fn notification_line(r: &NotificationSummary) -> String {
                 m.attempts
             );
         }
+        None if !r.dead_letters.is_empty() => {
+            let _ = write!(line, "  {} bytes:", r.bytes);
+            for m in r.dead_letters.iter().take(3) {
+                let e = m.last_error.as_ref();
+                let _ = write!(
+                    line,
+                    "  id {} {} (status {})",
+                    m.id,
+                    or_dash(e.map(|e| e.class.as_str())),
+                    or_dash(e.and_then(|e| e.status)),
+                );
+            }
+            if r.dead_letters.len() > 3 {
+                let _ = write!(line, "  and {} more", r.dead_letters.len() - 3);
+            }
+        }
         None => {
             let _ = write!(line, "  {} bytes", r.bytes);
         }
@@ -228,7 +249,11 @@ mod tests {
         ]))
         .unwrap();
         let doc = Status {
-            notifications: Notifications { total: 2, recent },
+            notifications: Notifications {
+                total: 2,
+                recent,
+                ..Notifications::default()
+            },
             ..Status::default()
         };
         let out = render(&doc);

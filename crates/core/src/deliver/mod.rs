@@ -16,8 +16,10 @@
 //!    deadline nears, no new call starts: the rest is re-routed with class `deadline`.
 //! 4. `route`: one PutMessages per destination stream with every failure of the batch (key
 //!    kept, envelope updated with [`Envelope::record_failure`](crate::message::Envelope::record_failure)),
-//!    then `notify`: one notification summarising the permanent failures (counts by class,
-//!    up to ten ids, the stream names; never payloads, URLs, secret names or tokens).
+//!    then `notify`: one notification per batch naming its permanent failures (`alert`: id,
+//!    key, class, status, attempts, size, dead-letter position; a payload only when
+//!    configured; never header values, URLs, secret names or tokens), under 64 KB, within a
+//!    per-instance rate (`alert_rate`).
 //!
 //! Order is kept by `lanes`: messages with the same key run one after the other in batch
 //! order; once one fails, the later ones with that key are not attempted and are routed
@@ -38,6 +40,8 @@
 //! # Ok(()) }
 //! ```
 
+mod alert;
+mod alert_rate;
 mod attempt;
 mod item;
 mod lanes;
@@ -59,8 +63,12 @@ use crate::secret_cache::{SecretCache, DEFAULT_TTL};
 use crate::settings::{auth_from_lookup, ConfigError, Settings};
 use crate::target::TargetClient;
 
+pub use alert::{
+    ArchiveLocation, DeadLetter, DeadLetterAlert, HeldBack, ALERT_KIND, MAX_BODY_BYTES, MAX_LISTED,
+    MAX_PAYLOAD_BYTES,
+};
 pub use item::{Body, Item, UndecodableRecord};
-pub use notify::{summary, NOTIFY_IDS};
+pub use notify::{notify_totals, NotifyCounts};
 pub use outcome::{Cause, Failure, Fate, Outcome, Outcomes};
 pub use route::{RouteError, RouteReport};
 

@@ -15,8 +15,9 @@ use crate::oci::client::OciError;
 use crate::oci::streaming::{PutMessage, StreamClient};
 use crate::settings::Settings;
 
+use super::alert::{ArchiveLocation, DeadLetter, ARCHIVE_PREFIX};
 use super::item::{Body, Item, UndecodableRecord};
-use super::notify::Notifier;
+use super::notify::{Notifier, NotifyCounts};
 use super::outcome::{Failure, Outcome, Outcomes};
 
 /// What [`Deliverer::route`](super::Deliverer::route) wrote.
@@ -36,6 +37,8 @@ pub struct RouteReport {
     pub dead_lettered: usize,
     /// Whether the summary notification was published (`None`: nothing to announce).
     pub notified: Option<bool>,
+    /// This instance's notifications so far: published, failed, held back by the rate limit.
+    pub notifications: NotifyCounts,
 }
 
 impl RouteReport {
@@ -195,13 +198,20 @@ impl Router {
         let written = Written::all(outcomes);
         let destinations = self.destinations(outcomes, &written, choose)?;
         let mut batches: BTreeMap<String, Vec<PutMessage>> = BTreeMap::new();
-        let mut dead_ids = Vec::new();
+        // Each dead letter, with its place in its stream's PutMessages.
+        let mut dead: Vec<(String, usize, DeadLetter)> = Vec::new();
         let failed = outcomes.list().iter().zip(written).zip(destinations);
         for ((outcome, written), stream) in failed {
             let (Some(written), Some(stream)) = (written, stream) else {
                 continue;
             };
             let value = failed_value(&outcome.item, &written, now)?;
+            if written.dead_letter {
+                let (item, payload) = (&outcome.item, self.notifier.payloads());
+                let d = DeadLetter::of(item, &written.error, written.tried, value.len(), payload);
+                let place = batches.get(&stream).map_or(0, Vec::len);
+                dead.push((stream.clone(), place, d));
+            }
             batches
                 .entry(stream)
                 .or_default()
@@ -212,20 +222,37 @@ impl Router {
                 .or_default() += 1;
             if written.dead_letter {
                 report.dead_lettered += 1;
-                dead_ids.push(outcome.item.id.clone());
             } else {
                 report.to_retry += 1;
             }
         }
-        report.rerouted = self.put_all(batches).await?;
-        if report.dead_lettered > 0 {
-            report.notified = Some(self.notifier.announce(&report, &dead_ids, source).await);
-        }
+        let stored = self.put_all(batches).await?;
+        report.rerouted = stored.iter().map(|(s, p)| (s.clone(), p.len())).collect();
+        let dead = dead.into_iter().map(|(stream, place, mut d)| {
+            d.archive =
+                stored
+                    .get(&stream)
+                    .and_then(|p| p.get(place))
+                    .map(|(partition, offset)| ArchiveLocation {
+                        partition: partition.clone(),
+                        offset: *offset,
+                        prefix: ARCHIVE_PREFIX.into(),
+                    });
+            d
+        });
+        report.notified = self
+            .notifier
+            .announce(&report, dead.collect(), source)
+            .await;
+        report.notifications = self.notifier.counts();
         tracing::info!(
             delivered = report.delivered,
             rerouted = report.rerouted.values().sum::<usize>(),
             dead_lettered = report.dead_lettered,
             by_class = ?report.by_class,
+            notified = ?report.notified,
+            notify_failures = report.notifications.publish_failures,
+            notifications_held_back = report.notifications.held_back,
             "batch routed"
         );
         Ok(report)
@@ -276,11 +303,12 @@ impl Router {
             .ok_or(RouteError::NoStream(route.config_key()))
     }
 
-    /// Writes each stream's messages with one PutMessages; how many went to each stream.
+    /// Writes each stream's messages with one PutMessages; where each went (partition,
+    /// offset), per stream.
     async fn put_all(
         &self,
         batches: BTreeMap<String, Vec<PutMessage>>,
-    ) -> Result<BTreeMap<String, usize>, RouteError> {
+    ) -> Result<BTreeMap<String, Vec<(String, i64)>>, RouteError> {
         let mut rerouted = BTreeMap::new();
         for (stream, messages) in batches {
             let count = messages.len();
@@ -303,7 +331,12 @@ impl Router {
                     count,
                 });
             }
-            rerouted.insert(stream, count);
+            let places = stored
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|m| (m.partition, m.offset))
+                .collect();
+            rerouted.insert(stream, places);
         }
         Ok(rerouted)
     }

@@ -138,7 +138,10 @@ impl Region {
             Service::StreamingMessages => return None,
             Service::Secrets => format!("https://secrets.vaults.{r}.oci.{d}"),
             Service::Vault => format!("https://vaults.{r}.oci.{d}"),
-            Service::Notifications => format!("https://notification.{r}.oci.{d}"),
+            // The SDKs' template (python `notification_data_plane_client.py`:
+            // `https://notification.{region}.{secondLevelDomain}`), with no `.oci.`. A topic's
+            // own `apiEndpoint` (configured as `notification_topic_endpoint`) comes first.
+            Service::Notifications => format!("https://notification.{r}.{d}"),
             Service::ObjectStorage => format!("https://objectstorage.{r}.{d}"),
         })
     }
@@ -244,7 +247,7 @@ mod tests {
         );
         assert_eq!(
             host(Service::Notifications),
-            "https://notification.us-phoenix-1.oci.oraclecloud.com/"
+            "https://notification.us-phoenix-1.oraclecloud.com/"
         );
         assert_eq!(
             host(Service::ObjectStorage),

@@ -424,6 +424,10 @@ pub struct NotificationTopic {
     pub description: Option<String>,
     /// When it was created.
     pub time_created: String,
+    /// Where to publish to it and manage its subscriptions (`apiEndpoint`): PublishMessage
+    /// is documented against this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_endpoint: Option<String>,
 }
 
 /// The body of CreateTopic.

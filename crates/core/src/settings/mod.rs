@@ -31,6 +31,26 @@ pub use oci::{
     auth_from_lookup, ENDPOINT, REGION_METADATA, RESOURCE_PRINCIPAL_REGION, UNIX_SOCKET,
 };
 
+/// How dead letters are announced on the topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertSettings {
+    /// `notify_dead_letter_payloads`: whether each dead letter's payload (cut short) goes in
+    /// the notification (default false).
+    pub payloads: bool,
+    /// `notification_rate_per_minute`: most notifications this instance publishes per minute
+    /// (default 20), through a token bucket holding ten seconds' worth.
+    pub per_minute: u32,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            payloads: false,
+            per_minute: 20,
+        }
+    }
+}
+
 /// Everything a function needs from its configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -50,6 +70,8 @@ pub struct Settings {
     pub unrecoverable_stream: Option<String>,
     /// `notification_topic_ocid` (process, retry).
     pub topic: Option<String>,
+    /// How dead letters are announced (process, retry).
+    pub alerts: AlertSettings,
     /// The message rules: allow-list, plain http.
     pub policy: Policy,
     /// The target caller's settings.
@@ -94,6 +116,10 @@ impl Settings {
             routes,
             unrecoverable_stream: keys.ocid(key::UNRECOVERABLE_STREAM)?,
             topic: keys.ocid(key::NOTIFICATION_TOPIC)?,
+            alerts: AlertSettings {
+                payloads: keys.flag(key::NOTIFY_DEAD_LETTER_PAYLOADS)?,
+                per_minute: keys.number(key::NOTIFICATION_RATE_PER_MINUTE, 20, 1..=600)? as u32,
+            },
             policy: Policy {
                 allow_list,
                 allow_http: keys.flag(key::ALLOW_HTTP_TARGETS)?,
@@ -264,6 +290,55 @@ mod tests {
             load(Function::Populate, &map).unwrap().oci_unix_socket,
             Some(std::path::PathBuf::from("/data/emulator.sock"))
         );
+    }
+
+    #[test]
+    fn notifications_go_to_the_topic_endpoint_else_the_sdk_template() {
+        let mut map = base();
+        map.remove("DATASYNC_OCI_ENDPOINT");
+        map.insert("OCI_RESOURCE_PRINCIPAL_REGION", "eu-frankfurt-1");
+        let at = |map: &HashMap<&str, &str>| {
+            let s = load(Function::Process, map).unwrap();
+            s.endpoints
+                .require(Service::Notifications)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            at(&map),
+            "https://notification.eu-frankfurt-1.oraclecloud.com/"
+        );
+        map.insert(
+            "notification_topic_endpoint",
+            "https://cell-1.notification.eu-frankfurt-1.oci.oraclecloud.com",
+        );
+        assert_eq!(
+            at(&map),
+            "https://cell-1.notification.eu-frankfurt-1.oci.oraclecloud.com/"
+        );
+        let s = load(Function::Process, &map).unwrap();
+        assert_eq!(s.alerts, AlertSettings::default());
+        assert!(!s.alerts.payloads, "payloads are off unless asked for");
+        map.insert("notify_dead_letter_payloads", "true");
+        map.insert("notification_rate_per_minute", "5");
+        let s = load(Function::Retry, &map).unwrap();
+        assert_eq!(
+            s.alerts,
+            AlertSettings {
+                payloads: true,
+                per_minute: 5
+            }
+        );
+        for (key, value) in [
+            ("notification_topic_endpoint", "not a url"),
+            ("notification_rate_per_minute", "0"),
+            ("notify_dead_letter_payloads", "maybe"),
+        ] {
+            let mut map = map.clone();
+            map.insert(key, value);
+            let err = load(Function::Process, &map).unwrap_err();
+            assert_eq!(err.key(), key, "{key}={value}: {err}");
+        }
     }
 
     #[test]

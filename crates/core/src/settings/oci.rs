@@ -16,8 +16,8 @@ pub const ENDPOINT: &str = "DATASYNC_OCI_ENDPOINT";
 /// A Unix socket every OCI call connects through (the local stack).
 pub const UNIX_SOCKET: &str = "DATASYNC_OCI_UNIX_SOCKET";
 
-/// The endpoints from the region, then the local overrides (`DATASYNC_OCI_ENDPOINT`, then
-/// `DATASYNC_OCI_ENDPOINT_<SERVICE>`).
+/// The endpoints from the region, then the local overrides (`DATASYNC_OCI_ENDPOINT`), the
+/// topic's `notification_topic_endpoint`, then `DATASYNC_OCI_ENDPOINT_<SERVICE>`.
 pub(super) fn endpoints(get: &impl Fn(&str) -> Option<String>) -> Result<Endpoints, ConfigError> {
     let endpoint_error = |key: &str| {
         let key = key.to_owned();
@@ -38,6 +38,15 @@ pub(super) fn endpoints(get: &impl Fn(&str) -> Option<String>) -> Result<Endpoin
                 .with_override(service, &base)
                 .map_err(endpoint_error(ENDPOINT))?;
         }
+    }
+    // The topic's own endpoint (GetTopic's apiEndpoint), which PublishMessage is documented
+    // against; a per-service override below still wins.
+    if let Some(url) = get(crate::function_config::NOTIFICATION_TOPIC_ENDPOINT) {
+        endpoints = endpoints
+            .with_override(Service::Notifications, &url)
+            .map_err(endpoint_error(
+                crate::function_config::NOTIFICATION_TOPIC_ENDPOINT,
+            ))?;
     }
     for service in Service::ALL {
         let key = format!("{ENDPOINT}_{}", service.name().to_ascii_uppercase());

@@ -2,14 +2,17 @@
 
 use std::path::PathBuf;
 
+use datasync_emulator::EmulatorOptions;
+
 use crate::util::*;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Runs `tests/python/<script>` against `emu` with the official SDK; it must print OK.
-async fn run_script(emu: &Running, script: &str) {
+/// Runs `tests/python/<script> CONFIG BASE [extra...]` against `emu` with the official SDK; it
+/// must print OK.
+async fn run_script(emu: &Running, script: &str, extra: &[&str]) {
     let python = repo_root().join(".venv/bin/python");
     let has_oci = std::process::Command::new(&python)
         .args(["-c", "import oci"])
@@ -28,6 +31,7 @@ async fn run_script(emu: &Running, script: &str) {
         .arg(script)
         .arg(&emu.emulator.profile().config_file)
         .arg(&emu.base)
+        .args(extra)
         .output()
         .await
         .unwrap();
@@ -42,7 +46,7 @@ async fn run_script(emu: &Running, script: &str) {
 #[tokio::test]
 async fn official_python_sdk_works_unchanged() {
     let emu = start().await;
-    run_script(&emu, "sdk_smoke.py").await;
+    run_script(&emu, "sdk_smoke.py", &[]).await;
     assert_eq!(emu.emulator.notifications().await.unwrap().len(), 1);
 }
 
@@ -51,5 +55,19 @@ async fn official_python_sdk_works_unchanged() {
 #[tokio::test]
 async fn streaming_limits_hold_for_the_official_python_sdk() {
     let emu = start().await;
-    run_script(&emu, "streaming_limits.py").await;
+    run_script(&emu, "streaming_limits.py", &[]).await;
+}
+
+#[tokio::test]
+async fn notifications_limits_answer_413_and_429_to_the_official_sdk() {
+    let limit = 3;
+    let mut options = EmulatorOptions::default();
+    options.notifications_per_minute = limit;
+    let emu = start_with(options).await;
+    run_script(&emu, "sdk_notification_limits.py", &[&limit.to_string()]).await;
+    // Only what was accepted is recorded: the 64 KB one and the rest of the minute's share.
+    assert_eq!(
+        emu.emulator.notifications().await.unwrap().len(),
+        limit as usize
+    );
 }

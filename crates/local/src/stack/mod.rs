@@ -90,6 +90,9 @@ pub struct Resources {
     pub streams: BTreeMap<String, String>,
     /// The alerts topic.
     pub topic: Option<String>,
+    /// The alerts topic's `apiEndpoint` (read at each start: the emulator's address may change).
+    #[serde(skip)]
+    pub topic_endpoint: Option<String>,
     /// The archive bucket.
     pub bucket: String,
     /// The vault OCID the functions use.
@@ -149,7 +152,8 @@ impl Stack {
     pub async fn start(options: StackOptions, functions: Functions) -> Result<Self, StackError> {
         let s = &options.settings;
         let (dir, lock) = open_data_dir(&options.data_dir)?;
-        let emulator = start::emulator::start(&dir, options.emulator_listen).await?;
+        let topic_rate = s.notifications.topic_rate_per_minute;
+        let emulator = start::emulator::start(&dir, options.emulator_listen, topic_rate).await?;
         let resources = start::resources::ensure(&dir, &emulator.signed, s).await?;
         start::state::check(start::state::StateInput {
             dir: &dir,

@@ -21,7 +21,11 @@
 //! max_backoff_ms = 5000
 //! archive_rollover_size_mbs = 1
 //! archive_rollover_time_ms = 10000
-//! notify_dead_letter_messages = true
+//! notify_dead_letter_messages = false
+//!
+//! [notifications]
+//! notify_dead_letter_payloads = false
+//! rate_per_minute = 20
 //!
 //! [retry_schedule]
 //! enabled = true
@@ -50,6 +54,7 @@
 //! max_attempts = "5"
 //! ```
 
+mod notifications;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -57,6 +62,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use notifications::NotificationsConfig;
 
 /// A configuration problem, naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +119,8 @@ pub struct StackConfig {
     pub gateway: GatewayConfig,
     /// The functions.
     pub functions: FunctionsConfig,
+    /// The alerts topic.
+    pub notifications: NotificationsConfig,
 }
 
 /// `[streams]`: Terraform's stream variables.
@@ -155,7 +164,11 @@ pub struct ConnectorConfig {
     pub archive_rollover_size_mbs: u32,
     /// ... or after this time in ms (`archive_rollover_time_ms`, default 10000 locally).
     pub archive_rollover_time_ms: u64,
-    /// Send each dead-letter message to the topic (`notify_dead_letter_messages`, default true).
+    /// Run the dead-letter → Notifications connector (`notify_dead_letter_messages`, default
+    /// false, as on OCI). It sends each dead letter whole (payload and custom header values
+    /// included) and one message per dead letter, past the topic's rate; a message the topic
+    /// refuses (over 64 KB) is given up on after bounded tries and counted. The process and
+    /// retry functions already publish a summary of each batch's dead letters.
     pub notify_dead_letter_messages: bool,
 }
 
@@ -167,7 +180,7 @@ impl Default for ConnectorConfig {
             max_backoff_ms: 5000,
             archive_rollover_size_mbs: 1,
             archive_rollover_time_ms: 10_000,
-            notify_dead_letter_messages: true,
+            notify_dead_letter_messages: false,
         }
     }
 }
@@ -297,6 +310,8 @@ pub struct StackSettings {
     pub rollover_time: Duration,
     /// Dead-letter messages to Notifications.
     pub notify_dead_letter: bool,
+    /// The alerts topic.
+    pub notifications: NotificationsConfig,
     /// Retry schedule interval; `None` when disabled.
     pub retry_interval: Option<Duration>,
     /// Messages per scheduled retry call.
@@ -367,6 +382,7 @@ impl StackConfig {
         self.retry_schedule.validate()?;
         self.gateway.validate()?;
         self.functions.validate()?;
+        self.notifications.validate()?;
         let (c, r, g, f) = (
             &self.connector,
             &self.retry_schedule,
@@ -382,6 +398,7 @@ impl StackConfig {
             rollover_bytes: c.archive_rollover_size_mbs as usize * 1024 * 1024,
             rollover_time: Duration::from_millis(c.archive_rollover_time_ms),
             notify_dead_letter: c.notify_dead_letter_messages,
+            notifications: self.notifications,
             retry_interval: r.enabled.then(|| Duration::from_secs(r.interval_seconds)),
             retry_max: r.max_messages,
             rate_limit: g.rate_limit_per_second,

@@ -1,8 +1,9 @@
 //! The Service Connector pump, as Connector Hub behaves (contracts section C): each
 //! connector reads its source stream per partition from its own checkpoint (kept in
 //! `DATA/connectors/<name>.json`, not a consumer group), hands batches to its target, retries a
-//! failed batch with capped backoff until it succeeds (never skipping it), and moves the
-//! checkpoint only after the target took the batch. Targets ([`Sink`]), wired as
+//! failed batch with capped backoff until it succeeds (never skipping it; a Notifications
+//! target gives a message it keeps refusing up after bounded tries, counted, see [`Sink`]),
+//! and moves the checkpoint only after the target took the batch. Targets ([`Sink`]), wired as
 //! `terraform/connectors.tf` wires them: the process function (data stream), Notifications
 //! (each dead-letter message), Object Storage (every error stream and the dead-letter stream,
 //! objects rolled over by size and time). Also the retry schedule ([`retry_schedule`]), which
@@ -29,7 +30,7 @@ use crate::emulator::Appended;
 pub use checkpoints::CheckpointFile;
 use checkpoints::Checkpoints;
 pub use schedule::{retry_schedule, RetrySchedule};
-pub use sink::Sink;
+pub use sink::{Sink, PUBLISH_TRIES};
 
 /// Counters of one connector.
 #[derive(Debug, Default)]
@@ -42,6 +43,9 @@ pub struct ConnectorStats {
     pub failures: AtomicU64,
     /// Objects written (archive connectors).
     pub objects: AtomicU64,
+    /// Messages given up on after bounded tries (Notifications connectors: a message the topic
+    /// keeps refusing, such as one over 64 KB).
+    pub given_up: AtomicU64,
 }
 
 /// How a connector forms batches, as Connector Hub does: a batch goes to the target once it

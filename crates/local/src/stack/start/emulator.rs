@@ -30,9 +30,16 @@ pub(crate) struct EmulatorPart {
     pub task: JoinHandle<()>,
 }
 
-/// Opens the emulator's store in `dir` and serves it on `listen` and `dir/emulator.sock`.
-pub(crate) async fn start(dir: &Path, listen: SocketAddr) -> Result<EmulatorPart, StackError> {
-    let emulator = Emulator::open(dir, EmulatorOptions::default())?;
+/// Opens the emulator's store in `dir` and serves it on `listen` and `dir/emulator.sock`; its
+/// topics accept `topic_rate_per_minute` messages a minute each.
+pub(crate) async fn start(
+    dir: &Path,
+    listen: SocketAddr,
+    topic_rate_per_minute: u32,
+) -> Result<EmulatorPart, StackError> {
+    let mut options = EmulatorOptions::default();
+    options.notifications_per_minute = topic_rate_per_minute;
+    let emulator = Emulator::open(dir, options)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(io(format!(

@@ -121,6 +121,21 @@ fn function_config(input: &FunctionsInput<'_>) -> BTreeMap<String, String> {
     if let Some(topic) = &resources.topic {
         config.insert(fn_keys::NOTIFICATION_TOPIC.into(), topic.clone());
     }
+    if let Some(endpoint) = &resources.topic_endpoint {
+        config.insert(
+            fn_keys::NOTIFICATION_TOPIC_ENDPOINT.into(),
+            endpoint.clone(),
+        );
+    }
+    let n = &s.notifications;
+    config.insert(
+        fn_keys::NOTIFY_DEAD_LETTER_PAYLOADS.into(),
+        n.notify_dead_letter_payloads.to_string(),
+    );
+    config.insert(
+        fn_keys::NOTIFICATION_RATE_PER_MINUTE.into(),
+        n.rate_per_minute.to_string(),
+    );
     config.insert(fn_keys::TARGET_ALLOW_LIST.into(), allow_list(input));
     config.insert(fn_keys::ALLOW_HTTP_TARGETS.into(), "true".into());
     config.insert(fn_keys::ALLOW_PRIVATE_TARGETS.into(), "true".into());

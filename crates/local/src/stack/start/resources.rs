@@ -33,6 +33,9 @@ pub(crate) async fn ensure(
     if res.topic.is_none() {
         res.topic = create_topic(signed, prefix).await?;
     }
+    if let Some(topic) = &res.topic {
+        res.topic_endpoint = topic_endpoint(signed, topic).await;
+    }
     res.bucket = format!("{prefix}-failure-archive");
     ensure_bucket(signed, &res.bucket).await?;
     res.vault = format!("ocid1.vault.oc1.local.{prefix}");
@@ -116,6 +119,20 @@ async fn create_topic(signed: &SignedClient, prefix: &str) -> Result<Option<Stri
     }
     let topic: NotificationTopic = answer.json().map_err(|e| setup(what, &e))?;
     Ok(Some(topic.topic_id))
+}
+
+/// The topic's `apiEndpoint` (GetTopic), which PublishMessage is sent to; `None` when it cannot
+/// be read (the functions then use the Notifications endpoint).
+async fn topic_endpoint(signed: &SignedClient, topic: &str) -> Option<String> {
+    let answer = signed
+        .get(&format!("/20181201/topics/{topic}"))
+        .await
+        .ok()?;
+    if !answer.status.is_success() {
+        tracing::warn!(status = %answer.status, "GetTopic failed; the functions publish to the Notifications endpoint");
+        return None;
+    }
+    answer.json::<NotificationTopic>().ok()?.api_endpoint
 }
 
 /// Creates the archive bucket unless it exists.

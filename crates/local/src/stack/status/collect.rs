@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
+use datasync_core::deliver::DeadLetterAlert;
 use datasync_core::oci::models::{ListObjects, ObjectSummary};
 
 use super::document::{
@@ -51,10 +52,7 @@ pub(super) async fn collect(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -
         processed_messages: processed,
         demo_target_received: s.demo_target.as_ref().map_or(0, |t| t.total()),
         failures_by_class,
-        notifications: Notifications {
-            total,
-            recent: notes.iter().rev().map(notification_summary).collect(),
-        },
+        notifications: notifications(total, &notes),
         archived_objects: archived_objects(s).await,
         gateway: GatewayCounts {
             requests: s.gateway.requests.load(Ordering::Relaxed),
@@ -122,6 +120,7 @@ async fn stream_status(s: &Sources, st: &StreamStats, now_ms: i64) -> StreamStat
                 connector: c.name.clone(),
                 delivered: c.stats.delivered.load(Ordering::Relaxed),
                 failed_attempts: c.stats.failures.load(Ordering::Relaxed),
+                given_up: c.stats.given_up.load(Ordering::Relaxed),
             },
             lag,
             oldest_age_seconds: None,
@@ -238,9 +237,22 @@ fn proc_status_mb(field: &str) -> Option<f64> {
         .map(|kb| (kb / 102.4).round() / 10.0)
 }
 
-/// A notification as the status page shows it: when, its title, its size, and when the body is
-/// a datasync message, that message's id, failed attempts and last error. Not the body itself,
-/// and not the target URL (its query may carry a token).
+/// The topic's notifications: `total` and the `recent` ones, and the functions' alert counts.
+fn notifications(total: u64, recent: &[PublishedNotification]) -> Notifications {
+    let alerts = datasync_core::deliver::notify_totals();
+    Notifications {
+        total,
+        recent: recent.iter().rev().map(notification_summary).collect(),
+        alerts_published: alerts.published,
+        alert_publish_failures: alerts.publish_failures,
+        alerts_held_back: alerts.held_back,
+    }
+}
+
+/// A notification as the status page shows it: when, its title, its size, and what it is
+/// about: the dead letters a process or retry alert names, or the datasync message a
+/// dead-letter connector sent (id, failed attempts, last error). Not the body itself, and not
+/// the target URL (its query may carry a token).
 fn notification_summary(n: &PublishedNotification) -> NotificationSummary {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -257,11 +269,24 @@ fn notification_summary(n: &PublishedNotification) -> NotificationSummary {
             last_error: a.last_error,
         })
     });
+    let dead_letters = DeadLetterAlert::parse(&n.body)
+        .map(|a| {
+            a.messages
+                .iter()
+                .map(|d| NotifiedMessage {
+                    id: d.id.clone(),
+                    attempts: d.attempts,
+                    last_error: Some(d.last_error()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     NotificationSummary {
         time: n.time.clone(),
         title: n.title.clone(),
         bytes: n.body.len(),
         message,
+        dead_letters,
     }
 }
 

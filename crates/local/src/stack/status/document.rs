@@ -107,6 +107,10 @@ pub enum Reader {
         delivered: u64,
         /// Failed attempts to hand a batch over (each is retried).
         failed_attempts: u64,
+        /// Messages given up on after bounded tries (the Notifications connector: a message
+        /// the topic keeps refusing).
+        #[serde(default)]
+        given_up: u64,
     },
     /// A consumer group (the retry function's group mode).
     Group {
@@ -141,10 +145,20 @@ pub struct Notifications {
     pub total: u64,
     /// The last few, newest first.
     pub recent: Vec<NotificationSummary>,
+    /// Dead-letter alerts the process and retry functions published.
+    #[serde(default)]
+    pub alerts_published: u64,
+    /// Their PublishMessage calls that failed (each alert's dead letters are folded into the
+    /// next one).
+    #[serde(default)]
+    pub alert_publish_failures: u64,
+    /// Their alerts held back by the per-instance rate limit (folded into the next one).
+    #[serde(default)]
+    pub alerts_held_back: u64,
 }
 
-/// A notification as the status page shows it: never its body, which for a dead letter is the
-/// whole message, payload and custom headers included.
+/// A notification as the status page shows it: never its body, which may carry payloads (a
+/// dead-letter alert with payloads on, or the dead-letter connector's whole messages).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotificationSummary {
     /// When it was published, RFC 3339.
@@ -153,8 +167,11 @@ pub struct NotificationSummary {
     pub title: Option<String>,
     /// The body's size.
     pub bytes: usize,
-    /// What it is about, when the body is a datasync message.
+    /// What it is about, when the body is a datasync message (the dead-letter connector's).
     pub message: Option<NotifiedMessage>,
+    /// The dead letters it names, when it is a dead-letter alert of process or retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_letters: Vec<NotifiedMessage>,
 }
 
 /// The datasync message a notification carries.
@@ -257,6 +274,7 @@ mod tests {
                             connector: "data-to-process".into(),
                             delivered: 6,
                             failed_attempts: 0,
+                            given_up: 0,
                         },
                         lag: 3,
                         oldest_age_seconds: Some(4.2),
@@ -286,7 +304,15 @@ mod tests {
                         attempts: 1,
                         last_error: None,
                     }),
+                    dead_letters: vec![NotifiedMessage {
+                        id: "01a3".into(),
+                        attempts: 2,
+                        last_error: None,
+                    }],
                 }],
+                alerts_published: 1,
+                alert_publish_failures: 0,
+                alerts_held_back: 0,
             },
             archived_objects: Some(vec![ObjectSummary {
                 name: "dead-letter/0/1.jsonl".into(),
@@ -336,7 +362,13 @@ mod tests {
             "/gateway/rate_limited",
             "/gateway/requests",
             "/gateway/unauthorized",
+            "/notifications/alert_publish_failures",
+            "/notifications/alerts_held_back",
+            "/notifications/alerts_published",
             "/notifications/recent/*/bytes",
+            "/notifications/recent/*/dead_letters/*/attempts",
+            "/notifications/recent/*/dead_letters/*/id",
+            "/notifications/recent/*/dead_letters/*/last_error",
             "/notifications/recent/*/message/attempts",
             "/notifications/recent/*/message/id",
             "/notifications/recent/*/message/last_error",
@@ -357,6 +389,7 @@ mod tests {
             "/streams/*/consumers/*/connector",
             "/streams/*/consumers/*/delivered",
             "/streams/*/consumers/*/failed_attempts",
+            "/streams/*/consumers/*/given_up",
             "/streams/*/consumers/*/group",
             "/streams/*/consumers/*/lag",
             "/streams/*/consumers/*/oldest_age_seconds",
