@@ -50,7 +50,7 @@ mod store;
 mod streaming;
 
 pub use auth::{
-    LocalProfile, ResourcePrincipal, LOCAL_COMPARTMENT, LOCAL_PROFILE, LOCAL_REGION, LOCAL_TENANCY,
+    KeyRegistry, LocalProfile, ResourcePrincipal, LOCAL_COMPARTMENT, LOCAL_PROFILE, LOCAL_REGION, LOCAL_TENANCY,
     LOCAL_USER,
 };
 pub use emulator::{Appended, Emulator};
