@@ -50,8 +50,8 @@ mod store;
 mod streaming;
 
 pub use auth::{
-    LocalProfile, ResourcePrincipal, LOCAL_COMPARTMENT, LOCAL_PROFILE, LOCAL_REGION, LOCAL_TENANCY,
-    LOCAL_USER,
+    KeyRegistry, LocalProfile, ResourcePrincipal, LOCAL_COMPARTMENT, LOCAL_PROFILE, LOCAL_REGION,
+    LOCAL_TENANCY, LOCAL_USER,
 };
 pub use emulator::{Appended, Emulator};
 pub use error::{ApiError, EmulatorError, KeyError};

@@ -256,8 +256,9 @@ impl Context {
     }
 
     /// Builds the context of a call from the agent's request headers and the captured
-    /// configuration.
-    pub(crate) fn from_call(headers: HeaderMap, config: Arc<Config>, now: SystemTime) -> Self {
+    /// configuration, as the runtime does for each call (public for the `fn_http_stream`
+    /// fuzz target and for tests).
+    pub fn from_call(headers: HeaderMap, config: Arc<Config>, now: SystemTime) -> Self {
         let text = |name: &http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let call_id = text(&protocol::FN_CALL_ID).unwrap_or_default().to_owned();
         let deadline = text(&protocol::FN_DEADLINE)

@@ -305,6 +305,21 @@ impl Populate {
     }
 }
 
+/// Runs every check populate makes on a call and its body ([`Populate::handle`] before anything
+/// is written, with no Vault or stream call) and answers how many messages would be written,
+/// or the status of the refusal. The entry point of the `sync_request` fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn check_request(
+    ctx: &Context,
+    body: &Bytes,
+    policy: &datasync_core::message::Policy,
+    now: SystemTime,
+) -> Result<usize, http::StatusCode> {
+    request::accept(ctx, body, policy, now)
+        .map(|accepted| accepted.items.len())
+        .map_err(|refusal| refusal.status)
+}
+
 /// The function as the FDK serves it: [`Populate`], or the configuration error it answers
 /// every call with (500 `FunctionMisconfigured`, naming the key). Cheap to clone.
 #[derive(Debug, Clone)]

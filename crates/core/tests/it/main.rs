@@ -3,6 +3,7 @@
 
 mod auth;
 mod clients;
+mod properties;
 mod server;
 mod signer;
 mod target;
