@@ -87,6 +87,9 @@ pub struct Resources {
     pub topic: Option<String>,
     /// The archive bucket.
     pub bucket: String,
+    /// The bucket of the parked keys (per-key order across batches).
+    #[serde(default)]
+    pub parked_bucket: String,
     /// The vault OCID the functions use.
     pub vault: String,
     /// The key OCID.
