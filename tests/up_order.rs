@@ -118,7 +118,10 @@ async fn the_valid_neighbour_of_a_400_is_delivered_and_the_dead_letter_is_the_40
     })
     .await
     .expect("the 400 is dead-lettered and announced");
-    let delivered: HashSet<String> = delivered_ids(&up.client, &target).await.into_iter().collect();
+    let delivered: HashSet<String> = delivered_ids(&up.client, &target)
+        .await
+        .into_iter()
+        .collect();
     assert!(delivered.contains(&good), "the valid message is delivered");
     assert!(!delivered.contains(&bad));
     assert_eq!(stream_messages(&st, "datasync-dead-letter"), 1);
