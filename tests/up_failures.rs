@@ -79,7 +79,7 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
             .iter()
             .find(|n| n.message.as_ref().is_some_and(|m| &m.id == id))
             .unwrap_or_else(|| panic!("no notification names {id}: {recent:?}"));
-        // The first answered 400; the others of its key were held behind it, same class.
+        // Each was attempted and answered 400: its own class.
         let class = note
             .message
             .as_ref()
