@@ -52,6 +52,9 @@ resource "oci_functions_application" "main" {
     max_concurrency                      = tostring(var.max_concurrency)
     per_host_concurrency                 = tostring(var.per_host_concurrency)
     retry_consumer_group                 = var.retry_consumer_group
+    parked_keys_bucket                   = oci_objectstorage_bucket.parked_keys.name
+    parked_keys_namespace                = local.object_storage_namespace
+    parked_keys_max_age_seconds          = tostring(var.parked_keys_max_age_seconds)
   }
 
   lifecycle {

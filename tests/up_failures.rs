@@ -79,7 +79,7 @@ async fn permanent_failure_goes_to_dead_letter_notification_and_archive() {
             .iter()
             .find_map(|n| Some((n, n.dead_letters.iter().find(|m| &m.id == id)?)))
             .unwrap_or_else(|| panic!("no notification names {id}: {recent:?}"));
-        // The first answered 400; the others of its key were held behind it, same class.
+        // Each was attempted and answered 400: its own class.
         let class = named.last_error.as_ref().map(|e| e.class.as_str());
         assert_eq!(class, Some("clientError"), "{note:?}");
         assert!(note.bytes > 100, "{note:?}");

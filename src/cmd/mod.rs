@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo_target;
 pub mod emulator;
 pub mod oci;
+mod release_key;
 pub mod retry;
 pub mod send;
 pub mod status;

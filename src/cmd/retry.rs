@@ -32,8 +32,13 @@ pub struct Args {
     /// internal-server (internalserver, errors-internal-server), unrecoverable, default,
     /// dead-letter; or the stream's full name as `datasync status` prints it (e.g.
     /// datasync-errors-default), or its OCID.
-    #[arg(long, value_name = "NAME")]
-    pub stream: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "release_key")]
+    pub stream: Option<String>,
+    /// Release a parked key instead: its blocker leaves the parked keys, so the messages
+    /// waiting behind it are attempted in order (see docs/ordering.md). KEY is the message
+    /// key as text.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["stream", "until_empty", "dry_run", "group"])]
+    pub release_key: Option<String>,
     /// Keep calling until the stream is empty or its next message is not yet due.
     #[arg(long)]
     pub until_empty: bool,
@@ -165,7 +170,11 @@ fn request(args: &Args, stream: &str) -> GroupModeRequest {
 /// Calls the retry route and prints a summary.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let found = args.stack.find(Role::Operator)?;
-    let stream = resolve_stream(&args.stream, found.endpoints.as_ref().map(|e| &e.streams))?;
+    if let Some(key) = &args.release_key {
+        return super::release_key::run(&found, key);
+    }
+    let name = args.stream.as_deref().unwrap_or_default();
+    let stream = resolve_stream(name, found.endpoints.as_ref().map(|e| &e.streams))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -174,10 +183,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// One answer of the retry route, its body as sent.
-struct Answer {
-    status: reqwest::StatusCode,
-    retry_after: Option<u64>,
-    text: String,
+pub(super) struct Answer {
+    pub(super) status: reqwest::StatusCode,
+    pub(super) retry_after: Option<u64>,
+    pub(super) text: String,
 }
 
 impl Answer {
@@ -220,7 +229,11 @@ fn text_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
     })
 }
 
-async fn post(http: &reqwest::Client, found: &Found, body: &str) -> Result<Answer, reqwest::Error> {
+pub(super) async fn post(
+    http: &reqwest::Client,
+    found: &Found,
+    body: &str,
+) -> Result<Answer, reqwest::Error> {
     let mut req = http
         .post(format!("{}/stream/retry", found.gateway))
         .header("content-type", "application/json")
@@ -305,7 +318,7 @@ async fn calls(args: &Args, found: &Found, body: &str) -> anyhow::Result<ExitCod
         if tty {
             eprint!(
                 "\rretrying {}: {} processed ({} delivered, {} failed again, {} dead-lettered), {} calls",
-                args.stream, t.processed, t.delivered, t.rerouted, t.dead, t.calls
+                args.stream.as_deref().unwrap_or_default(), t.processed, t.delivered, t.rerouted, t.dead, t.calls
             );
             let _ = std::io::stderr().flush();
         }
@@ -334,7 +347,7 @@ fn refused(answer: &Answer) {
 
 /// The line [`refused`] prints: the status, a hint, and the body's code and message (the
 /// body as sent when it has no message).
-fn refusal(answer: &Answer) -> String {
+pub(super) fn refusal(answer: &Answer) -> String {
     let status = answer.status;
     let hint = match status.as_u16() {
         401 | 403 => " (retry needs the operator key: check --key or endpoints.json)",
@@ -368,7 +381,7 @@ fn print_summary(args: &Args, t: &Totals, started: Instant) {
         "retried {} message(s) from {} in {} call(s), {:.1} s: {} delivered, {} failed again \
          (routed again), {} dead-lettered",
         t.processed,
-        args.stream,
+        args.stream.as_deref().unwrap_or_default(),
         t.calls,
         started.elapsed().as_secs_f64(),
         t.delivered,

@@ -378,6 +378,11 @@ pub struct RuleOverride {
     /// Calls in flight to this host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// Park a message's key when it fails permanently, so its later messages wait (in an
+    /// error stream, not dead-lettered) until an operator releases the key; by default they
+    /// are attempted ([`crate::parked`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_on_permanent: Option<bool>,
 }
 
 /// Every host's overrides, keyed by host (`host` or `host:port`, lower case).

@@ -93,6 +93,13 @@ pub const MAX_CONCURRENCY: &str = "max_concurrency";
 pub const PER_HOST_CONCURRENCY: &str = "per_host_concurrency";
 /// `retry_consumer_group`: the retry function's consumer group.
 pub const RETRY_CONSUMER_GROUP: &str = "retry_consumer_group";
+/// `parked_keys_bucket`: the bucket holding the parked keys (per-key order across batches).
+pub const PARKED_KEYS_BUCKET: &str = "parked_keys_bucket";
+/// `parked_keys_namespace`: that bucket's Object Storage namespace.
+pub const PARKED_KEYS_NAMESPACE: &str = "parked_keys_namespace";
+/// `parked_keys_max_age_seconds`: how long a parked key's blocker may stay its blocker before
+/// the retry path drops it as gone.
+pub const PARKED_KEYS_MAX_AGE_SECONDS: &str = "parked_keys_max_age_seconds";
 
 use Function::{Populate, Process, Retry};
 
@@ -241,6 +248,24 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Retry],
         required: false,
         description: "consumer group name the retry function's group mode commits its position under (default datasync-retry)",
+    },
+    ConfigKey {
+        name: PARKED_KEYS_BUCKET,
+        functions: &[Process, Retry],
+        required: false,
+        description: "bucket of the parked keys that keep each key's order across batches (unset: order holds within a batch only)",
+    },
+    ConfigKey {
+        name: PARKED_KEYS_NAMESPACE,
+        functions: &[Process, Retry],
+        required: false,
+        description: "Object Storage namespace of parked_keys_bucket",
+    },
+    ConfigKey {
+        name: PARKED_KEYS_MAX_AGE_SECONDS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "seconds a parked key's blocker may stay blocking before retry drops it as gone (default 86400, the error streams' retention)",
     },
 ];
 

@@ -17,6 +17,7 @@ pub mod deliver;
 pub mod function_config;
 pub mod message;
 pub mod oci;
+pub mod parked;
 pub mod pruned_map;
 pub mod secret_cache;
 pub mod settings;

@@ -53,8 +53,8 @@ pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, A
             let name = percent_decode_str(raw).decode_utf8_lossy().into_owned();
             match *method {
                 Method::PUT => put(inner, bucket, &name, &call.headers, call.body.clone()).await,
-                Method::GET => get(inner, bucket, &name, false).await,
-                Method::HEAD => get(inner, bucket, &name, true).await,
+                Method::GET => get(inner, bucket, &name, false, &call.headers).await,
+                Method::HEAD => get(inner, bucket, &name, true, &call.headers).await,
                 Method::DELETE => delete(inner, bucket, &name, &call.headers).await,
                 _ => Err(ApiError::method_not_allowed()),
             }
@@ -233,12 +233,14 @@ pub async fn put(
     Ok(response)
 }
 
-/// GetObject and HeadObject.
+/// GetObject and HeadObject. `if-match: <etag>` answers 412 `IfMatchFailed` unless it is the
+/// object's; `if-none-match: <etag>` answers 304 with no body when it is.
 pub async fn get(
     inner: &Arc<Inner>,
     bucket: &str,
     name: &str,
     head_only: bool,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let (bucket, name) = (bucket.to_owned(), name.to_owned());
     type Row = (
@@ -264,6 +266,14 @@ pub async fn get(
             .ok_or_else(|| object_not_found(&bucket, &name))
         })
         .await?;
+    if let Some(want) = header(headers, "if-match") {
+        check_preconditions(Some(&etag), Some(&want), None)?;
+    }
+    if header(headers, "if-none-match").is_some_and(|v| v.trim_matches('"') == etag) {
+        let mut response = empty(StatusCode::NOT_MODIFIED);
+        insert(response.headers_mut(), "etag", &etag);
+        return Ok(response);
+    }
     let mut response = Response::new(if head_only {
         Body::empty()
     } else {

@@ -60,6 +60,30 @@ pub struct GroupAnswer {
     pub end_of_stream: bool,
 }
 
+/// A release-mode call, as a client sends it: `{"releaseKey"}`. The key's blocker leaves the
+/// parked keys, so the messages waiting behind it are attempted in order; the key is released
+/// when none wait.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseKeyRequest {
+    /// The message key, as text.
+    pub release_key: String,
+}
+
+/// What a release did: `{"key","parked","dropped","waiting"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseKeyAnswer {
+    /// The key, as sent.
+    pub key: String,
+    /// Whether it was parked.
+    pub parked: bool,
+    /// The id of the blocker dropped, when it was parked.
+    pub dropped: Option<String>,
+    /// Messages still waiting behind the key (0: released).
+    pub waiting: u64,
+}
+
 /// What a dry run found:
 /// `{"dryRun":true,"processed":0,"due","read","nextDueAt","endOfStream":null}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,6 +31,7 @@
 
 pub mod api;
 mod group;
+mod release;
 pub mod request;
 mod sample;
 
@@ -69,6 +70,8 @@ enum Refusal {
     Streaming(OciError),
     /// The failures could not be written: 502, no progress reported.
     Routing(RouteError),
+    /// The parked keys could not be read or written: 502.
+    Parked(datasync_core::parked::ParkedError),
 }
 
 impl From<InvalidRequest> for Refusal {
@@ -109,6 +112,10 @@ impl Refusal {
             }
             Refusal::Routing(e) => {
                 Response::error(StatusCode::BAD_GATEWAY, "RoutingFailed", &e.to_string())
+            }
+            Refusal::Parked(e) => {
+                tracing::error!(error = %e, "the parked keys could not be changed");
+                Response::error(StatusCode::BAD_GATEWAY, "ParkedKeysFailed", &e.to_string())
             }
         }
     }
@@ -178,6 +185,7 @@ impl Retry {
         let answered = match mode {
             Ok(Mode::Sample(req)) => sample::run(deliverer, req, deadline).await,
             Ok(Mode::Group(req)) => group::run(deliverer, req, deadline).await,
+            Ok(Mode::Release(key)) => release::run(deliverer, key).await,
             Err(e) => Err(Refusal::Invalid(e)),
         };
         answered.unwrap_or_else(|refusal| refusal.response())

@@ -46,6 +46,9 @@ pub struct RetryRequest {
     /// Group mode: report what is due without delivering anything.
     #[serde(default, rename = "dryRun")]
     pub dry_run: Field<bool>,
+    /// Release mode: the key (as text) whose blocker is dropped from the parked keys.
+    #[serde(default, rename = "releaseKey")]
+    pub release_key: Field<String>,
 }
 
 /// One entry of `errormapping`.
@@ -182,6 +185,8 @@ pub enum Mode {
     Sample(SampleRequest),
     /// A group-mode request.
     Group(GroupRequest),
+    /// A release-mode request: the key to release.
+    Release(String),
 }
 
 /// A checked sample-mode request.
@@ -275,7 +280,9 @@ impl RetryRequest {
     /// # Errors
     /// An [`InvalidRequest`] naming the first field at fault.
     pub fn check(self, configured: impl Fn(&str) -> bool) -> Result<Mode, InvalidRequest> {
-        if !matches!(self.stream_ocid_to_retry, Field::Absent) {
+        if !matches!(self.release_key, Field::Absent) {
+            self.release().map(Mode::Release)
+        } else if !matches!(self.stream_ocid_to_retry, Field::Absent) {
             self.sample(configured).map(Mode::Sample)
         } else if !matches!(self.stream, Field::Absent) {
             self.group(configured).map(Mode::Group)
@@ -329,6 +336,23 @@ impl RetryRequest {
             partition,
             mapping,
         })
+    }
+
+    fn release(self) -> Result<String, InvalidRequest> {
+        let others = [
+            matches!(self.stream_ocid_to_retry, Field::Absent),
+            matches!(self.stream, Field::Absent),
+            matches!(self.max, Field::Absent),
+            matches!(self.group, Field::Absent),
+            matches!(self.dry_run, Field::Absent),
+        ];
+        if others.contains(&false) {
+            return invalid("releaseKey is a request of its own: send it without other fields");
+        }
+        match self.release_key {
+            Field::Given(key) if !key.is_empty() && key.len() <= 1024 => Ok(key),
+            _ => invalid("releaseKey must be a message key of 1 to 1024 characters"),
+        }
     }
 
     fn group(self, configured: impl Fn(&str) -> bool) -> Result<GroupRequest, InvalidRequest> {

@@ -25,6 +25,8 @@ struct Run {
     /// (all, by the functions) OCI requests during the run.
     oci_calls: Option<u64>,
     fn_calls: Option<u64>,
+    /// (reads, writes) of the parked keys during the run (in-process only).
+    parked: Option<(u64, u64)>,
     /// POST-to-target latencies, sorted (µs).
     to_target: Vec<u64>,
     /// Peak RSS, and whose.
@@ -104,6 +106,7 @@ async fn through_stack(args: &Args, http: &reqwest::Client, setup: &Setup) -> an
     let (base_total, base_failed) = probe::target_counts(http, target).await?;
     let base_processed = probe::processed(http, &setup.gateway).await?;
     let oci_before = probe::oci_counts(in_process, http, &setup.gateway).await;
+    let parked_before = in_process.then(parked_counts);
     let cpu_before = in_process.then(probe::process_cpu).flatten();
     let start = Instant::now();
     let route = Route::Gateway {
@@ -161,11 +164,23 @@ async fn through_stack(args: &Args, http: &reqwest::Client, setup: &Setup) -> an
         delivered,
         oci_calls: diff(|c| c.0),
         fn_calls: diff(|c| c.1),
+        parked: parked_before.map(|(r, w)| {
+            let (r2, w2) = parked_counts();
+            (r2.saturating_sub(r), w2.saturating_sub(w))
+        }),
         to_target,
         rss,
         rss_note,
         load,
     })
+}
+
+/// This process's parked-key (reads, writes) so far.
+fn parked_counts() -> (u64, u64) {
+    (
+        datasync_core::parked::parked_reads(),
+        datasync_core::parked::parked_writes(),
+    )
 }
 
 /// End to end: every acknowledged message handled by process (delivered, or durably routed to
@@ -253,6 +268,8 @@ fn figures(
         oci_calls_per_1000_messages: per_1000(run.oci_calls),
         oci_calls_per_1000_messages_functions: per_1000(run.fn_calls),
         oci_calls_per_1000_messages_delivery: oci_delivery,
+        parked_reads_per_1000_messages: per_1000(run.parked.map(|p| p.0)),
+        parked_writes_per_1000_messages: per_1000(run.parked.map(|p| p.1)),
         peak_rss_mb: rss,
         cpu_per_message_us: run.cpu_per_message_us,
         targets: judge(args, e2e, ack, post, oci_delivery, rss, run.rss_note),
@@ -387,6 +404,11 @@ fn print(args: &Args, setup: &Setup, r: &RoundResult, run: &Run, direct_rate: f6
         fmt_opt(r.oci_calls_per_1000_messages_functions, 0),
         fmt_opt(r.oci_calls_per_1000_messages_delivery, 0),
         t.oci_calls_per_1000_delivery.label()
+    );
+    println!(
+        "parked keys per 1,000: {} reads, {} writes (part of the delivery calls)",
+        fmt_opt(r.parked_reads_per_1000_messages, 1),
+        fmt_opt(r.parked_writes_per_1000_messages, 1),
     );
     println!(
         "peak RSS:            {} MB {}",

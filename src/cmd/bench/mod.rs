@@ -86,9 +86,9 @@ pub struct Args {
         hide_env_values = true
     )]
     pub key: Option<String>,
-    /// Distinct stream keys, used in turn (0: a key per message). Messages of one key keep
-    /// their order: one that fails permanently holds the rest of its key in the batch back
-    /// (they go to the dead-letter stream untried).
+    /// Distinct stream keys, used in turn (0: a key per message). A batch with keyed
+    /// messages reads the parked keys once (docs/ordering.md); a permanent failure holds
+    /// nothing of its key back.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keys: u64,
     /// The running stack's demo target (default: the one in endpoints.json).

@@ -144,6 +144,13 @@ pub struct RoundResult {
     pub oci_calls_per_1000_messages_functions: Option<f64>,
     /// The functions' calls beyond populate's one PutMessages per message.
     pub oci_calls_per_1000_messages_delivery: Option<f64>,
+    /// Reads of the parked keys (GetObject, 304s included) per 1,000 messages (in-process
+    /// only; part of the delivery calls).
+    #[serde(default)]
+    pub parked_reads_per_1000_messages: Option<f64>,
+    /// Conditional writes of the parked keys per 1,000 messages (in-process only).
+    #[serde(default)]
+    pub parked_writes_per_1000_messages: Option<f64>,
     /// Peak RSS in MB.
     pub peak_rss_mb: Option<f64>,
     /// CPU per handled message (in-process only).

@@ -9,7 +9,7 @@ use super::results::{RoundResult, Spread, Summary, TargetRounds};
 type Figure = fn(&RoundResult) -> Option<f64>;
 
 /// The figures summarized: (name in the summary, label, unit, the figure).
-const SUMMARIZED: [(&str, &str, &str, Figure); 8] = [
+const SUMMARIZED: [(&str, &str, &str, Figure); 10] = [
     ("end_to_end_msg_per_s", "end to end", "msg/s", |r| {
         Some(r.end_to_end_msg_per_s)
     }),
@@ -36,6 +36,18 @@ const SUMMARIZED: [(&str, &str, &str, Figure); 8] = [
         "OCI calls per 1,000 for delivery",
         "",
         |r| r.oci_calls_per_1000_messages_delivery,
+    ),
+    (
+        "parked_reads_per_1000_messages",
+        "parked-key reads per 1,000",
+        "",
+        |r| r.parked_reads_per_1000_messages,
+    ),
+    (
+        "parked_writes_per_1000_messages",
+        "parked-key writes per 1,000",
+        "",
+        |r| r.parked_writes_per_1000_messages,
     ),
     ("peak_rss_mb", "peak RSS", "MB", |r| r.peak_rss_mb),
 ];

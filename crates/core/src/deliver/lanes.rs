@@ -1,7 +1,10 @@
 //! Order: the batch is split into lanes that run concurrently. Messages with the same key
-//! share a lane and run one after the other in batch order; once one fails, the later ones
-//! are not attempted and are held behind it ([`Failure::Held`]), so they never overtake it.
-//! Each message without a key is a lane of its own.
+//! share a lane and run one after the other in batch order; once one fails with a retryable
+//! class, the later ones are not attempted and are held behind it ([`Failure::Held`]), so they
+//! never overtake it. A permanent failure holds nothing back: each later message is attempted
+//! and, should it fail, records its own reason. With a parked set (`order`), a lane also waits
+//! behind its key's blocker from an earlier batch. Each message without a key is a lane of
+//! its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,28 +15,48 @@ use tracing::Instrument as _;
 
 use crate::classify::ErrorClass;
 
+use crate::parked::Change;
+
 use super::attempt::{Attempts, Window};
 use super::item::Item;
+use super::order::{LaneState, View};
 use super::outcome::{Cause, Failure, Fate, Outcome, Outcomes};
 
-/// Delivers `items`, lane by lane, and returns their fates in batch order.
+/// Delivers `items`, lane by lane, and returns their fates in batch order, with the changes
+/// the lanes make to the parked set `view` was read from.
 pub(super) async fn deliver(
     attempts: &Arc<Attempts>,
     items: Vec<Item>,
     deadline: Instant,
-) -> Outcomes {
+    view: Option<View<'_>>,
+) -> (Outcomes, Vec<Change>) {
     let window = Window::until(deadline);
-    let lanes = lanes(&items);
+    let lanes: Vec<(Vec<usize>, LaneState)> = lanes(&items)
+        .into_iter()
+        .map(|lane| {
+            let first = lane.first().and_then(|&i| items.get(i));
+            let state = LaneState::new(Arc::clone(&attempts.settings), view, first);
+            (lane, state)
+        })
+        .collect();
     let items = Arc::new(items);
     let mut tasks = tokio::task::JoinSet::new();
-    for lane in lanes {
-        let run = run_lane(Arc::clone(attempts), Arc::clone(&items), lane, window);
+    for (lane, state) in lanes {
+        let run = run_lane(
+            Arc::clone(attempts),
+            Arc::clone(&items),
+            lane,
+            state,
+            window,
+        );
         tasks.spawn(run.in_current_span());
     }
+    let mut changes = Vec::new();
     let mut fates: Vec<Option<Fate>> = vec![None; items.len()];
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(done) => {
+            Ok((done, lane_changes)) => {
+                changes.extend(lane_changes);
                 for (i, fate) in done {
                     if let Some(slot) = fates.get_mut(i) {
                         *slot = Some(fate);
@@ -54,7 +77,7 @@ pub(super) async fn deliver(
             fate: fate.unwrap_or_else(lost),
         })
         .collect();
-    Outcomes::new(list)
+    (Outcomes::new(list), changes)
 }
 
 /// The fate of a message whose lane failed: dead-lettered as it is, to be replayed.
@@ -87,28 +110,30 @@ fn lanes(items: &[Item]) -> Vec<Vec<usize>> {
     lanes
 }
 
-/// Runs one lane: each message in turn, until one fails; the rest are held behind that one.
+/// Runs one lane: each message in turn, unless `state` holds it (behind a retryable failure
+/// of the lane, or its key's blocker); returns the fates and the lane's parked-set changes.
 async fn run_lane(
     attempts: Arc<Attempts>,
     items: Arc<Vec<Item>>,
     lane: Vec<usize>,
+    mut state: LaneState,
     window: Window,
-) -> Vec<(usize, Fate)> {
+) -> (Vec<(usize, Fate)>, Vec<Change>) {
     let mut out = Vec::with_capacity(lane.len());
-    let mut blocker: Option<usize> = None;
     for i in lane {
-        let fate = match (blocker, items.get(i)) {
-            (Some(b), _) => Fate::Failed(Failure::held(b)),
-            (None, Some(item)) => attempts.attempt(item, window).await,
-            // Not in the batch: nothing to deliver (lanes hold only the batch's indices).
-            (None, None) => continue,
+        // Not in the batch: nothing to deliver (lanes hold only the batch's indices).
+        let Some(item) = items.get(i) else { continue };
+        let fate = match state.before(item) {
+            Some(held) => held,
+            None => {
+                let fate = attempts.attempt(item, window).await;
+                state.after(i, item, &fate);
+                fate
+            }
         };
-        if blocker.is_none() && matches!(fate, Fate::Failed(_)) {
-            blocker = Some(i);
-        }
         out.push((i, fate));
     }
-    out
+    (out, state.finish())
 }
 
 #[cfg(test)]

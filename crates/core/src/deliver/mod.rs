@@ -22,9 +22,12 @@
 //!    per-instance rate (`alert_rate`).
 //!
 //! Order is kept by `lanes`: messages with the same key run one after the other in batch
-//! order; once one fails, the later ones with that key are not attempted and are routed
-//! *behind* it ([`Failure::Held`]: same stream, same class and `notBefore`, no attempt
-//! counted), so they never overtake it. Messages without a key are independent.
+//! order; once one fails with a retryable class, the later ones with that key are not
+//! attempted and are routed *behind* it ([`Failure::Held`]: same stream, same class and
+//! `notBefore`, no attempt counted), so they never overtake it. A permanent failure holds
+//! nothing back. Across batches, `order` consults the parked keys ([`crate::parked`], when
+//! configured): a message whose key is parked waits behind its blocker
+//! ([`Failure::Parked`]). Messages without a key are independent.
 //!
 //! The caller decodes (stage 1, as it reads its batch), [`Deliverer::deliver`] runs stages 2
 //! and 3 and [`Deliverer::route`] (or [`Deliverer::route_with`]) stage 4, so a caller can
@@ -47,6 +50,7 @@ mod item;
 mod lanes;
 mod limits;
 mod notify;
+mod order;
 mod outcome;
 mod prepare;
 mod route;
@@ -57,8 +61,10 @@ use std::time::Instant;
 use crate::function_config::Function;
 use crate::oci::client::OciClient;
 use crate::oci::notifications::NotificationsClient;
+use crate::oci::objectstorage::ObjectStorageClient;
 use crate::oci::secrets::SecretsClient;
 use crate::oci::streaming::StreamClient;
+use crate::parked::ParkedStore;
 use crate::secret_cache::{SecretCache, DEFAULT_TTL};
 use crate::settings::{auth_from_lookup, ConfigError, Settings};
 use crate::target::TargetClient;
@@ -82,6 +88,7 @@ use route::Router;
 pub struct Deliverer {
     attempts: Arc<Attempts>,
     router: Arc<Router>,
+    order: Option<Arc<order::Order>>,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -107,7 +114,20 @@ impl Deliverer {
         Self {
             router: Arc::new(Router::new(Arc::clone(&settings), streams, notifier)),
             attempts: Arc::new(Attempts::new(settings, target, cache)),
+            order: None,
         }
+    }
+
+    /// This engine keeping each key's order across batches through `store`, the parked keys
+    /// every instance shares.
+    pub fn with_parked(mut self, store: ParkedStore) -> Self {
+        self.order = Some(Arc::new(order::Order::new(&self.attempts.settings, store)));
+        self
+    }
+
+    /// The parked keys, when configured.
+    pub fn parked(&self) -> Option<&ParkedStore> {
+        self.order.as_deref().map(|o| &o.store)
     }
 
     /// Reads `function`'s configuration through `lookup` (the FDK's captured configuration)
@@ -131,17 +151,23 @@ impl Deliverer {
             .map_err(|e| ConfigError::client("streaming endpoint", e))?;
         let secrets = SecretsClient::new(oci.clone(), endpoints)
             .map_err(|e| ConfigError::client("secrets endpoint", e))?;
-        let notifications = NotificationsClient::new(oci, endpoints)
+        let notifications = NotificationsClient::new(oci.clone(), endpoints)
             .map_err(|e| ConfigError::client("notifications endpoint", e))?;
         let target = TargetClient::new(settings.target)
             .map_err(|e| ConfigError::client("target client", e))?;
-        Ok(Self::new(
-            Arc::new(settings),
-            target,
-            secrets,
-            streams,
-            notifications,
-        ))
+        let parked = match &settings.parked {
+            Some(p) => Some(ParkedStore::new(
+                ObjectStorageClient::new(oci, endpoints)
+                    .map_err(|e| ConfigError::client("object storage endpoint", e))?,
+                p.location.clone(),
+            )),
+            None => None,
+        };
+        let engine = Self::new(Arc::new(settings), target, secrets, streams, notifications);
+        Ok(match parked {
+            Some(store) => engine.with_parked(store),
+            None => engine,
+        })
     }
 
     /// The settings.
@@ -158,8 +184,19 @@ impl Deliverer {
     /// is a fate. Calls in flight when the deadline nears are awaited; calls not yet started
     /// are not started (class `deadline`). A message whose delivery task fails is
     /// dead-lettered as it is, with class `invalid`.
+    ///
+    /// With parked keys configured, a batch with a keyed message reads them once and writes
+    /// what changed once, before returning; when either fails, the outcomes carry the error
+    /// and routing refuses them ([`RouteError::Order`]).
     pub async fn deliver(&self, items: Vec<Item>, deadline: Instant) -> Outcomes {
-        lanes::deliver(&self.attempts, items, deadline).await
+        match &self.order {
+            Some(order) => order::deliver(order, &self.attempts, items, deadline).await,
+            None => {
+                lanes::deliver(&self.attempts, items, deadline, None)
+                    .await
+                    .0
+            }
+        }
     }
 
     /// [`route_with`](Self::route_with) with every failure going to its class's stream.

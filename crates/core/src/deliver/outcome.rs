@@ -2,9 +2,11 @@
 //! ([`Failure`]) and what was found ([`Cause`]).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::classify::{AttemptOutcome, Decision, ErrorClass};
+use crate::parked::ParkedError;
 
 use super::item::Item;
 
@@ -57,6 +59,19 @@ pub enum Failure {
     Held {
         /// The index (in [`Outcomes::list`]) of the message it is held behind.
         blocker: usize,
+    },
+    /// Not attempted: its key is parked behind a message of an earlier batch
+    /// ([`crate::parked`]). It goes to the key's error stream with the blocker's class and
+    /// `notBefore`, and counts no attempt.
+    Parked {
+        /// The blocker's id.
+        behind: String,
+        /// The error stream it is written to.
+        stream: String,
+        /// The class it records (the blocker's).
+        class: ErrorClass,
+        /// Its `notBefore`.
+        not_before: SystemTime,
     },
 }
 
@@ -180,7 +195,9 @@ impl Failure {
     /// blocker's.
     pub fn class(&self) -> Option<ErrorClass> {
         match self {
-            Failure::Transient { class, .. } | Failure::Permanent { class, .. } => Some(*class),
+            Failure::Transient { class, .. }
+            | Failure::Permanent { class, .. }
+            | Failure::Parked { class, .. } => Some(*class),
             Failure::Exhausted { .. } => Some(ErrorClass::Exhausted),
             Failure::Held { .. } => None,
         }
@@ -192,7 +209,7 @@ impl Failure {
             Failure::Transient { cause, .. }
             | Failure::Exhausted { cause, .. }
             | Failure::Permanent { cause, .. } => Some(cause),
-            Failure::Held { .. } => None,
+            Failure::Held { .. } | Failure::Parked { .. } => None,
         }
     }
 
@@ -210,6 +227,10 @@ impl Failure {
                 cause.detail(),
                 last.as_str()
             ))),
+            Failure::Parked { behind, class, .. } => Some(Cow::Owned(format!(
+                "not attempted: its key is parked behind {behind} ({}) to keep its order",
+                class.as_str()
+            ))),
             _ => self.cause().map(|c| Cow::Borrowed(c.detail())),
         }
     }
@@ -217,7 +238,9 @@ impl Failure {
     /// The earliest next attempt, for a transient failure.
     pub fn not_before(&self) -> Option<SystemTime> {
         match self {
-            Failure::Transient { not_before, .. } => Some(*not_before),
+            Failure::Transient { not_before, .. } | Failure::Parked { not_before, .. } => {
+                Some(*not_before)
+            }
             _ => None,
         }
     }
@@ -226,7 +249,7 @@ impl Failure {
     /// its blocker goes.
     pub fn is_dead_letter(&self) -> Option<bool> {
         match self {
-            Failure::Transient { .. } => Some(false),
+            Failure::Transient { .. } | Failure::Parked { .. } => Some(false),
             Failure::Exhausted { .. } | Failure::Permanent { .. } => Some(true),
             Failure::Held { .. } => None,
         }
@@ -257,13 +280,51 @@ impl Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct Outcomes {
     list: Vec<Outcome>,
+    /// Why the parked set could not be read or written: the batch must not be routed.
+    order_error: Option<Arc<ParkedError>>,
 }
 
 impl Outcomes {
     /// Outcomes in batch order; every [`Failure::Held`] must name an earlier failure that is
     /// not held itself.
     pub(super) fn new(list: Vec<Outcome>) -> Self {
-        Self { list }
+        Self {
+            list,
+            order_error: None,
+        }
+    }
+
+    /// A batch not attempted because the parked set could not be read: each message's fate
+    /// says so, and routing refuses it.
+    pub(super) fn unordered(items: Vec<Item>, error: ParkedError) -> Self {
+        let detail = format!("not attempted: {error}");
+        let list = items
+            .into_iter()
+            .map(|item| Outcome {
+                item,
+                fate: Fate::Failed(Failure::permanent(
+                    ErrorClass::Invalid,
+                    Cause::NotAttempted {
+                        detail: detail.clone(),
+                    },
+                )),
+            })
+            .collect();
+        Self {
+            list,
+            order_error: Some(Arc::new(error)),
+        }
+    }
+
+    /// Records that the batch's parked-set changes could not be written.
+    pub(super) fn set_order_error(&mut self, error: ParkedError) {
+        self.order_error = Some(Arc::new(error));
+    }
+
+    /// Why the parked set could not be read or written, when it could not: the batch's
+    /// failures must not be routed (see [`RouteError::Order`](super::RouteError::Order)).
+    pub fn order_error(&self) -> Option<&Arc<ParkedError>> {
+        self.order_error.as_ref()
     }
 
     /// One per item, in the order given to [`Deliverer::deliver`](super::Deliverer).

@@ -81,6 +81,9 @@ pub enum RouteError {
     /// An envelope could not be encoded.
     #[error("encoding an envelope: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The parked keys could not be read or written, so the batch's order is not recorded.
+    #[error("parked keys: {0}")]
+    Order(#[source] Arc<crate::parked::ParkedError>),
 }
 
 /// What a failure writes. A held message's is its blocker's, untried.
@@ -148,6 +151,20 @@ impl Written {
         }
     }
 
+    /// What a message held behind its key's blocker from an earlier batch writes.
+    fn parked(failure: &Failure) -> Option<Self> {
+        Some(Self {
+            error: LastError {
+                class: failure.class()?,
+                status: None,
+                detail: failure.detail().map(|d| d.into_owned()),
+            },
+            tried: false,
+            not_before: failure.not_before(),
+            dead_letter: false,
+        })
+    }
+
     /// What each failure of `outcomes` writes, by index (`None` for those delivered).
     fn all(outcomes: &Outcomes) -> Vec<Option<Self>> {
         outcomes
@@ -155,6 +172,7 @@ impl Written {
             .iter()
             .map(|o| match o.failure()? {
                 Failure::Held { blocker } => Some(Self::held(outcomes, *blocker)),
+                f @ Failure::Parked { .. } => Self::parked(f),
                 f => Self::own(f),
             })
             .collect()
@@ -185,6 +203,9 @@ impl Router {
         source: &str,
         choose: impl Fn(&Outcome) -> Option<String>,
     ) -> Result<RouteReport, RouteError> {
+        if let Some(e) = outcomes.order_error() {
+            return Err(RouteError::Order(Arc::clone(e)));
+        }
         let mut report = RouteReport {
             delivered: outcomes.delivered(),
             ..RouteReport::default()
@@ -271,7 +292,9 @@ impl Router {
         // First the messages that failed on their own, then those held behind them.
         for ((outcome, written), dest) in list.iter().zip(written).zip(dest.iter_mut()) {
             let Some(written) = written else { continue };
-            if held_behind(outcome).is_none() {
+            if let Some(Failure::Parked { stream, .. }) = outcome.failure() {
+                *dest = Some(stream.clone());
+            } else if held_behind(outcome).is_none() {
                 *dest = Some(match choose(outcome) {
                     Some(stream) => stream,
                     None => self.stream_of(written)?,

@@ -1,5 +1,6 @@
 //! Object Storage: GetNamespace, PutObject, GetObject and ListObjects
-//! (contracts/oci-platform.md section G).
+//! (contracts/oci-platform.md section G), and the conditional forms of PutObject and GetObject
+//! (`if-match`, `if-none-match`; contracts/oci-round2.md section D).
 //!
 //! Object names are percent-encoded as one path segment (`a/b.json` is sent as `a%2Fb.json`).
 //! PutObject is signed without its body, as the SDKs do, and always carries `content-length`.
@@ -36,6 +37,42 @@ pub struct ObjectContent {
     pub content_type: Option<String>,
     /// The `etag` header.
     pub etag: Option<String>,
+}
+
+/// One object: its namespace, bucket and name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectRef<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The object name.
+    pub name: &'a str,
+}
+
+/// The condition of a conditional PutObject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition<'a> {
+    /// `if-none-match: *`: only when no object has the name.
+    Absent,
+    /// `if-match: <etag>`: only when the object is at this version.
+    Matches(&'a str),
+}
+
+impl Precondition<'_> {
+    fn header(self) -> Result<(http::HeaderName, HeaderValue), OciError> {
+        match self {
+            Precondition::Absent => {
+                Ok((http::header::IF_NONE_MATCH, HeaderValue::from_static("*")))
+            }
+            Precondition::Matches(etag) => HeaderValue::from_str(etag)
+                .map(|v| (http::header::IF_MATCH, v))
+                .map_err(|_| OciError::Limit {
+                    operation: "PutObject",
+                    detail: "the ETag is not a valid header value".into(),
+                }),
+        }
+    }
 }
 
 /// The Object Storage client. Cheap to clone.
@@ -109,6 +146,74 @@ impl ObjectStorageClient {
             content_md5: header(&response, "opc-content-md5"),
             version_id: header(&response, "version-id"),
         })
+    }
+
+    /// PutObject on a condition: `if-none-match: *` ([`Precondition::Absent`], create only) or
+    /// `if-match: <etag>` ([`Precondition::Matches`], replace only that version). A failed
+    /// condition is a 412 [`OciError::Service`] (`IfNoneMatchFailed`, `IfMatchFailed`), never
+    /// retried by the client.
+    ///
+    /// # Errors
+    /// As [`put_object`](Self::put_object).
+    pub async fn put_object_if(
+        &self,
+        target: ObjectRef<'_>,
+        precondition: Precondition<'_>,
+        body: Bytes,
+        content_type: &'static str,
+    ) -> Result<PutObjectResult, OciError> {
+        let url = self.object_url(target.namespace, target.bucket, target.name)?;
+        let mut request = OciRequest::new("PutObject", Method::PUT, url);
+        let (name, value) = precondition.header()?;
+        request.headers.insert(name, value);
+        request.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        request.headers.insert(
+            http::header::CONTENT_LENGTH,
+            HeaderValue::from(body.len() as u64),
+        );
+        request.body = body;
+        let response = self
+            .client
+            .send(&request.exclude_body_from_signature())
+            .await?;
+        Ok(PutObjectResult {
+            etag: header(&response, "etag"),
+            content_md5: header(&response, "opc-content-md5"),
+            version_id: header(&response, "version-id"),
+        })
+    }
+
+    /// GetObject unless it still has ETag `known` (`if-none-match: <etag>`): `None` when the
+    /// service answers 304 (unchanged, no body), else the object.
+    ///
+    /// # Errors
+    /// As [`get_object`](Self::get_object) (a missing object is a 404).
+    pub async fn get_object_if_changed(
+        &self,
+        target: ObjectRef<'_>,
+        known: Option<&str>,
+    ) -> Result<Option<ObjectContent>, OciError> {
+        let url = self.object_url(target.namespace, target.bucket, target.name)?;
+        let mut request = OciRequest::new("GetObject", Method::GET, url);
+        if let Some(etag) = known {
+            let value = HeaderValue::from_str(etag).map_err(|_| OciError::Limit {
+                operation: "GetObject",
+                detail: "the ETag is not a valid header value".into(),
+            })?;
+            request.headers.insert(http::header::IF_NONE_MATCH, value);
+        }
+        match self.client.send(&request).await {
+            Ok(response) => Ok(Some(ObjectContent {
+                content_type: header(&response, "content-type"),
+                etag: header(&response, "etag"),
+                body: response.body,
+            })),
+            Err(e) if e.status() == Some(304) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// GetObject: `GET /n/{namespace}/b/{bucket}/o/{objectName}`.

@@ -16,6 +16,7 @@
 mod error;
 mod keys;
 mod oci;
+mod parked;
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use keys::Keys;
 pub use oci::{
     auth_from_lookup, ENDPOINT, REGION_METADATA, RESOURCE_PRINCIPAL_REGION, UNIX_SOCKET,
 };
+pub use parked::ParkedSettings;
 
 /// How dead letters are announced on the topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,8 @@ pub struct Settings {
     pub endpoints: Endpoints,
     /// `DATASYNC_OCI_UNIX_SOCKET`: the Unix socket OCI calls connect through (local stack only).
     pub oci_unix_socket: Option<std::path::PathBuf>,
+    /// Where the parked keys are, when configured (`parked_keys_*`).
+    pub parked: Option<parked::ParkedSettings>,
 }
 
 impl Settings {
@@ -151,6 +155,7 @@ impl Settings {
                 .unwrap_or_else(|| "datasync-retry".to_owned()),
             endpoints,
             oci_unix_socket: keys.get(UNIX_SOCKET).map(std::path::PathBuf::from),
+            parked: parked::settings(&keys)?,
         })
     }
 

@@ -5,6 +5,7 @@
 mod auth;
 mod core_clients;
 mod objects;
+mod parked;
 mod parsing;
 mod python_sdk;
 mod secrets;

@@ -65,4 +65,28 @@ objects.put_object(namespace, "sdk-bucket", "dir/file.json", b'{"x":1}')
 obj = objects.get_object(namespace, "sdk-bucket", "dir/file.json")
 assert obj.data.content == b'{"x":1}', obj.data.content
 
+# Conditional requests, as the parked keys use them: create-only, replace-if-unchanged, and a
+# GET that answers 304 while the ETag is the one known.
+etag = obj.headers["etag"]
+try:
+    objects.put_object(namespace, "sdk-bucket", "dir/file.json", b"again", if_none_match="*")
+    raise AssertionError("if-none-match: * on an existing object succeeded")
+except oci.exceptions.ServiceError as e:
+    assert e.status == 412 and e.code == "IfNoneMatchFailed", (e.status, e.code)
+try:
+    objects.put_object(namespace, "sdk-bucket", "dir/file.json", b"stale", if_match="not-the-etag")
+    raise AssertionError("a stale if-match succeeded")
+except oci.exceptions.ServiceError as e:
+    assert e.status == 412 and e.code == "IfMatchFailed", (e.status, e.code)
+replaced = objects.put_object(namespace, "sdk-bucket", "dir/file.json", b'{"x":2}', if_match=etag)
+assert replaced.headers["etag"] != etag
+try:
+    objects.get_object(namespace, "sdk-bucket", "dir/file.json", if_none_match=replaced.headers["etag"])
+    raise AssertionError("if-none-match on the current ETag returned the object")
+except oci.exceptions.ServiceError as e:
+    # The SDK raises on every status outside 2xx, 304 included.
+    assert e.status == 304, e.status
+created = objects.put_object(namespace, "sdk-bucket", "dir/new.json", b"{}", if_none_match="*")
+assert created.status == 200
+
 print("OK")

@@ -95,6 +95,9 @@ pub struct Resources {
     pub topic_endpoint: Option<String>,
     /// The archive bucket.
     pub bucket: String,
+    /// The bucket of the parked keys (per-key order across batches).
+    #[serde(default)]
+    pub parked_bucket: String,
     /// The vault OCID the functions use.
     pub vault: String,
     /// The key OCID.

@@ -11,7 +11,7 @@ use datasync_core::function_config as fn_keys;
 use tokio::task::JoinHandle;
 
 use super::emulator::EmulatorPart;
-use crate::emulator::{Emulator, ResourcePrincipal, LOCAL_COMPARTMENT};
+use crate::emulator::{Emulator, ResourcePrincipal, LOCAL_COMPARTMENT, NAMESPACE};
 use crate::stack::error::{setup, StackError};
 use crate::stack::host::{Host, Pool};
 use crate::stack::streams::ROLES;
@@ -136,6 +136,13 @@ fn function_config(input: &FunctionsInput<'_>) -> BTreeMap<String, String> {
         fn_keys::NOTIFICATION_RATE_PER_MINUTE.into(),
         n.rate_per_minute.to_string(),
     );
+    if !resources.parked_bucket.is_empty() {
+        config.insert(
+            fn_keys::PARKED_KEYS_BUCKET.into(),
+            resources.parked_bucket.clone(),
+        );
+        config.insert(fn_keys::PARKED_KEYS_NAMESPACE.into(), NAMESPACE.into());
+    }
     config.insert(fn_keys::TARGET_ALLOW_LIST.into(), allow_list(input));
     config.insert(fn_keys::ALLOW_HTTP_TARGETS.into(), "true".into());
     config.insert(fn_keys::ALLOW_PRIVATE_TARGETS.into(), "true".into());

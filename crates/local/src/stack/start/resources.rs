@@ -1,4 +1,5 @@
-//! Stage 2: the streams, the alerts topic and the archive bucket, created in the emulator when
+//! Stage 2: the streams, the alerts topic, the archive bucket and the parked-keys bucket,
+//! created in the emulator when
 //! absent (as `terraform/` creates them), their OCIDs kept in `DATA/stack.json`.
 
 use std::path::Path;
@@ -38,6 +39,8 @@ pub(crate) async fn ensure(
     }
     res.bucket = format!("{prefix}-failure-archive");
     ensure_bucket(signed, &res.bucket).await?;
+    res.parked_bucket = format!("{prefix}-parked-keys");
+    ensure_bucket(signed, &res.parked_bucket).await?;
     res.vault = format!("ocid1.vault.oc1.local.{prefix}");
     res.vault_key = format!("ocid1.key.oc1.local.{prefix}");
     write_json(&file, &res)?;
@@ -135,8 +138,9 @@ async fn topic_endpoint(signed: &SignedClient, topic: &str) -> Option<String> {
     answer.json::<NotificationTopic>().ok()?.api_endpoint
 }
 
-/// Creates the archive bucket unless it exists.
+/// Creates a bucket unless it exists.
 async fn ensure_bucket(signed: &SignedClient, bucket: &str) -> Result<(), StackError> {
+    let what = format!("the bucket {bucket}");
     let details = CreateBucketDetails {
         name: bucket.to_owned(),
         compartment_id: LOCAL_COMPARTMENT.to_owned(),
@@ -144,12 +148,9 @@ async fn ensure_bucket(signed: &SignedClient, bucket: &str) -> Result<(), StackE
     let answer = signed
         .json(http::Method::POST, &format!("/n/{NAMESPACE}/b/"), &details)
         .await
-        .map_err(|e| setup("the archive bucket", &e))?;
+        .map_err(|e| setup(&what, &e))?;
     if !answer.status.is_success() && answer.status != http::StatusCode::CONFLICT {
-        return Err(setup(
-            "the archive bucket",
-            &String::from_utf8_lossy(&answer.body),
-        ));
+        return Err(setup(&what, &String::from_utf8_lossy(&answer.body)));
     }
     Ok(())
 }
