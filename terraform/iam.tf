@@ -41,7 +41,6 @@ locals {
     "Allow dynamic-group ${local.dg_populate} to read streams ${local.in_app} where target.stream.id = '${oci_streaming_stream.data.id}'",
     "Allow dynamic-group ${local.dg_populate} to manage secret-family ${local.in_vault} where ${local.vault_condition}",
     "Allow dynamic-group ${local.dg_populate} to use vaults ${local.in_vault} where ${local.vault_condition}",
-    "Allow dynamic-group ${local.dg_populate} to use keys ${local.in_vault} where target.key.id = '${oci_kms_key.secrets.id}'",
 
     # process: read secrets; write failures to the error and dead-letter streams; publish summaries.
     "Allow dynamic-group ${local.dg_process} to read secret-bundles ${local.in_vault} where ${local.vault_condition}",

@@ -18,6 +18,7 @@ pub mod function_config;
 pub mod message;
 pub mod oci;
 pub mod pruned_map;
+pub mod sealed_cache;
 pub mod secret_cache;
 pub mod settings;
 pub mod target;

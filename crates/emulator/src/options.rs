@@ -17,6 +17,10 @@ pub struct EmulatorOptions {
     /// The largest object PutObject accepts (default 16 MiB; the emulator keeps objects in
     /// the database and reads them whole, and datasync stores small dead-letter archives).
     pub max_object_bytes: usize,
+    /// How long a secret shows `CREATING` after CreateSecret and `UPDATING` after a new version
+    /// before it is `ACTIVE` again, as OCI's are for a moment; meanwhile UpdateSecret and
+    /// ScheduleSecretDeletion answer 409 `IncorrectState` (default 0: at once ACTIVE).
+    pub secret_transition: Duration,
 }
 
 impl Default for EmulatorOptions {
@@ -26,6 +30,7 @@ impl Default for EmulatorOptions {
             get_messages_max_bytes: 4 * 1024 * 1024,
             concurrent_reads: 2,
             max_object_bytes: 16 * 1024 * 1024,
+            secret_transition: Duration::ZERO,
         }
     }
 }
