@@ -65,8 +65,7 @@ async fn secrets(up: &Up) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forty_new_tokens_for_one_name_each_arrive_with_their_message_and_no_version_is_written()
-{
+async fn forty_new_tokens_for_one_name_each_arrive_with_their_message_and_no_version_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let mut up = Up::start_in(tmp.path(), FAST, &[]).await;
     let target = up.target();
@@ -113,7 +112,10 @@ async fn a_name_with_no_stored_secret_and_no_token_is_refused_at_ingest() {
     );
     assert!(!message.contains("never-stored"), "{message}");
     // In a batch the item is named; nothing of the batch is stored.
-    let batch = json!([sync_request(&target, "ok", 1), named(&target, 2, "never-stored")]);
+    let batch = json!([
+        sync_request(&target, "ok", 1),
+        named(&target, 2, "never-stored")
+    ]);
     let (s, v) = sync(&up, &batch, None).await;
     assert_eq!(s, 400, "{v}");
     assert!(v["message"]
@@ -151,7 +153,12 @@ async fn a_secret_unreadable_at_first_is_retried_and_delivered_not_dead_lettered
         )
         .await
         .unwrap();
-    assert_eq!(created.status, 200, "{}", String::from_utf8_lossy(&created.body));
+    assert_eq!(
+        created.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
     let (s, v) = sync(&up, &named(&target, 7, "operator-stored"), None).await;
     assert_eq!(s, 200, "{v}");
     let id = v["id"].as_str().unwrap().to_owned();

@@ -29,7 +29,11 @@ const ALGORITHM: &str = "AES_256_GCM";
 /// Whether `segments` is a crypto operation (`/20180608/encrypt`, `/20180608/decrypt`).
 pub(crate) fn is_crypto(segments: &[String]) -> bool {
     matches!(
-        segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        segments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
         [crate::secrets::VAULT_API, "encrypt" | "decrypt"]
     )
 }
@@ -89,7 +93,10 @@ struct DecryptedData {
 
 /// The key's one version (the emulator does not rotate keys).
 fn key_version(key_id: &str) -> String {
-    format!("{}.v1", key_id.replacen("ocid1.key.", "ocid1.keyversion.", 1))
+    format!(
+        "{}.v1",
+        key_id.replacen("ocid1.key.", "ocid1.keyversion.", 1)
+    )
 }
 
 fn check_key(key_id: &str, algorithm: Option<&str>) -> Result<(), ApiError> {
@@ -140,7 +147,9 @@ fn encrypt(inner: &Arc<Inner>, body: &[u8]) -> Result<EncryptedData, ApiError> {
 fn decrypt(inner: &Arc<Inner>, body: &[u8]) -> Result<DecryptedData, ApiError> {
     let d: DecryptDetails = parse_json(body)?;
     check_key(&d.key_id, d.encryption_algorithm.as_deref())?;
-    let invalid = || ApiError::invalid("the ciphertext cannot be decrypted with this key and associated data");
+    let invalid = || {
+        ApiError::invalid("the ciphertext cannot be decrypted with this key and associated data")
+    };
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(d.ciphertext.trim())
         .map_err(|_| invalid())?;

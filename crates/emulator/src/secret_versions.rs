@@ -94,7 +94,9 @@ pub(crate) async fn schedule_deletion(
         .write(move |conn, _| {
             check_active(conn, &id)?;
             let stages: String = conn
-                .prepare_cached("SELECT stages FROM secret_versions WHERE secret=?1 AND version=?2")?
+                .prepare_cached(
+                    "SELECT stages FROM secret_versions WHERE secret=?1 AND version=?2",
+                )?
                 .query_row(rusqlite::params![id, version], |r| r.get(0))
                 .optional()?
                 .ok_or_else(|| ApiError::not_found(format!("version {version} of secret {id}")))?;

@@ -52,7 +52,10 @@ pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, A
             schedule_deletion(inner, id, body).await?;
             Ok(empty(StatusCode::OK))
         }
-        (&Method::POST, [VAULT_API, "secrets", id, "version", n, "actions", "scheduleDeletion"]) => {
+        (
+            &Method::POST,
+            [VAULT_API, "secrets", id, "version", n, "actions", "scheduleDeletion"],
+        ) => {
             secret_versions::schedule_deletion(inner, id, n, body, check_active).await?;
             Ok(empty(StatusCode::OK))
         }

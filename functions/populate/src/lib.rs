@@ -55,9 +55,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use datasync_core::function_config::{self as key, Function};
+use datasync_core::message::{with_sealed_token, SealedToken};
 use datasync_core::oci::auth::AuthProvider;
 use datasync_core::oci::client::{OciClient, OciError, RetryPolicy, Timeouts};
-use datasync_core::message::{with_sealed_token, SealedToken};
 use datasync_core::oci::crypto::{CryptoClient, MAX_PLAINTEXT_BYTES};
 use datasync_core::oci::endpoints::Service;
 use datasync_core::oci::streaming::{PutMessage, StreamClient};
@@ -69,7 +69,7 @@ pub use answer::Stored;
 pub use secrets::SealOutcome;
 
 use answer::{entry_retryable, ItemAnswer, Refusal};
-use secrets::{SecretStore, Sealer};
+use secrets::{Sealer, SecretStore};
 
 /// The header API Gateway sets to the authenticated caller (and strips from clients).
 pub const CALLER_HEADER: &str = "x-datasync-caller";
@@ -242,7 +242,11 @@ impl Populate {
 
     /// Without a token, each secret the request names must be stored already (by an
     /// operator): a message naming none could never be delivered.
-    async fn check_stored(&self, ctx: &Context, accepted: &request::Accepted) -> Result<(), Refusal> {
+    async fn check_stored(
+        &self,
+        ctx: &Context,
+        accepted: &request::Accepted,
+    ) -> Result<(), Refusal> {
         let mut names: BTreeMap<&str, &str> = BTreeMap::new();
         for item in &accepted.items {
             if let Some(name) = &item.secret {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use datasync_core::message::{
     is_valid_traceparent, new_traceparent, read_sync_request, refuse_credential_headers,
-    sealed_allowance, scoped_secret_name, validate, Envelope, Invalid, Policy, MAX_MESSAGE_BYTES,
+    scoped_secret_name, sealed_allowance, validate, Envelope, Invalid, Policy, MAX_MESSAGE_BYTES,
 };
 use datasync_core::oci::streaming::PutMessage;
 use fdk::Context;

@@ -80,9 +80,11 @@ impl Sealer {
             ciphertext: data.ciphertext,
         };
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(name, (digest, sealed.clone(), Instant::now()), |(_, _, at)| {
-                at.elapsed() < CACHE_TTL
-            });
+            cache.insert(
+                name,
+                (digest, sealed.clone(), Instant::now()),
+                |(_, _, at)| at.elapsed() < CACHE_TTL,
+            );
         }
         Ok((sealed, SealOutcome::Encrypted))
     }

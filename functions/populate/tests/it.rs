@@ -17,9 +17,9 @@ use datasync_core::message::{
 };
 use datasync_core::oci::auth::ConfigFileAuth;
 use datasync_core::oci::client::OciClient;
+use datasync_core::oci::crypto::CryptoClient;
 use datasync_core::oci::endpoints::Endpoints;
 use datasync_core::oci::models::{self, Secret};
-use datasync_core::oci::crypto::CryptoClient;
 use datasync_core::oci::streaming::{message_key, message_value, CursorStart, StreamClient};
 use datasync_core::oci::vault::VaultClient;
 use datasync_local::client::SignedClient;
@@ -226,7 +226,10 @@ impl Stack {
     /// The token an envelope carries sealed, opened as process opens it.
     async fn open(&self, envelope: &Envelope, caller: &str) -> Result<Vec<u8>, String> {
         let sealed = envelope.sealed_token.as_ref().ok_or("no sealed token")?;
-        let name = scoped_secret_name(caller, envelope.message.vault_secret_name.as_deref().unwrap());
+        let name = scoped_secret_name(
+            caller,
+            envelope.message.vault_secret_name.as_deref().unwrap(),
+        );
         self.crypto
             .decrypt(&sealed.key_id, &sealed.ciphertext, &sealed_context(&name))
             .await
@@ -746,8 +749,14 @@ async fn sealed_tokens_are_bound_to_their_caller() {
     assert_eq!(post(&p, CALLER_B, None, &good()).await.status, 200);
 
     let envelopes = s.envelopes().await;
-    assert_eq!(s.open(&envelopes[0], CALLER_A).await.unwrap(), TOKEN.as_bytes());
-    assert_eq!(s.open(&envelopes[1], CALLER_B).await.unwrap(), token_b.as_bytes());
+    assert_eq!(
+        s.open(&envelopes[0], CALLER_A).await.unwrap(),
+        TOKEN.as_bytes()
+    );
+    assert_eq!(
+        s.open(&envelopes[1], CALLER_B).await.unwrap(),
+        token_b.as_bytes()
+    );
     assert!(
         s.open(&envelopes[0], CALLER_B).await.is_err(),
         "A's sealed token does not open under B's name"
@@ -786,7 +795,10 @@ async fn a_steady_token_is_sealed_once_and_a_new_token_again() {
     assert_eq!(sealed(&e[0]), sealed(&e[1]), "cached: one Encrypt");
     // A fresh instance (empty cache) seals again: another ciphertext, the same token.
     let fresh = s.populate();
-    assert_eq!(post(&fresh, CALLER_A, Some(TOKEN), &good()).await.status, 200);
+    assert_eq!(
+        post(&fresh, CALLER_A, Some(TOKEN), &good()).await.status,
+        200
+    );
     let e = s.envelopes().await;
     assert_ne!(sealed(&e[2]), sealed(&e[0]));
     assert_eq!(s.open(&e[2], CALLER_A).await.unwrap(), TOKEN.as_bytes());
@@ -838,9 +850,23 @@ async fn vault_failure_is_reported_and_nothing_written() {
     assert_eq!(post(&p, CALLER_A, None, &good()).await.status, 200);
     assert_eq!(s.messages().await.len(), 1);
     // Without a token and without Vault, the stored secret cannot be checked: 503.
-    let config = s.config.clone().with("DATASYNC_OCI_ENDPOINT_VAULT", dead_url);
-    let a = post(&Populate::from_config(&config).unwrap(), CALLER_A, None, &good()).await;
-    assert_error(&a, 503, "VaultUnavailable", "nothing was written to the stream");
+    let config = s
+        .config
+        .clone()
+        .with("DATASYNC_OCI_ENDPOINT_VAULT", dead_url);
+    let a = post(
+        &Populate::from_config(&config).unwrap(),
+        CALLER_A,
+        None,
+        &good(),
+    )
+    .await;
+    assert_error(
+        &a,
+        503,
+        "VaultUnavailable",
+        "nothing was written to the stream",
+    );
     assert_eq!(s.messages().await.len(), 1);
 }
 
@@ -997,9 +1023,19 @@ async fn a_name_with_no_stored_secret_and_no_token_is_refused() {
     never["streamMessage"]["vaultSecretName"] = json!("never-stored");
     let p = s.populate();
     let a = post(&p, CALLER_A, None, &never).await;
-    assert_error(&a, 400, "InvalidParameter", "streamMessage.vaultSecretName: names no secret");
+    assert_error(
+        &a,
+        400,
+        "InvalidParameter",
+        "streamMessage.vaultSecretName: names no secret",
+    );
     let a = post(&p, CALLER_A, None, &json!([good(), never])).await;
-    assert_error(&a, 400, "InvalidParameter", "[1].streamMessage.vaultSecretName: names no secret");
+    assert_error(
+        &a,
+        400,
+        "InvalidParameter",
+        "[1].streamMessage.vaultSecretName: names no secret",
+    );
     // Another caller's secret of that name does not count.
     let only_b = s.store_secret(CALLER_B, "only-b").await;
     let mut for_b = good();

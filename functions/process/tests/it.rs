@@ -213,7 +213,10 @@ async fn every_classification_path_goes_to_its_stream_with_the_envelope_updated(
     assert_eq!(e.attempt, 0);
     assert!(e.not_before.is_some());
     assert!(
-        le.detail.as_deref().unwrap().contains("read secret-bundles"),
+        le.detail
+            .as_deref()
+            .unwrap()
+            .contains("read secret-bundles"),
         "{le:?}"
     );
 

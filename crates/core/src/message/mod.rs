@@ -34,9 +34,7 @@ pub use envelope::{derived_id, truncate_utf8, Envelope, LastError};
 pub use payload::Payload;
 pub use read::read_sync_request;
 pub use rfc3339::{parse_rfc3339, rfc3339};
-pub use sealed::{
-    sealed_allowance, sealed_context, with_sealed_token, SealedToken, SEALED_FOR,
-};
+pub use sealed::{sealed_allowance, sealed_context, with_sealed_token, SealedToken, SEALED_FOR};
 pub use secret_name::scoped_secret_name;
 pub use stream_message::{HeaderPair, StreamMessage, SyncRequest};
 pub use suggest::{fields_of, near_miss};

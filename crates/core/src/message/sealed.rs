@@ -23,7 +23,10 @@ impl std::fmt::Debug for SealedToken {
         // The ciphertext is not the token, but there is no reason to print it either.
         f.debug_struct("SealedToken")
             .field("key_id", &self.key_id)
-            .field("ciphertext", &format_args!("<{} chars>", self.ciphertext.len()))
+            .field(
+                "ciphertext",
+                &format_args!("<{} chars>", self.ciphertext.len()),
+            )
             .finish()
     }
 }

@@ -237,7 +237,9 @@ async fn secrets_are_creating_then_updating_for_the_configured_window() {
     );
     let listed: Vec<models::Secret> = emu
         .client
-        .get(&format!("/20180608/secrets?compartmentId={compartment}&name=windowed"))
+        .get(&format!(
+            "/20180608/secrets?compartmentId={compartment}&name=windowed"
+        ))
         .await
         .unwrap()
         .json()
