@@ -247,15 +247,16 @@ impl Populate {
         ctx: &Context,
         accepted: &request::Accepted,
     ) -> Result<(), Refusal> {
-        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        // In item order, each name once: the first item that cannot be delivered is named.
+        let mut seen = std::collections::BTreeSet::new();
         for item in &accepted.items {
-            if let Some(name) = &item.secret {
-                names
-                    .entry(name.as_str())
-                    .or_insert(item.secret_field.as_str());
+            let Some(name) = item.secret.as_deref() else {
+                continue;
+            };
+            if !seen.insert(name) {
+                continue;
             }
-        }
-        for (name, field) in names {
+            let field = item.secret_field.as_str();
             match self.inner.secrets.present(name).await {
                 Ok(true) => {}
                 Ok(false) => return Err(Refusal::no_such_secret(field)),

@@ -243,16 +243,6 @@ impl Stack {
             .await
             .unwrap()
     }
-
-    async fn secret(&self, name: &str) -> Secret {
-        let found = self
-            .vault
-            .list_secrets(LOCAL_COMPARTMENT, Some(VAULT), Some(name))
-            .await
-            .unwrap();
-        assert_eq!(found.len(), 1, "{name}: {found:?}");
-        found.into_iter().next().unwrap()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,8 +427,8 @@ async fn through_the_gateway_mapping_and_the_fdk_socket() {
     assert_eq!(e.source.as_deref(), Some(CALLER_A));
     assert_eq!(e.traceparent.as_deref(), Some(TRACEPARENT));
     assert_eq!(e.message.target_rest_api_operation, "POST");
-    let secret = s.secret(&scoped_secret_name(CALLER_A, "erp")).await;
-    assert_eq!(secret.current_version_number, Some(1));
+    // The token travels sealed in the envelope, for the caller's scoped name.
+    assert_eq!(s.open(e, CALLER_A).await.unwrap(), TOKEN.as_bytes());
 
     stop.cancel();
     server.await.unwrap().unwrap();
@@ -1029,7 +1019,7 @@ async fn a_name_with_no_stored_secret_and_no_token_is_refused() {
         "InvalidParameter",
         "streamMessage.vaultSecretName: names no secret",
     );
-    let a = post(&p, CALLER_A, None, &json!([good(), never])).await;
+    let a = post(&p, CALLER_A, None, &json!([good(), never.clone()])).await;
     assert_error(
         &a,
         400,
