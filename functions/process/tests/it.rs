@@ -257,7 +257,7 @@ async fn every_classification_path_goes_to_its_stream_with_the_envelope_updated(
     assert_eq!(throttled.last_error.as_ref().unwrap().status, Some(429));
 
     let dl = stack.read_all(&stack.ids.dead_letter).await;
-    assert_eq!(dl.len(), 7);
+    assert_eq!(dl.len(), 6);
     let mut dead = Vec::new();
     for (_, v) in &dl {
         match Envelope::decode(v) {
