@@ -32,6 +32,7 @@ resource "oci_functions_application" "main" {
     vault_ocid                           = oci_kms_vault.main.id
     vault_compartment_ocid               = local.vault_compartment_id
     vault_key_ocid                       = oci_kms_key.secrets.id
+    vault_crypto_endpoint                = oci_kms_vault.main.crypto_endpoint
     serviceUnavailable_error_stream_ocid = oci_streaming_stream.service_unavailable_errors.id
     internalserver_error_stream_ocid     = oci_streaming_stream.internal_server_errors.id
     unrecoverable_error_stream_ocid      = oci_streaming_stream.unrecoverable_errors.id

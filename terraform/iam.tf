@@ -51,7 +51,6 @@ locals {
     "Allow dynamic-group ${local.dg_populate} to inspect secrets ${local.in_vault} where ${local.vault_condition}",
     "Allow dynamic-group ${local.dg_populate} to manage secret-family ${local.in_vault} where all {${local.vault_condition}, ${local.secret_name_condition}}",
     "Allow dynamic-group ${local.dg_populate} to use vaults ${local.in_vault} where ${local.vault_condition}",
-    "Allow dynamic-group ${local.dg_populate} to use keys ${local.in_vault} where target.key.id = '${oci_kms_key.secrets.id}'",
 
     # process: read secrets; write failures to the error and dead-letter streams; publish summaries.
     "Allow dynamic-group ${local.dg_process} to read secret-bundles ${local.in_vault} where ${local.vault_condition}",

@@ -6,6 +6,9 @@
 
 mod up_support;
 
+/// The target token `send` passes on (the requests name a `vaultSecretName`).
+const TOKEN: &str = "Bearer cli-token";
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
@@ -110,7 +113,20 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
     // send: one request from a file.
     let one = tmp.join("one.json");
     std::fs::write(&one, sync_request(&target, "k0", 0).to_string()).unwrap();
-    let r = datasync(&["send", "--data-dir", data, one.to_str().unwrap()], None).await;
+    // The requests name a vaultSecretName: the token goes with them (sealed), since no secret
+    // of that name is stored.
+    let r = datasync(
+        &[
+            "send",
+            "--data-dir",
+            data,
+            "--authorization",
+            TOKEN,
+            one.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
     assert!(r.ok, "{}", r.stderr);
     let mut sent = ids(&answers(&r.stdout));
     assert_eq!(sent.len(), 1);
@@ -121,7 +137,11 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
         sync_request(&target, "k2", 2),
         sync_request(&target, "k3", 3)
     ]);
-    let r = datasync(&["send", "--data-dir", data, "-"], Some(&array.to_string())).await;
+    let r = datasync(
+        &["send", "--data-dir", data, "--authorization", TOKEN, "-"],
+        Some(&array.to_string()),
+    )
+    .await;
     assert!(r.ok, "{}", r.stderr);
     let got = ids(&answers(&r.stdout));
     assert_eq!(got.len(), 3);
@@ -132,7 +152,16 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
         sync_request(&target, "k5", 5)
     );
     let r = datasync(
-        &["send", "--data-dir", data, "--batch", "1", "-"],
+        &[
+            "send",
+            "--data-dir",
+            data,
+            "--authorization",
+            TOKEN,
+            "--batch",
+            "1",
+            "-",
+        ],
         Some(&lines),
     )
     .await;
@@ -206,7 +235,7 @@ async fn fail_into_the_error_stream(up: &Up, data: &str) -> Vec<String> {
         sync_request(&target, "r3", 13)
     ]);
     let r = datasync(
-        &["send", "--data-dir", data, "-"],
+        &["send", "--data-dir", data, "--authorization", TOKEN, "-"],
         Some(&failing.to_string()),
     )
     .await;

@@ -56,7 +56,9 @@ pub enum ErrorClass {
     Invalid,
     /// The target is not on the allow-list or resolves to a forbidden address.
     NotAllowed,
-    /// The secret named by the message does not exist or cannot be read.
+    /// The message's token could not be had: Vault or Key Management answered 404/403 (a
+    /// missing or still-propagating policy, a secret still `CREATING`). Retried, untried at the
+    /// target, until the age bound; the attempt count is not spent.
     SecretUnavailable,
     /// A retryable failure ran out of attempts or age.
     Exhausted,
@@ -102,6 +104,7 @@ impl ErrorClass {
                 | ErrorClass::GatewayTimeout
                 | ErrorClass::RetryableStatus
                 | ErrorClass::Deadline
+                | ErrorClass::SecretUnavailable
         )
     }
 
@@ -116,13 +119,14 @@ impl ErrorClass {
             ErrorClass::InternalServer | ErrorClass::BadGateway | ErrorClass::GatewayTimeout => {
                 Route::InternalServer
             }
-            ErrorClass::RetryableStatus | ErrorClass::Deadline => Route::Default,
+            ErrorClass::RetryableStatus | ErrorClass::Deadline | ErrorClass::SecretUnavailable => {
+                Route::Default
+            }
             ErrorClass::Unauthorized
             | ErrorClass::Redirect
             | ErrorClass::ClientError
             | ErrorClass::Invalid
             | ErrorClass::NotAllowed
-            | ErrorClass::SecretUnavailable
             | ErrorClass::Exhausted => Route::DeadLetter,
         }
     }
@@ -484,8 +488,10 @@ pub fn retry_or_exhaust(
     let age_then = not_before
         .duration_since(ctx.received_at)
         .unwrap_or(Duration::ZERO);
-    // A deadline re-route is not an attempt at the target: it never exhausts the count.
-    let out_of_attempts = class != ErrorClass::Deadline && ctx.attempts >= rules.max_attempts;
+    // A deadline re-route or a secret not yet readable is not an attempt at the target: it never
+    // exhausts the count, only the age.
+    let untried = matches!(class, ErrorClass::Deadline | ErrorClass::SecretUnavailable);
+    let out_of_attempts = !untried && ctx.attempts >= rules.max_attempts;
     if out_of_attempts || age_then > rules.max_age {
         return Decision::Permanent {
             class: ErrorClass::Exhausted,

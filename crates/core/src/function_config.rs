@@ -53,6 +53,8 @@ pub const VAULT: &str = "vault_ocid";
 pub const VAULT_COMPARTMENT: &str = "vault_compartment_ocid";
 /// `vault_key_ocid`: the vault's AES master key.
 pub const VAULT_KEY: &str = "vault_key_ocid";
+/// `vault_crypto_endpoint`: the vault's crypto endpoint (Encrypt, Decrypt of callers' tokens).
+pub const VAULT_CRYPTO_ENDPOINT: &str = "vault_crypto_endpoint";
 /// `serviceUnavailable_error_stream_ocid`: the error stream for targets that were unavailable.
 pub const SERVICE_UNAVAILABLE_STREAM: &str = "serviceUnavailable_error_stream_ocid";
 /// `internalserver_error_stream_ocid`: the error stream for targets that failed with 500, 502 or 504.
@@ -128,6 +130,12 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Populate],
         required: true,
         description: "OCID of the AES master key in the vault (the key, not a key version)",
+    },
+    ConfigKey {
+        name: VAULT_CRYPTO_ENDPOINT,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "the vault's crypto endpoint: populate seals callers' tokens with the master key's Encrypt, process and retry Decrypt them",
     },
     ConfigKey {
         name: SERVICE_UNAVAILABLE_STREAM,

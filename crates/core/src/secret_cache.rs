@@ -27,6 +27,13 @@ pub enum SecretError {
     /// Vault could not be read, or the secret does not exist.
     #[error("reading the secret failed: {0}")]
     Oci(#[from] OciError),
+    /// The message's sealed token could not be decrypted (Key Management).
+    #[error("decrypting the sealed token failed: {0}")]
+    Crypto(#[source] OciError),
+    /// The message carries a sealed token but no crypto endpoint is configured
+    /// (`vault_crypto_endpoint`).
+    #[error("the message carries a sealed token and no vault_crypto_endpoint is configured")]
+    NoCrypto,
     /// The secret's content is not a valid header value (not text, or holds control
     /// characters). The content is never shown.
     #[error("the secret's content is not a valid Authorization header value")]
@@ -36,22 +43,44 @@ pub enum SecretError {
 impl SecretError {
     /// Whether trying again later may succeed (Vault throttled or unavailable).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SecretError::Oci(e) if e.is_retryable())
+        matches!(self, SecretError::Oci(e) | SecretError::Crypto(e) if e.is_retryable())
+    }
+
+    /// The status when Vault or Key Management refused (401, 403, or 404
+    /// `NotAuthorizedOrNotFound`): a policy missing or still propagating, or a secret not yet
+    /// `ACTIVE`, which time may mend.
+    pub fn denied_status(&self) -> Option<u16> {
+        match self {
+            SecretError::Oci(e) | SecretError::Crypto(e) => {
+                e.status().filter(|s| matches!(s, 401 | 403 | 404))
+            }
+            SecretError::NotAHeader | SecretError::NoCrypto => None,
+        }
+    }
+
+    /// The IAM statement that lets the functions do what failed.
+    pub fn policy_to_check(&self) -> &'static str {
+        match self {
+            SecretError::Crypto(_) => {
+                "Allow dynamic-group <functions> to use keys in compartment <vault compartment> where target.key.id = '<vault_key_ocid>'"
+            }
+            _ => "Allow dynamic-group <functions> to read secret-bundles in compartment <vault compartment>",
+        }
     }
 }
 
 #[derive(Clone)]
-struct Entry {
-    token: HeaderValue,
-    fetched: Instant,
+pub(crate) struct Entry {
+    pub(crate) token: HeaderValue,
+    pub(crate) fetched: Instant,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+pub(crate) type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
 
 /// The slot of `name`, made when absent. A new name may first drop the names with no live token
 /// and no call holding their slot: a dropped name costs one Vault read if it comes back, which
 /// its expired token costs anyway.
-fn slot_of(slots: &mut PrunedMap<Slot>, name: &str, ttl: Duration) -> Slot {
+pub(crate) fn slot_of(slots: &mut PrunedMap<Slot>, name: &str, ttl: Duration) -> Slot {
     if let Some(slot) = slots.get(name) {
         return Arc::clone(slot);
     }

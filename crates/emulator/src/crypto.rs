@@ -73,6 +73,33 @@ impl DataKey {
         self.cipher.decrypt(Nonce::from_slice(nonce), body).ok()
     }
 
+    /// Encrypts `plain` bound to `aad` (authenticated, not encrypted): opened only with the same
+    /// `aad`. A fresh random nonce, then the ciphertext and tag.
+    pub fn seal_bound(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let payload = aes_gcm::aead::Payload { msg: plain, aad };
+        // Encryption fails only for inputs over 64 GiB, which no caller passes.
+        let sealed = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), payload)
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(12 + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Decrypts what [`DataKey::seal_bound`] produced with the same `aad`; `None` otherwise.
+    pub fn open_bound(&self, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, body) = sealed.split_at(12);
+        let payload = aes_gcm::aead::Payload { msg: body, aad };
+        self.cipher.decrypt(Nonce::from_slice(nonce), payload).ok()
+    }
+
     /// Seals `plain` into URL-safe base64 text (for cursors).
     pub fn seal_text(&self, plain: &[u8]) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.seal(plain))

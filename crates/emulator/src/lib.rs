@@ -3,6 +3,7 @@
 //! One listen address serves every service, routed by the first path segment (the API's
 //! version, or `n` for Object Storage): `/20180418/...` Streaming (data and
 //! control plane), `/20190301/secretbundles...` Secrets, `/20180608/secrets...` Vault,
+//! `/20180608/encrypt` and `/decrypt` Key Management crypto,
 //! `/20181201/topics...` Notifications, `/n/...` Object Storage. Every route requires an OCI
 //! request signature (there is no switch to turn verification off); on first start the
 //! emulator writes a development key and an OCI config file with a `LOCAL` profile into the
@@ -11,7 +12,8 @@
 //! # Modules
 //!
 //! One module per OCI service, each with a `route` function that the router mounts under its
-//! API's path: `streaming`, `secrets` (Secrets and Vault), `notifications`, `objectstorage`.
+//! API's path: `streaming`, `secrets` (Secrets and Vault), `kms` (Encrypt, Decrypt),
+//! `notifications`, `objectstorage`.
 //! Shared by all of them: `auth` (keys, the `LOCAL` profile, resource principal tokens and
 //! request signature verification), `http` (listeners, body limits, request ids), `router`,
 //! `request` and `response` (what a service reads from a request and answers), `store` (the
@@ -39,12 +41,14 @@ mod crypto;
 mod emulator;
 mod error;
 pub mod http;
+mod kms;
 mod notifications;
 mod objectstorage;
 mod options;
 mod request;
 mod response;
 mod router;
+mod secret_versions;
 mod secrets;
 mod store;
 mod streaming;

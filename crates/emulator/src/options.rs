@@ -20,6 +20,10 @@ pub struct EmulatorOptions {
     /// PublishMessage calls one topic accepts per minute (default 60, OCI's per-topic limit);
     /// more answer 429 `TooManyRequests`. Tests lower it.
     pub notifications_per_minute: u32,
+    /// How long a secret shows `CREATING` after CreateSecret and `UPDATING` after a new version
+    /// before it is `ACTIVE` again, as OCI's are for a moment; meanwhile UpdateSecret and
+    /// ScheduleSecretDeletion answer 409 `IncorrectState` (default 0: at once ACTIVE).
+    pub secret_transition: Duration,
 }
 
 impl Default for EmulatorOptions {
@@ -30,6 +34,7 @@ impl Default for EmulatorOptions {
             concurrent_reads: 2,
             max_object_bytes: 16 * 1024 * 1024,
             notifications_per_minute: 60,
+            secret_transition: Duration::ZERO,
         }
     }
 }

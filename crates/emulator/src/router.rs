@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::http::BODY_LIMIT;
 use crate::options::EmulatorOptions;
 use crate::request::Call;
-use crate::{notifications, objectstorage, secrets, streaming};
+use crate::{kms, notifications, objectstorage, secrets, streaming};
 
 /// Routes a verified call to its service.
 ///
@@ -23,6 +23,10 @@ use crate::{notifications, objectstorage, secrets, streaming};
 pub(crate) async fn dispatch(inner: &Arc<Inner>, call: Call) -> Result<Response, ApiError> {
     match call.segments.first().map(String::as_str) {
         Some(streaming::API) => streaming::route(inner, &call).await,
+        // Key Management's crypto API shares Vault's version segment.
+        Some(secrets::VAULT_API) if kms::is_crypto(&call.segments) => {
+            kms::route(inner, &call).await
+        }
         Some(secrets::SECRETS_API | secrets::VAULT_API) => secrets::route(inner, &call).await,
         Some(notifications::API) => notifications::route(inner, &call).await,
         Some(objectstorage::PREFIX) => objectstorage::route(inner, &call).await,

@@ -15,17 +15,23 @@ use crate::emulator::Inner;
 use crate::error::ApiError;
 use crate::request::{new_ocid, parse_json, Call};
 use crate::response::{empty, ok};
+use crate::secret_versions;
 
 /// The first path segment of Secrets (secret bundles, retrieval).
 pub(crate) const SECRETS_API: &str = "20190301";
 /// The first path segment of Vault (secret management).
 pub(crate) const VAULT_API: &str = "20180608";
 
+/// A secret metadata key the emulator reads, for tests of what OCI does while a policy is
+/// missing or still propagating: until this RFC 3339 time, reading the secret's bundles answers
+/// 404 `NotAuthorizedOrNotFound`, as OCI does then.
+pub const UNREADABLE_UNTIL: &str = "datasync-emulator-unreadable-until";
+
 /// The most a secret's content may hold, decoded (OCI's limit is 25 KB).
 pub const MAX_SECRET_BYTES: usize = 25 * 1024;
 
 /// Routes a Secrets or Vault call: GetSecretBundle(ByName); CreateSecret, ListSecrets,
-/// GetSecret, UpdateSecret, ScheduleSecretDeletion.
+/// GetSecret, UpdateSecret, ScheduleSecretDeletion, ScheduleSecretVersionDeletion.
 ///
 /// # Errors
 /// The operation's [`ApiError`]; 404 for any other path.
@@ -46,6 +52,13 @@ pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, A
             schedule_deletion(inner, id, body).await?;
             Ok(empty(StatusCode::OK))
         }
+        (
+            &Method::POST,
+            [VAULT_API, "secrets", id, "version", n, "actions", "scheduleDeletion"],
+        ) => {
+            secret_versions::schedule_deletion(inner, id, n, body, check_active).await?;
+            Ok(empty(StatusCode::OK))
+        }
         _ => Err(call.not_found()),
     }
 }
@@ -53,8 +66,40 @@ pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, A
 const SECRET_COLUMNS: &str =
     "ocid, name, vault, compartment, key_id, description, state, created, deletion";
 
-fn secret_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<models::Secret> {
+/// How long a secret stays `CREATING` after CreateSecret, or `UPDATING` after a new version,
+/// in milliseconds ([`EmulatorOptions::secret_transition`](crate::EmulatorOptions)).
+fn transition_ms(inner: &Inner) -> i64 {
+    i64::try_from(inner.options.secret_transition.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The state OCI would show: a stored `ACTIVE` is `CREATING` (one version) or `UPDATING` (more)
+/// until `window_ms` after its newest version was written.
+fn effective_state(
+    conn: &Connection,
+    id: &str,
+    stored: String,
+    window_ms: i64,
+) -> rusqlite::Result<String> {
+    if stored != "ACTIVE" || window_ms <= 0 {
+        return Ok(stored);
+    }
+    let (count, newest): (i64, Option<String>) = conn
+        .prepare_cached("SELECT COUNT(*), MAX(created) FROM secret_versions WHERE secret=?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let newest = newest.and_then(|t| parse_time_ms(&t).ok()).unwrap_or(0);
+    if now_ms() >= newest.saturating_add(window_ms) {
+        return Ok(stored);
+    }
+    Ok(if count <= 1 { "CREATING" } else { "UPDATING" }.to_owned())
+}
+
+fn secret_from_row(
+    conn: &Connection,
+    r: &rusqlite::Row<'_>,
+    window_ms: i64,
+) -> rusqlite::Result<models::Secret> {
     let id: String = r.get(0)?;
+    let state = effective_state(conn, &id, r.get(6)?, window_ms)?;
     let current: Option<i64> = conn
         .prepare_cached(
             "SELECT version FROM secret_versions WHERE secret=?1 AND stages LIKE '%\"CURRENT\"%'",
@@ -68,27 +113,33 @@ fn secret_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result
         compartment_id: r.get(3)?,
         key_id: r.get(4)?,
         description: r.get(5)?,
-        lifecycle_state: r.get(6)?,
+        lifecycle_state: state,
         time_created: r.get(7)?,
         time_of_deletion: r.get(8)?,
         current_version_number: current,
     })
 }
 
-fn load(conn: &Connection, id: &str) -> Result<models::Secret, ApiError> {
+fn load(conn: &Connection, id: &str, window_ms: i64) -> Result<models::Secret, ApiError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {SECRET_COLUMNS} FROM secrets WHERE ocid=?1"
     ))?;
     let mut rows = stmt.query([id])?;
     match rows.next()? {
-        Some(r) => Ok(secret_from_row(conn, r)?),
+        Some(r) => Ok(secret_from_row(conn, r, window_ms)?),
         None => Err(ApiError::not_found(format!("secret {id}"))),
     }
 }
 
-/// The secret `id`, which must be ACTIVE to be changed (409 `IncorrectState` otherwise).
-fn load_active(conn: &Connection, id: &str) -> Result<models::Secret, ApiError> {
-    let secret = load(conn, id)?;
+/// [`load_active`] as a check for [`secret_versions`]: the secret is not pending deletion.
+fn check_active(conn: &Connection, id: &str) -> Result<(), ApiError> {
+    load_active(conn, id, 0).map(|_| ())
+}
+
+/// The secret `id`, which must be ACTIVE to be changed (409 `IncorrectState` otherwise, also
+/// while it is still `CREATING` or `UPDATING`).
+fn load_active(conn: &Connection, id: &str, window_ms: i64) -> Result<models::Secret, ApiError> {
+    let secret = load(conn, id, window_ms)?;
     if secret.lifecycle_state != "ACTIVE" {
         return Err(ApiError::conflict(
             "IncorrectState",
@@ -137,6 +188,7 @@ fn add_version(
     name: Option<String>,
     pending: bool,
 ) -> Result<(), ApiError> {
+    secret_versions::check_room(conn, id)?;
     let versions = stages_of(conn, id)?;
     let next = versions.last().map_or(1, |(v, _)| v + 1);
     let mut update =
@@ -182,6 +234,7 @@ pub async fn create(inner: &Arc<Inner>, body: &[u8]) -> Result<models::Secret, A
     }
     let sealed = inner.key.seal(&decode_content(&details.secret_content)?);
     let id = new_ocid("vaultsecret");
+    let window = transition_ms(inner);
     inner
         .store
         .write(move |conn, _| {
@@ -211,7 +264,7 @@ pub async fn create(inner: &Arc<Inner>, body: &[u8]) -> Result<models::Secret, A
                 ],
             )?;
             add_version(conn, &id, sealed, details.secret_content.name, false)?;
-            load(conn, &id)
+            load(conn, &id, window)
         })
         .await
 }
@@ -235,10 +288,11 @@ pub async fn update(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Result<models:
         None => None,
     };
     let id = id.to_owned();
+    let window = transition_ms(inner);
     inner
         .store
         .write(move |conn, _| {
-            load_active(conn, &id)?;
+            load_active(conn, &id, window)?;
             if let Some(description) = details.description {
                 conn.execute(
                     "UPDATE secrets SET description=?2 WHERE ocid=?1",
@@ -254,7 +308,7 @@ pub async fn update(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Result<models:
             if let Some((sealed, name, pending)) = content {
                 add_version(conn, &id, sealed, name, pending)?;
             }
-            load(conn, &id)
+            load(conn, &id, window)
         })
         .await
 }
@@ -262,7 +316,8 @@ pub async fn update(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Result<models:
 /// GetSecret.
 pub async fn get(inner: &Arc<Inner>, id: &str) -> Result<models::Secret, ApiError> {
     let id = id.to_owned();
-    inner.store.read(move |conn| load(conn, &id)).await
+    let window = transition_ms(inner);
+    inner.store.read(move |conn| load(conn, &id, window)).await
 }
 
 /// ListSecrets (by compartment; optionally by name, vault and lifecycle state).
@@ -277,6 +332,7 @@ pub async fn list(
     let name = query.get("name").cloned();
     let vault = query.get("vaultId").cloned();
     let state = query.get("lifecycleState").cloned();
+    let window = transition_ms(inner);
     inner
         .store
         .read(move |conn| {
@@ -287,7 +343,7 @@ pub async fn list(
             let mut rows = stmt.query(rusqlite::params![compartment, name, vault, state])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                out.push(secret_from_row(conn, r)?);
+                out.push(secret_from_row(conn, r, window)?);
             }
             Ok(out)
         })
@@ -315,10 +371,11 @@ pub async fn schedule_deletion(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Res
         None => rfc3339_ms(now_ms() + 30 * 24 * 3_600_000),
     };
     let id = id.to_owned();
+    let window = transition_ms(inner);
     inner
         .store
         .write(move |conn, _| {
-            load_active(conn, &id)?;
+            load_active(conn, &id, window)?;
             conn.execute(
                 "UPDATE secrets SET state='PENDING_DELETION', deletion=?2 WHERE ocid=?1",
                 [&id, &when],
@@ -326,6 +383,18 @@ pub async fn schedule_deletion(inner: &Arc<Inner>, id: &str, body: &[u8]) -> Res
             Ok(())
         })
         .await
+}
+
+/// Whether a secret's metadata holds [`UNREADABLE_UNTIL`] with a time still to come.
+fn unreadable_now(metadata: Option<&str>) -> bool {
+    let Some(text) = metadata else { return false };
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) else {
+        return false;
+    };
+    map.get(UNREADABLE_UNTIL)
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| parse_time_ms(t).ok())
+        .is_some_and(|until| now_ms() < until)
 }
 
 /// GetSecretBundle (`id` given) and GetSecretBundleByName (`secretName` and `vaultId` in the
@@ -368,13 +437,14 @@ pub async fn get_bundle(
     let (secret_id, number, name, stages, created, sealed) = inner
         .store
         .read(move |conn| {
-            let (secret_id, state): (String, String) = match (&id, &by_name) {
+            let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+            let (secret_id, state, metadata): (String, String, Option<String>) = match (&id, &by_name) {
                 (Some(id), _) => conn
-                    .query_row("SELECT ocid, state FROM secrets WHERE ocid=?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row("SELECT ocid, state, metadata FROM secrets WHERE ocid=?1", [id], row)
                     .optional()?
                     .ok_or_else(|| ApiError::not_found(format!("secret {id}")))?,
                 (None, Some((name, vault))) => conn
-                    .query_row("SELECT ocid, state FROM secrets WHERE name=?1 AND vault=?2", [name, vault], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row("SELECT ocid, state, metadata FROM secrets WHERE name=?1 AND vault=?2", [name, vault], row)
                     .optional()?
                     .ok_or_else(|| ApiError::not_found(format!("secret {name}")))?,
                 (None, None) => return Err(ApiError::missing("secretName")),
@@ -382,12 +452,18 @@ pub async fn get_bundle(
             if state != "ACTIVE" {
                 return Err(ApiError::not_found(format!("secret {secret_id} (it is {state})")));
             }
+            if unreadable_now(metadata.as_deref()) {
+                return Err(ApiError::not_found(format!("secret {secret_id}")));
+            }
             let mut stmt = conn.prepare_cached("SELECT version, name, stages, created, sealed FROM secret_versions WHERE secret=?1 ORDER BY version DESC")?;
             let rows = stmt.query_map([&secret_id], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, Vec<u8>>(4)?))
             })?;
             for row in rows {
                 let (number, name, stages, created, sealed) = row?;
+                if secret_versions::is_pending(conn, &secret_id, number)? {
+                    continue;
+                }
                 let stages: Vec<String> = serde_json::from_str(&stages).unwrap_or_default();
                 let matches = match (&version, &version_name) {
                     (Some(v), _) => *v == number,

@@ -94,14 +94,28 @@ impl Refusal {
         )
     }
 
-    /// The scoped secret exists but is not ACTIVE (e.g. scheduled for deletion).
-    pub fn secret_unavailable(field: &str) -> Self {
+    /// Encrypt failed: the token could not be sealed. 503 when it may pass later, else 502.
+    pub fn crypto(error: &OciError) -> Self {
+        let (status, code) = if error.is_retryable() {
+            (StatusCode::SERVICE_UNAVAILABLE, "VaultUnavailable")
+        } else {
+            (StatusCode::BAD_GATEWAY, "VaultError")
+        };
         Self::new(
-            StatusCode::CONFLICT,
-            "SecretUnavailable",
+            status,
+            code,
             format!(
-                "{field}: the Vault secret for this name exists but is not ACTIVE (scheduled for deletion?); use another vaultSecretName; nothing was written to the stream"
+                "the Authorization token could not be sealed with the vault key ({}); nothing was written to the stream",
+                describe(error)
             ),
+        )
+    }
+
+    /// No token in the request, and no stored secret of the name `field` gives.
+    pub fn no_such_secret(field: &str) -> Self {
+        Self::invalid(
+            field,
+            "names no secret stored in the vault, and the request carries no Authorization header; send the token, or store the secret first; nothing was written to the stream",
         )
     }
 

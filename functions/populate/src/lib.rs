@@ -7,11 +7,13 @@
 //!    application/json` (415), sizes (413: body, batch length, each envelope ≤ 1 MB on the
 //!    stream), and every message rule of [`datasync_core::message::validate`] (400 naming the
 //!    field, e.g. `[2].streamMessage.targetRestApi`);
-//! 2. when the client sent an `Authorization` header, keeps it in Vault under
-//!    [`scoped_secret_name`](datasync_core::message::scoped_secret_name)`(caller,
-//!    vaultSecretName)`: created when absent, a new version when changed, nothing when equal;
-//!    one write per distinct secret of the request; a failure is answered (502/503/409) and
-//!    nothing is written to the stream;
+//! 2. when the client sent an `Authorization` header, seals it with the vault key's Encrypt
+//!    (bound to [`scoped_secret_name`](datasync_core::message::scoped_secret_name)`(caller,
+//!    vaultSecretName)`) and puts the ciphertext in each envelope as `sealedToken`, one Encrypt
+//!    per distinct token and name per 5 minutes; without one, checks that each named secret was
+//!    stored by an operator (400 naming `vaultSecretName` otherwise); a failure is answered and
+//!    nothing is written to the stream (docs/secrets.md says why tokens are not secret
+//!    versions);
 //! 3. writes one envelope per item (id UUID v7, receivedAt, source = caller, attempt 0,
 //!    traceparent) with one PutMessages call, and answers `200 {"id","partition","offset"}`
 //!    (an array of them for a batch) only once the stream has every item; otherwise 502/503
@@ -53,19 +55,21 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use datasync_core::function_config::{self as key, Function};
+use datasync_core::message::{with_sealed_token, SealedToken};
 use datasync_core::oci::auth::AuthProvider;
 use datasync_core::oci::client::{OciClient, OciError, RetryPolicy, Timeouts};
-use datasync_core::oci::secrets::SecretsClient;
+use datasync_core::oci::crypto::{CryptoClient, MAX_PLAINTEXT_BYTES};
+use datasync_core::oci::endpoints::Service;
 use datasync_core::oci::streaming::{PutMessage, StreamClient};
 use datasync_core::oci::vault::VaultClient;
 use datasync_core::settings::{auth_from_lookup, ConfigError, Settings, REGION_METADATA};
 use fdk::{Context, FnEvent, Response};
 
 pub use answer::Stored;
-pub use secrets::SecretWrite;
+pub use secrets::SealOutcome;
 
 use answer::{entry_retryable, ItemAnswer, Refusal};
-use secrets::{SecretError, SecretStore};
+use secrets::{Sealer, SecretStore};
 
 /// The header API Gateway sets to the authenticated caller (and strips from clients).
 pub const CALLER_HEADER: &str = "x-datasync-caller";
@@ -75,8 +79,8 @@ pub const MAX_BATCH: usize = 100;
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// The longest caller identity.
 pub const MAX_CALLER_LEN: usize = 256;
-/// The longest `Authorization` value (Vault holds up to 25 KB per secret).
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// The longest `Authorization` value: the most the vault key's Encrypt takes.
+pub const MAX_TOKEN_BYTES: usize = MAX_PLAINTEXT_BYTES;
 
 /// The configured function: settings and clients, built once. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -90,6 +94,9 @@ struct Inner {
     data_stream: String,
     streams: StreamClient,
     secrets: SecretStore,
+    /// Absent when `vault_crypto_endpoint` is not configured: a request with a token is then
+    /// answered 500 naming the key.
+    sealer: Option<Sealer>,
 }
 
 impl Populate {
@@ -141,21 +148,21 @@ impl Populate {
             StreamClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
         let vault =
             VaultClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
-        let secret_reader =
-            SecretsClient::new(client, &settings.endpoints).map_err(endpoint_error)?;
-        let secrets = SecretStore::new(
-            vault,
-            secret_reader,
-            settings.vault.clone(),
-            compartment,
-            master_key,
-        );
+        let sealer = match settings.endpoints.url(Service::Crypto) {
+            Ok(Some(_)) => Some(Sealer::new(
+                CryptoClient::new(client, &settings.endpoints).map_err(endpoint_error)?,
+                master_key,
+            )),
+            _ => None,
+        };
+        let secrets = SecretStore::new(vault, settings.vault.clone(), compartment);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 data_stream,
                 streams,
                 secrets,
+                sealer,
             }),
         })
     }
@@ -183,38 +190,83 @@ impl Populate {
         }
     }
 
-    /// Keeps the caller's token in Vault under each distinct secret the request names.
-    async fn keep_token(
+    /// Seals the caller's token for each distinct secret the request names and puts it in each
+    /// item's envelope (`sealedToken`).
+    async fn seal_token(
+        &self,
+        ctx: &Context,
+        accepted: &mut request::Accepted,
+        token: &request::Token,
+    ) -> Result<(), Refusal> {
+        let sealer = self.inner.sealer.as_ref().ok_or_else(|| {
+            Refusal::misconfigured(format!(
+                "{} is not configured: the Authorization token cannot be sealed",
+                key::VAULT_CRYPTO_ENDPOINT
+            ))
+        })?;
+        let mut sealed: BTreeMap<String, SealedToken> = BTreeMap::new();
+        for item in &mut accepted.items {
+            let Some(name) = &item.secret else { continue };
+            if !sealed.contains_key(name) {
+                match sealer.seal(name, token.bytes()).await {
+                    Ok((s, outcome)) => {
+                        tracing::info!(
+                            call_id = %ctx.call_id,
+                            caller = %accepted.caller,
+                            secret = name.as_str(),
+                            outcome = ?outcome,
+                            "caller's token sealed with the vault key"
+                        );
+                        sealed.insert(name.clone(), s);
+                    }
+                    Err(e) => {
+                        let refusal = Refusal::crypto(&e);
+                        tracing::error!(
+                            call_id = %ctx.call_id,
+                            secret = name.as_str(),
+                            reason = %refusal.message,
+                            "sealing the caller's token failed"
+                        );
+                        return Err(refusal);
+                    }
+                }
+            }
+            let Some(s) = sealed.get(name) else { continue };
+            let value = with_sealed_token(&item.message.value, s).ok_or_else(|| {
+                Refusal::misconfigured("the envelope could not carry the sealed token")
+            })?;
+            item.message.value = Bytes::from(value);
+        }
+        Ok(())
+    }
+
+    /// Without a token, each secret the request names must be stored already (by an
+    /// operator): a message naming none could never be delivered.
+    async fn check_stored(
         &self,
         ctx: &Context,
         accepted: &request::Accepted,
-        token: &request::Token,
     ) -> Result<(), Refusal> {
-        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        // In item order, each name once: the first item that cannot be delivered is named.
+        let mut seen = std::collections::BTreeSet::new();
         for item in &accepted.items {
-            if let Some(name) = &item.secret {
-                names
-                    .entry(name.as_str())
-                    .or_insert(item.secret_field.as_str());
+            let Some(name) = item.secret.as_deref() else {
+                continue;
+            };
+            if !seen.insert(name) {
+                continue;
             }
-        }
-        for (name, field) in names {
-            match self.inner.secrets.ensure(name, token.bytes()).await {
-                Ok(write) => tracing::info!(
-                    call_id = %ctx.call_id,
-                    caller = %accepted.caller,
-                    secret = name,
-                    outcome = ?write,
-                    "caller's token kept in Vault"
-                ),
-                Err(SecretError::NotActive) => return Err(Refusal::secret_unavailable(field)),
-                Err(SecretError::Oci(e)) => {
+            let field = item.secret_field.as_str();
+            match self.inner.secrets.present(name).await {
+                Ok(true) => {}
+                Ok(false) => return Err(Refusal::no_such_secret(field)),
+                Err(e) => {
                     let refusal = Refusal::vault(&e);
                     tracing::error!(
                         call_id = %ctx.call_id,
                         secret = name,
                         reason = %refusal.message,
-                        "storing the caller's token failed"
+                        "looking up the named secret failed"
                     );
                     return Err(refusal);
                 }
@@ -224,12 +276,15 @@ impl Populate {
     }
 
     async fn process(&self, ctx: &Context, body: &Bytes) -> Result<Response, Refusal> {
-        let accepted = request::accept(ctx, body, &self.inner.settings.policy, SystemTime::now())?;
+        let mut accepted =
+            request::accept(ctx, body, &self.inner.settings.policy, SystemTime::now())?;
         let count = accepted.items.len();
 
-        // The token first: a message must never point at a secret that is not there.
-        if let Some(token) = &accepted.token {
-            self.keep_token(ctx, &accepted, token).await?;
+        // Before anything is stored: every message carries its token sealed, or names a
+        // secret that exists.
+        match accepted.token.take() {
+            Some(token) => self.seal_token(ctx, &mut accepted, &token).await?,
+            None => self.check_stored(ctx, &accepted).await?,
         }
 
         let messages: Vec<PutMessage> = accepted.items.iter().map(|i| i.message.clone()).collect();

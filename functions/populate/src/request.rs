@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use datasync_core::message::{
     is_valid_traceparent, new_traceparent, read_sync_request, refuse_credential_headers,
-    scoped_secret_name, validate, Envelope, Invalid, Policy, MAX_MESSAGE_BYTES,
+    scoped_secret_name, sealed_allowance, validate, Envelope, Invalid, Policy, MAX_MESSAGE_BYTES,
 };
 use datasync_core::oci::streaming::PutMessage;
 use fdk::Context;
@@ -99,6 +99,7 @@ pub(crate) fn accept(
         policy,
         caller: &caller,
         has_token: token.is_some(),
+        token_len: token.as_ref().map_or(0, |t| t.bytes().len()),
         now,
         traceparent: &traceparent,
     };
@@ -221,6 +222,8 @@ struct ItemContext<'a> {
     caller: &'a str,
     /// Whether the call carries an `Authorization` header (then each item must name a secret).
     has_token: bool,
+    /// The token's length: room is kept in each envelope for it sealed.
+    token_len: usize,
     now: SystemTime,
     traceparent: &'a str,
 }
@@ -265,7 +268,11 @@ fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, 
     let value = envelope
         .encode()
         .map_err(|_| Refusal::invalid(&message_field, "cannot be encoded"))?;
-    let size = value.len() + key.as_ref().map_or(0, Bytes::len);
+    let sealed = match &secret {
+        Some(_) if each.has_token => sealed_allowance(each.token_len),
+        _ => 0,
+    };
+    let size = value.len() + key.as_ref().map_or(0, Bytes::len) + sealed;
     if size > MAX_MESSAGE_BYTES {
         return Err(Refusal::too_large(format!(
             "{here}: the message is {size} bytes on the stream (streamKey + envelope); at most {MAX_MESSAGE_BYTES}"

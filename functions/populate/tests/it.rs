@@ -12,12 +12,14 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use datasync_core::message::{is_valid_traceparent, scoped_secret_name, Envelope, Payload};
+use datasync_core::message::{
+    is_valid_traceparent, scoped_secret_name, sealed_context, Envelope, Payload,
+};
 use datasync_core::oci::auth::ConfigFileAuth;
 use datasync_core::oci::client::OciClient;
+use datasync_core::oci::crypto::CryptoClient;
 use datasync_core::oci::endpoints::Endpoints;
 use datasync_core::oci::models::{self, Secret};
-use datasync_core::oci::secrets::SecretsClient;
 use datasync_core::oci::streaming::{message_key, message_value, CursorStart, StreamClient};
 use datasync_core::oci::vault::VaultClient;
 use datasync_local::client::SignedClient;
@@ -81,7 +83,7 @@ struct Stack {
     config: fdk::Config,
     streams: StreamClient,
     vault: VaultClient,
-    secrets: SecretsClient,
+    crypto: CryptoClient,
     signed: SignedClient,
     dir: tempfile::TempDir,
     shutdown: CancellationToken,
@@ -150,17 +152,22 @@ async fn stack() -> Stack {
     );
     let client = OciClient::new(auth).unwrap();
     let endpoints = Endpoints::all_at(&base).unwrap();
-    Stack {
+    let stack = Stack {
         streams: StreamClient::new(client.clone(), &endpoints).unwrap(),
         vault: VaultClient::new(client.clone(), &endpoints).unwrap(),
-        secrets: SecretsClient::new(client, &endpoints).unwrap(),
+        crypto: CryptoClient::new(client, &endpoints).unwrap(),
         emulator,
         stream: stream.id,
         config,
         signed,
         dir,
         shutdown,
+    };
+    // The operator stored "erp" for both callers: requests without a token may name it.
+    for caller in [CALLER_A, CALLER_B] {
+        stack.store_secret(caller, "erp").await;
     }
+    stack
 }
 
 impl Stack {
@@ -200,21 +207,41 @@ impl Stack {
             .collect()
     }
 
+    /// Stores `caller`'s secret `name` as an operator would (a fixed operator token).
+    async fn store_secret(&self, caller: &str, name: &str) -> Secret {
+        self.vault
+            .create_secret(&models::CreateSecretDetails {
+                compartment_id: LOCAL_COMPARTMENT.into(),
+                vault_id: VAULT.into(),
+                key_id: KEY.into(),
+                secret_name: scoped_secret_name(caller, name),
+                description: None,
+                secret_content: models::SecretContent::base64(b"Bearer operator-token"),
+                metadata: None,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// The token an envelope carries sealed, opened as process opens it.
+    async fn open(&self, envelope: &Envelope, caller: &str) -> Result<Vec<u8>, String> {
+        let sealed = envelope.sealed_token.as_ref().ok_or("no sealed token")?;
+        let name = scoped_secret_name(
+            caller,
+            envelope.message.vault_secret_name.as_deref().unwrap(),
+        );
+        self.crypto
+            .decrypt(&sealed.key_id, &sealed.ciphertext, &sealed_context(&name))
+            .await
+            .map(|p| p.bytes().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
     async fn secrets_list(&self) -> Vec<Secret> {
         self.vault
             .list_secrets(LOCAL_COMPARTMENT, Some(VAULT), None)
             .await
             .unwrap()
-    }
-
-    async fn secret(&self, name: &str) -> Secret {
-        let found = self
-            .vault
-            .list_secrets(LOCAL_COMPARTMENT, Some(VAULT), Some(name))
-            .await
-            .unwrap();
-        assert_eq!(found.len(), 1, "{name}: {found:?}");
-        found.into_iter().next().unwrap()
     }
 }
 
@@ -400,8 +427,8 @@ async fn through_the_gateway_mapping_and_the_fdk_socket() {
     assert_eq!(e.source.as_deref(), Some(CALLER_A));
     assert_eq!(e.traceparent.as_deref(), Some(TRACEPARENT));
     assert_eq!(e.message.target_rest_api_operation, "POST");
-    let secret = s.secret(&scoped_secret_name(CALLER_A, "erp")).await;
-    assert_eq!(secret.current_version_number, Some(1));
+    // The token travels sealed in the envelope, for the caller's scoped name.
+    assert_eq!(s.open(e, CALLER_A).await.unwrap(), TOKEN.as_bytes());
 
     stop.cancel();
     server.await.unwrap().unwrap();
@@ -613,8 +640,9 @@ async fn every_rule_refuses_and_nothing_is_written() {
         s.messages().await.is_empty(),
         "a refused call wrote to the stream"
     );
-    assert!(
-        s.secrets_list().await.is_empty(),
+    assert_eq!(
+        s.secrets_list().await.len(),
+        2,
         "a refused call wrote a secret"
     );
 }
@@ -698,45 +726,35 @@ async fn single_and_batch_answers_carry_real_offsets() {
     );
 }
 
-/// Two callers with the same vaultSecretName get two secrets; neither can read or overwrite
-/// the other's (sample bug 11: first writer wins, anyone can use the name).
+/// Each caller's token is sealed for its own scoped name: neither can open the other's, and no
+/// secret is written (sample bug 11: first writer wins, anyone can use the name).
 #[tokio::test]
-async fn secrets_are_scoped_by_caller() {
+async fn sealed_tokens_are_bound_to_their_caller() {
     let s = stack().await;
     let p = s.populate();
     let token_b = "Bearer tok-CANARY-second-caller";
     assert_eq!(post(&p, CALLER_A, Some(TOKEN), &good()).await.status, 200);
     assert_eq!(post(&p, CALLER_B, Some(token_b), &good()).await.status, 200);
-    // B without a token, naming "erp": refers to B's own secret, never A's.
+    // B without a token, naming "erp": refers to B's own stored secret, never A's token.
     assert_eq!(post(&p, CALLER_B, None, &good()).await.status, 200);
 
-    let name_a = scoped_secret_name(CALLER_A, "erp");
-    let name_b = scoped_secret_name(CALLER_B, "erp");
-    assert_ne!(name_a, name_b);
-    let mut names: Vec<String> = s
-        .secrets_list()
-        .await
-        .into_iter()
-        .map(|x| x.secret_name)
-        .collect();
-    names.sort();
-    let mut expected = vec![name_a.clone(), name_b.clone()];
-    expected.sort();
-    assert_eq!(names, expected);
-    let a = s
-        .secrets
-        .get_secret_bundle_by_name(&name_a, VAULT)
-        .await
-        .unwrap();
-    let b = s
-        .secrets
-        .get_secret_bundle_by_name(&name_b, VAULT)
-        .await
-        .unwrap();
-    assert_eq!(a.content(), TOKEN.as_bytes(), "B did not overwrite A");
-    assert_eq!(b.content(), token_b.as_bytes());
-    assert_eq!(s.secret(&name_a).await.current_version_number, Some(1));
-    let sources: Vec<Option<String>> = s.envelopes().await.into_iter().map(|e| e.source).collect();
+    let envelopes = s.envelopes().await;
+    assert_eq!(
+        s.open(&envelopes[0], CALLER_A).await.unwrap(),
+        TOKEN.as_bytes()
+    );
+    assert_eq!(
+        s.open(&envelopes[1], CALLER_B).await.unwrap(),
+        token_b.as_bytes()
+    );
+    assert!(
+        s.open(&envelopes[0], CALLER_B).await.is_err(),
+        "A's sealed token does not open under B's name"
+    );
+    assert!(envelopes[2].sealed_token.is_none());
+    // Only the two secrets the operator stored: no version per token.
+    assert_eq!(s.secrets_list().await.len(), 2);
+    let sources: Vec<Option<String>> = envelopes.into_iter().map(|e| e.source).collect();
     assert_eq!(
         sources,
         vec![
@@ -745,7 +763,7 @@ async fn secrets_are_scoped_by_caller() {
             Some(CALLER_B.into())
         ]
     );
-    // The body cannot choose the caller.
+    // The body cannot choose the caller, nor bring its own sealed token.
     let mut spoof = good();
     spoof["source"] = json!(CALLER_A);
     spoof["streamMessage"]["source"] = json!(CALLER_A);
@@ -753,61 +771,33 @@ async fn secrets_are_scoped_by_caller() {
     assert_eq!(s.envelopes().await[3].source.as_deref(), Some(CALLER_B));
 }
 
-/// Same token: no new version (cache or Vault compare); changed token: a new version; content
-/// is base64 of the exact token (sample bug 12: raw value stored as BASE64); a batch naming
-/// one secret writes it once.
+/// A steady token is sealed once per name (the same ciphertext, no Encrypt); a new token, a
+/// new instance or another name is sealed again; a batch naming one secret seals once; any
+/// header byte survives.
 #[tokio::test]
-async fn token_versions_and_base64() {
+async fn a_steady_token_is_sealed_once_and_a_new_token_again() {
     let s = stack().await;
-    let name = scoped_secret_name(CALLER_A, "erp");
     let p = s.populate();
+    let sealed = |e: &Envelope| e.sealed_token.clone().unwrap().ciphertext;
     assert_eq!(post(&p, CALLER_A, Some(TOKEN), &good()).await.status, 200);
     assert_eq!(post(&p, CALLER_A, Some(TOKEN), &good()).await.status, 200);
-    assert_eq!(s.secret(&name).await.current_version_number, Some(1));
-    // A fresh instance (empty cache) compares with Vault: still no new version.
+    let e = s.envelopes().await;
+    assert_eq!(sealed(&e[0]), sealed(&e[1]), "cached: one Encrypt");
+    // A fresh instance (empty cache) seals again: another ciphertext, the same token.
     let fresh = s.populate();
     assert_eq!(
         post(&fresh, CALLER_A, Some(TOKEN), &good()).await.status,
         200
     );
-    assert_eq!(s.secret(&name).await.current_version_number, Some(1));
+    let e = s.envelopes().await;
+    assert_ne!(sealed(&e[2]), sealed(&e[0]));
+    assert_eq!(s.open(&e[2], CALLER_A).await.unwrap(), TOKEN.as_bytes());
 
     let rotated = "Bearer tok-CANARY-rotated-\u{e9}"; // non-ASCII byte in a header value
-    assert_eq!(
-        post(&fresh, CALLER_A, Some(rotated), &good()).await.status,
-        200
-    );
-    assert_eq!(s.secret(&name).await.current_version_number, Some(2));
-    let current = s
-        .secrets
-        .get_secret_bundle_by_name(&name, VAULT)
-        .await
-        .unwrap();
-    assert_eq!(current.content(), rotated.as_bytes());
+    assert_eq!(post(&p, CALLER_A, Some(rotated), &good()).await.status, 200);
+    let e = s.envelopes().await;
+    assert_eq!(s.open(&e[3], CALLER_A).await.unwrap(), rotated.as_bytes());
 
-    // The raw bundle: BASE64 content that decodes to the exact token.
-    let raw = s
-        .signed
-        .send(
-            Method::POST,
-            &format!("/20190301/secretbundles/actions/getByName?secretName={name}&vaultId={VAULT}"),
-            vec![],
-            datasync_core::oci::signer::BodySigning::Include,
-            HeaderMap::new(),
-        )
-        .await
-        .unwrap();
-    let bundle: models::SecretBundle = raw.json().unwrap();
-    assert_eq!(bundle.secret_bundle_content.content_type, "BASE64");
-    assert_eq!(
-        base64::engine::general_purpose::STANDARD
-            .decode(&bundle.secret_bundle_content.content)
-            .unwrap(),
-        rotated.as_bytes()
-    );
-
-    // The first instance's cache says TOKEN is current; it expired nothing yet, but Vault now
-    // holds `rotated`: a third token through it still makes exactly one new version.
     let third = "Bearer tok-CANARY-third";
     let batch = json!([good(), good(), good()]);
     let a = call(
@@ -818,19 +808,14 @@ async fn token_versions_and_base64() {
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.raw);
-    assert_eq!(s.secret(&name).await.current_version_number, Some(3));
-    assert_eq!(
-        s.secrets
-            .get_secret_bundle_by_name(&name, VAULT)
-            .await
-            .unwrap()
-            .content(),
-        third.as_bytes()
-    );
+    let e = s.envelopes().await;
+    assert!(e[4..].iter().all(|x| sealed(x) == sealed(&e[4])));
+    assert_eq!(s.open(&e[6], CALLER_A).await.unwrap(), third.as_bytes());
+    assert_eq!(s.secrets_list().await.len(), 2, "no secret version written");
 }
 
-/// The secret is written before the message; a Vault failure is answered, never swallowed,
-/// and nothing reaches the stream.
+/// The token is sealed before the message is written; a Key Management or Vault failure is
+/// answered, never swallowed, and nothing reaches the stream.
 #[tokio::test]
 async fn vault_failure_is_reported_and_nothing_written() {
     let s = stack().await;
@@ -840,7 +825,7 @@ async fn vault_failure_is_reported_and_nothing_written() {
     let config = s
         .config
         .clone()
-        .with("DATASYNC_OCI_ENDPOINT_VAULT", dead_url);
+        .with("DATASYNC_OCI_ENDPOINT_CRYPTO", dead_url.clone());
     let p = Populate::from_config(&config).unwrap();
     let a = post(&p, CALLER_A, Some(TOKEN), &good()).await;
     assert_error(
@@ -851,8 +836,27 @@ async fn vault_failure_is_reported_and_nothing_written() {
     );
     assert!(!a.raw.contains("tok-CANARY"));
     assert!(s.messages().await.is_empty());
-    // Without a token Vault is not needed, and the message is stored.
+    // Without a token Key Management is not needed, and the message is stored.
     assert_eq!(post(&p, CALLER_A, None, &good()).await.status, 200);
+    assert_eq!(s.messages().await.len(), 1);
+    // Without a token and without Vault, the stored secret cannot be checked: 503.
+    let config = s
+        .config
+        .clone()
+        .with("DATASYNC_OCI_ENDPOINT_VAULT", dead_url);
+    let a = post(
+        &Populate::from_config(&config).unwrap(),
+        CALLER_A,
+        None,
+        &good(),
+    )
+    .await;
+    assert_error(
+        &a,
+        503,
+        "VaultUnavailable",
+        "nothing was written to the stream",
+    );
     assert_eq!(s.messages().await.len(), 1);
 }
 
@@ -955,7 +959,7 @@ async fn no_token_anywhere() {
     let dead = s
         .config
         .clone()
-        .with("DATASYNC_OCI_ENDPOINT_VAULT", "http://127.0.0.1:9");
+        .with("DATASYNC_OCI_ENDPOINT_CRYPTO", "http://127.0.0.1:9");
     answers.push(
         post(
             &Populate::from_config(&dead).unwrap(),
@@ -998,23 +1002,45 @@ async fn no_token_anywhere() {
     }
 }
 
-/// Only an ACTIVE secret is used (sample: ListSecrets without a lifecycle filter): a secret
-/// scheduled for deletion is answered 409, and nothing is written.
+/// Without a token, the named secret must be stored (issue 19): a name never stored, or a
+/// secret scheduled for deletion, is refused with 400 naming the field, and nothing is written.
+/// A secret found is remembered: later calls make no Vault call (shown by deleting it behind
+/// the instance's back, which only a fresh instance notices).
 #[tokio::test]
-async fn a_secret_pending_deletion_is_refused() {
+async fn a_name_with_no_stored_secret_and_no_token_is_refused() {
     let s = stack().await;
-    assert_eq!(
-        post(&s.populate(), CALLER_A, Some(TOKEN), &good())
-            .await
-            .status,
-        200
+    let mut never = good();
+    never["streamMessage"]["vaultSecretName"] = json!("never-stored");
+    let p = s.populate();
+    let a = post(&p, CALLER_A, None, &never).await;
+    assert_error(
+        &a,
+        400,
+        "InvalidParameter",
+        "streamMessage.vaultSecretName: names no secret",
     );
-    let secret = s.secret(&scoped_secret_name(CALLER_A, "erp")).await;
+    let a = post(&p, CALLER_A, None, &json!([good(), never.clone()])).await;
+    assert_error(
+        &a,
+        400,
+        "InvalidParameter",
+        "[1].streamMessage.vaultSecretName: names no secret",
+    );
+    // Another caller's secret of that name does not count.
+    let only_b = s.store_secret(CALLER_B, "only-b").await;
+    let mut for_b = good();
+    for_b["streamMessage"]["vaultSecretName"] = json!("only-b");
+    let a = post(&p, CALLER_A, None, &for_b).await;
+    assert_error(&a, 400, "InvalidParameter", "streamMessage.vaultSecretName");
+    assert!(s.messages().await.is_empty());
+
+    // Found once, then trusted for the cache's time.
+    assert_eq!(post(&p, CALLER_B, None, &for_b).await.status, 200);
     let scheduled = s
         .signed
         .send(
             Method::POST,
-            &format!("/20180608/secrets/{}/actions/scheduleDeletion", secret.id),
+            &format!("/20180608/secrets/{}/actions/scheduleDeletion", only_b.id),
             vec![],
             datasync_core::oci::signer::BodySigning::Include,
             HeaderMap::new(),
@@ -1022,15 +1048,16 @@ async fn a_secret_pending_deletion_is_refused() {
         .await
         .unwrap();
     assert_eq!(scheduled.status, 200);
-    // A fresh instance: no cached digest, so Vault is asked.
-    let a = post(&s.populate(), CALLER_A, Some(TOKEN), &good()).await;
-    assert_error(
-        &a,
-        409,
-        "SecretUnavailable",
-        "streamMessage.vaultSecretName",
-    );
-    assert_eq!(s.messages().await.len(), 1, "only the first call wrote");
+    for _ in 0..5 {
+        assert_eq!(post(&p, CALLER_B, None, &for_b).await.status, 200);
+    }
+    assert_eq!(s.messages().await.len(), 6);
+    // A fresh instance asks Vault: a secret pending deletion is not present.
+    let a = post(&s.populate(), CALLER_B, None, &for_b).await;
+    assert_error(&a, 400, "InvalidParameter", "streamMessage.vaultSecretName");
+    assert_eq!(s.messages().await.len(), 6);
+    // With a token the name need not be stored: the token travels sealed.
+    assert_eq!(post(&p, CALLER_A, Some(TOKEN), &never).await.status, 200);
 }
 
 /// A stand-in for the Streaming data plane that stores the first entry of each PutMessages

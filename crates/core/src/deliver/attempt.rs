@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::classify::{classify, retry_or_exhaust, AttemptContext, Decision, ErrorClass, Rules};
 use crate::message::{is_valid_traceparent, new_traceparent, Envelope};
+use crate::sealed_cache::SealedCache;
 use crate::secret_cache::{SecretCache, SecretError};
 use crate::settings::Settings;
 use crate::target::{TargetCall, TargetClient};
@@ -67,16 +68,37 @@ pub(super) struct Attempts {
     pub(super) settings: Arc<Settings>,
     target: TargetClient,
     pub(super) secrets: SecretCache,
+    sealed: Option<SealedCache>,
     limits: Limits,
 }
 
 impl Attempts {
-    pub(super) fn new(settings: Arc<Settings>, target: TargetClient, secrets: SecretCache) -> Self {
+    pub(super) fn new(
+        settings: Arc<Settings>,
+        target: TargetClient,
+        secrets: SecretCache,
+        sealed: Option<SealedCache>,
+    ) -> Self {
         Self {
             limits: Limits::new(settings.max_concurrency),
             settings,
             target,
             secrets,
+            sealed,
+        }
+    }
+
+    /// The message's token: its sealed token decrypted, else the secret `name` read from
+    /// Vault. Returns whether it can be fetched again after a 401/403 (a sealed token cannot).
+    async fn token(
+        &self,
+        name: &str,
+        envelope: &Envelope,
+    ) -> Result<(http::HeaderValue, bool), SecretError> {
+        match (&envelope.sealed_token, &self.sealed) {
+            (Some(sealed), Some(cache)) => Ok((cache.open(name, sealed).await?, false)),
+            (Some(_), None) => Err(SecretError::NoCrypto),
+            (None, _) => Ok((self.secrets.get(name).await?, true)),
         }
     }
 
@@ -135,9 +157,14 @@ impl Attempts {
         // The Vault and target calls are boxed: their futures are large, and every message of
         // a batch waits in its own task, which would otherwise reserve that size from the start.
         let mut token = None;
+        // A sealed token is the one the message was sent with: nothing newer to fetch.
+        let mut refreshed = false;
         if let Some(name) = &prepared.secret {
-            match Box::pin(self.secrets.get(name)).await {
-                Ok(t) => token = Some(t),
+            match Box::pin(self.token(name, envelope)).await {
+                Ok((t, refreshable)) => {
+                    token = Some(t);
+                    refreshed = !refreshable;
+                }
                 Err(e) => return Fate::Failed(secret_failure(&e, envelope, &prepared.rules)),
             }
         }
@@ -146,7 +173,6 @@ impl Attempts {
             .clone()
             .filter(|t| is_valid_traceparent(t))
             .unwrap_or_else(new_traceparent);
-        let mut refreshed = false;
         loop {
             let target_call = TargetCall {
                 method: prepared.method.clone(),
@@ -247,40 +273,59 @@ fn deadline_failure(envelope: &Envelope, rules: &Rules) -> Failure {
     )
 }
 
-/// The message's secret could not be read.
+/// The message's token could not be had. Vault throttled or unavailable: retried as
+/// `retryableStatus`. Vault or Key Management answering 404/403 (a missing or
+/// still-propagating policy, a secret still `CREATING`): retried as `secretUnavailable`, with a
+/// log line naming the policy to check. Anything else: permanent.
 fn secret_failure(e: &SecretError, envelope: &Envelope, rules: &Rules) -> Failure {
+    let now = SystemTime::now();
+    let ctx = AttemptContext {
+        attempts: envelope.attempt.max(1),
+        received_at: envelope
+            .received_at()
+            .or_else(|| envelope.first_failed_at())
+            .unwrap_or(now),
+        now,
+        used_secret: false,
+        secret_refreshed: false,
+        jitter: rand::random::<f64>(),
+    };
     if e.is_retryable() {
-        // Vault throttled or unavailable: not the message's fault. Re-routed untried to the
-        // default error stream, to be retried later.
-        let now = SystemTime::now();
-        let ctx = AttemptContext {
-            attempts: envelope.attempt.max(1),
-            received_at: envelope.received_at().unwrap_or(now),
-            now,
-            used_secret: false,
-            secret_refreshed: false,
-            jitter: rand::random::<f64>(),
-        };
-        not_attempted(
+        // Not the message's fault: re-routed untried to the default error stream.
+        return not_attempted(
             ErrorClass::RetryableStatus,
             &ctx,
             rules,
             "the vault could not be read; not attempted",
-        )
-    } else {
-        // The status says whether it is missing or forbidden; the name is not repeated.
-        let detail = match e {
-            SecretError::Oci(oci) => match oci.status() {
-                Some(s) => format!("the secret could not be read (Vault answered {s})"),
-                None => "the secret could not be read".to_owned(),
-            },
-            SecretError::NotAHeader => e.to_string(),
-        };
-        Failure::permanent(
-            ErrorClass::SecretUnavailable,
-            Cause::NotAttempted { detail },
-        )
+        );
     }
+    if let Some(status) = e.denied_status() {
+        let policy = e.policy_to_check();
+        tracing::warn!(
+            id = envelope.id.as_deref().unwrap_or_default(),
+            status,
+            policy,
+            "the message's token could not be had (Vault answered {status}): check that the \
+             policy `{policy}` exists for the functions' dynamic group and matches, and that the \
+             secret exists; retried until max_message_age_seconds"
+        );
+        let detail = format!(
+            "the token could not be had (Vault answered {status}; check the policy `{policy}`); not attempted"
+        );
+        return not_attempted(ErrorClass::SecretUnavailable, &ctx, rules, &detail);
+    }
+    // The status says what went wrong; the name is not repeated.
+    let detail = match e {
+        SecretError::Oci(oci) => match oci.status() {
+            Some(s) => format!("the secret could not be read (Vault answered {s})"),
+            None => "the secret could not be read".to_owned(),
+        },
+        other => other.to_string(),
+    };
+    Failure::permanent(
+        ErrorClass::SecretUnavailable,
+        Cause::NotAttempted { detail },
+    )
 }
 
 #[cfg(test)]

@@ -60,11 +60,14 @@ use std::time::Instant;
 
 use crate::function_config::Function;
 use crate::oci::client::OciClient;
+use crate::oci::crypto::CryptoClient;
+use crate::oci::endpoints::Service;
 use crate::oci::notifications::NotificationsClient;
 use crate::oci::objectstorage::ObjectStorageClient;
 use crate::oci::secrets::SecretsClient;
 use crate::oci::streaming::StreamClient;
 use crate::parked::ParkedStore;
+use crate::sealed_cache::SealedCache;
 use crate::secret_cache::{SecretCache, DEFAULT_TTL};
 use crate::settings::{auth_from_lookup, ConfigError, Settings};
 use crate::target::TargetClient;
@@ -101,19 +104,22 @@ impl std::fmt::Debug for Deliverer {
 }
 
 impl Deliverer {
-    /// An engine for `settings`, with its clients.
+    /// An engine for `settings`, with its clients. `crypto` opens the tokens messages carry
+    /// sealed; without it such a message fails as `secretUnavailable`.
     pub fn new(
         settings: Arc<Settings>,
         target: TargetClient,
         secrets: SecretsClient,
+        crypto: Option<CryptoClient>,
         streams: StreamClient,
         notifications: NotificationsClient,
     ) -> Self {
         let cache = SecretCache::new(secrets, settings.vault.clone(), DEFAULT_TTL);
+        let sealed = crypto.map(|c| SealedCache::new(c, DEFAULT_TTL));
         let notifier = Notifier::new(notifications, &settings);
         Self {
             router: Arc::new(Router::new(Arc::clone(&settings), streams, notifier)),
-            attempts: Arc::new(Attempts::new(settings, target, cache)),
+            attempts: Arc::new(Attempts::new(settings, target, cache, sealed)),
             order: None,
         }
     }
@@ -151,6 +157,14 @@ impl Deliverer {
             .map_err(|e| ConfigError::client("streaming endpoint", e))?;
         let secrets = SecretsClient::new(oci.clone(), endpoints)
             .map_err(|e| ConfigError::client("secrets endpoint", e))?;
+        // The crypto endpoint is per vault: configured (`vault_crypto_endpoint`) or absent.
+        let crypto = match endpoints.url(Service::Crypto) {
+            Ok(Some(_)) => Some(
+                CryptoClient::new(oci.clone(), endpoints)
+                    .map_err(|e| ConfigError::client("crypto endpoint", e))?,
+            ),
+            _ => None,
+        };
         let notifications = NotificationsClient::new(oci.clone(), endpoints)
             .map_err(|e| ConfigError::client("notifications endpoint", e))?;
         let target = TargetClient::new(settings.target)
@@ -163,7 +177,14 @@ impl Deliverer {
             )),
             None => None,
         };
-        let engine = Self::new(Arc::new(settings), target, secrets, streams, notifications);
+        let engine = Self::new(
+            Arc::new(settings),
+            target,
+            secrets,
+            crypto,
+            streams,
+            notifications,
+        );
         Ok(match parked {
             Some(store) => engine.with_parked(store),
             None => engine,

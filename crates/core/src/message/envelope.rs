@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{parse_rfc3339, rfc3339, HeaderPair, Payload, StreamMessage, MAX_ERROR_DETAIL};
+use super::{
+    parse_rfc3339, rfc3339, HeaderPair, Payload, SealedToken, StreamMessage, MAX_ERROR_DETAIL,
+};
 use crate::classify::ErrorClass;
 
 /// short, sanitised detail.
@@ -57,6 +59,10 @@ pub struct Envelope {
     /// The W3C trace context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The caller's token, sealed with the vault's key (populate); sent in place of the secret
+    /// `vaultSecretName` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_token: Option<SealedToken>,
 }
 
 /// An [`Envelope`] as it is read: the [`StreamMessage`] fields and the metadata side by side.
@@ -91,6 +97,8 @@ struct EnvelopeFields {
     not_before: Option<String>,
     #[serde(default)]
     traceparent: Option<String>,
+    #[serde(default)]
+    sealed_token: Option<SealedToken>,
 }
 
 impl From<EnvelopeFields> for Envelope {
@@ -112,6 +120,7 @@ impl From<EnvelopeFields> for Envelope {
             last_error: f.last_error,
             not_before: f.not_before,
             traceparent: f.traceparent,
+            sealed_token: f.sealed_token,
         }
     }
 }
@@ -134,6 +143,7 @@ impl Envelope {
             last_error: None,
             not_before: None,
             traceparent: Some(traceparent),
+            sealed_token: None,
         }
     }
 

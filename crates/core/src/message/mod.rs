@@ -7,7 +7,7 @@
 //!   the same keys in the same order and the same numbers.
 //! - [`Envelope`]: what datasync writes to the streams: the `streamMessage` fields plus our
 //!   metadata (`id`, `receivedAt`, `source`, `attempt`, `firstFailedAt`, `lastError`,
-//!   `notBefore`, `traceparent`). A bare sample `streamMessage` decodes as an envelope without
+//!   `notBefore`, `traceparent`, `sealedToken`). A bare sample `streamMessage` decodes as an envelope without
 //!   metadata, so error streams written by the Java sample can be replayed.
 //! - [`read_sync_request`]: one sync request read against that schema, each refusal naming
 //!   its field; [`near_miss`] suggests the field a misspelt member meant.
@@ -23,6 +23,7 @@ mod escape;
 mod payload;
 mod read;
 mod rfc3339;
+mod sealed;
 mod secret_name;
 mod stream_message;
 mod suggest;
@@ -34,6 +35,7 @@ pub use envelope::{derived_id, truncate_utf8, Envelope, LastError};
 pub use payload::Payload;
 pub use read::read_sync_request;
 pub use rfc3339::{parse_rfc3339, rfc3339};
+pub use sealed::{sealed_allowance, sealed_context, with_sealed_token, SealedToken, SEALED_FOR};
 pub use secret_name::scoped_secret_name;
 pub use stream_message::{HeaderPair, StreamMessage, SyncRequest};
 pub use suggest::{fields_of, near_miss};

@@ -22,17 +22,21 @@ pub enum Service {
     Notifications,
     /// Object Storage.
     ObjectStorage,
+    /// Key Management crypto (Encrypt, Decrypt): each vault has its own crypto endpoint, so it
+    /// has no regional default and must be configured (`vault_crypto_endpoint`).
+    Crypto,
 }
 
 impl Service {
     /// Every service.
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Streaming,
         Service::StreamingMessages,
         Service::Secrets,
         Service::Vault,
         Service::Notifications,
         Service::ObjectStorage,
+        Service::Crypto,
     ];
 
     /// The name used in configuration (`endpoint_<name>` keys and `--endpoint NAME=URL`).
@@ -44,6 +48,7 @@ impl Service {
             Service::Vault => "vault",
             Service::Notifications => "notifications",
             Service::ObjectStorage => "objectstorage",
+            Service::Crypto => "crypto",
         }
     }
 
@@ -130,12 +135,12 @@ impl Region {
     }
 
     /// The default URL of `service` in this region (none for the streaming data plane, which is
-    /// per stream).
+    /// per stream, nor for crypto, which is per vault).
     pub fn url(&self, service: Service) -> Option<String> {
         let (r, d) = (&self.id, &self.realm_domain);
         Some(match service {
             Service::Streaming => format!("https://streaming.{r}.oci.{d}"),
-            Service::StreamingMessages => return None,
+            Service::StreamingMessages | Service::Crypto => return None,
             Service::Secrets => format!("https://secrets.vaults.{r}.oci.{d}"),
             Service::Vault => format!("https://vaults.{r}.oci.{d}"),
             // The SDKs' template (python `notification_data_plane_client.py`:

@@ -7,6 +7,7 @@
 //!   GetMessages, commit, heartbeat and GetStream;
 //! - [`secrets::SecretsClient`] for secret bundles by id or by name, content decoded;
 //! - [`vault::VaultClient`] for CreateSecret, UpdateSecret and ListSecrets;
+//! - [`crypto::CryptoClient`] for Encrypt and Decrypt with the vault's master key;
 //! - [`notifications::NotificationsClient`] for PublishMessage;
 //! - [`objectstorage::ObjectStorageClient`] for GetNamespace, PutObject, GetObject and
 //!   ListObjects.
@@ -30,6 +31,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod crypto;
 pub mod endpoints;
 pub mod key;
 pub mod models;

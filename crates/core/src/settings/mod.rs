@@ -110,7 +110,15 @@ impl Settings {
         let routes = routes(&keys)?;
         let allow_list = allow_list(&keys)?;
         let (rules, overrides) = rules(&keys)?;
-        let endpoints = oci::endpoints(&|k: &str| keys.get(k))?;
+        let mut endpoints = oci::endpoints(&|k: &str| keys.get(k))?;
+        if let Some(url) = keys.optional(key::VAULT_CRYPTO_ENDPOINT) {
+            endpoints = endpoints
+                .with_override(crate::oci::endpoints::Service::Crypto, &url)
+                .map_err(|source| ConfigError::Endpoint {
+                    key: key::VAULT_CRYPTO_ENDPOINT.to_owned(),
+                    source,
+                })?;
+        }
         Ok(Self {
             function,
             data_stream: keys.ocid(key::DATA_STREAM)?,

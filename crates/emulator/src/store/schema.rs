@@ -71,6 +71,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS secrets_by_name ON secrets(vault, name);
 CREATE TABLE IF NOT EXISTS secret_versions(
     secret TEXT NOT NULL, version INTEGER NOT NULL, name TEXT, stages TEXT NOT NULL,
     created TEXT NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY(secret, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS secret_version_deletions(
+    secret TEXT NOT NULL, version INTEGER NOT NULL, time TEXT NOT NULL,
+    PRIMARY KEY(secret, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS topics(
     ocid TEXT PRIMARY KEY, name TEXT NOT NULL, compartment TEXT NOT NULL, description TEXT,
     created TEXT NOT NULL);

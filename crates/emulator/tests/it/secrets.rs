@@ -3,6 +3,7 @@
 
 use datasync_core::oci::models;
 use datasync_core::oci::signer::BodySigning;
+use datasync_emulator::EmulatorOptions;
 use http::{HeaderMap, Method};
 
 use crate::util::*;
@@ -195,4 +196,65 @@ async fn secrets_versions_stages_and_encryption_at_rest() {
             );
         }
     }
+}
+
+/// A new secret is `CREATING` and a new version `UPDATING` for the configured window, as OCI's
+/// are for a moment: meanwhile it is listed and readable, and changing it answers 409
+/// `IncorrectState`; then it is `ACTIVE` again.
+#[tokio::test]
+async fn secrets_are_creating_then_updating_for_the_configured_window() {
+    let mut options = EmulatorOptions::default();
+    options.secret_transition = std::time::Duration::from_millis(600);
+    let emu = start_with(options).await;
+    let compartment = emu.emulator.profile().compartment.clone();
+    let details = models::CreateSecretDetails {
+        compartment_id: compartment.clone(),
+        vault_id: "ocid1.vault.oc1.local.w".into(),
+        key_id: "ocid1.key.oc1.local.k".into(),
+        secret_name: "windowed".into(),
+        description: None,
+        secret_content: models::SecretContent::base64(b"one"),
+        metadata: None,
+    };
+    let created: models::Secret = emu
+        .client
+        .json(Method::POST, "/20180608/secrets", &details)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(created.lifecycle_state, "CREATING");
+    let update = models::UpdateSecretDetails {
+        secret_content: Some(models::SecretContent::base64(b"two")),
+        description: None,
+        metadata: None,
+    };
+    let path = format!("/20180608/secrets/{}", created.id);
+    assert_error(
+        &emu.client.json(Method::PUT, &path, &update).await.unwrap(),
+        409,
+        "IncorrectState",
+    );
+    let listed: Vec<models::Secret> = emu
+        .client
+        .get(&format!(
+            "/20180608/secrets?compartmentId={compartment}&name=windowed"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed[0].lifecycle_state, "CREATING");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let active: models::Secret = emu.client.get(&path).await.unwrap().json().unwrap();
+    assert_eq!(active.lifecycle_state, "ACTIVE");
+    let updated: models::Secret = emu
+        .client
+        .json(Method::PUT, &path, &update)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(updated.lifecycle_state, "UPDATING");
+    assert_eq!(updated.current_version_number, Some(2));
 }

@@ -50,6 +50,81 @@ secrets = oci.secrets.SecretsClient(config, **kw)
 bundle = secrets.get_secret_bundle_by_name(secret_name="sdk-secret", vault_id=vault_id).data
 assert base64.b64decode(bundle.secret_bundle_content.content) == b"token-123", bundle
 
+# Secret versions: at most 30 in use; ScheduleSecretVersionDeletion 1 to 30 days ahead, never
+# the CURRENT version; a version pending deletion is no longer served.
+import datetime
+limited = vaults.create_secret(oci.vault.models.CreateSecretDetails(
+    compartment_id=compartment, vault_id=vault_id, key_id="ocid1.key.oc1.local.sdk", secret_name="sdk-limited",
+    secret_content=oci.vault.models.Base64SecretContentDetails(
+        content_type="BASE64", content=base64.b64encode(b"v1").decode()))).data
+def new_version(n):
+    return vaults.update_secret(limited.id, oci.vault.models.UpdateSecretDetails(
+        secret_content=oci.vault.models.Base64SecretContentDetails(
+            content_type="BASE64", content=base64.b64encode(b"v%d" % n).decode())))
+for n in range(2, 31):
+    new_version(n)
+try:
+    new_version(31)
+    raise AssertionError("a 31st version in use was accepted")
+except oci.exceptions.ServiceError as e:
+    assert e.status == 400 and e.code == "LimitExceeded", e
+now = datetime.datetime.now(datetime.timezone.utc)
+def schedule(version, delta):
+    return vaults.schedule_secret_version_deletion(
+        limited.id, version, oci.vault.models.ScheduleSecretVersionDeletionDetails(time_of_deletion=now + delta))
+for version, delta in [(1, datetime.timedelta(hours=23)), (1, datetime.timedelta(days=31))]:
+    try:
+        schedule(version, delta)
+        raise AssertionError("deletion %s ahead was accepted" % delta)
+    except oci.exceptions.ServiceError as e:
+        assert e.status == 400 and e.code == "InvalidParameter", e
+try:
+    schedule(30, datetime.timedelta(days=2))
+    raise AssertionError("the CURRENT version was scheduled for deletion")
+except oci.exceptions.ServiceError as e:
+    assert e.status == 409 and e.code == "IncorrectState", e
+schedule(1, datetime.timedelta(days=1, minutes=5))
+try:
+    secrets.get_secret_bundle(limited.id, version_number=1)
+    raise AssertionError("a version pending deletion was served")
+except oci.exceptions.ServiceError as e:
+    assert e.status == 404, e
+new_version(31)  # room again: 29 older versions in use, 1 pending deletion
+
+# Key Management crypto (the vault's crypto endpoint): Encrypt, Decrypt with the same
+# associated data, and a refusal with other associated data or a tampered ciphertext.
+kms = oci.key_management.KmsCryptoClient(config, **kw)
+key_id = "ocid1.key.oc1.local.sdk"
+plain = base64.b64encode("Bearer tok-\u00e9".encode()).decode()
+context = {"datasync.secret": "ds-a-erp"}
+sealed = kms.encrypt(oci.key_management.models.EncryptDataDetails(
+    key_id=key_id, plaintext=plain, associated_data=context)).data
+assert sealed.ciphertext and sealed.ciphertext != plain, sealed
+assert sealed.key_id == key_id and sealed.encryption_algorithm == "AES_256_GCM", sealed
+opened = kms.decrypt(oci.key_management.models.DecryptDataDetails(
+    key_id=key_id, ciphertext=sealed.ciphertext, associated_data=context)).data
+assert opened.plaintext == plain, opened
+assert opened.plaintext_checksum, opened
+for wrong in [
+    oci.key_management.models.DecryptDataDetails(
+        key_id=key_id, ciphertext=sealed.ciphertext, associated_data={"datasync.secret": "ds-b-erp"}),
+    oci.key_management.models.DecryptDataDetails(
+        key_id=key_id, ciphertext=sealed.ciphertext[:-4] + "AAAA", associated_data=context),
+    oci.key_management.models.DecryptDataDetails(
+        key_id="ocid1.key.oc1.local.other", ciphertext=sealed.ciphertext, associated_data=context),
+]:
+    try:
+        kms.decrypt(wrong)
+        raise AssertionError("decrypt accepted %r" % wrong)
+    except oci.exceptions.ServiceError as e:
+        assert e.status == 400 and e.code == "InvalidParameter", e
+try:
+    kms.encrypt(oci.key_management.models.EncryptDataDetails(
+        key_id=key_id, plaintext=base64.b64encode(b"x" * 4097).decode()))
+    raise AssertionError("a 4097-byte plaintext was accepted")
+except oci.exceptions.ServiceError as e:
+    assert e.status == 400, e
+
 # Notifications.
 topics = oci.ons.NotificationControlPlaneClient(config, **kw)
 topic = topics.create_topic(oci.ons.models.CreateTopicDetails(name="sdk-topic", compartment_id=compartment)).data

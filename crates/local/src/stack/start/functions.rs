@@ -150,6 +150,11 @@ fn function_config(input: &FunctionsInput<'_>) -> BTreeMap<String, String> {
         config.insert(k.clone(), v.clone());
     }
     config.insert("DATASYNC_OCI_ENDPOINT".into(), input.emulator.base.clone());
+    // As terraform/ sets the vault's crypto endpoint: here the emulator serves it.
+    config.insert(
+        fn_keys::VAULT_CRYPTO_ENDPOINT.into(),
+        input.emulator.base.clone(),
+    );
     if let Some(path) = &input.emulator.socket {
         config.insert(
             "DATASYNC_OCI_UNIX_SOCKET".into(),
