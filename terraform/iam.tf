@@ -35,32 +35,29 @@ locals {
   topic_condition       = "target.topic.id = '${oci_ons_notification_topic.alerts.id}'"
   failure_streams_match = "any {${local.failure_stream_conditions}}"
 
-  # The prefix of every secret name populate writes (datasync_core::message::scoped_secret_name),
+  # The prefix of every secret name a message may name (datasync_core::message::scoped_secret_name),
   # as an IAM pattern: /ds-*/ matches names starting with "ds-".
   secret_name_prefix    = "ds-"
   secret_name_condition = "target.secret.name = /${local.secret_name_prefix}*/"
 
   function_statements = [
-    # populate: write envelopes to the data stream; create and update callers' secrets in this
-    # vault, encrypted with this key.
+    # populate: write envelopes to the data stream; find (list) the secrets operators stored for
+    # callers, to refuse a vaultSecretName that names none. Callers' tokens are sealed with the
+    # vault key (crypto.tf), never written to Vault, so populate creates and changes no secret.
+    # Listing names no secret, so it cannot be narrowed by name.
     "Allow dynamic-group ${local.dg_populate} to use stream-push ${local.in_app} where target.stream.id = '${oci_streaming_stream.data.id}'",
     "Allow dynamic-group ${local.dg_populate} to read streams ${local.in_app} where target.stream.id = '${oci_streaming_stream.data.id}'",
-    # Listing (to find a caller's secret by name) names no secret, so it cannot be narrowed by
-    # name; everything else is limited to the names populate gives secrets
-    # (scoped_secret_name: "ds-<caller hash>-<name>").
     "Allow dynamic-group ${local.dg_populate} to inspect secrets ${local.in_vault} where ${local.vault_condition}",
-    "Allow dynamic-group ${local.dg_populate} to manage secret-family ${local.in_vault} where all {${local.vault_condition}, ${local.secret_name_condition}}",
-    "Allow dynamic-group ${local.dg_populate} to use vaults ${local.in_vault} where ${local.vault_condition}",
 
     # process: read secrets; write failures to the error and dead-letter streams; publish summaries.
-    "Allow dynamic-group ${local.dg_process} to read secret-bundles ${local.in_vault} where ${local.vault_condition}",
+    "Allow dynamic-group ${local.dg_process} to read secret-bundles ${local.in_vault} where all {${local.vault_condition}, ${local.secret_name_condition}}",
     "Allow dynamic-group ${local.dg_process} to use stream-push ${local.in_app} where ${local.failure_streams_match}",
     "Allow dynamic-group ${local.dg_process} to read streams ${local.in_app} where ${local.failure_streams_match}",
     "Allow dynamic-group ${local.dg_process} to use ons-topics ${local.in_app} where ${local.topic_condition}",
 
     # retry: read (and commit group positions on) the error and dead-letter streams, write
     # re-routed failures back to them, read secrets, publish summaries.
-    "Allow dynamic-group ${local.dg_retry} to read secret-bundles ${local.in_vault} where ${local.vault_condition}",
+    "Allow dynamic-group ${local.dg_retry} to read secret-bundles ${local.in_vault} where all {${local.vault_condition}, ${local.secret_name_condition}}",
     "Allow dynamic-group ${local.dg_retry} to use stream-pull ${local.in_app} where ${local.failure_streams_match}",
     "Allow dynamic-group ${local.dg_retry} to use stream-push ${local.in_app} where ${local.failure_streams_match}",
     "Allow dynamic-group ${local.dg_retry} to read streams ${local.in_app} where ${local.failure_streams_match}",

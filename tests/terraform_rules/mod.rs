@@ -315,7 +315,7 @@ fn check_schedule_policy(m: &Module) -> Vec<String> {
 // Issue 25.8: narrower IAM
 // ------------------------------------------------------------------------------------------------
 
-/// Populate manages only secrets of its scoped names; connectors only create objects; only
+/// The functions read only secrets of the scoped names and populate manages none; connectors only create objects; only
 /// this gateway invokes the functions.
 pub fn check_narrow_iam(m: &Module) -> Vec<String> {
     let mut problems = Vec::new();
@@ -336,9 +336,16 @@ pub fn check_narrow_iam(m: &Module) -> Vec<String> {
             .push("local.secret_name_condition must be target.secret.name = /<prefix>*/".into());
     }
     for s in &statements {
-        if s.contains("manage secret-family") && !s.contains("${local.secret_name_condition}") {
+        let on_secrets = s.contains("secret-family") || s.contains("secret-bundles");
+        let function = s.contains("dynamic-group ${local.dg_");
+        if function && on_secrets && !s.contains("${local.secret_name_condition}") {
             problems.push(format!(
-                "`{s}`: manage secret-family is not limited to the scoped names"
+                "`{s}`: a function's access to secrets is not limited to the scoped names"
+            ));
+        }
+        if s.contains("${local.dg_populate}") && s.contains("manage secret") {
+            problems.push(format!(
+                "`{s}`: populate seals tokens with the key; it manages no secret"
             ));
         }
         // Connector Hub statements carry its principal through local.sch_principal.
