@@ -49,6 +49,14 @@ resource "oci_functions_application" "main" {
     max_concurrency                      = tostring(var.max_concurrency)
     per_host_concurrency                 = tostring(var.per_host_concurrency)
     retry_consumer_group                 = var.retry_consumer_group
+    breaker_consecutive_failures         = tostring(var.breaker_consecutive_failures)
+    breaker_failure_percent              = tostring(var.breaker_failure_percent)
+    breaker_min_calls                    = tostring(var.breaker_min_calls)
+    breaker_cool_down_ms                 = tostring(var.breaker_cool_down_ms)
+    breaker_probes                       = tostring(var.breaker_probes)
+    host_time_share_ms                   = tostring(var.host_time_share_ms)
+    retry_budget_percent                 = tostring(var.retry_budget_percent)
+    retry_budget_window_seconds          = tostring(var.retry_budget_window_seconds)
   }
 
   lifecycle {

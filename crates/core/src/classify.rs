@@ -46,6 +46,9 @@ pub enum ErrorClass {
     RetryableStatus,
     /// The function's deadline came before this message's turn; it was re-routed untried.
     Deadline,
+    /// The call did not finish (or start) within its host's share of the batch's time, so that
+    /// one slow host does not hold back the others' next batch.
+    Slow,
     /// 401 or 403, after the secret was fetched again.
     Unauthorized,
     /// A 3xx: redirects are never followed.
@@ -102,6 +105,7 @@ impl ErrorClass {
                 | ErrorClass::GatewayTimeout
                 | ErrorClass::RetryableStatus
                 | ErrorClass::Deadline
+                | ErrorClass::Slow
         )
     }
 
@@ -112,7 +116,8 @@ impl ErrorClass {
             | ErrorClass::TooManyRequests
             | ErrorClass::RequestTimeout
             | ErrorClass::Timeout
-            | ErrorClass::Connect => Route::ServiceUnavailable,
+            | ErrorClass::Connect
+            | ErrorClass::Slow => Route::ServiceUnavailable,
             ErrorClass::InternalServer | ErrorClass::BadGateway | ErrorClass::GatewayTimeout => {
                 Route::InternalServer
             }
@@ -140,6 +145,7 @@ impl ErrorClass {
             ErrorClass::GatewayTimeout => "gatewayTimeout",
             ErrorClass::RetryableStatus => "retryableStatus",
             ErrorClass::Deadline => "deadline",
+            ErrorClass::Slow => "slow",
             ErrorClass::Unauthorized => "unauthorized",
             ErrorClass::Redirect => "redirect",
             ErrorClass::ClientError => "clientError",

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Answers (contracts/oci-platform.md sections A and C):
-//! - 200 `{"delivered":N,"rerouted":{"<stream>":N,...},"deadLettered":N,"notified":bool}` when
+//! - 200 `{"delivered":N,"rerouted":{"<stream>":N,...},"deadLettered":N,"notified":bool,"hosts":[...]}` when
 //!   every message was delivered or durably written to an error stream;
 //! - a status of 502 (the FDK's outer 502, which makes the connector deliver the batch again)
 //!   with `{"code","message"}` when failures could not be written, or when the function is
@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use datasync_core::deliver::{Deliverer, Item, RouteReport};
+use datasync_core::deliver::{Deliverer, HostHealth, Item, RouteReport};
 use datasync_core::function_config::Function;
 use datasync_core::settings::ConfigError;
 use fdk::{Context, Response};
@@ -300,7 +300,9 @@ impl Process {
                     dead_lettered = report.dead_lettered,
                     "batch handled"
                 );
-                Response::json(&Answer::from(&report)).unwrap_or_else(|_| Response::new("{}"))
+                let mut answer = Answer::from(&report);
+                answer.hosts = deliverer.hosts();
+                Response::json(&answer).unwrap_or_else(|_| Response::new("{}"))
             }
             Err(e) => {
                 tracing::error!(error = %e, messages = count, "failures could not be re-routed; the batch will be redelivered");
@@ -322,6 +324,10 @@ struct Answer<'a> {
     dead_lettered: usize,
     /// Whether the dead-letter summary was published (`null`: nothing to announce).
     notified: Option<bool>,
+    /// Every target host this instance called: breaker state, adaptive concurrency, pause
+    /// (`docs/isolation.md`; the local stack shows them on its status page).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hosts: Vec<HostHealth>,
 }
 
 impl<'a> From<&'a RouteReport> for Answer<'a> {
@@ -331,6 +337,7 @@ impl<'a> From<&'a RouteReport> for Answer<'a> {
             rerouted: &report.rerouted,
             dead_lettered: report.dead_lettered,
             notified: report.notified,
+            hosts: Vec::new(),
         }
     }
 }
