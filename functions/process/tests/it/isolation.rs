@@ -381,12 +381,13 @@ async fn during_an_outage_retries_stay_within_the_budget_and_all_are_delivered_a
 
     // The host recovers. In the next window the schedule's rounds (here: the re-routed
     // messages handed to process again) deliver everything: a retry that succeeds gives its
-    // place in the budget back, so only the first round's calls beyond the floor wait.
+    // place in the budget back; only retries beyond the budget's places in flight at once
+    // (10 here) wait for a later round.
     stack.target.set_default(Reply::status(200));
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let mut delivered = 0;
     let mut from = 0;
-    for _ in 0..4 {
+    for _ in 0..12 {
         let su = stack.envelopes_in(&stack.ids.service_unavailable).await;
         let round: Vec<(Option<&str>, Vec<u8>)> =
             su[from..].iter().map(|(_, e)| (None, value(e))).collect();
