@@ -161,7 +161,7 @@ async fn run_isolation(args: &Args, http: &reqwest::Client) -> anyhow::Result<Ex
         anyhow::bail!("--isolation starts its own stack: it cannot run against --url");
     }
     let hanging = isolation::HangingTarget::start().await?;
-    let setup = Setup::find_or_start(args, http, &[hanging.authority.clone()]).await?;
+    let setup = Setup::find_or_start(args, http, std::slice::from_ref(&hanging.authority)).await?;
     let result = isolation::run(args, http, &setup, &hanging).await;
     setup.finish().await;
     let result = result?;

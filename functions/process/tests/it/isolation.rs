@@ -33,7 +33,7 @@ async fn handle(process: &Process, list: &[(Option<&str>, Vec<u8>)]) -> Value {
 }
 
 /// The answer's report of the host at `addr`.
-fn host<'a>(answer: &'a Value, addr: std::net::SocketAddr) -> &'a Value {
+fn host(answer: &Value, addr: std::net::SocketAddr) -> &Value {
     answer["hosts"]
         .as_array()
         .unwrap()
