@@ -56,6 +56,14 @@ resource "oci_functions_application" "main" {
     parked_keys_bucket                   = oci_objectstorage_bucket.parked_keys.name
     parked_keys_namespace                = local.object_storage_namespace
     parked_keys_max_age_seconds          = tostring(var.parked_keys_max_age_seconds)
+    breaker_consecutive_failures         = tostring(var.breaker_consecutive_failures)
+    breaker_failure_percent              = tostring(var.breaker_failure_percent)
+    breaker_min_calls                    = tostring(var.breaker_min_calls)
+    breaker_cool_down_ms                 = tostring(var.breaker_cool_down_ms)
+    breaker_probes                       = tostring(var.breaker_probes)
+    host_time_share_ms                   = tostring(var.host_time_share_ms)
+    retry_budget_percent                 = tostring(var.retry_budget_percent)
+    retry_budget_window_seconds          = tostring(var.retry_budget_window_seconds)
   }
 
   lifecycle {

@@ -46,6 +46,9 @@ pub enum ErrorClass {
     RetryableStatus,
     /// The function's deadline came before this message's turn; it was re-routed untried.
     Deadline,
+    /// The call did not finish (or start) within its host's share of the batch's time, so that
+    /// one slow host does not hold back the others' next batch.
+    Slow,
     /// 401 or 403, after the secret was fetched again.
     Unauthorized,
     /// A 3xx: redirects are never followed.
@@ -105,6 +108,7 @@ impl ErrorClass {
                 | ErrorClass::RetryableStatus
                 | ErrorClass::Deadline
                 | ErrorClass::SecretUnavailable
+                | ErrorClass::Slow
         )
     }
 
@@ -115,7 +119,8 @@ impl ErrorClass {
             | ErrorClass::TooManyRequests
             | ErrorClass::RequestTimeout
             | ErrorClass::Timeout
-            | ErrorClass::Connect => Route::ServiceUnavailable,
+            | ErrorClass::Connect
+            | ErrorClass::Slow => Route::ServiceUnavailable,
             ErrorClass::InternalServer | ErrorClass::BadGateway | ErrorClass::GatewayTimeout => {
                 Route::InternalServer
             }
@@ -144,6 +149,7 @@ impl ErrorClass {
             ErrorClass::GatewayTimeout => "gatewayTimeout",
             ErrorClass::RetryableStatus => "retryableStatus",
             ErrorClass::Deadline => "deadline",
+            ErrorClass::Slow => "slow",
             ErrorClass::Unauthorized => "unauthorized",
             ErrorClass::Redirect => "redirect",
             ErrorClass::ClientError => "clientError",

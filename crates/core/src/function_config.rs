@@ -102,6 +102,23 @@ pub const PARKED_KEYS_NAMESPACE: &str = "parked_keys_namespace";
 /// `parked_keys_max_age_seconds`: how long a parked key's blocker may stay its blocker before
 /// the retry path drops it as gone.
 pub const PARKED_KEYS_MAX_AGE_SECONDS: &str = "parked_keys_max_age_seconds";
+/// `breaker_consecutive_failures`: failures in a row that open a host's circuit breaker.
+pub const BREAKER_CONSECUTIVE_FAILURES: &str = "breaker_consecutive_failures";
+/// `breaker_failure_percent`: the failure share (of at least `breaker_min_calls` calls in a
+/// minute) that opens a host's circuit breaker.
+pub const BREAKER_FAILURE_PERCENT: &str = "breaker_failure_percent";
+/// `breaker_min_calls`: calls in a minute before the failure share is judged.
+pub const BREAKER_MIN_CALLS: &str = "breaker_min_calls";
+/// `breaker_cool_down_ms`: how long an open breaker stays open before its probes.
+pub const BREAKER_COOL_DOWN_MS: &str = "breaker_cool_down_ms";
+/// `breaker_probes`: successful probes that close a half-open breaker.
+pub const BREAKER_PROBES: &str = "breaker_probes";
+/// `host_time_share_ms`: the most of a batch's time one host's calls may take.
+pub const HOST_TIME_SHARE_MS: &str = "host_time_share_ms";
+/// `retry_budget_percent`: failing retries to a host, as a share of its first attempts.
+pub const RETRY_BUDGET_PERCENT: &str = "retry_budget_percent";
+/// `retry_budget_window_seconds`: the window the retry budget counts over.
+pub const RETRY_BUDGET_WINDOW_SECONDS: &str = "retry_budget_window_seconds";
 
 use Function::{Populate, Process, Retry};
 
@@ -274,6 +291,54 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Process, Retry],
         required: false,
         description: "seconds a parked key's blocker may stay blocking before retry drops it as gone (default 86400, the error streams' retention)",
+    },
+    ConfigKey {
+        name: BREAKER_CONSECUTIVE_FAILURES,
+        functions: &[Process, Retry],
+        required: false,
+        description: "failed calls in a row (transport errors, timeouts, retryable statuses) that open a target host's circuit breaker; 0 turns this trigger off (default 5)",
+    },
+    ConfigKey {
+        name: BREAKER_FAILURE_PERCENT,
+        functions: &[Process, Retry],
+        required: false,
+        description: "share of failed calls to a host, in percent, over at least breaker_min_calls calls in a minute, that opens its breaker; 0 turns this trigger off (default 50)",
+    },
+    ConfigKey {
+        name: BREAKER_MIN_CALLS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "calls to a host in a minute before breaker_failure_percent is judged (default 20)",
+    },
+    ConfigKey {
+        name: BREAKER_COOL_DOWN_MS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "how long an open breaker sends nothing to its host before half-open probes (default 30000)",
+    },
+    ConfigKey {
+        name: BREAKER_PROBES,
+        functions: &[Process, Retry],
+        required: false,
+        description: "successful probe calls that close a half-open breaker; one failure opens it again (default 1)",
+    },
+    ConfigKey {
+        name: HOST_TIME_SHARE_MS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "the most of a batch's time the calls to one host may take; calls still running are cancelled and re-routed with class slow (default 5000; a host override's timeoutMs raises it for that host)",
+    },
+    ConfigKey {
+        name: RETRY_BUDGET_PERCENT,
+        functions: &[Process, Retry],
+        required: false,
+        description: "failing retries to one host allowed per window, in percent of its first attempts (at least 10 per window); beyond it retries wait for the schedule (default 20)",
+    },
+    ConfigKey {
+        name: RETRY_BUDGET_WINDOW_SECONDS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "the window of the retry budget (default 60)",
     },
 ];
 

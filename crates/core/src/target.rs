@@ -233,7 +233,8 @@ impl TargetClient {
                     .headers()
                     .get(http::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(RetryAfter::parse);
+                    .and_then(RetryAfter::parse)
+                    .or_else(|| rate_limit_pause(response.headers()));
                 // Read a bounded amount so the pooled connection can be reused; never keep it.
                 let mut drained = 0usize;
                 while drained < MAX_DRAIN {
@@ -267,6 +268,32 @@ impl TargetClient {
             }
         }
     }
+}
+
+/// The pause a `RateLimit-*` answer asks for: its reset delay once nothing remains, from
+/// `RateLimit-Remaining: 0` with `RateLimit-Reset: <seconds>`, or the structured
+/// `RateLimit: limit=.., remaining=0, reset=<seconds>`.
+fn rate_limit_pause(headers: &HeaderMap) -> Option<RetryAfter> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let number = |v: &str| v.trim().parse::<u64>().ok();
+    let (remaining, reset) = match text("ratelimit") {
+        Some(structured) => {
+            let field = |name: &str| {
+                structured.split([',', ';']).find_map(|part| {
+                    let (k, v) = part.split_once('=')?;
+                    (k.trim().eq_ignore_ascii_case(name))
+                        .then(|| number(v))
+                        .flatten()
+                })
+            };
+            (field("remaining"), field("reset"))
+        }
+        None => (
+            text("ratelimit-remaining").and_then(number),
+            text("ratelimit-reset").and_then(number),
+        ),
+    };
+    (remaining? == 0).then_some(RetryAfter::Delay(Duration::from_secs(reset?)))
 }
 
 fn literal_ip(url: &url::Url) -> Option<IpAddr> {
@@ -323,6 +350,36 @@ fn describe(failure: TransportFailure, error: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rate_limit_answers_name_a_pause_only_when_nothing_remains() {
+        use super::*;
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let pause = |pairs| rate_limit_pause(&headers(pairs));
+        assert_eq!(
+            pause(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "7")]),
+            Some(RetryAfter::Delay(Duration::from_secs(7)))
+        );
+        assert_eq!(
+            pause(&[("ratelimit-remaining", "3"), ("ratelimit-reset", "7")]),
+            None
+        );
+        assert_eq!(
+            pause(&[("ratelimit", "limit=10, remaining=0, reset=4")]),
+            Some(RetryAfter::Delay(Duration::from_secs(4)))
+        );
+        assert_eq!(
+            pause(&[("ratelimit", "limit=10, remaining=2, reset=4")]),
+            None
+        );
+        assert_eq!(pause(&[("ratelimit-remaining", "0")]), None);
+    }
+
     use super::*;
 
     #[test]

@@ -13,9 +13,10 @@
 //!
 //! Answers (contracts/oci-platform.md sections A and C):
 //! - 200 `{"delivered":N,"rerouted":{"<stream>":N,...},"deadLettered":N,"notified":bool,
-//!   "notifications":{"published","publishFailures","heldBack","unannounced"}}` when every
-//!   message was delivered or durably written to an error stream (`notifications`: this
-//!   instance's counts so far, so a Notifications outage shows in every answer and log line);
+//!   "notifications":{"published","publishFailures","heldBack","unannounced"},"hosts":[...]}`
+//!   when every message was delivered or durably written to an error stream (`notifications`:
+//!   this instance's counts so far, so a Notifications outage shows in every answer and log
+//!   line; `hosts`: every target host this instance called, `docs/isolation.md`);
 //! - a status of 502 (the FDK's outer 502, which makes the connector deliver the batch again)
 //!   with `{"code","message"}` when failures could not be written, or when the function is
 //!   misconfigured (the message names the key). A redelivered batch carries the same
@@ -29,7 +30,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use datasync_core::deliver::{Deliverer, Item, NotifyCounts, RouteReport};
+use datasync_core::deliver::{Deliverer, HostHealth, Item, NotifyCounts, RouteReport};
 use datasync_core::function_config::Function;
 use datasync_core::settings::ConfigError;
 use fdk::{Context, Response};
@@ -304,7 +305,9 @@ impl Process {
                     notifications_held_back = report.notifications.held_back,
                     "batch handled"
                 );
-                Response::json(&Answer::from(&report)).unwrap_or_else(|_| Response::new("{}"))
+                let mut answer = Answer::from(&report);
+                answer.hosts = deliverer.hosts();
+                Response::json(&answer).unwrap_or_else(|_| Response::new("{}"))
             }
             Err(e) => {
                 tracing::error!(error = %e, messages = count, "failures could not be re-routed; the batch will be redelivered");
@@ -329,6 +332,10 @@ struct Answer<'a> {
     /// This instance's notifications so far: published, publish failures, held back by the
     /// rate limit, dead letters not yet announced.
     notifications: NotifyCounts,
+    /// Every target host this instance called: breaker state, adaptive concurrency, pause
+    /// (`docs/isolation.md`; the local stack shows them on its status page).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hosts: Vec<HostHealth>,
 }
 
 impl<'a> From<&'a RouteReport> for Answer<'a> {
@@ -339,6 +346,7 @@ impl<'a> From<&'a RouteReport> for Answer<'a> {
             dead_lettered: report.dead_lettered,
             notified: report.notified,
             notifications: report.notifications,
+            hosts: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! body with [`crate::request::RetryRequest`], which refuses unknown fields and names the field
 //! at fault in its 400.
 
+use datasync_core::deliver::HostHealth;
 use serde::{Deserialize, Serialize};
 
 /// A group-mode call, as a client sends it: `{"stream","max"?,"dryRun"?,"group"?}`.
@@ -58,6 +59,10 @@ pub struct GroupAnswer {
     pub next_due_at: Option<String>,
     /// Whether nothing follows what was handled.
     pub end_of_stream: bool,
+    /// Every target host this instance called: breaker state, adaptive concurrency, pause
+    /// (`docs/isolation.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostHealth>,
 }
 
 /// A release-mode call, as a client sends it: `{"releaseKey"}`. The key's blocker leaves the
@@ -120,6 +125,7 @@ mod tests {
             dead_lettered: 1,
             next_due_at: Some("2026-12-05T09:00:00Z".into()),
             end_of_stream: false,
+            hosts: Vec::new(),
         };
         let wire = json!({
             "dryRun": false, "processed": 3, "delivered": 1, "rerouted": 1, "deadLettered": 1,

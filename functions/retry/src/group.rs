@@ -100,6 +100,7 @@ pub(crate) async fn run(
         dead_lettered: count(report.dead_lettered),
         next_due_at,
         end_of_stream,
+        hosts: deliverer.hosts(),
     }))
 }
 

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use datasync_local::demo_target::Mode;
 
+mod isolation;
 mod load;
 mod measure;
 mod probe;
@@ -99,6 +100,15 @@ pub struct Args {
     /// drifts, one run says little.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=20))]
     pub rounds: u64,
+    /// Run the isolation scenario instead: a target host that never answers beside the demo
+    /// target, offered through the gateway for --isolation-seconds at --rate (default 20
+    /// msg/s) and a tenth of it; prints the healthy host's p50/p99 sync-to-delivery and the
+    /// hanging host's attempts per message (in-process stack only).
+    #[arg(long)]
+    pub isolation: bool,
+    /// How long the isolation scenario offers load (5 to 600 s).
+    #[arg(long, value_name = "S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=600))]
+    pub isolation_seconds: u64,
 }
 
 /// Runs the benchmark.
@@ -119,7 +129,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let http = reqwest::Client::new();
-        let setup = Setup::find_or_start(&args, &http).await?;
+        if args.isolation {
+            return run_isolation(&args, &http).await;
+        }
+        let setup = Setup::find_or_start(&args, &http, &[]).await?;
         let result = measure_rounds(&args, &http, &setup).await;
         if setup.stack.is_none() {
             let _ = probe::set_target_mode(&http, &setup.target, &Mode::default()).await;
@@ -140,6 +153,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The isolation scenario against an in-process stack that allows the hanging target.
+async fn run_isolation(args: &Args, http: &reqwest::Client) -> anyhow::Result<ExitCode> {
+    if args.url.is_some() {
+        anyhow::bail!("--isolation starts its own stack: it cannot run against --url");
+    }
+    let hanging = isolation::HangingTarget::start().await?;
+    let setup = Setup::find_or_start(args, http, std::slice::from_ref(&hanging.authority)).await?;
+    let result = isolation::run(args, http, &setup, &hanging).await;
+    setup.finish().await;
+    let result = result?;
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&result)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs [`measure()`] `--rounds` times against the same stack. With more than one round, prints

@@ -29,21 +29,26 @@ impl Setup {
     /// # Errors
     /// When the stack named by `--url` does not answer, has no demo target, or is not on
     /// this machine; or the in-process stack fails to start.
-    pub async fn find_or_start(args: &Args, http: &reqwest::Client) -> anyhow::Result<Self> {
+    /// `allow` adds allow-list entries to a stack started in-process.
+    pub async fn find_or_start(
+        args: &Args,
+        http: &reqwest::Client,
+        allow: &[String],
+    ) -> anyhow::Result<Self> {
         // A running stack: --url, or --data-dir whose endpoints.json names a gateway that answers.
         let running = match (&args.url, &args.data_dir) {
             (Some(_), _) => true,
             (None, Some(dir)) => dir.join(datasync_local::stack::ENDPOINTS_FILE).exists(),
             (None, None) => false,
         };
-        let setup = if running {
+        let setup = if running && allow.is_empty() {
             running_stack(args, http).await?
         } else {
             None
         };
         let setup = match setup {
             Some(s) => s,
-            None => in_process(args).await?,
+            None => in_process(args, allow).await?,
         };
         for u in [&setup.gateway, &setup.target] {
             if !is_loopback(u) {
@@ -119,7 +124,7 @@ async fn running_stack(args: &Args, http: &reqwest::Client) -> anyhow::Result<Op
 
 /// A stack with the demo target in this process, in `--data-dir` or a fresh temporary
 /// directory.
-async fn in_process(args: &Args) -> anyhow::Result<Setup> {
+async fn in_process(args: &Args, allow: &[String]) -> anyhow::Result<Setup> {
     let config = match &args.config {
         Some(p) => StackConfig::load(p)?,
         None => StackConfig::default(),
@@ -138,7 +143,7 @@ async fn in_process(args: &Args) -> anyhow::Result<Setup> {
         emulator_listen: "127.0.0.1:0".parse()?,
         demo_target: Some("127.0.0.1:0".parse()?),
         demo_target_record: false,
-        allow_targets: Vec::new(),
+        allow_targets: allow.to_vec(),
         settings,
         reset_checkpoints: false,
     };

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use datasync_local::stack::status::{age_text, NotificationSummary, Reader, Status};
+use datasync_local::stack::status::{age_text, breaker_text, NotificationSummary, Reader, Status};
 
 /// Formats rows as left-aligned columns under a header.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -95,6 +95,28 @@ pub fn render(doc: &Status) -> String {
         .collect();
     out.push_str("\nfunctions\n");
     out.push_str(&table(&["function", "instances", "calls"], &rows));
+    let rows: Vec<Vec<String>> = doc
+        .functions
+        .iter()
+        .flat_map(|f| f.hosts.iter().map(move |h| (f, h)))
+        .map(|(f, h)| {
+            vec![
+                f.name.clone(),
+                h.host.clone(),
+                breaker_text(h),
+                format!("{} of {}", h.concurrency, h.max_concurrency),
+                h.paused_ms
+                    .map_or_else(String::new, |ms| format!("{ms} ms")),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push_str("\ntarget hosts\n");
+        out.push_str(&table(
+            &["function", "host", "breaker", "concurrency", "paused"],
+            &rows,
+        ));
+    }
     let n = &doc.notifications;
     let _ = writeln!(out, "\nnotifications: {} in all", n.total);
     let _ = writeln!(

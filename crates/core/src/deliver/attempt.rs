@@ -7,13 +7,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::classify::{classify, retry_or_exhaust, AttemptContext, Decision, ErrorClass, Rules};
+use crate::classify::{
+    classify, retry_or_exhaust, AttemptContext, AttemptOutcome, Decision, ErrorClass, Rules,
+    TransportFailure,
+};
 use crate::message::{is_valid_traceparent, new_traceparent, Envelope};
+use crate::oci::notifications::NotificationsClient;
 use crate::sealed_cache::SealedCache;
 use crate::secret_cache::{SecretCache, SecretError};
 use crate::settings::Settings;
 use crate::target::{TargetCall, TargetClient};
 
+use super::gate::{self, Pass};
+use super::hosts::{HostHealth, Hosts};
 use super::item::{Body, Item};
 use super::limits::Limits;
 use super::outcome::{Cause, Failure, Fate};
@@ -23,6 +29,8 @@ use super::prepare::{encode_body, prepare, Prepared};
 /// time left to write the failures.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Window {
+    /// When delivery of the batch started (the hosts' time shares count from it).
+    started: Instant,
     deadline: Instant,
     /// The whole time from the start of delivery to the deadline.
     budget: Duration,
@@ -31,9 +39,11 @@ pub(super) struct Window {
 impl Window {
     /// The window from now to `deadline`.
     pub(super) fn until(deadline: Instant) -> Self {
+        let started = Instant::now();
         Self {
+            started,
             deadline,
-            budget: deadline.saturating_duration_since(Instant::now()),
+            budget: deadline.saturating_duration_since(started),
         }
     }
 
@@ -70,6 +80,7 @@ pub(super) struct Attempts {
     pub(super) secrets: SecretCache,
     sealed: Option<SealedCache>,
     limits: Limits,
+    hosts: Hosts,
 }
 
 impl Attempts {
@@ -78,9 +89,11 @@ impl Attempts {
         target: TargetClient,
         secrets: SecretCache,
         sealed: Option<SealedCache>,
+        notifications: NotificationsClient,
     ) -> Self {
         Self {
             limits: Limits::new(settings.max_concurrency),
+            hosts: Hosts::new(&settings, notifications),
             settings,
             target,
             secrets,
@@ -121,20 +134,34 @@ impl Attempts {
             Ok(p) => p,
             Err(f) => return Fate::Failed(f),
         };
-        let start_by = window.start_by(prepared.timeout);
+        let host = self.hosts.get(&prepared.host, prepared.host_limit);
+        let share = gate::share(&self.hosts, &host, &prepared, window.started);
+        let deadline_start_by = window.start_by(prepared.timeout);
+        let start_by = deadline_start_by.min(share.end);
+        let late = || {
+            gate::too_late(share.end < deadline_start_by, envelope, &prepared.rules)
+                .unwrap_or_else(|| deadline_failure(envelope, &prepared.rules))
+        };
         if Instant::now() >= start_by {
-            return Fate::Failed(deadline_failure(envelope, &prepared.rules));
+            return Fate::Failed(late());
         }
-        let turn = self
-            .limits
-            .turn(&prepared.host, prepared.host_limit, start_by)
-            .await;
-        let Some(_turn) = turn else {
-            return Fate::Failed(deadline_failure(envelope, &prepared.rules));
+        let rules = &prepared.rules;
+        if let Err(f) = gate::await_pause(&host, envelope, rules, start_by).await {
+            return Fate::Failed(f);
+        }
+        let Some(_turn) = self.limits.turn(&host.adaptive, start_by).await else {
+            return Fate::Failed(late());
+        };
+        let pass = match gate::admit(&self.hosts, host, envelope, rules, share) {
+            Ok(p) => p,
+            Err(f) => return Fate::Failed(f),
         };
         let body = match encode_body(&prepared.method, envelope, encoded) {
             Ok(b) => b,
-            Err(f) => return Fate::Failed(f),
+            Err(f) => {
+                pass.host.forgo(pass.probe, pass.retry);
+                return Fate::Failed(f);
+            }
         };
         let call = Call {
             id: &item.id,
@@ -142,12 +169,17 @@ impl Attempts {
             prepared: &prepared,
             body,
         };
-        self.call(call, window).await
+        self.call(call, window, &pass).await
+    }
+
+    /// Every target host's health in this instance.
+    pub(super) fn hosts(&self) -> Vec<HostHealth> {
+        self.hosts.report()
     }
 
     /// Calls the target, with the token when the message names a secret; on 401/403, fetches
     /// the token again and calls once more.
-    async fn call(&self, call: Call<'_>, window: Window) -> Fate {
+    async fn call(&self, call: Call<'_>, window: Window, pass: &Pass) -> Fate {
         let Call {
             id,
             envelope,
@@ -165,7 +197,10 @@ impl Attempts {
                     token = Some(t);
                     refreshed = !refreshable;
                 }
-                Err(e) => return Fate::Failed(secret_failure(&e, envelope, &prepared.rules)),
+                Err(e) => {
+                    pass.host.forgo(pass.probe, pass.retry);
+                    return Fate::Failed(secret_failure(&e, envelope, &prepared.rules));
+                }
             }
         }
         let traceparent = envelope
@@ -174,6 +209,11 @@ impl Attempts {
             .filter(|t| is_valid_traceparent(t))
             .unwrap_or_else(new_traceparent);
         loop {
+            // The call ends with its host's share of the batch, when that comes first.
+            let timeout = window.call_timeout(prepared.timeout);
+            let now = Instant::now();
+            let share_left = pass.share.cut_at(now).saturating_duration_since(now);
+            let cut_by_share = share_left < timeout;
             let target_call = TargetCall {
                 method: prepared.method.clone(),
                 url: &prepared.url,
@@ -182,9 +222,15 @@ impl Attempts {
                 secret: token.as_ref().map(|t| (&prepared.secret_header, t)),
                 idempotency_key: id,
                 traceparent: Some(&traceparent),
-                timeout: Some(window.call_timeout(prepared.timeout)),
+                timeout: Some(timeout.min(share_left).max(Duration::from_millis(1))),
             };
             let record = Box::pin(self.target.call(&target_call)).await;
+            gate::observe(&self.hosts, pass, &record, &prepared.rules);
+            if cut_by_share
+                && record.outcome == AttemptOutcome::Transport(TransportFailure::Timeout)
+            {
+                return Fate::Failed(gate::cut(envelope, &prepared.rules));
+            }
             let now = SystemTime::now();
             let ctx = AttemptContext {
                 attempts: envelope.attempt.saturating_add(1),

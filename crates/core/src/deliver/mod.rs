@@ -14,6 +14,10 @@
 //!    `Idempotency-Key: <id>`, `traceparent` and datasync's `User-Agent`, and the connect and
 //!    total timeouts of [`crate::target`]; classified into a [`Fate`]. When the function's
 //!    deadline nears, no new call starts: the rest is re-routed with class `deadline`.
+//!    Before the call, `gate` asks the host's state (`hosts`: `breaker`, `budget`, the pause,
+//!    the adaptive limit of `concurrency`) whether it may go, and bounds it by the host's share
+//!    of the batch's time (class `slow` when cut); after it, the host learns from the result
+//!    (`docs/isolation.md`).
 //! 4. `route`: one PutMessages per destination stream with every failure of the batch (key
 //!    kept, envelope updated with [`Envelope::record_failure`](crate::message::Envelope::record_failure)),
 //!    then `notify`: one notification per batch naming its permanent failures (`alert`: id,
@@ -46,6 +50,11 @@
 mod alert;
 mod alert_rate;
 mod attempt;
+mod breaker;
+mod budget;
+mod concurrency;
+mod gate;
+mod hosts;
 mod item;
 mod lanes;
 mod limits;
@@ -76,6 +85,8 @@ pub use alert::{
     ArchiveLocation, DeadLetter, DeadLetterAlert, HeldBack, ALERT_KIND, MAX_BODY_BYTES, MAX_LISTED,
     MAX_PAYLOAD_BYTES,
 };
+pub use breaker::BreakerState;
+pub use hosts::HostHealth;
 pub use item::{Body, Item, UndecodableRecord};
 pub use notify::{notify_totals, NotifyCounts};
 pub use outcome::{Cause, Failure, Fate, Outcome, Outcomes};
@@ -116,10 +127,16 @@ impl Deliverer {
     ) -> Self {
         let cache = SecretCache::new(secrets, settings.vault.clone(), DEFAULT_TTL);
         let sealed = crypto.map(|c| SealedCache::new(c, DEFAULT_TTL));
-        let notifier = Notifier::new(notifications, &settings);
+        let notifier = Notifier::new(notifications.clone(), &settings);
         Self {
             router: Arc::new(Router::new(Arc::clone(&settings), streams, notifier)),
-            attempts: Arc::new(Attempts::new(settings, target, cache, sealed)),
+            attempts: Arc::new(Attempts::new(
+                settings,
+                target,
+                cache,
+                sealed,
+                notifications,
+            )),
             order: None,
         }
     }
@@ -194,6 +211,13 @@ impl Deliverer {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.attempts.settings
+    }
+
+    /// Every target host this instance has called, with its breaker state, adaptive
+    /// concurrency and pause (`docs/isolation.md`): what the functions' answers carry for the
+    /// status page.
+    pub fn hosts(&self) -> Vec<HostHealth> {
+        self.attempts.hosts()
     }
 
     /// The Streaming client (shared with callers that read streams).

@@ -28,6 +28,8 @@ pub(super) struct Prepared {
     pub(super) secret_header: HeaderName,
     pub(super) rules: Rules,
     pub(super) timeout: Duration,
+    /// The host override's timeout, when it names one (it also widens the host's time share).
+    pub(super) timeout_override: Option<Duration>,
     /// `host[:port]`, the key of the host's concurrency limit.
     pub(super) host: String,
     pub(super) host_limit: usize,
@@ -83,10 +85,11 @@ pub(super) fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepar
         })?,
     };
     let (rules, ov, host) = rules_for(settings, &url);
-    let timeout = ov
+    let timeout_override = ov
         .as_ref()
         .and_then(|o| o.timeout_ms)
-        .map_or(settings.target.timeout, Duration::from_millis);
+        .map(Duration::from_millis);
+    let timeout = timeout_override.unwrap_or(settings.target.timeout);
     let host_limit = ov
         .as_ref()
         .and_then(|o| o.concurrency)
@@ -100,6 +103,7 @@ pub(super) fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepar
         secret_header,
         rules,
         timeout,
+        timeout_override,
         host,
         host_limit,
     })

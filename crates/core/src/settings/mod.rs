@@ -14,6 +14,7 @@
 //! `OCI_RESOURCE_PRINCIPAL_REGION`).
 
 mod error;
+mod isolation;
 mod keys;
 mod oci;
 mod parked;
@@ -27,6 +28,7 @@ use crate::oci::endpoints::Endpoints;
 use crate::target::TargetSettings;
 
 pub use error::ConfigError;
+pub use isolation::{BreakerSettings, BudgetSettings, Isolation};
 use keys::Keys;
 pub use oci::{
     auth_from_lookup, ENDPOINT, REGION_METADATA, RESOURCE_PRINCIPAL_REGION, UNIX_SOCKET,
@@ -88,6 +90,8 @@ pub struct Settings {
     pub per_host_concurrency: usize,
     /// The retry function's consumer group.
     pub retry_group: String,
+    /// Circuit breaker, time share and retry budget per target host.
+    pub isolation: Isolation,
     /// Where the OCI services are.
     pub endpoints: Endpoints,
     /// `DATASYNC_OCI_UNIX_SOCKET`: the Unix socket OCI calls connect through (local stack only).
@@ -161,6 +165,7 @@ impl Settings {
             retry_group: keys
                 .optional(key::RETRY_CONSUMER_GROUP)
                 .unwrap_or_else(|| "datasync-retry".to_owned()),
+            isolation: isolation::isolation(&keys)?,
             endpoints,
             oci_unix_socket: keys.get(UNIX_SOCKET).map(std::path::PathBuf::from),
             parked: parked::settings(&keys)?,

@@ -17,6 +17,8 @@ use fdk::{FnEvent, IntoResponse, Payload, Service};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::hosts_seen::HostsSeen;
+
 /// A boxed future returned by a [`ServeFn`].
 pub type ServeFuture = Pin<Box<dyn Future<Output = Result<(), fdk::Error>> + Send>>;
 
@@ -79,6 +81,8 @@ pub struct Pool {
     permits: tokio::sync::Semaphore,
     next: AtomicUsize,
     calls: AtomicU64,
+    /// The target hosts' health the function's answers report.
+    hosts: HostsSeen,
 }
 
 impl std::fmt::Debug for Pool {
@@ -104,6 +108,11 @@ impl Pool {
     /// Calls made so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The target hosts' health as the function's answers last reported it.
+    pub fn hosts(&self) -> Vec<datasync_core::deliver::HostHealth> {
+        self.hosts.list()
     }
 
     /// Sends `request` (built with `fdk::agent::invoke_request` / `gateway_request`) to a free
@@ -138,9 +147,13 @@ impl Pool {
             *slot = Some(Invoker::connect(&self.paths[index]).await?);
         }
         let invoker = slot.as_mut().ok_or(HostError::Closed)?;
-        Ok(invoker
+        let response = invoker
             .call(request, CALL_DEADLINE + Duration::from_secs(1))
-            .await?)
+            .await?;
+        if response.status() == http::StatusCode::OK {
+            self.hosts.record(response.body());
+        }
+        Ok(response)
     }
 }
 
@@ -238,6 +251,7 @@ impl Host {
             permits: tokio::sync::Semaphore::new(instances),
             next: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
+            hosts: HostsSeen::default(),
         }))
     }
 

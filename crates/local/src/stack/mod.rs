@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 pub mod gateway;
 pub mod host;
+pub mod hosts_seen;
 mod info;
 pub mod keys;
 pub mod pump;

@@ -67,6 +67,7 @@ pub(super) async fn collect(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -
                 name: p.name().to_owned(),
                 instances: p.instances(),
                 calls: p.calls(),
+                hosts: p.hosts(),
             })
             .collect(),
         retry_schedule_rounds: s.retry_runs.load(Ordering::Relaxed),

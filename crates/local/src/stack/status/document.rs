@@ -2,6 +2,7 @@
 //! status`, the benchmark and the tests deserialize. Its JSON field names are a contract (the
 //! HTML page, scripts and users read them): a test below pins every one.
 
+use datasync_core::deliver::HostHealth;
 use datasync_core::message::LastError;
 use datasync_core::oci::models::ObjectSummary;
 use serde::{Deserialize, Serialize};
@@ -207,6 +208,10 @@ pub struct FunctionStatus {
     pub instances: usize,
     /// Calls made.
     pub calls: u64,
+    /// The target hosts its answers reported: breaker state, adaptive concurrency, pause
+    /// (`docs/isolation.md`; the newest report per host, whichever instance made it).
+    #[serde(default)]
+    pub hosts: Vec<HostHealth>,
 }
 
 /// The stack process.
@@ -325,6 +330,14 @@ mod tests {
                 name: "populate".into(),
                 instances: 2,
                 calls: 7,
+                hosts: vec![HostHealth {
+                    host: "api.example.com".into(),
+                    breaker: datasync_core::deliver::BreakerState::Open,
+                    probes_in_ms: Some(1_000),
+                    concurrency: 4,
+                    max_concurrency: 16,
+                    paused_ms: Some(500),
+                }],
             }],
             retry_schedule_rounds: 1,
             process: ProcessStatus {
@@ -356,6 +369,12 @@ mod tests {
             "/failures_by_class/*/class",
             "/failures_by_class/*/messages",
             "/functions/*/calls",
+            "/functions/*/hosts/*/breaker",
+            "/functions/*/hosts/*/concurrency",
+            "/functions/*/hosts/*/host",
+            "/functions/*/hosts/*/maxConcurrency",
+            "/functions/*/hosts/*/pausedMs",
+            "/functions/*/hosts/*/probesInMs",
             "/functions/*/instances",
             "/functions/*/name",
             "/gateway/accepted",

@@ -23,7 +23,7 @@ pub use document::{
     Consumer, FailureCount, FunctionStatus, GatewayCounts, NotificationSummary, Notifications,
     NotifiedMessage, ProcessStatus, Reader, Status, StorageStatus, StreamStatus,
 };
-pub use page::{age_text, html};
+pub use page::{age_text, breaker_text, html};
 
 use super::gateway::{GatewayStats, PageFormat, StatusFn};
 use super::host::Pool;

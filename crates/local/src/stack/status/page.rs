@@ -21,8 +21,20 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The status document as an HTML page: a table of the streams and their consumers, then the
-/// whole document as JSON.
+/// A host's breaker state, with the time until its probes when it is open.
+pub fn breaker_text(h: &datasync_core::deliver::HostHealth) -> String {
+    match h.probes_in_ms {
+        Some(ms) => format!(
+            "{} (probes in {:.1} s)",
+            h.breaker.as_str(),
+            ms as f64 / 1000.0
+        ),
+        None => h.breaker.as_str().to_owned(),
+    }
+}
+
+/// The status document as an HTML page: a table of the streams and their consumers, one of
+/// the target hosts' breakers, then the whole document as JSON.
 pub fn html(doc: &Status) -> String {
     let mut out = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
@@ -64,6 +76,22 @@ pub fn html(doc: &Status) -> String {
             s.depth,
             esc(&consumers.join(", "))
         );
+    }
+    out.push_str("</table><h2>Target hosts</h2><table><tr><th>function</th><th>host</th><th>breaker</th><th>concurrency</th><th>paused</th></tr>");
+    for f in &doc.functions {
+        for h in &f.hosts {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} of {}</td><td>{}</td></tr>",
+                esc(&f.name),
+                esc(&h.host),
+                breaker_text(h),
+                h.concurrency,
+                h.max_concurrency,
+                h.paused_ms
+                    .map_or_else(String::new, |ms| format!("{ms} ms"))
+            );
+        }
     }
     out.push_str("</table><h2>Everything</h2><pre>");
     out.push_str(&esc(&serde_json::to_string_pretty(doc).unwrap_or_default()));

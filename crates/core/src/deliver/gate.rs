@@ -1,0 +1,243 @@
+//! The isolation hooks of an attempt (`docs/isolation.md`): before a call, its host's pause,
+//! retry budget and circuit breaker decide whether it goes, and its host's share of the
+//! batch's time bounds when it must end; after it, the host learns from its result. A message
+//! that may not go is a retryable failure, not attempted, so it is re-routed (and its key's
+//! followers held behind it) like any other.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::classify::{
+    retry_or_exhaust, AttemptContext, AttemptOutcome, ErrorClass, RetryAfter, Rules,
+    TransportFailure,
+};
+use crate::message::Envelope;
+use crate::target::AttemptRecord;
+
+use super::breaker::Admission;
+use super::concurrency::Signal;
+use super::hosts::{Host, Hosts, Recorded};
+use super::outcome::{Cause, Failure};
+use super::prepare::Prepared;
+
+/// A call may run this many times its host's mean latency (within a quarter of the host's
+/// share and the share) before it is cut.
+const CALL_LATENCIES: u32 = 16;
+
+/// A call allowed to go, and what its host needs to learn from it.
+#[derive(Debug)]
+pub(super) struct Pass {
+    pub(super) host: Arc<Host>,
+    pub(super) probe: bool,
+    pub(super) retry: bool,
+    pub(super) share: Share,
+}
+
+/// A host's share of one batch's time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Share {
+    /// When it ends: no call to the host starts after it, and calls still running are cut.
+    pub(super) end: Instant,
+    /// How long one call may run.
+    pub(super) per_call: Duration,
+}
+
+impl Share {
+    /// When a call starting now must end.
+    pub(super) fn cut_at(&self, now: Instant) -> Instant {
+        self.end.min(now + self.per_call)
+    }
+}
+
+/// `host`'s share of the batch that started at `started`. In all, the host's calls may take
+/// `host_time_share_ms` (or the host override's timeout when longer) from the start of the
+/// batch; one call may take [`CALL_LATENCIES`] times the host's mean latency, at least a
+/// quarter of that and at most all of it (all of it while the host has never answered).
+pub(super) fn share(hosts: &Hosts, host: &Host, prepared: &Prepared, started: Instant) -> Share {
+    let most = hosts
+        .settings()
+        .host_time_share
+        .max(prepared.timeout_override.unwrap_or_default());
+    let per_call = host
+        .mean_latency()
+        .map_or(most, |m| (m * CALL_LATENCIES).clamp(most / 4, most));
+    Share {
+        end: started + most,
+        per_call,
+    }
+}
+
+/// Waits for the end of the host's pause (`Retry-After`, `RateLimit-*`) when it comes before
+/// `start_by`; otherwise the message is re-routed untried to wait for it.
+pub(super) async fn await_pause(
+    host: &Host,
+    envelope: &Envelope,
+    rules: &Rules,
+    start_by: Instant,
+) -> Result<(), Failure> {
+    if let Some(until) = host.paused_until(Instant::now()) {
+        if until >= start_by {
+            return Err(untried(
+                ErrorClass::TooManyRequests,
+                envelope,
+                rules,
+                Some(until),
+                "not attempted: the host asked for a pause (Retry-After or RateLimit)",
+            ));
+        }
+        tokio::time::sleep_until(until.into()).await;
+    }
+    Ok(())
+}
+
+/// Decides whether the message may be attempted now that it has its turn: its host's retry
+/// budget, then its breaker (announcing a change). Asked after the turn, so that messages
+/// waiting for the host's slots see the failures of those before them.
+pub(super) fn admit(
+    hosts: &Hosts,
+    host: Arc<Host>,
+    envelope: &Envelope,
+    rules: &Rules,
+    share: Share,
+) -> Result<Pass, Failure> {
+    let now = Instant::now();
+    let retry = envelope.attempt > 0;
+    if retry && !host.take_retry(now) {
+        return Err(untried(
+            ErrorClass::ServiceUnavailable,
+            envelope,
+            rules,
+            None,
+            "not attempted: the host's retry budget is spent; waiting for the schedule",
+        ));
+    }
+    let (admission, change) = host.admit(now);
+    if let Some(change) = change {
+        hosts.announce(host.name(), change);
+    }
+    let probe = match admission {
+        Admission::Call => false,
+        Admission::Probe => true,
+        Admission::Reject { until } => {
+            host.forgo(false, retry);
+            return Err(untried(
+                ErrorClass::ServiceUnavailable,
+                envelope,
+                rules,
+                Some(until),
+                "not attempted: the host's circuit breaker is open",
+            ));
+        }
+    };
+    Ok(Pass {
+        host,
+        probe,
+        retry,
+        share,
+    })
+}
+
+/// A message whose call could not start before `start_by`: `slow` when its host's share
+/// ended first, else `deadline`.
+pub(super) fn too_late(share_bound: bool, envelope: &Envelope, rules: &Rules) -> Option<Failure> {
+    share_bound.then(|| {
+        untried(
+            ErrorClass::Slow,
+            envelope,
+            rules,
+            None,
+            "not attempted: its host's share of the batch's time ran out",
+        )
+    })
+}
+
+/// A call cut at the end of its host's share: retryable with class `slow` (an attempt).
+pub(super) fn cut(envelope: &Envelope, rules: &Rules) -> Failure {
+    let ctx = context(envelope, envelope.attempt.saturating_add(1));
+    let cause = Cause::Unreachable {
+        detail: "cancelled: did not finish within its host's share of the batch's time".into(),
+    };
+    Failure::decided(
+        retry_or_exhaust(ErrorClass::Slow, None, &ctx, rules),
+        cause.clone(),
+    )
+    .unwrap_or_else(|| Failure::permanent(ErrorClass::Slow, cause))
+}
+
+/// What a finished call teaches its host; announces a breaker change it causes.
+pub(super) fn observe(hosts: &Hosts, pass: &Pass, record: &AttemptRecord, rules: &Rules) {
+    let now = Instant::now();
+    let (failed, signal) = match record.outcome {
+        AttemptOutcome::Status {
+            status,
+            retry_after,
+        } => {
+            if let Some(asked) = retry_after {
+                let delay = match asked {
+                    RetryAfter::Delay(d) => d,
+                    RetryAfter::At(t) => t.duration_since(SystemTime::now()).unwrap_or_default(),
+                };
+                pass.host.pause(delay.min(rules.max_delay), now);
+            }
+            let failed = status != 429 && rules.retry_statuses.contains(status);
+            let signal = if status == 429 || status == 503 {
+                Signal::BackOff
+            } else {
+                Signal::Answered(record.latency)
+            };
+            (failed, signal)
+        }
+        AttemptOutcome::Transport(TransportFailure::Timeout) => (true, Signal::BackOff),
+        AttemptOutcome::Transport(TransportFailure::Connect | TransportFailure::Reset) => {
+            (true, Signal::Neutral)
+        }
+        AttemptOutcome::Transport(_) => (false, Signal::Neutral),
+    };
+    let recorded = Recorded {
+        probe: pass.probe,
+        retry: pass.retry,
+        failed,
+        signal,
+    };
+    if let Some(change) = pass.host.record(recorded, now) {
+        hosts.announce(pass.host.name(), change);
+    }
+}
+
+fn context(envelope: &Envelope, attempts: u32) -> AttemptContext {
+    let now = SystemTime::now();
+    AttemptContext {
+        attempts,
+        received_at: envelope
+            .received_at()
+            .or_else(|| envelope.first_failed_at())
+            .unwrap_or(now),
+        now,
+        used_secret: false,
+        secret_refreshed: false,
+        jitter: rand::random::<f64>(),
+    }
+}
+
+/// A retryable failure of `class` found before any call, to be tried again no earlier than
+/// `until` (else after the usual backoff), or exhausted when out of bounds.
+fn untried(
+    class: ErrorClass,
+    envelope: &Envelope,
+    rules: &Rules,
+    until: Option<Instant>,
+    detail: &str,
+) -> Failure {
+    let ctx = context(envelope, envelope.attempt);
+    let asked = until.map(|u| {
+        RetryAfter::Delay(
+            u.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        )
+    });
+    let cause = Cause::NotAttempted {
+        detail: detail.to_owned(),
+    };
+    Failure::decided(retry_or_exhaust(class, asked, &ctx, rules), cause.clone())
+        .unwrap_or_else(|| Failure::permanent(class, cause))
+}
