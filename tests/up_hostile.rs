@@ -294,6 +294,7 @@ async fn slow_idle_and_surplus_connections_are_closed_while_syncs_go_on() {
         .post(format!("{}/stream/sync", up.gateway()))
         .header("content-type", "application/json")
         .header("x-api-key", &source)
+        .header("authorization", "Bearer e2e-token")
         .body(sync_request(&target, "k", 3).to_string())
         .send()
         .await

@@ -104,15 +104,15 @@ async fn the_valid_neighbour_of_a_400_is_delivered_and_the_dead_letter_is_the_40
     control(&up.client, &target, json!({"status": 400, "count": 1})).await;
     let bad = send(&up, &target, "pair", 1).await;
     let good = send(&up, &target, "pair", 2).await;
-    // The dead-letter connector publishes each dead letter to the topic (after the engine's
-    // summary): wait for the 400's own.
+    // The engine's dead-letter alert names each dead letter with its own last error: wait for
+    // the 400's.
     let (st, note) = eventually(Duration::from_secs(30), || async {
         let st = up.status().await;
         let note = st
             .notifications
             .recent
             .iter()
-            .find_map(|n| n.message.as_ref().filter(|m| m.id == bad))
+            .find_map(|n| n.dead_letters.iter().find(|m| m.id == bad))
             .cloned();
         note.map(|n| (st, n))
     })
@@ -132,7 +132,7 @@ async fn the_valid_neighbour_of_a_400_is_delivered_and_the_dead_letter_is_the_40
         !st.notifications
             .recent
             .iter()
-            .any(|n| n.message.as_ref().is_some_and(|m| m.id == good)),
+            .any(|n| n.dead_letters.iter().any(|m| m.id == good)),
         "nothing announced for the delivered one"
     );
     up.stop();

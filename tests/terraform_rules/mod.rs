@@ -551,7 +551,7 @@ mod tests {
         assert_names(check_retry_schedule(&m), "refuses the BODY");
         let m = edited("stream = each.value,", "streamOCIDToRetry = each.value,");
         assert_names(check_retry_schedule(&m), "BODY");
-        let m = edited("default     = 500", "default     = 50");
+        let m = edited("default     = 500\n", "default     = 50\n");
         assert_names(check_retry_schedule(&m), "max 500");
     }
 

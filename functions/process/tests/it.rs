@@ -309,7 +309,7 @@ async fn every_classification_path_goes_to_its_stream_with_the_envelope_updated(
     assert!(n.body.contains("\"clientError\": 2"), "{}", n.body);
     assert!(n.body.contains("\"exhausted\": 1"), "{}", n.body);
     let alert = datasync_core::deliver::DeadLetterAlert::parse(&n.body).unwrap();
-    assert_eq!(alert.messages.len(), 7);
+    assert_eq!(alert.messages.len(), 6);
     assert!(
         alert.messages.iter().all(|d| d.archive.is_some()),
         "{}",
