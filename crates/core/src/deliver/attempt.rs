@@ -149,6 +149,9 @@ impl Attempts {
         if let Err(f) = gate::await_pause(&host, envelope, rules, start_by).await {
             return Fate::Failed(f);
         }
+        if envelope.attempt > 0 {
+            gate::await_retry_place(&host, start_by).await;
+        }
         let Some(_turn) = self.limits.turn(&host.adaptive, start_by).await else {
             return Fate::Failed(late());
         };
@@ -225,7 +228,11 @@ impl Attempts {
                 timeout: Some(timeout.min(share_left).max(Duration::from_millis(1))),
             };
             let record = Box::pin(self.target.call(&target_call)).await;
-            gate::observe(&self.hosts, pass, &record, &prepared.rules);
+            let hold = gate::observe(&self.hosts, pass, &record, &prepared.rules);
+            if !hold.is_zero() {
+                // Keeps the host's place (the caller's turn) for the rest of the round trip.
+                tokio::time::sleep(hold.min(window.call_timeout(hold))).await;
+            }
             if cut_by_share
                 && record.outcome == AttemptOutcome::Transport(TransportFailure::Timeout)
             {

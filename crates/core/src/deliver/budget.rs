@@ -5,7 +5,9 @@
 //!
 //! A retry takes its place in the budget when it is let through (so that retries running at
 //! once cannot all pass before the first fails) and gives it back when it succeeds or is not
-//! made after all.
+//! made after all. A retry that finds every remaining place taken by retries still in flight
+//! waits for one of them ([`Budget::must_wait`]) rather than being refused: only failed
+//! retries spend the budget.
 
 use std::time::Instant;
 
@@ -18,8 +20,10 @@ pub(super) struct Budget {
     window_start: Instant,
     /// First attempts (messages never attempted before) in the window.
     firsts: u32,
-    /// Retries (messages attempted before) let through in the window and not given back.
-    spent: u32,
+    /// Retries (messages attempted before) that failed in the window.
+    failed: u32,
+    /// Retries let through and not yet finished (kept across windows).
+    in_flight: u32,
 }
 
 impl Budget {
@@ -29,7 +33,8 @@ impl Budget {
             settings,
             window_start: now,
             firsts: 0,
-            spent: 0,
+            failed: 0,
+            in_flight: 0,
         }
     }
 
@@ -37,7 +42,7 @@ impl Budget {
         if now.saturating_duration_since(self.window_start) >= self.settings.window {
             self.window_start = now;
             self.firsts = 0;
-            self.spent = 0;
+            self.failed = 0;
         }
     }
 
@@ -50,16 +55,26 @@ impl Budget {
     /// Whether a retry may be attempted at `now`; if so, it takes its place in the budget.
     pub(super) fn take_retry(&mut self, now: Instant) -> bool {
         self.roll(now);
-        let allowed = self.spent < self.allowance();
+        let allowed = self.failed.saturating_add(self.in_flight) < self.allowance();
         if allowed {
-            self.spent += 1;
+            self.in_flight += 1;
         }
         allowed
     }
 
-    /// A retry that was let through gives its place back: it succeeded, or was not made.
+    /// Whether a retry at `now` should wait rather than be refused: the budget is not spent by
+    /// failures, only taken by retries in flight, which give their places back as they end.
+    pub(super) fn must_wait(&mut self, now: Instant) -> bool {
+        self.roll(now);
+        let allowance = self.allowance();
+        self.failed < allowance
+            && self.in_flight > 0
+            && self.failed.saturating_add(self.in_flight) >= allowance
+    }
+
+    /// A retry that was let through gives its place back: it was not made after all.
     pub(super) fn give_back(&mut self) {
-        self.spent = self.spent.saturating_sub(1);
+        self.in_flight = self.in_flight.saturating_sub(1);
     }
 
     /// Records an attempt: a first attempt adds to the budget; a retry that succeeded gives its
@@ -68,8 +83,11 @@ impl Budget {
         self.roll(now);
         if !retry {
             self.firsts = self.firsts.saturating_add(1);
-        } else if !failed {
-            self.give_back();
+            return;
+        }
+        self.give_back();
+        if failed {
+            self.failed = self.failed.saturating_add(1);
         }
     }
 }
@@ -130,7 +148,28 @@ mod tests {
         let mut b = budget(t0);
         assert!(b.take_retry(t0));
         assert!(b.take_retry(t0));
+        b.record(true, true, t0);
+        b.record(true, true, t0);
         assert!(!b.take_retry(t0 + Duration::from_secs(59)));
         assert!(b.take_retry(t0 + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_retry_waits_for_places_taken_in_flight_but_not_for_spent_ones() {
+        let t0 = Instant::now();
+        let mut b = budget(t0);
+        assert!(b.take_retry(t0));
+        assert!(b.take_retry(t0));
+        assert!(b.must_wait(t0), "both places are in flight: wait for one");
+        b.record(true, false, t0);
+        assert!(!b.must_wait(t0));
+        assert!(b.take_retry(t0));
+        b.record(true, true, t0);
+        b.record(true, true, t0);
+        assert!(
+            !b.must_wait(t0),
+            "spent by failures: refused, not kept waiting"
+        );
+        assert!(!b.take_retry(t0));
     }
 }

@@ -90,6 +90,18 @@ pub(super) async fn await_pause(
     Ok(())
 }
 
+/// Waits (until `start_by` at most) while the host's retry budget is taken only by retries
+/// still in flight: they give their places back as they succeed, so a recovered host's backlog
+/// is not refused for want of places that free up within a round trip.
+pub(super) async fn await_retry_place(host: &Host, start_by: Instant) {
+    while host.retry_must_wait(Instant::now()) && Instant::now() < start_by {
+        tokio::time::sleep(RETRY_PLACE_POLL).await;
+    }
+}
+
+/// How often a waiting retry looks for a free budget place.
+const RETRY_PLACE_POLL: Duration = Duration::from_millis(5);
+
 /// Decides whether the message may be attempted now that it has its turn: its host's retry
 /// budget, then its breaker (announcing a change). Asked after the turn, so that messages
 /// waiting for the host's slots see the failures of those before them.
@@ -164,8 +176,17 @@ pub(super) fn cut(envelope: &Envelope, rules: &Rules) -> Failure {
     .unwrap_or_else(|| Failure::permanent(ErrorClass::Slow, cause))
 }
 
-/// What a finished call teaches its host; announces a breaker change it causes.
-pub(super) fn observe(hosts: &Hosts, pass: &Pass, record: &AttemptRecord, rules: &Rules) {
+/// What a finished call teaches its host; announces a breaker change it causes. Returns how
+/// long the call should keep its place under the host's limit: a call answered "back off" (429,
+/// 503, a timeout) faster than the host's mean round trip keeps it for the rest of that round
+/// trip, so a host that throttles quickly gets at most its limit of calls per round trip rather
+/// than a stream of calls that are refused at once.
+pub(super) fn observe(
+    hosts: &Hosts,
+    pass: &Pass,
+    record: &AttemptRecord,
+    rules: &Rules,
+) -> Duration {
     let now = Instant::now();
     let (failed, signal) = match record.outcome {
         AttemptOutcome::Status {
@@ -199,10 +220,18 @@ pub(super) fn observe(hosts: &Hosts, pass: &Pass, record: &AttemptRecord, rules:
         failed,
         signal,
     };
+    let backed_off = matches!(recorded.signal, Signal::BackOff);
     if let Some(change) = pass.host.record(recorded, now) {
         hosts.announce(pass.host.name(), change);
     }
+    match pass.host.mean_latency() {
+        Some(mean) if backed_off => mean.saturating_sub(record.latency).min(MAX_HOLD),
+        _ => Duration::ZERO,
+    }
 }
+
+/// The longest a backed-off call keeps its place (a slow host's round trip can be seconds).
+const MAX_HOLD: Duration = Duration::from_secs(1);
 
 fn context(envelope: &Envelope, attempts: u32) -> AttemptContext {
     let now = SystemTime::now();

@@ -69,6 +69,11 @@ impl Host {
         lock(&self.budget).take_retry(now)
     }
 
+    /// Whether a retry should wait for a budget place that a retry in flight holds.
+    pub(super) fn retry_must_wait(&self, now: Instant) -> bool {
+        lock(&self.budget).must_wait(now)
+    }
+
     /// A call let through that is not made after all: its probe or retry place is given back.
     pub(super) fn forgo(&self, probe: bool, retry: bool) {
         if probe {

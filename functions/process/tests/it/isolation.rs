@@ -381,8 +381,8 @@ async fn during_an_outage_retries_stay_within_the_budget_and_all_are_delivered_a
 
     // The host recovers. In the next window the schedule's rounds (here: the re-routed
     // messages handed to process again) deliver everything: a retry that succeeds gives its
-    // place in the budget back; only retries beyond the budget's places in flight at once
-    // (10 here) wait for a later round.
+    // place in the budget back, and a retry that finds every place taken by retries in flight
+    // waits for one instead of being refused.
     stack.target.set_default(Reply::status(200));
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let mut delivered = 0;
