@@ -76,8 +76,9 @@ impl Refusal {
         )
     }
 
-    /// A Vault call failed: 503 when a later call may succeed (throttling, 5xx, network),
-    /// 502 otherwise (permissions, a missing vault or key: an operator must act).
+    /// Looking up the secret a message names failed: 503 when a later call may succeed
+    /// (throttling, 5xx, network), 502 otherwise (permissions, a missing vault: an operator
+    /// must act).
     pub fn vault(error: &OciError) -> Self {
         let (status, code) = if error.is_retryable() {
             (StatusCode::SERVICE_UNAVAILABLE, "VaultUnavailable")
@@ -88,7 +89,7 @@ impl Refusal {
             status,
             code,
             format!(
-                "the Authorization token could not be stored in Vault ({}); nothing was written to the stream",
+                "the secret named by vaultSecretName could not be looked up in Vault ({}); nothing was written to the stream",
                 describe(error)
             ),
         )
