@@ -238,17 +238,10 @@ impl Attempts {
             {
                 return Fate::Failed(gate::cut(envelope, &prepared.rules));
             }
-            let now = SystemTime::now();
             let ctx = AttemptContext {
-                attempts: envelope.attempt.saturating_add(1),
-                received_at: envelope
-                    .received_at()
-                    .or_else(|| envelope.first_failed_at())
-                    .unwrap_or(now),
-                now,
                 used_secret: token.is_some(),
                 secret_refreshed: refreshed,
-                jitter: rand::random::<f64>(),
+                ..gate::context(envelope, envelope.attempt.saturating_add(1))
             };
             let decision = classify(record.outcome, &ctx, &prepared.rules);
             tracing::debug!(
@@ -331,18 +324,7 @@ fn deadline_failure(envelope: &Envelope, rules: &Rules) -> Failure {
 /// still-propagating policy, a secret still `CREATING`): retried as `secretUnavailable`, with a
 /// log line naming the policy to check. Anything else: permanent.
 fn secret_failure(e: &SecretError, envelope: &Envelope, rules: &Rules) -> Failure {
-    let now = SystemTime::now();
-    let ctx = AttemptContext {
-        attempts: envelope.attempt.max(1),
-        received_at: envelope
-            .received_at()
-            .or_else(|| envelope.first_failed_at())
-            .unwrap_or(now),
-        now,
-        used_secret: false,
-        secret_refreshed: false,
-        jitter: rand::random::<f64>(),
-    };
+    let ctx = gate::context(envelope, envelope.attempt.max(1));
     if e.is_retryable() {
         // Not the message's fault: re-routed untried to the default error stream.
         return not_attempted(

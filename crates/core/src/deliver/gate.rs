@@ -233,7 +233,9 @@ pub(super) fn observe(
 /// The longest a backed-off call keeps its place (a slow host's round trip can be seconds).
 const MAX_HOLD: Duration = Duration::from_secs(1);
 
-fn context(envelope: &Envelope, attempts: u32) -> AttemptContext {
+/// The classifier's view of `envelope` now, as its attempt number `attempts`, before any token
+/// was used (callers that used one say so).
+pub(super) fn context(envelope: &Envelope, attempts: u32) -> AttemptContext {
     let now = SystemTime::now();
     AttemptContext {
         attempts,

@@ -121,7 +121,7 @@ impl ObjectStorageClient {
         content_type: Option<&str>,
     ) -> Result<PutObjectResult, OciError> {
         let url = self.object_url(namespace, bucket, object_name)?;
-        let mut request = OciRequest::new("PutObject", Method::PUT, url);
+        let request = OciRequest::new("PutObject", Method::PUT, url);
         let content_type = HeaderValue::from_str(
             content_type.unwrap_or("application/octet-stream"),
         )
@@ -129,23 +129,7 @@ impl ObjectStorageClient {
             operation: "PutObject",
             detail: "content type is not a valid header value".into(),
         })?;
-        request
-            .headers
-            .insert(http::header::CONTENT_TYPE, content_type);
-        request.headers.insert(
-            http::header::CONTENT_LENGTH,
-            HeaderValue::from(body.len() as u64),
-        );
-        request.body = body;
-        let response = self
-            .client
-            .send(&request.exclude_body_from_signature())
-            .await?;
-        Ok(PutObjectResult {
-            etag: header(&response, "etag"),
-            content_md5: header(&response, "opc-content-md5"),
-            version_id: header(&response, "version-id"),
-        })
+        self.send_put(request, body, content_type).await
     }
 
     /// PutObject on a condition: `if-none-match: *` ([`Precondition::Absent`], create only) or
@@ -166,10 +150,21 @@ impl ObjectStorageClient {
         let mut request = OciRequest::new("PutObject", Method::PUT, url);
         let (name, value) = precondition.header()?;
         request.headers.insert(name, value);
-        request.headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type),
-        );
+        self.send_put(request, body, HeaderValue::from_static(content_type))
+            .await
+    }
+
+    /// Sends a PutObject `request` with `body` (unsigned, as OCI signs PutObject) and reads the
+    /// stored version from the answer's headers.
+    async fn send_put(
+        &self,
+        mut request: OciRequest,
+        body: Bytes,
+        content_type: HeaderValue,
+    ) -> Result<PutObjectResult, OciError> {
+        request
+            .headers
+            .insert(http::header::CONTENT_TYPE, content_type);
         request.headers.insert(
             http::header::CONTENT_LENGTH,
             HeaderValue::from(body.len() as u64),
