@@ -6,8 +6,6 @@
 mod up_support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -136,34 +134,6 @@ async fn the_valid_neighbour_of_a_400_is_delivered_and_the_dead_letter_is_the_40
         "nothing announced for the delivered one"
     );
     up.stop();
-}
-
-struct Target(Child, String);
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A demo target of its own process, so it outlives a `kill -9` of the stack.
-fn start_target() -> Target {
-    let mut child = Command::new(BIN)
-        .args(["demo-target", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
-    Target(child, url)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -271,3 +271,34 @@ pub async fn delivered_ids(client: &reqwest::Client, target: &str) -> Vec<String
         .filter_map(|m| m.headers.get("idempotency-key").cloned())
         .collect()
 }
+
+/// A demo target in a process of its own (`datasync demo-target`), so it outlives a `kill -9`
+/// of the stack; killed when dropped. `.1` is its URL.
+pub struct Target(pub Child, pub String);
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a [`Target`] on a free loopback port.
+pub fn start_target() -> Target {
+    use std::io::BufRead as _;
+    let mut child = Command::new(BIN)
+        .args(["demo-target", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    Target(child, url)
+}
