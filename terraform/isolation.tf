@@ -4,7 +4,7 @@
 # the application's config map (functions.tf).
 
 variable "breaker_consecutive_failures" {
-  description = "Failed calls in a row (transport errors, timeouts, retryable statuses other than 429) that open a target host's circuit breaker; 0 turns this trigger off."
+  description = "Failed calls in a row (transport errors, timeouts, retryable statuses other than 429) that open a target host's circuit breaker; a call cut at its whole allowance of the host's time share counts as half of it, so two such cuts open it; 0 turns this trigger off."
   type        = number
   default     = 5
 
@@ -37,7 +37,7 @@ variable "breaker_min_calls" {
 }
 
 variable "breaker_cool_down_ms" {
-  description = "How long an open breaker sends nothing to its host before half-open probes."
+  description = "How long an open breaker sends nothing to its host before half-open probes, times the number of openings in a row (at most ten)."
   type        = number
   default     = 30000
 
@@ -59,7 +59,7 @@ variable "breaker_probes" {
 }
 
 variable "host_time_share_ms" {
-  description = "The most of a batch's time the calls to one target host may take; calls still running are cancelled and re-routed with class slow. A host override's timeoutMs raises it for that host."
+  description = "The most of a batch's time the calls to one target host may take; one call may take 16 times the host's mean latency, at least a quarter of it (a quarter while the host has not answered) and at most all of it; calls still running are cancelled and re-routed with class slow. A host override's timeoutMs raises it for that host."
   type        = number
   default     = 5000
 

@@ -296,7 +296,7 @@ pub const KEYS: &[ConfigKey] = &[
         name: BREAKER_CONSECUTIVE_FAILURES,
         functions: &[Process, Retry],
         required: false,
-        description: "failed calls in a row (transport errors, timeouts, retryable statuses) that open a target host's circuit breaker; 0 turns this trigger off (default 5)",
+        description: "failed calls in a row (transport errors, timeouts, retryable statuses) that open a target host's circuit breaker; a call cut at its whole allowance of the host's time share counts as half of it, so two such cuts open it; 0 turns this trigger off (default 5)",
     },
     ConfigKey {
         name: BREAKER_FAILURE_PERCENT,
@@ -314,7 +314,7 @@ pub const KEYS: &[ConfigKey] = &[
         name: BREAKER_COOL_DOWN_MS,
         functions: &[Process, Retry],
         required: false,
-        description: "how long an open breaker sends nothing to its host before half-open probes (default 30000)",
+        description: "how long an open breaker sends nothing to its host before half-open probes, times the openings in a row up to ten (default 30000)",
     },
     ConfigKey {
         name: BREAKER_PROBES,
@@ -326,7 +326,7 @@ pub const KEYS: &[ConfigKey] = &[
         name: HOST_TIME_SHARE_MS,
         functions: &[Process, Retry],
         required: false,
-        description: "the most of a batch's time the calls to one host may take; calls still running are cancelled and re-routed with class slow (default 5000; a host override's timeoutMs raises it for that host)",
+        description: "the most of a batch's time the calls to one host may take; one call may take 16 times the host's mean latency within a quarter of it and all of it (a quarter while the host has not answered); calls still running are cancelled and re-routed with class slow (default 5000; a host override's timeoutMs raises it for that host)",
     },
     ConfigKey {
         name: RETRY_BUDGET_PERCENT,

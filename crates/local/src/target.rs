@@ -32,6 +32,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// How long [`ScriptedTarget::hanging`] holds an answer back: longer than any test or bench.
+const HANG: Duration = Duration::from_secs(3600);
+
 /// The largest request head or body the target reads (larger requests are answered 413).
 const MAX_REQUEST: usize = 8 * 1024 * 1024;
 
@@ -162,6 +165,19 @@ impl ScriptedTarget {
     /// When the listener cannot be bound.
     pub async fn start() -> std::io::Result<Self> {
         Self::bind("127.0.0.1:0").await
+    }
+
+    /// Starts on `127.0.0.1:0` as a host that hangs: it reads and records every request and
+    /// answers none (for an hour), as a target that accepts connections and never answers
+    /// does. [`ScriptedTarget::set_default`] makes it answer again (calls already waiting stay
+    /// unanswered). `datasync bench --isolation` and the isolation tests use it.
+    ///
+    /// # Errors
+    /// When the listener cannot be bound.
+    pub async fn hanging() -> std::io::Result<Self> {
+        let target = Self::start().await?;
+        target.set_default(Reply::status(200).delay(HANG));
+        Ok(target)
     }
 
     /// Starts on `addr`.

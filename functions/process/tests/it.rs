@@ -151,11 +151,14 @@ async fn every_classification_path_goes_to_its_stream_with_the_envelope_updated(
 
     // Every path goes to the one scripted host: its breaker (docs/isolation.md, tested in
     // it/isolation.rs) is off here, so this run of failures does not open it and announce it.
+    // The host's share is long enough that /slow meets the target's own timeout (2 s) rather
+    // than the allowance of a host that has not answered yet (a quarter of the share).
     let config = stack
         .config
         .clone()
         .with("breaker_consecutive_failures", "0")
-        .with("breaker_failure_percent", "0");
+        .with("breaker_failure_percent", "0")
+        .with("host_time_share_ms", "20000");
     let process = Process::from_config(&config);
     let answer = process.handle(&ctx(), &connector_batch(100, &list)).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);

@@ -3,70 +3,15 @@
 //! healthy one's rate). Prints the healthy host's p50/p99 sync-to-delivery (POST to the demo
 //! target's arrival) and the calls the hanging host received per message sent to it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datasync_local::target::ScriptedTarget;
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
 use super::load::{offer, Route, Shape};
 use super::probe::{pct, take_target_latencies};
 use super::setup::Setup;
 use super::Args;
-
-/// A target that reads every request and never answers; counts the requests.
-pub struct HangingTarget {
-    /// `http://127.0.0.1:port`.
-    pub base: String,
-    /// `127.0.0.1:port`, for the allow-list.
-    pub authority: String,
-    requests: Arc<AtomicU64>,
-}
-
-impl HangingTarget {
-    /// Listens on a free loopback port.
-    ///
-    /// # Errors
-    /// When no port can be bound.
-    pub async fn start() -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let authority = listener.local_addr()?.to_string();
-        let requests = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&requests);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let counter = Arc::clone(&counter);
-                tokio::spawn(async move {
-                    // Each call comes on its own connection (the last one is never answered):
-                    // count the request once its head has arrived, then hold the socket.
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let mut counted = false;
-                    while let Ok(n) = socket.read(&mut chunk).await {
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if !counted && buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                            counted = true;
-                            counter.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            base: format!("http://{authority}"),
-            authority,
-            requests,
-        })
-    }
-
-    fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-}
 
 /// The isolation scenario's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -99,7 +44,7 @@ pub async fn run(
     args: &Args,
     http: &reqwest::Client,
     setup: &Setup,
-    hanging: &HangingTarget,
+    hanging: &ScriptedTarget,
 ) -> anyhow::Result<IsolationResult> {
     let rate = args.rate.unwrap_or(20);
     let seconds = args.isolation_seconds;
@@ -115,14 +60,23 @@ pub async fn run(
         url: format!("{}/stream/sync", setup.gateway),
         key: setup.key.clone(),
     };
-    let shape = |rate| Shape {
+    // A key per message, the hanging host's apart from the healthy one's: a key the hanging
+    // host's message parks must not hold a healthy message back.
+    let shape = |rate, key_prefix| Shape {
         clients: 4,
         payload: 256,
         rate: Some(rate),
         keys: 0,
+        key_prefix,
     };
-    let healthy = offer(route.clone(), &setup.target, healthy_n, shape(rate));
-    let hung = offer(route, &hanging.base, hanging_n, shape(hanging_rate));
+    let healthy = offer(route.clone(), &setup.target, healthy_n, shape(rate, ""));
+    let hanging_base = hanging.url("");
+    let hung = offer(
+        route,
+        &hanging_base,
+        hanging_n,
+        shape(hanging_rate, "hung-"),
+    );
     let (healthy, hung) = tokio::join!(healthy, hung);
     let (healthy, hung) = (healthy?, hung?);
     // Wait (up to a minute) for every healthy message to arrive.
@@ -133,7 +87,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     latencies.sort_unstable();
-    let calls = hanging.requests();
+    let calls = hanging.requests().len() as u64;
     let result = IsolationResult {
         healthy_messages: healthy.acked,
         healthy_rate: rate,

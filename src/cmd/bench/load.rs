@@ -38,6 +38,8 @@ pub struct Shape {
     pub payload: u64,
     pub rate: Option<u64>,
     pub keys: u64,
+    /// Put before every stream key, so that two loads offered at once use distinct keys.
+    pub key_prefix: &'static str,
 }
 
 /// Where the load goes: straight to the demo target, or through the gateway.
@@ -83,6 +85,7 @@ struct Bodies {
     target_json: String,
     pad: String,
     keys: u64,
+    key_prefix: &'static str,
 }
 
 impl Bodies {
@@ -90,6 +93,7 @@ impl Bodies {
         out.clear();
         if self.gateway {
             out.push_str("{\"streamKey\":\"");
+            out.push_str(self.key_prefix);
             // Infallible: writing to a String.
             let _ = match self.keys {
                 0 => write!(out, "m{i}"),
@@ -187,6 +191,7 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
         payload,
         rate,
         keys,
+        key_prefix,
     } = shape;
     let (url, key) = match &route {
         Route::Direct => (format!("{target}/bench"), None),
@@ -198,6 +203,7 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
         target_json: serde_json::to_string(&format!("{target}/bench"))?,
         pad: "x".repeat((payload as usize).saturating_sub(40)),
         keys,
+        key_prefix,
     };
     let n = n as usize;
     let shared = Arc::new(Shared {
@@ -317,6 +323,7 @@ mod tests {
             target_json: serde_json::to_string("http://127.0.0.1:8081/bench").unwrap(),
             pad: "x".repeat(10),
             keys,
+            key_prefix: "",
         }
     }
 

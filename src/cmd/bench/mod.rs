@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use datasync_local::demo_target::Mode;
+use datasync_local::target::ScriptedTarget;
 
 mod isolation;
 mod load;
@@ -160,8 +161,8 @@ async fn run_isolation(args: &Args, http: &reqwest::Client) -> anyhow::Result<Ex
     if args.url.is_some() {
         anyhow::bail!("--isolation starts its own stack: it cannot run against --url");
     }
-    let hanging = isolation::HangingTarget::start().await?;
-    let setup = Setup::find_or_start(args, http, std::slice::from_ref(&hanging.authority)).await?;
+    let hanging = ScriptedTarget::hanging().await?;
+    let setup = Setup::find_or_start(args, http, &[hanging.addr().to_string()]).await?;
     let result = isolation::run(args, http, &setup, &hanging).await;
     setup.finish().await;
     let result = result?;

@@ -228,14 +228,17 @@ impl Attempts {
                 timeout: Some(timeout.min(share_left).max(Duration::from_millis(1))),
             };
             let record = Box::pin(self.target.call(&target_call)).await;
-            let hold = gate::observe(&self.hosts, pass, &record, &prepared.rules);
+            let cut = (cut_by_share
+                && record.outcome == AttemptOutcome::Transport(TransportFailure::Timeout))
+            .then(|| gate::Cut {
+                whole_allowance: pass.share.whole_allowance(now),
+            });
+            let hold = gate::observe(&self.hosts, pass, &record, cut, &prepared.rules);
             if !hold.is_zero() {
                 // Keeps the host's place (the caller's turn) for the rest of the round trip.
                 tokio::time::sleep(hold.min(window.call_timeout(hold))).await;
             }
-            if cut_by_share
-                && record.outcome == AttemptOutcome::Transport(TransportFailure::Timeout)
-            {
+            if cut.is_some() {
                 return Fate::Failed(gate::cut(envelope, &prepared.rules));
             }
             let ctx = AttemptContext {

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::settings::BreakerSettings;
 
+/// The most cool-downs one opening waits (Envoy's `max_ejection_time` is ten times its base
+/// ejection time by default): with the default 30 s, a host that stays down is probed every
+/// 5 minutes at the least.
+const MAX_COOL_DOWNS: u32 = 10;
+
 /// A breaker's state, as reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -70,6 +75,10 @@ pub(super) struct Breaker {
     window_start: Instant,
     /// When it last opened.
     opened_at: Instant,
+    /// How many times it opened since it was last closed: each cool-down is that many times
+    /// `cool_down` (at most [`MAX_COOL_DOWNS`] times), so a host that stays down is probed
+    /// less and less often, as Envoy lengthens an ejection each time a host is ejected again.
+    openings: u32,
     /// Probes handed out and not yet reported, and probes that succeeded.
     probes_out: u32,
     probes_ok: u32,
@@ -86,6 +95,7 @@ impl Breaker {
             failures: 0,
             window_start: now,
             opened_at: now,
+            openings: 0,
             probes_out: 0,
             probes_ok: 0,
         }
@@ -100,7 +110,12 @@ impl Breaker {
     }
 
     fn reopens_at(&self) -> Instant {
-        self.opened_at + self.settings.cool_down
+        self.opened_at + self.cool_down()
+    }
+
+    /// The current cool-down: `cool_down` times the openings in a row, capped.
+    fn cool_down(&self) -> Duration {
+        self.settings.cool_down * self.openings.clamp(1, MAX_COOL_DOWNS)
     }
 
     /// Whether a call may go at `now`, and the transition to half-open if the cool-down ended.
@@ -121,7 +136,7 @@ impl Breaker {
                 } else {
                     // The probes are out: the rest wait a cool-down (they are re-routed).
                     Admission::Reject {
-                        until: now + self.settings.cool_down,
+                        until: now + self.cool_down(),
                     }
                 }
             }
@@ -131,6 +146,26 @@ impl Breaker {
 
     /// Records a call's result (`failed`: a transport error, a timeout or a retryable status).
     pub(super) fn record(&mut self, probe: bool, failed: bool, now: Instant) -> Option<Transition> {
+        self.record_weighted(probe, failed, 1, now)
+    }
+
+    /// Records a call that ran its whole allowance of its host's share without an answer. It
+    /// counts as half of `consecutive_failures` (rounded up) failures in a row, so two such
+    /// cuts in a row open the breaker: each cost a batch its wait, and a host that does not
+    /// answer must not cost the batches behind it more than twice. In the failure share it
+    /// counts once, as any failure.
+    pub(super) fn record_cut(&mut self, probe: bool, now: Instant) -> Option<Transition> {
+        let weight = self.settings.consecutive_failures.div_ceil(2).max(1);
+        self.record_weighted(probe, true, weight, now)
+    }
+
+    fn record_weighted(
+        &mut self,
+        probe: bool,
+        failed: bool,
+        weight: u32,
+        now: Instant,
+    ) -> Option<Transition> {
         if probe {
             self.probes_out = self.probes_out.saturating_sub(1);
             if self.state != BreakerState::HalfOpen {
@@ -157,7 +192,7 @@ impl Breaker {
         self.calls += 1;
         if failed {
             self.failures += 1;
-            self.consecutive += 1;
+            self.consecutive = self.consecutive.saturating_add(weight);
         } else {
             self.consecutive = 0;
         }
@@ -186,8 +221,12 @@ impl Breaker {
         self.probes_out = 0;
         self.probes_ok = 0;
         match to {
-            BreakerState::Open => self.opened_at = now,
+            BreakerState::Open => {
+                self.opened_at = now;
+                self.openings = self.openings.saturating_add(1);
+            }
             BreakerState::Closed => {
+                self.openings = 0;
                 self.consecutive = 0;
                 self.calls = 0;
                 self.failures = 0;
@@ -314,15 +353,47 @@ mod tests {
         assert_eq!(b.admit(t1).0, Admission::Probe);
         let t = b.record(true, true, t1).unwrap();
         assert_eq!((t.from, t.to), (BreakerState::HalfOpen, BreakerState::Open));
+        // Opened twice in a row: two cool-downs.
         assert_eq!(
             b.admit(t1 + Duration::from_secs(1)).0,
             Admission::Reject {
-                until: t1 + Duration::from_secs(30)
+                until: t1 + Duration::from_secs(60)
             }
         );
+        assert_eq!(b.probes_in(t1), Some(Duration::from_secs(60)));
         // Results of calls admitted before it opened change nothing.
         assert_eq!(b.record(false, false, t1), None);
         assert_eq!(b.state(t1), BreakerState::Open);
+    }
+
+    #[test]
+    fn each_opening_in_a_row_waits_one_more_cool_down_up_to_ten_and_closing_resets_it() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(
+            BreakerSettings {
+                probes: 1,
+                ..settings()
+            },
+            t0,
+        );
+        for _ in 0..3 {
+            b.record(false, true, t0);
+        }
+        let mut t = t0;
+        for openings in 1..=12u32 {
+            let wait = Duration::from_secs(30) * openings.min(10);
+            assert_eq!(b.probes_in(t), Some(wait), "opening {openings}");
+            t += wait;
+            assert_eq!(b.admit(t).0, Admission::Probe);
+            b.record(true, true, t);
+        }
+        t += Duration::from_secs(300);
+        assert_eq!(b.admit(t).0, Admission::Probe);
+        assert_eq!(b.record(true, false, t).unwrap().to, BreakerState::Closed);
+        for _ in 0..3 {
+            b.record(false, true, t);
+        }
+        assert_eq!(b.probes_in(t), Some(Duration::from_secs(30)));
     }
 
     #[test]
@@ -346,6 +417,49 @@ mod tests {
     }
 
     #[test]
+    fn two_cuts_in_a_row_open_it_and_an_answer_between_resets_the_count() {
+        let t0 = Instant::now();
+        for consecutive_failures in [1, 2, 3, 5, 8] {
+            let s = BreakerSettings {
+                consecutive_failures,
+                failure_ratio: 0.0,
+                ..settings()
+            };
+            let mut b = Breaker::new(s, t0);
+            if consecutive_failures > 1 {
+                assert_eq!(b.record_cut(false, t0), None, "{consecutive_failures}");
+            }
+            let t = b.record_cut(false, t0).unwrap();
+            assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
+        }
+        let mut b = Breaker::new(
+            BreakerSettings {
+                consecutive_failures: 5,
+                ..settings()
+            },
+            t0,
+        );
+        assert_eq!(b.record_cut(false, t0), None);
+        assert_eq!(b.record(false, false, t0), None);
+        assert_eq!(b.record_cut(false, t0), None);
+        // A cut and two plain failures: 3 + 2 of 5.
+        assert_eq!(b.record(false, true, t0), None);
+        assert!(b.record(false, true, t0).is_some());
+    }
+
+    #[test]
+    fn a_cut_probe_opens_it_again() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(settings(), t0);
+        b.record_cut(false, t0);
+        b.record_cut(false, t0);
+        let t1 = t0 + Duration::from_secs(30);
+        assert_eq!(b.admit(t1).0, Admission::Probe);
+        let t = b.record_cut(true, t1).unwrap();
+        assert_eq!((t.from, t.to), (BreakerState::HalfOpen, BreakerState::Open));
+    }
+
+    #[test]
     fn zero_turns_a_trigger_off() {
         let t0 = Instant::now();
         let mut b = Breaker::new(
@@ -358,6 +472,7 @@ mod tests {
         );
         for _ in 0..100 {
             assert_eq!(b.record(false, true, t0), None);
+            assert_eq!(b.record_cut(false, t0), None);
         }
     }
 }

@@ -38,8 +38,10 @@ pub(super) struct Pass {
 pub(super) struct Share {
     /// When it ends: no call to the host starts after it, and calls still running are cut.
     pub(super) end: Instant,
-    /// How long one call may run.
+    /// How long one call may run (its allowance).
     pub(super) per_call: Duration,
+    /// The whole share: the most an allowance may grow to.
+    pub(super) most: Duration,
 }
 
 impl Share {
@@ -47,23 +49,58 @@ impl Share {
     pub(super) fn cut_at(&self, now: Instant) -> Instant {
         self.end.min(now + self.per_call)
     }
+
+    /// Whether a call starting at `started` may run its whole allowance (rather than being
+    /// cut short by the end of the share).
+    pub(super) fn whole_allowance(&self, started: Instant) -> bool {
+        started + self.per_call <= self.end
+    }
+}
+
+/// A call cut by its host's share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Cut {
+    /// It ran its whole allowance without an answer (rather than being cut short by the end
+    /// of the share, which says less about the host).
+    pub(super) whole_allowance: bool,
 }
 
 /// `host`'s share of the batch that started at `started`. In all, the host's calls may take
 /// `host_time_share_ms` (or the host override's timeout when longer) from the start of the
-/// batch; one call may take [`CALL_LATENCIES`] times the host's mean latency, at least a
-/// quarter of that and at most all of it (all of it while the host has never answered).
+/// batch; one call may take its [`allowance`].
 pub(super) fn share(hosts: &Hosts, host: &Host, prepared: &Prepared, started: Instant) -> Share {
     let most = hosts
         .settings()
         .host_time_share
         .max(prepared.timeout_override.unwrap_or_default());
-    let per_call = host
-        .mean_latency()
-        .map_or(most, |m| (m * CALL_LATENCIES).clamp(most / 4, most));
+    let learns = !hosts.settings().breaker.cuts_open();
     Share {
         end: started + most,
-        per_call,
+        per_call: allowance(host.mean_latency(), host.cut_floor(), learns, most),
+        most,
+    }
+}
+
+/// How long one call to a host may run, out of its share `most`: [`CALL_LATENCIES`] times its
+/// mean latency, at least a quarter of the share and at most all of it. A host that has not
+/// answered yet gets the quarter, as a fast host does: a host that never answers then costs a
+/// batch a quarter of the share, not all of it, and two such cuts open its breaker.
+///
+/// When `learns` (a half-open probe, or any call while cuts cannot open the breaker), the
+/// allowance is also at least twice `floor`, the longest a call to the host ran before it was
+/// cut since it last answered (a lower bound of its latency), up to the share: a host that
+/// answers slowly but surely earns the time it needs over a few cuts.
+pub(super) fn allowance(
+    mean: Option<Duration>,
+    floor: Option<Duration>,
+    learns: bool,
+    most: Duration,
+) -> Duration {
+    let least = most / 4;
+    let by_mean = mean.map_or(least, |m| (m * CALL_LATENCIES).clamp(least, most));
+    match floor {
+        Some(f) if learns => by_mean.max((f * 2).min(most)),
+        _ => by_mean,
     }
 }
 
@@ -127,9 +164,14 @@ pub(super) fn admit(
     if let Some(change) = change {
         hosts.announce(host.name(), change);
     }
+    let mut share = share;
     let probe = match admission {
         Admission::Call => false,
-        Admission::Probe => true,
+        Admission::Probe => {
+            // A probe learns: it may run twice as long as the calls cut before it.
+            share.per_call = allowance(host.mean_latency(), host.cut_floor(), true, share.most);
+            true
+        }
         Admission::Reject { until } => {
             host.forgo(false, retry);
             return Err(untried(
@@ -185,6 +227,7 @@ pub(super) fn observe(
     hosts: &Hosts,
     pass: &Pass,
     record: &AttemptRecord,
+    cut: Option<Cut>,
     rules: &Rules,
 ) -> Duration {
     let now = Instant::now();
@@ -219,6 +262,9 @@ pub(super) fn observe(
         retry: pass.retry,
         failed,
         signal,
+        answered: matches!(record.outcome, AttemptOutcome::Status { .. }),
+        cut,
+        latency: record.latency,
     };
     let backed_off = matches!(recorded.signal, Signal::BackOff);
     if let Some(change) = pass.host.record(recorded, now) {
@@ -271,4 +317,59 @@ fn untried(
     };
     Failure::decided(retry_or_exhaust(class, asked, &ctx, rules), cause.clone())
         .unwrap_or_else(|| Failure::permanent(class, cause))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARE: Duration = Duration::from_secs(5);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_host_that_never_answered_gets_a_quarter_of_the_share() {
+        assert_eq!(allowance(None, None, false, SHARE), ms(1250));
+        assert_eq!(allowance(None, None, true, SHARE), ms(1250));
+    }
+
+    #[test]
+    fn a_host_that_answered_gets_sixteen_mean_latencies_within_the_quarter_and_the_share() {
+        assert_eq!(allowance(Some(ms(20)), None, false, SHARE), ms(1250));
+        assert_eq!(allowance(Some(ms(100)), None, false, SHARE), ms(1600));
+        assert_eq!(allowance(Some(ms(2000)), None, false, SHARE), SHARE);
+    }
+
+    #[test]
+    fn only_a_learning_call_grows_from_the_cuts_doubling_up_to_the_share() {
+        // A normal call keeps the allowance: a hung host costs a batch a quarter each time.
+        assert_eq!(allowance(None, Some(ms(1250)), false, SHARE), ms(1250));
+        // A probe gets twice the longest cut: a host answering in 2 s is reached by the
+        // first probe after one cut.
+        assert_eq!(allowance(None, Some(ms(1250)), true, SHARE), ms(2500));
+        assert_eq!(allowance(None, Some(ms(2500)), true, SHARE), SHARE);
+        assert_eq!(allowance(None, Some(ms(4000)), true, SHARE), SHARE);
+        // A cut shorter than the allowance (the share ended first) does not shrink it.
+        assert_eq!(
+            allowance(Some(ms(100)), Some(ms(300)), true, SHARE),
+            ms(1600)
+        );
+    }
+
+    #[test]
+    fn a_call_starting_late_is_cut_short_by_the_end_of_the_share() {
+        let t0 = Instant::now();
+        let share = Share {
+            end: t0 + SHARE,
+            per_call: ms(1250),
+            most: SHARE,
+        };
+        assert!(share.whole_allowance(t0));
+        assert!(share.whole_allowance(t0 + ms(3750)));
+        assert!(!share.whole_allowance(t0 + ms(4000)));
+        assert_eq!(share.cut_at(t0 + ms(4000)), t0 + SHARE);
+        assert_eq!(share.cut_at(t0), t0 + ms(1250));
+    }
 }

@@ -16,6 +16,7 @@ use crate::settings::{Isolation, Settings};
 use super::breaker::{Admission, Breaker, BreakerState, Transition};
 use super::budget::Budget;
 use super::concurrency::{Adaptive, Signal};
+use super::gate::Cut;
 
 /// One host's health as reported (the function's answer, `/status`, `datasync status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +52,9 @@ pub(super) struct Host {
     budget: Mutex<Budget>,
     pub(super) adaptive: Arc<Adaptive>,
     paused_until: Mutex<Option<Instant>>,
+    /// The longest a call ran before it was cut since the host last answered: a lower bound
+    /// of its latency now.
+    cut_floor: Mutex<Option<Duration>>,
 }
 
 impl Host {
@@ -98,11 +102,30 @@ impl Host {
         }
     }
 
-    /// Records a finished call: the breaker, the budget and the adaptive limit learn from it.
+    /// Records a finished call: the breaker, the budget, the adaptive limit and the cut floor
+    /// learn from it. A call that ran its whole allowance unanswered weighs more with the
+    /// breaker ([`Breaker::record_cut`]).
     pub(super) fn record(&self, call: Recorded, now: Instant) -> Option<Transition> {
         lock(&self.budget).record(call.retry, call.failed, now);
         self.adaptive.observe(call.signal, now);
-        lock(&self.breaker).record(call.probe, call.failed, now)
+        {
+            let mut floor = lock(&self.cut_floor);
+            if call.cut.is_some() {
+                *floor = Some(floor.map_or(call.latency, |f| f.max(call.latency)));
+            } else if call.answered {
+                *floor = None;
+            }
+        }
+        let mut breaker = lock(&self.breaker);
+        match call.cut {
+            Some(c) if c.whole_allowance => breaker.record_cut(call.probe, now),
+            _ => breaker.record(call.probe, call.failed, now),
+        }
+    }
+
+    /// The longest a call ran before it was cut since the host last answered.
+    pub(super) fn cut_floor(&self) -> Option<Duration> {
+        *lock(&self.cut_floor)
     }
 
     /// The running mean latency of answered calls.
@@ -138,6 +161,12 @@ pub(super) struct Recorded {
     pub(super) failed: bool,
     /// What it says about the host's capacity.
     pub(super) signal: Signal,
+    /// The host answered (any status).
+    pub(super) answered: bool,
+    /// The host's share cut it.
+    pub(super) cut: Option<Cut>,
+    /// How long it ran.
+    pub(super) latency: Duration,
 }
 
 /// Every host seen by this instance.
@@ -180,6 +209,7 @@ impl Hosts {
             budget: Mutex::new(Budget::new(self.settings.budget, now)),
             adaptive: Arc::new(Adaptive::new(max)),
             paused_until: Mutex::new(None),
+            cut_floor: Mutex::new(None),
         });
         map.insert(host.to_owned(), Arc::clone(&h));
         h

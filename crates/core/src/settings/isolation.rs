@@ -37,6 +37,14 @@ pub struct BreakerSettings {
     pub probes: u32,
 }
 
+impl BreakerSettings {
+    /// Whether calls cut at their host's allowance can open the breaker (the failures-in-a-row
+    /// trigger is on); when they cannot, a host's allowance grows from its cuts without probes.
+    pub fn cuts_open(&self) -> bool {
+        self.consecutive_failures > 0
+    }
+}
+
 impl Default for BreakerSettings {
     fn default() -> Self {
         Self {

@@ -64,11 +64,10 @@ async fn breaker_notes(stack: &Stack, n: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_hung_host_is_cut_at_its_share_and_never_holds_the_healthy_one() {
+async fn a_hung_host_is_cut_at_a_quarter_of_its_share_and_never_holds_the_healthy_one() {
     let stack = Stack::start().await;
-    let hung = ScriptedTarget::start().await.unwrap();
-    hung.set_default(Reply::status(200).delay(Duration::from_secs(30)));
-    let process = Process::from_config(&configured(&stack, &[("host_time_share_ms", "800")]));
+    let hung = ScriptedTarget::hanging().await.unwrap();
+    let process = Process::from_config(&configured(&stack, &[("host_time_share_ms", "2000")]));
     let mut list = Vec::new();
     let mut keyed = Vec::new();
     for i in 0..3 {
@@ -86,10 +85,18 @@ async fn a_hung_host_is_cut_at_its_share_and_never_holds_the_healthy_one() {
     let started = Instant::now();
     let answer = handle(&process, &list).await;
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "the batch took {took:?}");
-    assert!(took >= Duration::from_millis(800), "cut before its share");
+    // A host that never answered gets a quarter of its share per call (500 ms), not all of it.
+    assert!(
+        took >= Duration::from_millis(500),
+        "cut before its allowance"
+    );
+    assert!(
+        took < Duration::from_millis(1800),
+        "the batch took {took:?}"
+    );
     assert_eq!(answer["delivered"], 20, "{answer}");
     assert_eq!(stack.target.requests().len(), 20);
+    assert_eq!(hung.requests().len(), 2, "the keyed first and the free one");
     // The hung host's messages are re-routed as slow, the keyed ones in order behind the first.
     let su = stack.envelopes_in(&stack.ids.service_unavailable).await;
     assert_eq!(su.len(), 4);
@@ -109,7 +116,50 @@ async fn a_hung_host_is_cut_at_its_share_and_never_holds_the_healthy_one() {
     for (_, e) in &su {
         assert_eq!(e.last_error.as_ref().unwrap().class, ErrorClass::Slow);
     }
-    assert_eq!(host(&answer, hung.addr())["breaker"], "closed");
+    // Two calls cut at their whole allowance open the breaker (with the default five
+    // failures in a row, a cut counts as three).
+    assert_eq!(host(&answer, hung.addr())["breaker"], "open");
+    assert_eq!(breaker_notes(&stack, 1).await.len(), 1);
+    // While it is open the host costs the batch nothing.
+    let started = Instant::now();
+    let answer = handle(&process, &list[3..]).await;
+    assert!(started.elapsed() < Duration::from_millis(450), "{answer}");
+    assert_eq!(hung.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_slow_host_that_answers_earns_its_time_through_probes_and_is_delivered() {
+    let stack = Stack::start().await;
+    // Answers in 300 ms; with a 1 s share a host that never answered gets 250 ms per call.
+    let slow = ScriptedTarget::start().await.unwrap();
+    slow.set_default(Reply::status(200).delay(Duration::from_millis(300)));
+    let config = configured(
+        &stack,
+        &[
+            ("host_time_share_ms", "1000"),
+            ("breaker_cool_down_ms", "300"),
+        ],
+    );
+    let process = Process::from_config(&config);
+    let batch = |tag: &str, n: usize| -> Vec<(Option<&'static str>, Vec<u8>)> {
+        (0..n)
+            .map(|i| (None, value(&to(&stack, slow.url(&format!("/{tag}/{i}"))))))
+            .collect()
+    };
+    // Cut at 250 ms: re-routed as slow, and the two cuts open the breaker.
+    let answer = handle(&process, &batch("a", 2)).await;
+    assert_eq!(answer["delivered"], 0, "{answer}");
+    assert_eq!(host(&answer, slow.addr())["breaker"], "open");
+    // After the cool-down the probe may run twice the longest cut (500 ms): it is answered,
+    // the breaker closes, and the host's mean latency now gives its calls the whole share.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let answer = handle(&process, &batch("p", 1)).await;
+    assert_eq!(answer["delivered"], 1, "{answer}");
+    assert_eq!(host(&answer, slow.addr())["breaker"], "closed");
+    let answer = handle(&process, &batch("c", 6)).await;
+    assert_eq!(answer["delivered"], 6, "{answer}");
+    let su = stack.envelopes_in(&stack.ids.service_unavailable).await;
+    assert_eq!(su.len(), 2, "only the first two were re-routed");
 }
 
 #[tokio::test]
@@ -187,9 +237,14 @@ async fn the_breaker_opens_sends_only_probes_and_closes_announcing_each_change_o
     assert_eq!(stack.target.requests().len(), 4, "exactly one probe");
     assert_eq!(stack.target.requests()[3].path, "/p/0");
 
-    // The host recovers: the next probe succeeds, the breaker closes, everything goes.
+    // The host recovers: the next probe, after two cool-downs (it opened twice in a row),
+    // succeeds, the breaker closes, everything goes.
     stack.target.set_default(Reply::status(200));
     tokio::time::sleep(Duration::from_millis(450)).await;
+    let answer = handle(&process, &batch("w", Some("ord"), 1)).await;
+    assert_eq!(answer["delivered"], 0, "still cooling down: {answer}");
+    assert_eq!(stack.target.requests().len(), 4);
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let answer = handle(&process, &batch("c", Some("ord"), 4)).await;
     assert_eq!(answer["delivered"], 4, "{answer}");
     assert_eq!(host(&answer, addr)["breaker"], "closed");
@@ -321,15 +376,16 @@ async fn adaptive_concurrency_settles_near_the_targets_limit_and_climbs_back_whe
 async fn during_an_outage_retries_stay_within_the_budget_and_all_are_delivered_after() {
     let stack = Stack::start().await;
     stack.target.set_default(Reply::status(503));
-    // The issue's 60 s and 1,000 messages, scaled to a 3 s window and 180 messages; the
-    // breaker is off so that the budget alone bounds the retries.
+    // The issue's 1,000 messages; its 60 s outage scaled to an 8 s window (long enough for
+    // the outage's three batches on a busy machine). The breaker is off so that the budget
+    // alone bounds the retries.
     let config = configured(
         &stack,
         &[
             ("breaker_consecutive_failures", "0"),
             ("breaker_failure_percent", "0"),
             ("retry_budget_percent", "20"),
-            ("retry_budget_window_seconds", "3"),
+            ("retry_budget_window_seconds", "8"),
         ],
     );
     let process = Process::from_config(&config);
@@ -352,22 +408,28 @@ async fn during_an_outage_retries_stay_within_the_budget_and_all_are_delivered_a
             })
             .collect()
     };
+    let calls = || stack.target.requests().len();
     // 40 retries with no first attempts yet: the floor, 10, is attempted.
     handle(&process, &retry("r", 40)).await;
-    assert_eq!(stack.target.requests().len(), 10);
-    // 100 first attempts all go (and raise the budget to 20% of them: 20).
-    handle(&process, &first(100)).await;
-    assert_eq!(stack.target.requests().len(), 110);
-    handle(&process, &retry("s", 40)).await;
-    let retried = stack
-        .target
-        .requests()
-        .iter()
-        .filter(|r| !r.path.starts_with("/f/"))
-        .count();
-    assert_eq!(retried, 20, "20% of 100 first attempts");
+    assert_eq!(calls(), 10);
+    // The outage's 1,000 messages: their first attempts all go (only retries are capped) and
+    // fail, raising the window's budget to 20% of them: 200 failing retries.
+    handle(&process, &first(1000)).await;
+    assert_eq!(calls(), 1010);
+    // The schedule hands the 1,000 back: 190 more retries go (200 less the 10 spent), the
+    // other 810 are re-routed untried to wait for the schedule.
     let su = stack.envelopes_in(&stack.ids.service_unavailable).await;
-    assert_eq!(su.len(), 180, "nothing lost");
+    assert_eq!(su.len(), 1040);
+    let round: Vec<(Option<&str>, Vec<u8>)> = su
+        .iter()
+        .filter(|(_, e)| e.message.target_rest_api.contains("/f/"))
+        .map(|(_, e)| (None, value(e)))
+        .collect();
+    assert_eq!(round.len(), 1000);
+    handle(&process, &round).await;
+    assert_eq!(calls(), 1200, "retries within 20% of the first attempts");
+    let su = stack.envelopes_in(&stack.ids.service_unavailable).await;
+    assert_eq!(su.len(), 2040, "nothing lost");
     let waiting = su
         .iter()
         .filter(|(_, e)| {
@@ -377,27 +439,34 @@ async fn during_an_outage_retries_stay_within_the_budget_and_all_are_delivered_a
                 .is_some_and(|d| d.contains("retry budget"))
         })
         .count();
-    assert_eq!(waiting, 60);
+    assert_eq!(waiting, 30 + 810);
 
     // The host recovers. In the next window the schedule's rounds (here: the re-routed
     // messages handed to process again) deliver everything: a retry that succeeds gives its
     // place in the budget back, and a retry that finds every place taken by retries in flight
     // waits for one instead of being refused.
     stack.target.set_default(Reply::status(200));
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    tokio::time::sleep(Duration::from_millis(8100)).await;
+    // The latest version of each message is the one still waiting: the 40 "r" messages from
+    // the first batch, the 1,000 from the last round.
+    let su = stack.envelopes_in(&stack.ids.service_unavailable).await;
+    let mut round: Vec<(Option<&str>, Vec<u8>)> = su[..40]
+        .iter()
+        .chain(&su[1040..])
+        .map(|(_, e)| (None, value(e)))
+        .collect();
+    let mut from = su.len();
     let mut delivered = 0;
-    let mut from = 0;
     for _ in 0..12 {
-        let su = stack.envelopes_in(&stack.ids.service_unavailable).await;
-        let round: Vec<(Option<&str>, Vec<u8>)> =
-            su[from..].iter().map(|(_, e)| (None, value(e))).collect();
-        from = su.len();
         if round.is_empty() {
             break;
         }
         delivered += handle(&process, &round).await["delivered"]
             .as_u64()
             .unwrap();
+        let su = stack.envelopes_in(&stack.ids.service_unavailable).await;
+        round = su[from..].iter().map(|(_, e)| (None, value(e))).collect();
+        from = su.len();
     }
-    assert_eq!(delivered, 180);
+    assert_eq!(delivered, 1040);
 }
