@@ -63,14 +63,13 @@ pub(crate) fn evaluate(
         let other = truth_of(q, &query(q, window, load(q)));
         truth = window
             .starts()
-            .map(|t| {
-                let (a, b) = (truth.contains(&t), other.contains(&t));
+            .filter(|t| {
+                let (a, b) = (truth.contains(t), other.contains(t));
                 match join {
-                    Join::And => (a && b).then_some(t),
-                    Join::Or => (a || b).then_some(t),
+                    Join::And => a && b,
+                    Join::Or => a || b,
                 }
             })
-            .flatten()
             .collect();
     }
     vec![Series {
