@@ -132,7 +132,8 @@ fn query(q: &Query, window: Window, streams: Vec<StoredStream>) -> Vec<Series> {
             let values = window
                 .starts()
                 .filter_map(|t| {
-                    let v = statistic(q.statistic, &points, t, t + interval, window.start)?;
+                    let to = (t + interval).min(window.end);
+                    let v = statistic(q.statistic, &points, t, to, window.start)?;
                     match q.predicate {
                         Some((cmp, n)) if !cmp.holds(v, n) => None,
                         _ => Some((t, v)),
