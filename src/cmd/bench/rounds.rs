@@ -9,7 +9,7 @@ use super::results::{RoundResult, Spread, Summary, TargetRounds};
 type Figure = fn(&RoundResult) -> Option<f64>;
 
 /// The figures summarized: (name in the summary, label, unit, the figure).
-const SUMMARIZED: [(&str, &str, &str, Figure); 10] = [
+const SUMMARIZED: [(&str, &str, &str, Figure); 11] = [
     ("end_to_end_msg_per_s", "end to end", "msg/s", |r| {
         Some(r.end_to_end_msg_per_s)
     }),
@@ -48,6 +48,12 @@ const SUMMARIZED: [(&str, &str, &str, Figure); 10] = [
         "parked-key writes per 1,000",
         "",
         |r| r.parked_writes_per_1000_messages,
+    ),
+    (
+        "metric_posts_per_1000_messages",
+        "PostMetricData per 1,000",
+        "",
+        |r| r.metric_posts_per_1000_messages,
     ),
     ("peak_rss_mb", "peak RSS", "MB", |r| r.peak_rss_mb),
 ];

@@ -27,6 +27,10 @@
 //! notify_dead_letter_payloads = false
 //! rate_per_minute = 20
 //!
+//! [metrics]
+//! enabled = true
+//! namespace = "datasync"
+//!
 //! [retry_schedule]
 //! enabled = true
 //! interval_seconds = 10
@@ -54,6 +58,7 @@
 //! max_attempts = "5"
 //! ```
 
+mod metrics;
 mod notifications;
 mod validate;
 
@@ -63,6 +68,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use metrics::MetricsConfig;
 pub use notifications::NotificationsConfig;
 
 /// A configuration problem, naming the field.
@@ -121,6 +127,8 @@ pub struct StackConfig {
     pub functions: FunctionsConfig,
     /// The alerts topic.
     pub notifications: NotificationsConfig,
+    /// The functions' custom metrics.
+    pub metrics: MetricsConfig,
 }
 
 /// `[streams]`: Terraform's stream variables.
@@ -334,6 +342,8 @@ pub struct StackSettings {
     pub allow_targets: Vec<String>,
     /// Configuration overrides.
     pub function_config: BTreeMap<String, String>,
+    /// The functions' custom metrics.
+    pub metrics: MetricsConfig,
 }
 
 impl StackConfig {
@@ -383,6 +393,7 @@ impl StackConfig {
         self.gateway.validate()?;
         self.functions.validate()?;
         self.notifications.validate()?;
+        self.metrics.validate()?;
         let (c, r, g, f) = (
             &self.connector,
             &self.retry_schedule,
@@ -414,6 +425,7 @@ impl StackConfig {
             ],
             allow_targets: f.allow_targets.clone(),
             function_config: f.config.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 }
