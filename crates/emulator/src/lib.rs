@@ -42,6 +42,7 @@ mod emulator;
 mod error;
 pub mod http;
 mod kms;
+pub mod logging;
 mod notifications;
 mod objectstorage;
 mod options;
@@ -59,6 +60,7 @@ pub use auth::{
 };
 pub use emulator::{Appended, Emulator};
 pub use error::{ApiError, EmulatorError, KeyError};
+pub use logging::{LogIds, LogLine, LogSpec};
 pub use notifications::PublishedNotification;
 pub use options::EmulatorOptions;
 pub use store::StorageHealth;

@@ -40,6 +40,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use datasync_core::deliver::{Deliverer, Item, RouteError};
+use datasync_core::trace::{emit, TraceEvent, TraceKind};
 use datasync_core::function_config::Function;
 use datasync_core::oci::client::OciError;
 use datasync_core::oci::models::Message;
@@ -134,6 +135,18 @@ fn items_from(messages: &[Message], stream: &str) -> Vec<Item> {
             Item::decode(stream, &m.partition, m.offset, key, value)
         })
         .collect()
+}
+
+/// Emits a `replayed` trace line for each item about to be delivered again.
+fn trace_replays(items: &[Item]) {
+    for item in items {
+        let mut event = TraceEvent::new(TraceKind::Replayed, &item.id).key(item.key.as_deref());
+        event.stream = Some(item.stream.clone());
+        event.partition = Some(item.partition.clone());
+        event.offset = Some(item.offset);
+        event.attempt = item.envelope().map(|e| e.attempt);
+        emit(&event);
+    }
 }
 
 /// The answer as JSON.

@@ -19,6 +19,7 @@ use super::alert::{ArchiveLocation, DeadLetter, ARCHIVE_PREFIX};
 use super::item::{Body, Item, UndecodableRecord};
 use super::notify::{Notifier, NotifyCounts};
 use super::outcome::{Failure, Outcome, Outcomes};
+use super::traced;
 
 /// What [`Deliverer::route`](super::Deliverer::route) wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -222,10 +223,19 @@ impl Router {
         // Each dead letter, with its place in its stream's PutMessages.
         let mut dead: Vec<(String, usize, DeadLetter)> = Vec::new();
         let failed = outcomes.list().iter().zip(written).zip(destinations);
+        let mut traced = Vec::with_capacity(outcomes.list().len());
         for ((outcome, written), stream) in failed {
             let (Some(written), Some(stream)) = (written, stream) else {
+                traced.extend(traced::delivered(outcome));
                 continue;
             };
+            let routed = traced::Routed {
+                error: &written.error,
+                not_before: written.not_before,
+                dead_letter: written.dead_letter,
+                stream: &stream,
+            };
+            traced.push(traced::failed(outcome, &routed));
             let value = failed_value(&outcome.item, &written, now)?;
             if written.dead_letter {
                 let (item, payload) = (&outcome.item, self.notifier.payloads());
@@ -248,6 +258,7 @@ impl Router {
             }
         }
         let stored = self.put_all(batches).await?;
+        traced::emit_all(&traced);
         report.rerouted = stored.iter().map(|(s, p)| (s.clone(), p.len())).collect();
         let dead = dead.into_iter().map(|(stream, place, mut d)| {
             d.archive =

@@ -25,11 +25,13 @@ pub enum Service {
     /// Key Management crypto (Encrypt, Decrypt): each vault has its own crypto endpoint, so it
     /// has no regional default and must be configured (`vault_crypto_endpoint`).
     Crypto,
+    /// Logging Search (SearchLogs).
+    Logging,
 }
 
 impl Service {
     /// Every service.
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Streaming,
         Service::StreamingMessages,
         Service::Secrets,
@@ -37,6 +39,7 @@ impl Service {
         Service::Notifications,
         Service::ObjectStorage,
         Service::Crypto,
+        Service::Logging,
     ];
 
     /// The name used in configuration (`endpoint_<name>` keys and `--endpoint NAME=URL`).
@@ -49,6 +52,7 @@ impl Service {
             Service::Notifications => "notifications",
             Service::ObjectStorage => "objectstorage",
             Service::Crypto => "crypto",
+            Service::Logging => "logging",
         }
     }
 
@@ -148,6 +152,8 @@ impl Region {
             // own `apiEndpoint` (configured as `notification_topic_endpoint`) comes first.
             Service::Notifications => format!("https://notification.{r}.{d}"),
             Service::ObjectStorage => format!("https://objectstorage.{r}.{d}"),
+            // The SDKs' template (python `log_search_client.py`).
+            Service::Logging => format!("https://logging.{r}.oci.{d}"),
         })
     }
 }

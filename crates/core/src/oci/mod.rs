@@ -9,6 +9,7 @@
 //! - [`vault::VaultClient`] for CreateSecret, UpdateSecret and ListSecrets;
 //! - [`crypto::CryptoClient`] for Encrypt and Decrypt with the vault's master key;
 //! - [`notifications::NotificationsClient`] for PublishMessage;
+//! - [`logging::LogSearchClient`] for SearchLogs;
 //! - [`objectstorage::ObjectStorageClient`] for GetNamespace, PutObject, GetObject and
 //!   ListObjects.
 //!
@@ -34,6 +35,7 @@ pub mod client;
 pub mod crypto;
 pub mod endpoints;
 pub mod key;
+pub mod logging;
 pub mod models;
 pub mod notifications;
 pub mod objectstorage;
