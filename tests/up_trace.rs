@@ -203,11 +203,21 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
     // The command line, from the same log.
     let data = tmp.path().join("data");
     let out = run_to_exit(
-        ["trace", "--data-dir", data.to_str().unwrap(), "--json", &first],
+        [
+            "trace",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--json",
+            &first,
+        ],
         Duration::from_secs(20),
     )
     .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cli: Timeline = serde_json::from_slice(&out.stdout).unwrap();
     assert!(in_order(&kinds(&cli), &want), "{cli:?}");
     let human = run_to_exit(
@@ -216,7 +226,10 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
     )
     .await;
     let human = String::from_utf8_lossy(&human.stdout);
-    assert!(human.contains("status=503") && human.contains("delivered"), "{human}");
+    assert!(
+        human.contains("status=503") && human.contains("delivered"),
+        "{human}"
+    );
 
     // Every message of the key, in order: the second waits behind the first.
     let by_key = eventually(Duration::from_secs(20), || async {
@@ -236,7 +249,15 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
         .collect();
     assert_eq!(accepted, [first.as_str(), second.as_str()]);
     let out = run_to_exit(
-        ["trace", "--data-dir", data.to_str().unwrap(), "--key", "trace-key", "--since", "1h"],
+        [
+            "trace",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--key",
+            "trace-key",
+            "--since",
+            "1h",
+        ],
         Duration::from_secs(20),
     )
     .await;
@@ -260,7 +281,10 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
     let every_line = sdk_search(&up, "\"target\":\"datasync_trace\"").await;
     up.stop();
     let output = std::fs::read_to_string(&log).unwrap();
-    assert!(output.contains(&first), "the run's log holds the trace lines");
+    assert!(
+        output.contains(&first),
+        "the run's log holds the trace lines"
+    );
     for (name, text) in [("stderr", output), ("invoke log", every_line.join("\n"))] {
         for secret in [PAYLOAD_SECRET, TOKEN_SECRET, HEADER_SECRET] {
             assert!(!text.contains(secret), "{secret} in the {name}");

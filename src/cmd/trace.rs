@@ -124,9 +124,10 @@ fn oci_source(args: &Args) -> anyhow::Result<TraceSource> {
             "--oci needs --log-id OCID: the functions' invoke log (`terraform output functions_invoke_log_id`)"
         );
     }
-    let auth = ConfigFileAuth::from_config(args.config_file.as_deref(), args.profile.as_deref(), |k| {
-        std::env::var(k).ok()
-    })?;
+    let auth =
+        ConfigFileAuth::from_config(args.config_file.as_deref(), args.profile.as_deref(), |k| {
+            std::env::var(k).ok()
+        })?;
     let region = args
         .region
         .clone()
@@ -199,7 +200,10 @@ mod tests {
             time: "t".into(),
             event: e,
         };
-        assert_eq!(line(&entry, false), "t  attempt        status=503  took=4ms");
+        assert_eq!(
+            line(&entry, false),
+            "t  attempt        status=503  took=4ms"
+        );
         assert!(line(&entry, true).contains("m1"));
         let empty = render(&Timeline::default(), &Subject::Key("k".into()));
         assert!(empty.contains("key k"));

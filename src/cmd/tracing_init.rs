@@ -29,9 +29,8 @@ pub fn init(default: &str, capture: bool) -> Option<Arc<TraceCapture>> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(filter);
     let (layer, receiver) = trace_capture();
-    let layer = capture.then(|| {
-        layer.with_filter(Targets::new().with_target(TARGET, tracing::Level::INFO))
-    });
+    let layer = capture
+        .then(|| layer.with_filter(Targets::new().with_target(TARGET, tracing::Level::INFO)));
     let installed = tracing_subscriber::registry()
         .with(stderr)
         .with(layer)

@@ -341,8 +341,8 @@ impl Populate {
         }
         // One trace line per message: its acceptance, the first step of its story.
         for (s, item) in stored.iter().zip(&accepted.items) {
-            let mut event = TraceEvent::new(TraceKind::Accepted, &s.id)
-                .key(item.message.key.as_deref());
+            let mut event =
+                TraceEvent::new(TraceKind::Accepted, &s.id).key(item.message.key.as_deref());
             event.partition = Some(s.partition.clone());
             event.offset = Some(s.offset);
             event.caller = Some(snippet(&accepted.caller));

@@ -40,12 +40,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use datasync_core::deliver::{Deliverer, Item, RouteError};
-use datasync_core::trace::{emit, TraceEvent, TraceKind};
 use datasync_core::function_config::Function;
 use datasync_core::oci::client::OciError;
 use datasync_core::oci::models::Message;
 use datasync_core::oci::streaming::{message_key, message_value};
 use datasync_core::settings::ConfigError;
+use datasync_core::trace::{emit, TraceEvent, TraceKind};
 use fdk::{Context, Response};
 use http::StatusCode;
 use serde::Serialize;

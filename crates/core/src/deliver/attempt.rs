@@ -284,7 +284,12 @@ struct Call<'a> {
 }
 
 /// The trace line of one call's facts: the message, its host and the attempt's number.
-fn call_facts(id: &str, key: Option<&[u8]>, envelope: &Envelope, prepared: &Prepared) -> TraceEvent {
+fn call_facts(
+    id: &str,
+    key: Option<&[u8]>,
+    envelope: &Envelope,
+    prepared: &Prepared,
+) -> TraceEvent {
     let mut event = TraceEvent::new(TraceKind::Attempt, id).key(key);
     event.target_host = Some(prepared.host.clone());
     event.attempt = Some(envelope.attempt.saturating_add(1));

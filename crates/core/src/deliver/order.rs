@@ -119,7 +119,11 @@ fn trace_release(change: &Change) {
         Change::DropHead {
             key,
             only_if: Some(id),
-        } => (key, id, "dropped from its key's queue: older than the age bound"),
+        } => (
+            key,
+            id,
+            "dropped from its key's queue: older than the age bound",
+        ),
         _ => return,
     };
     use base64::Engine as _;

@@ -83,7 +83,11 @@ pub struct TraceEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
     /// The target's host.
-    #[serde(default, alias = "target_host", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "target_host",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub target_host: Option<String>,
     /// The attempt's number (1 for the first call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +102,11 @@ pub struct TraceEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
     /// How long the call took.
-    #[serde(default, alias = "duration_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "duration_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub duration_ms: Option<u64>,
     /// The stream it was written to (or read from, for a replay).
     #[serde(default, skip_serializing_if = "Option::is_none")]

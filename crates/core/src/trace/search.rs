@@ -66,7 +66,8 @@ pub fn query(scopes: &[String], subject: &Subject) -> Result<String, TraceSearch
         Subject::Key(v) => ("key", v),
     };
     let bad = |c: char| c == '"' || c == '\\' || c == '*' || c.is_control();
-    if value.is_empty() || value.chars().any(bad) || value.chars().count() > super::MAX_FIELD_CHARS {
+    if value.is_empty() || value.chars().any(bad) || value.chars().count() > super::MAX_FIELD_CHARS
+    {
         return Err(TraceSearchError::Unsearchable(format!(
             "the {name} must be 1 to {} characters without quotes, backslashes, `*` or control characters",
             super::MAX_FIELD_CHARS
@@ -91,7 +92,9 @@ pub fn parse_since(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?} is not a duration like 30s, 15m, 2h or 7d");
     let text = text.trim();
     let unit = text.chars().last().ok_or_else(bad)?;
-    let n: u64 = text[..text.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let n: u64 = text[..text.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| bad())?;
     let secs = match unit {
         's' => n,
         'm' => n.checked_mul(60).ok_or_else(bad)?,
@@ -198,7 +201,10 @@ mod tests {
             r#"search "c/g/l" | where data.message = '*"key":"o''k"*' | sort by datetime asc"#
         );
         for bad in ["", "a\"b", "a*", "a\\b", "a\nb"] {
-            assert!(query(&scopes, &Subject::Key(bad.into())).is_err(), "{bad:?}");
+            assert!(
+                query(&scopes, &Subject::Key(bad.into())).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

@@ -136,7 +136,11 @@ async fn search(inner: &Arc<Inner>, call: &Call) -> Result<Response, ApiError> {
     };
     let mut response = ok(&answer)?;
     if let Some((ts, id)) = next {
-        set_header(response.headers_mut(), "opc-next-page", &format!("{ts}.{id}"));
+        set_header(
+            response.headers_mut(),
+            "opc-next-page",
+            &format!("{ts}.{id}"),
+        );
     }
     Ok(response)
 }
@@ -492,7 +496,11 @@ mod tests {
 
     #[test]
     fn conditions_read_the_entry_by_path() {
-        let c = |q: &str| query::parse(&format!("search \"c\" | where {q}")).unwrap().conditions;
+        let c = |q: &str| {
+            query::parse(&format!("search \"c\" | where {q}"))
+                .unwrap()
+                .conditions
+        };
         let content = json!({"type": "t", "data": {"message": "hello world", "n": 3}});
         assert!(holds(&c("type = 't'")[0], &content));
         assert!(holds(&c("data.message = '*world'")[0], &content));

@@ -65,7 +65,9 @@ impl Pattern {
     /// The text a value must contain, when the pattern is `*text*` with no other wildcard.
     pub fn contained(&self) -> Option<&str> {
         match self {
-            Pattern::Wildcard(parts) if parts.len() == 3 && parts[0].is_empty() && parts[2].is_empty() => {
+            Pattern::Wildcard(parts)
+                if parts.len() == 3 && parts[0].is_empty() && parts[2].is_empty() =>
+            {
                 Some(&parts[1])
             }
             _ => None,
@@ -122,7 +124,10 @@ enum Token {
     Other(char),
 }
 
-fn quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, quote: char) -> Result<String, QueryError> {
+fn quoted(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    quote: char,
+) -> Result<String, QueryError> {
     let mut out = String::new();
     loop {
         match chars.next() {
@@ -151,7 +156,11 @@ fn tokens(text: &str) -> Result<Vec<Token>, QueryError> {
             '"' | '\'' => {
                 chars.next();
                 let s = quoted(&mut chars, c)?;
-                out.push(if c == '"' { Token::Quoted(s) } else { Token::Literal(s) });
+                out.push(if c == '"' {
+                    Token::Quoted(s)
+                } else {
+                    Token::Literal(s)
+                });
             }
             '|' | ',' | '.' | '=' => {
                 chars.next();
@@ -203,7 +212,10 @@ impl Parser {
     fn word(&mut self, expected: &str) -> Result<(), QueryError> {
         match self.next() {
             Some(Token::Word(w)) if w.eq_ignore_ascii_case(expected) => Ok(()),
-            other => err(format!("expected `{expected}`, found {}", describe(other.as_ref()))),
+            other => err(format!(
+                "expected `{expected}`, found {}",
+                describe(other.as_ref())
+            )),
         }
     }
 
@@ -215,9 +227,16 @@ impl Parser {
         let mut path = Vec::new();
         loop {
             match self.next() {
-                Some(Token::Word(w)) if w.starts_with(|c: char| !c.is_ascii_digit()) => path.push(w),
+                Some(Token::Word(w)) if w.starts_with(|c: char| !c.is_ascii_digit()) => {
+                    path.push(w)
+                }
                 Some(Token::Quoted(q)) => path.push(q),
-                other => return err(format!("expected a field name, found {}", describe(other.as_ref()))),
+                other => {
+                    return err(format!(
+                        "expected a field name, found {}",
+                        describe(other.as_ref())
+                    ))
+                }
             }
             if self.peek() != Some(&Token::Dot) {
                 return Ok(path);
@@ -346,9 +365,15 @@ mod tests {
             r#"search "ocid1.compartment.oc1..x/datasync-logs/datasync-functions-invoke" | where data.message = '*"id":"0190-ab"*' | sort by datetime asc"#,
         )
         .unwrap();
-        assert_eq!(q.scopes, ["ocid1.compartment.oc1..x/datasync-logs/datasync-functions-invoke"]);
+        assert_eq!(
+            q.scopes,
+            ["ocid1.compartment.oc1..x/datasync-logs/datasync-functions-invoke"]
+        );
         assert_eq!(q.conditions[0].field, ["data", "message"]);
-        assert_eq!(q.conditions[0].pattern.contained(), Some(r#""id":"0190-ab""#));
+        assert_eq!(
+            q.conditions[0].pattern.contained(),
+            Some(r#""id":"0190-ab""#)
+        );
         assert_eq!(q.descending, Some(false));
         let q = parse(
             r#"search "c1", "ocid1.log.x" | where type = 'a' and data."first name" = 'it''s' | sort by datetime desc"#,

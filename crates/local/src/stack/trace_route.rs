@@ -93,7 +93,11 @@ fn parse_ask(query: Option<&str>) -> Result<(Subject, Duration), String> {
             "id" => id = Some(v.into_owned()),
             "key" => key = Some(v.into_owned()),
             "since" => since = Some(v.into_owned()),
-            other => return Err(format!("unknown parameter {other:?}: use id, or key and since")),
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: use id, or key and since"
+                ))
+            }
         }
     }
     let since = since
@@ -140,14 +144,22 @@ pub(crate) async fn answer(source: Option<&TraceSource>, query: Option<&str>) ->
     match source.timeline(subject, since).await {
         Ok(t) => match serde_json::to_string(&t) {
             Ok(body) => json(StatusCode::OK, body),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                &e.to_string(),
+            ),
         },
         Err(e @ TraceSearchError::Unsearchable(_)) => {
             error(StatusCode::BAD_REQUEST, "InvalidParameter", &e.to_string())
         }
         Err(e) => {
             tracing::warn!(error = %e, "GET /trace failed");
-            error(StatusCode::BAD_GATEWAY, "SearchFailed", "the log search failed")
+            error(
+                StatusCode::BAD_GATEWAY,
+                "SearchFailed",
+                "the log search failed",
+            )
         }
     }
 }
@@ -168,7 +180,12 @@ mod tests {
             (Subject::Key("k".into()), Duration::from_secs(7200))
         );
         assert_eq!(parse_ask(Some("key=k")).unwrap().1, DEFAULT_KEY_SINCE);
-        for bad in [None, Some("id=a&key=b"), Some("x=1"), Some("key=k&since=soon")] {
+        for bad in [
+            None,
+            Some("id=a&key=b"),
+            Some("x=1"),
+            Some("key=k&since=soon"),
+        ] {
             assert!(parse_ask(bad).is_err(), "{bad:?}");
         }
     }

@@ -53,9 +53,8 @@ pub(crate) async fn start(
         .await
         .map_err(|e| setup("the functions' invoke log", &e))?;
     let stop = CancellationToken::new();
-    let writer = capture.and_then(|c| {
-        c.start(emulator.emulator.clone(), ids.log_id.clone(), stop.clone())
-    });
+    let writer =
+        capture.and_then(|c| c.start(emulator.emulator.clone(), ids.log_id.clone(), stop.clone()));
     let source = match TraceSource::local(&emulator.base, &emulator.profile, &ids) {
         Ok(s) => Some(Arc::new(s)),
         Err(e) => {
