@@ -225,6 +225,9 @@ fn field_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     plain.then_some(v)
 }
 
+/// Entries found, and the page position after the last when more follow.
+type Found = (Vec<Value>, Option<(i64, i64)>);
+
 /// Up to `limit` entries matching `conditions`, and the page position after the last when
 /// more follow.
 fn matching(
@@ -234,7 +237,7 @@ fn matching(
     scoped: &[LogRow],
     tenancy: &str,
     limit: usize,
-) -> Result<(Vec<Value>, Option<(i64, i64)>), ApiError> {
+) -> Result<Found, ApiError> {
     let chunk = (limit + 1).max(64);
     let mut out = Vec::new();
     let mut last = None;
