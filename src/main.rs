@@ -38,6 +38,9 @@ enum Command {
     Retry(cmd::retry::Args),
     /// Shows a running stack's streams, lag, deliveries, failures, notifications and archive.
     Status(cmd::status::Args),
+    /// Shows a message's story (by id) or every message of a key: accepted, each attempt,
+    /// re-routes, parked and released, delivered or dead-lettered, replays, callbacks.
+    Trace(cmd::trace::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Send(args) => cmd::send::run(args),
         Command::Retry(args) => cmd::retry::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Trace(args) => cmd::trace::run(args),
     };
     match result {
         Ok(code) => code,

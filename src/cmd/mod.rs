@@ -8,4 +8,6 @@ mod release_key;
 pub mod retry;
 pub mod send;
 pub mod status;
+pub mod trace;
+pub mod tracing_init;
 pub mod up;

@@ -82,14 +82,7 @@ pub const FORCED_EXIT: i32 = 130;
 /// Runs until Ctrl-C or SIGTERM, then stops in order and exits 0; a second signal during the
 /// drain exits at once with [`FORCED_EXIT`].
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    let trace = super::tracing_init::init("info", true);
     let config = match &args.config {
         Some(path) => StackConfig::load(path)?,
         None => StackConfig::default(),
@@ -108,6 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_targets: args.allow_targets.clone(),
             settings,
             reset_checkpoints: args.reset_checkpoints,
+            trace,
         };
         let stack = Stack::start(options, functions()).await?;
         print_banner(stack.info(), &args.data_dir);

@@ -12,6 +12,7 @@
 //! - [`secret_cache`]: target tokens from Vault, cached with single-flight refresh.
 //! - [`settings`]: the functions' configuration, read once and validated.
 //! - [`target`]: the target caller (timeouts, no redirects, internal addresses refused).
+//! - [`trace`]: a message's story as structured log lines (`datasync trace`).
 #![warn(missing_docs)]
 
 pub mod classify;
@@ -26,3 +27,4 @@ pub mod sealed_cache;
 pub mod secret_cache;
 pub mod settings;
 pub mod target;
+pub mod trace;

@@ -191,6 +191,9 @@ impl Emulator {
                             if let Err(err) = crate::monitoring::prune(&inner, now).await {
                                 tracing::warn!(%err, "emulator: metrics retention sweep failed");
                             }
+                            if let Err(err) = crate::logging::trim(&inner, SystemTime::now()).await {
+                                tracing::warn!(%err, "emulator: log retention sweep failed");
+                            }
                         }
                     }
                 }
@@ -365,6 +368,40 @@ impl Emulator {
     /// [`EmulatorError::Api`] when the store fails.
     pub async fn trim_retention(&self, now: SystemTime) -> Result<u64, EmulatorError> {
         Ok(streaming::trim(&self.inner, now).await?)
+    }
+
+    /// Creates the log group and log `spec` names when absent (Logging Search serves them);
+    /// their OCIDs.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the store fails.
+    pub async fn ensure_log(
+        &self,
+        spec: crate::logging::LogSpec,
+    ) -> Result<crate::logging::LogIds, EmulatorError> {
+        Ok(crate::logging::ensure_log(&self.inner, spec).await?)
+    }
+
+    /// Appends `lines` to the log `log_id` (one transaction), as OCI Logging collects a
+    /// function's output; how many were written.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the log does not exist or the store fails.
+    pub async fn append_log_lines(
+        &self,
+        log_id: &str,
+        lines: Vec<crate::logging::LogLine>,
+    ) -> Result<usize, EmulatorError> {
+        Ok(crate::logging::append(&self.inner, log_id, lines).await?)
+    }
+
+    /// Runs the log retention sweep now, as if the clock read `now`; how many records were
+    /// deleted.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the store fails.
+    pub async fn trim_logs(&self, now: SystemTime) -> Result<u64, EmulatorError> {
+        Ok(crate::logging::trim(&self.inner, now).await?)
     }
 
     /// Stops the writer after what is queued (also done on drop of the last clone).

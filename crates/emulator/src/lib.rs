@@ -44,6 +44,7 @@ mod error;
 pub mod http;
 mod kms;
 pub mod monitoring;
+pub mod logging;
 mod notifications;
 mod objectstorage;
 mod options;
@@ -61,6 +62,7 @@ pub use auth::{
 };
 pub use emulator::{Appended, Emulator};
 pub use error::{ApiError, EmulatorError, KeyError};
+pub use logging::{LogIds, LogLine, LogSpec};
 pub use notifications::PublishedNotification;
 pub use options::EmulatorOptions;
 pub use store::StorageHealth;

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::http::BODY_LIMIT;
 use crate::options::EmulatorOptions;
 use crate::request::Call;
-use crate::{kms, monitoring, notifications, objectstorage, secrets, streaming};
+use crate::{kms, logging, monitoring, notifications, objectstorage, secrets, streaming};
 
 /// Routes a verified call to its service.
 ///
@@ -31,6 +31,7 @@ pub(crate) async fn dispatch(inner: &Arc<Inner>, call: Call) -> Result<Response,
         Some(notifications::API) => notifications::route(inner, &call).await,
         Some(monitoring::API) => monitoring::route(inner, &call).await,
         Some(objectstorage::PREFIX) => objectstorage::route(inner, &call).await,
+        Some(logging::API) => logging::route(inner, &call).await,
         _ => Err(call.not_found()),
     }
 }

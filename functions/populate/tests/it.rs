@@ -993,7 +993,11 @@ async fn no_token_anywhere() {
         haystacks.push(("notification".into(), format!("{n:?}")));
     }
     let logs = captured_logs();
-    assert!(logs.contains("message stored"), "the log capture works");
+    // The acceptance trace lines (docs/trace.md) are in the capture: it works.
+    assert!(
+        logs.contains(r#""event":"accepted""#) && logs.contains(r#""target":"datasync_trace""#),
+        "the log capture works"
+    );
     haystacks.push(("logs".into(), logs));
     for (what, text) in &haystacks {
         for needle in needles {

@@ -75,6 +75,7 @@ pub(crate) async fn run(
             end_of_stream: None,
         }));
     }
+    super::trace_replays(&items);
     let outcomes = deliverer.deliver(items, deadline).await;
     let report = deliverer.route(&outcomes, stream).await.map_err(|e| {
         tracing::error!(error = %e, "re-routing failed; nothing committed");

@@ -45,6 +45,7 @@ use datasync_core::oci::client::OciError;
 use datasync_core::oci::models::Message;
 use datasync_core::oci::streaming::{message_key, message_value};
 use datasync_core::settings::ConfigError;
+use datasync_core::trace::{emit, TraceEvent, TraceKind};
 use fdk::{Context, Response};
 use http::StatusCode;
 use serde::Serialize;
@@ -135,6 +136,18 @@ fn items_from(messages: &[Message], stream: &str) -> Vec<Item> {
                 .appended(Some(m.timestamp.as_str()))
         })
         .collect()
+}
+
+/// Emits a `replayed` trace line for each item about to be delivered again.
+fn trace_replays(items: &[Item]) {
+    for item in items {
+        let mut event = TraceEvent::new(TraceKind::Replayed, &item.id).key(item.key.as_deref());
+        event.stream = Some(item.stream.clone());
+        event.partition = Some(item.partition.clone());
+        event.offset = Some(item.offset);
+        event.attempt = item.envelope().map(|e| e.attempt);
+        emit(&event);
+    }
 }
 
 /// The answer as JSON.

@@ -58,6 +58,7 @@ pub(crate) async fn run(
         .await?;
     let last_offset = messages.last().map(|m| m.offset);
     let items = items_from(&messages, &req.stream);
+    super::trace_replays(&items);
     let outcomes = deliverer.deliver(items, deadline).await;
     let report = deliverer
         .route_with(&outcomes, &req.stream, |o| req.mapping.pick(o))

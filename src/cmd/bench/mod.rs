@@ -110,6 +110,10 @@ pub struct Args {
     /// How long the isolation scenario offers load (5 to 600 s).
     #[arg(long, value_name = "S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=600))]
     pub isolation_seconds: u64,
+    /// Do not collect the functions' trace lines into the invoke log (in-process stack), to
+    /// measure what the trace lines cost.
+    #[arg(long)]
+    pub no_trace_log: bool,
 }
 
 /// Runs the benchmark.

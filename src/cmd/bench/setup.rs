@@ -146,6 +146,8 @@ async fn in_process(args: &Args, allow: &[String]) -> anyhow::Result<Setup> {
         allow_targets: allow.to_vec(),
         settings,
         reset_checkpoints: false,
+        // As `datasync up`: the functions' trace lines go to the invoke log.
+        trace: crate::cmd::tracing_init::init("warn", !args.no_trace_log),
     };
     let stack = Stack::start(options, crate::cmd::up::functions()).await?;
     let info = stack.info().clone();

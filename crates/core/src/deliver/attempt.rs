@@ -17,7 +17,8 @@ use crate::oci::notifications::NotificationsClient;
 use crate::sealed_cache::SealedCache;
 use crate::secret_cache::{SecretCache, SecretError};
 use crate::settings::Settings;
-use crate::target::{TargetCall, TargetClient};
+use crate::target::{AttemptRecord, TargetCall, TargetClient};
+use crate::trace::{emit, snippet, TraceEvent, TraceKind};
 
 use super::gate::{self, Pass};
 use super::hosts::{HostHealth, Hosts};
@@ -172,6 +173,7 @@ impl Attempts {
         };
         let call = Call {
             id: &item.id,
+            key: item.key.as_deref(),
             envelope,
             prepared: &prepared,
             body,
@@ -189,6 +191,7 @@ impl Attempts {
     async fn call(&self, call: Call<'_>, window: Window, pass: &Pass) -> Fate {
         let Call {
             id,
+            key,
             envelope,
             prepared,
             body,
@@ -258,13 +261,7 @@ impl Attempts {
                 self.metrics
                     .delivered(&prepared.host, None, envelope.received_at());
             }
-            tracing::debug!(
-                id = %id,
-                host = %prepared.host,
-                latency_ms = record.latency.as_millis() as u64,
-                outcome = %record.detail,
-                "target called"
-            );
+            trace_attempt(&call_facts(id, key, envelope, prepared), &record, &decision);
             if decision == Decision::RefreshSecretAndRetry {
                 if let (Some(name), Some(stale)) = (&prepared.secret, &token) {
                     refreshed = true;
@@ -294,9 +291,44 @@ impl Attempts {
 /// A prepared call, its body encoded.
 struct Call<'a> {
     id: &'a str,
+    key: Option<&'a [u8]>,
     envelope: &'a Envelope,
     prepared: &'a Prepared,
     body: Option<Bytes>,
+}
+
+/// The trace line of one call's facts: the message, its host and the attempt's number.
+fn call_facts(
+    id: &str,
+    key: Option<&[u8]>,
+    envelope: &Envelope,
+    prepared: &Prepared,
+) -> TraceEvent {
+    let mut event = TraceEvent::new(TraceKind::Attempt, id).key(key);
+    event.target_host = Some(prepared.host.clone());
+    event.attempt = Some(envelope.attempt.saturating_add(1));
+    event
+}
+
+/// Emits the trace line of a call: its status or transport error, its class (`ok` when
+/// delivered) and its duration.
+fn trace_attempt(event: &TraceEvent, record: &AttemptRecord, decision: &Decision) {
+    let mut event = event.clone().duration(record.latency);
+    match record.outcome {
+        AttemptOutcome::Status { status, .. } => event.status = Some(status),
+        AttemptOutcome::Transport(_) => event.error = Some(snippet(&record.detail)),
+    }
+    event.class = Some(match decision {
+        Decision::Delivered => "ok".to_owned(),
+        Decision::RefreshSecretAndRetry => ErrorClass::Unauthorized.as_str().to_owned(),
+        Decision::Retry { class, .. } | Decision::Permanent { class, .. } => {
+            class.as_str().to_owned()
+        }
+    });
+    if let Decision::Retry { not_before, .. } = decision {
+        event = event.not_before(Some(*not_before));
+    }
+    emit(&event);
 }
 
 /// A failure of retryable `class` found before any call: to be retried later, or exhausted

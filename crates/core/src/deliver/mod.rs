@@ -63,6 +63,7 @@ mod order;
 mod outcome;
 mod prepare;
 mod route;
+mod traced;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -22,6 +22,7 @@ use crate::classify::{ErrorClass, Route};
 use crate::function_config::Function;
 use crate::parked::{epoch_ms, key_name, Change, Entry, ParkedStore, Parking, Snapshot};
 use crate::settings::Settings;
+use crate::trace::{emit, TraceEvent, TraceKind};
 
 use super::attempt::Attempts;
 use super::item::Item;
@@ -102,11 +103,38 @@ pub(super) async fn deliver(
         changes.extend(snapshot.set.stale(epoch_ms(SystemTime::now()), max_age));
     }
     if !changes.is_empty() {
-        if let Err(e) = order.store.commit(snapshot.clone(), &changes).await {
-            outcomes.set_order_error(e);
+        match order.store.commit(snapshot.clone(), &changes).await {
+            Ok(_) => changes.iter().for_each(trace_release),
+            Err(e) => outcomes.set_order_error(e),
         }
     }
     outcomes
+}
+
+/// The trace line of a message that left its key's queue (the key flows again once the queue
+/// is empty).
+fn trace_release(change: &Change) {
+    let (key, id, detail) = match change {
+        Change::Settled { key, id } => (key, id, "left its key's queue"),
+        Change::DropHead {
+            key,
+            only_if: Some(id),
+        } => (
+            key,
+            id,
+            "dropped from its key's queue: older than the age bound",
+        ),
+        _ => return,
+    };
+    use base64::Engine as _;
+    // The set names keys by their base64 ([`key_name`]).
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .unwrap_or_else(|_| key.as_bytes().to_vec());
+    let event = TraceEvent::new(TraceKind::Released, id)
+        .key(Some(&key))
+        .detail(Some(detail));
+    emit(&event);
 }
 
 /// One lane's walk through its messages.

@@ -20,6 +20,7 @@ use super::alert::{ArchiveLocation, DeadLetter, ARCHIVE_PREFIX};
 use super::item::{Body, Item, UndecodableRecord};
 use super::notify::{Notifier, NotifyCounts};
 use super::outcome::{Failure, Outcome, Outcomes};
+use super::traced;
 
 /// What [`Deliverer::route`](super::Deliverer::route) wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -232,10 +233,19 @@ impl Router {
         // Each failure's host, class and fate, counted once it is stored.
         let mut observed: Vec<(Option<String>, ErrorClass, bool)> = Vec::new();
         let failed = outcomes.list().iter().zip(written).zip(destinations);
+        let mut traced = Vec::with_capacity(outcomes.list().len());
         for ((outcome, written), stream) in failed {
             let (Some(written), Some(stream)) = (written, stream) else {
+                traced.extend(traced::delivered(outcome));
                 continue;
             };
+            let routed = traced::Routed {
+                error: &written.error,
+                not_before: written.not_before,
+                dead_letter: written.dead_letter,
+                stream: &stream,
+            };
+            traced.push(traced::failed(outcome, &routed));
             let value = failed_value(&outcome.item, &written, now)?;
             if written.dead_letter {
                 let (item, payload) = (&outcome.item, self.notifier.payloads());
@@ -270,6 +280,7 @@ impl Router {
                     .dead_lettered(host.as_deref(), class.as_str(), None);
             }
         }
+        traced::emit_all(&traced);
         report.rerouted = stored.iter().map(|(s, p)| (s.clone(), p.len())).collect();
         let dead = dead.into_iter().map(|(stream, place, mut d)| {
             d.archive =

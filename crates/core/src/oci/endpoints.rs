@@ -27,11 +27,13 @@ pub enum Service {
     Crypto,
     /// Monitoring's ingestion endpoint (PostMetricData only; `telemetry-ingestion.<region>`).
     TelemetryIngestion,
+    /// Logging Search (SearchLogs).
+    Logging,
 }
 
 impl Service {
     /// Every service.
-    pub const ALL: [Service; 8] = [
+    pub const ALL: [Service; 9] = [
         Service::Streaming,
         Service::StreamingMessages,
         Service::Secrets,
@@ -40,6 +42,7 @@ impl Service {
         Service::ObjectStorage,
         Service::Crypto,
         Service::TelemetryIngestion,
+        Service::Logging,
     ];
 
     /// The name used in configuration (`endpoint_<name>` keys and `--endpoint NAME=URL`).
@@ -53,6 +56,7 @@ impl Service {
             Service::ObjectStorage => "objectstorage",
             Service::Crypto => "crypto",
             Service::TelemetryIngestion => "telemetry_ingestion",
+            Service::Logging => "logging",
         }
     }
 
@@ -155,6 +159,8 @@ impl Region {
             // The SDKs' template is `https://telemetry.{region}.{secondLevelDomain}`; the
             // PostMetricData docstring says to replace `telemetry` with `telemetry-ingestion`.
             Service::TelemetryIngestion => format!("https://telemetry-ingestion.{r}.{d}"),
+            // The SDKs' template (python `log_search_client.py`).
+            Service::Logging => format!("https://logging.{r}.oci.{d}"),
         })
     }
 }

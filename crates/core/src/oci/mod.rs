@@ -10,6 +10,7 @@
 //! - [`crypto::CryptoClient`] for Encrypt and Decrypt with the vault's master key;
 //! - [`notifications::NotificationsClient`] for PublishMessage;
 //! - [`monitoring::MonitoringClient`] for PostMetricData (custom metrics);
+//! - [`logging::LogSearchClient`] for SearchLogs;
 //! - [`objectstorage::ObjectStorageClient`] for GetNamespace, PutObject, GetObject and
 //!   ListObjects.
 //!
@@ -35,6 +36,7 @@ pub mod client;
 pub mod crypto;
 pub mod endpoints;
 pub mod key;
+pub mod logging;
 pub mod models;
 pub mod monitoring;
 pub mod notifications;

@@ -18,6 +18,7 @@
 mod health;
 mod integrity;
 pub(crate) mod metrics;
+pub(crate) mod logs;
 mod schema;
 mod writer;
 
@@ -98,6 +99,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(logs::LOGS_SCHEMA)?;
         migrate_objects(&conn)?;
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer)?;

@@ -71,3 +71,68 @@ async fn notifications_limits_answer_413_and_429_to_the_official_sdk() {
         limit as usize
     );
 }
+
+/// SearchLogs through the SDK's LogSearchClient: a log's lines found by a `where` on
+/// `data.message`, paged two at a time, in time order; unsupported queries and spans over 14
+/// days are 400s.
+#[tokio::test]
+async fn official_python_sdk_searches_logs() {
+    use datasync_emulator::{LogLine, LogSpec};
+    use std::time::{Duration, SystemTime};
+    let emu = start().await;
+    let ids = emu
+        .emulator
+        .ensure_log(LogSpec {
+            compartment: emu.emulator.profile().compartment.clone(),
+            group_name: "g".into(),
+            log_name: "invoke".into(),
+            application_name: "app".into(),
+            application_id: "ocid1.fnapp.oc1.local.app".into(),
+            retention_hours: 24,
+        })
+        .await
+        .unwrap();
+    let t0 = SystemTime::now() - Duration::from_secs(60);
+    let lines: Vec<LogLine> = (0..5)
+        .map(|n| LogLine {
+            time: t0 + Duration::from_millis(n * 10),
+            function: "process".into(),
+            message: format!(
+                r#"{{"timestamp":"x","level":"INFO","fields":{{"event":"attempt","id":"{}","attempt":{n}}},"target":"datasync_trace"}}"#,
+                if n % 2 == 0 { "even" } else { "odd" }
+            ),
+        })
+        .collect();
+    emu.emulator
+        .append_log_lines(&ids.log_id, lines)
+        .await
+        .unwrap();
+    let python = repo_root().join(".venv/bin/python");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_search_logs.py");
+    let scope = format!("{}/g/invoke", emu.emulator.profile().compartment);
+    let output = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(&emu.emulator.profile().config_file)
+        .arg(&emu.base)
+        .arg(&scope)
+        .arg(r#""id":"even""#)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("OK"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let attempts: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with('"'))
+        .map(|l| {
+            let m: String = serde_json::from_str(l).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+            v["fields"]["attempt"].to_string()
+        })
+        .collect();
+    assert_eq!(attempts, ["0", "2", "4"]);
+}

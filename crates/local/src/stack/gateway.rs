@@ -6,7 +6,7 @@
 //! read); the gateway sets `x-datasync-caller` from the key (dropping any client copy, as the
 //! Terraform deployment's header transformation does) and does not pass the key on. Answers:
 //! 401 for a missing or unknown key, 403 for a non-operator key on `/stream/retry`, 404 for
-//! other paths, 405 for other methods, 413 beyond the body limit, 400 for a body that cannot be
+//! other paths (`GET /`, `/status` and `/trace` need no key), 405 for other methods, 413 beyond the body limit, 400 for a body that cannot be
 //! read (malformed chunked encoding) or two `x-api-key` headers, 408 for a body slower than the
 //! body timeout, 429 with `Retry-After` beyond the per-key rate. Connections are served by
 //! [`crate::front`]: a header (and idle) timeout and a connection cap, 503 beyond it.
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::host::{deadline, Pool};
 use super::keys::KeyRing;
+use super::trace_route::{self, TraceSource};
 use crate::front::ConnectionLimits;
 
 /// The caller identity header the gateway sets.
@@ -38,6 +39,8 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub const SYNC_PATH: &str = "/stream/sync";
 /// The retry route.
 pub const RETRY_PATH: &str = "/stream/retry";
+/// A message's or a key's timeline (`GET /trace?id=ID`, `GET /trace?key=KEY&since=DUR`).
+pub const TRACE_PATH: &str = "/trace";
 
 /// How the status page is asked for: `GET /status` wants JSON, `GET /` a page for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,7 @@ pub struct Gateway {
     host: String,
     /// Counters.
     pub stats: Arc<GatewayStats>,
+    trace: Option<Arc<TraceSource>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -117,6 +121,8 @@ pub struct GatewayOptions {
     pub host: String,
     /// The counters, shared with the status page.
     pub stats: Arc<GatewayStats>,
+    /// Where `GET /trace` reads timelines (none: 503).
+    pub trace: Option<Arc<TraceSource>>,
 }
 
 impl std::fmt::Debug for GatewayOptions {
@@ -143,6 +149,7 @@ impl Gateway {
             status,
             host,
             stats,
+            trace,
         } = options;
         Self {
             keys,
@@ -156,6 +163,7 @@ impl Gateway {
             status,
             host,
             stats,
+            trace,
         }
     }
 
@@ -232,6 +240,10 @@ async fn route(
     let path = request.uri().path().to_owned();
     if (path == "/" || path == "/status") && request.method() == Method::GET {
         return status_page(gw, &path).await;
+    }
+    // A message's timeline, for the status page's search box: no key, as the status page.
+    if path == TRACE_PATH && request.method() == Method::GET {
+        return trace_route::answer(gw.trace.as_deref(), request.uri().query()).await;
     }
     gw.stats.requests.fetch_add(1, Ordering::Relaxed);
     let (pool, operator_only) = match path.as_str() {

@@ -35,6 +35,9 @@ pub struct StackInfo {
     pub streams: BTreeMap<String, String>,
     /// The archive bucket.
     pub bucket: String,
+    /// The functions' invoke log (where `datasync trace` searches).
+    #[serde(default)]
+    pub trace_log: Option<crate::emulator::LogIds>,
 }
 
 /// Why `endpoints.json` could not be read.

@@ -24,6 +24,8 @@ pub mod pump;
 mod start;
 pub mod status;
 pub mod streams;
+pub mod trace_log;
+pub mod trace_route;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -82,6 +84,9 @@ pub struct StackOptions {
     /// to the streams they name (after the emulator database was lost) instead of refusing to
     /// start (`--reset-checkpoints`).
     pub reset_checkpoints: bool,
+    /// The functions' trace lines captured in this process ([`trace_log::trace_capture`]),
+    /// stored as the invoke log; `None` stores none (`datasync trace` then finds nothing).
+    pub trace: Option<Arc<trace_log::TraceCapture>>,
 }
 
 /// The OCIDs the stack created, kept in `DATA/stack.json`.
@@ -118,6 +123,7 @@ pub struct Stack {
     functions: start::functions::FunctionsPart,
     pump: start::pump::PumpPart,
     gateway: start::gateway::GatewayPart,
+    trace: start::trace::TracePart,
     stop_target: CancellationToken,
     target_task: Option<JoinHandle<()>>,
     /// The demo target, when running in-process.
@@ -162,6 +168,7 @@ impl Stack {
         let emulator =
             start::emulator::start(&dir, options.emulator_listen, emulator_options).await?;
         let resources = start::resources::ensure(&dir, &emulator.signed, s).await?;
+        let trace = start::trace::start(&emulator, s, options.trace.as_ref()).await?;
         start::state::check(start::state::StateInput {
             dir: &dir,
             emulator: &emulator,
@@ -205,6 +212,7 @@ impl Stack {
             functions: &functions,
             pump: &pump,
             demo_target: demo.as_ref(),
+            trace: trace.source.clone(),
         })
         .await?;
         let info = StackInfo {
@@ -219,6 +227,7 @@ impl Stack {
             first_start: gateway.keys.created,
             streams: resources.streams.clone(),
             bucket: resources.bucket.clone(),
+            trace_log: Some(trace.ids.clone()),
         };
         write_json(&dir.join(ENDPOINTS_FILE), &info)?;
         let (demo_target, target_task) = match demo {
@@ -231,6 +240,7 @@ impl Stack {
             functions,
             pump,
             gateway,
+            trace,
             stop_target,
             target_task,
             demo_target,
@@ -259,6 +269,11 @@ impl Stack {
         }
         self.functions.refresher.abort();
         self.functions.host.shutdown().await;
+        // The functions' last lines are stored before the emulator stops.
+        self.trace.stop.cancel();
+        if let Some(w) = self.trace.writer {
+            let _ = w.await;
+        }
         self.stop_target.cancel();
         if let Some(t) = self.target_task {
             let _ = t.await;

@@ -37,6 +37,8 @@ pub(crate) struct GatewayInput<'a> {
     pub pump: &'a PumpPart,
     /// The demo target (for the status page).
     pub demo_target: Option<&'a DemoTargetPart>,
+    /// Where `GET /trace` reads timelines.
+    pub trace: Option<Arc<crate::stack::trace_route::TraceSource>>,
 }
 
 /// The running gateway.
@@ -86,6 +88,7 @@ pub(crate) async fn start(input: GatewayInput<'_>) -> Result<GatewayPart, StackE
         status,
         host: addr.to_string(),
         stats,
+        trace: input.trace,
     }));
     let stop = CancellationToken::new();
     let task = {

@@ -3,6 +3,7 @@
 //!
 //! 1. [`emulator`]: the OCI emulator (TCP and a Unix socket).
 //! 2. [`resources`]: streams, alerts topic, archive bucket.
+//!    Then [`trace`]: the functions' invoke log and the writer of their trace lines.
 //!    Then [`state`]: the connectors' checkpoints and the consumer groups' positions belong to
 //!    those streams (or are reset when asked).
 //! 3. [`demo_target`]: the demo target, when asked for.
@@ -18,3 +19,4 @@ pub(crate) mod gateway;
 pub(crate) mod pump;
 pub(crate) mod resources;
 pub(crate) mod state;
+pub(crate) mod trace;
