@@ -64,6 +64,8 @@ resource "oci_functions_application" "main" {
     host_time_share_ms                   = tostring(var.host_time_share_ms)
     retry_budget_percent                 = tostring(var.retry_budget_percent)
     retry_budget_window_seconds          = tostring(var.retry_budget_window_seconds)
+    callback_timeout_ms                  = tostring(var.callback_timeout_ms)
+    callback_budget_ms                   = tostring(var.callback_budget_ms)
   }
 
   lifecycle {

@@ -119,6 +119,10 @@ pub const HOST_TIME_SHARE_MS: &str = "host_time_share_ms";
 pub const RETRY_BUDGET_PERCENT: &str = "retry_budget_percent";
 /// `retry_budget_window_seconds`: the window the retry budget counts over.
 pub const RETRY_BUDGET_WINDOW_SECONDS: &str = "retry_budget_window_seconds";
+/// `callback_timeout_ms`: the timeout of one delivery callback call.
+pub const CALLBACK_TIMEOUT_MS: &str = "callback_timeout_ms";
+/// `callback_budget_ms`: the most time a batch's delivery callbacks add to its invocation.
+pub const CALLBACK_BUDGET_MS: &str = "callback_budget_ms";
 
 use Function::{Populate, Process, Retry};
 
@@ -339,6 +343,18 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Process, Retry],
         required: false,
         description: "the window of the retry budget (default 60)",
+    },
+    ConfigKey {
+        name: CALLBACK_TIMEOUT_MS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "timeout of one delivery callback call, in ms (default 2000)",
+    },
+    ConfigKey {
+        name: CALLBACK_BUDGET_MS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "the most time a batch's delivery callbacks (with their quick retries) add to the invocation, in ms (default 3000)",
     },
 ];
 

@@ -13,6 +13,7 @@
 //! On OCI they are absent and the endpoints come from the region (`OCI_REGION_METADATA`, else
 //! `OCI_RESOURCE_PRINCIPAL_REGION`).
 
+mod callbacks;
 mod error;
 mod isolation;
 mod keys;
@@ -27,6 +28,7 @@ use crate::message::{AllowList, Policy};
 use crate::oci::endpoints::Endpoints;
 use crate::target::TargetSettings;
 
+pub use callbacks::CallbackSettings;
 pub use error::ConfigError;
 pub use isolation::{BreakerSettings, BudgetSettings, Isolation};
 use keys::Keys;
@@ -98,6 +100,8 @@ pub struct Settings {
     pub oci_unix_socket: Option<std::path::PathBuf>,
     /// Where the parked keys are, when configured (`parked_keys_*`).
     pub parked: Option<parked::ParkedSettings>,
+    /// How long delivery callbacks may take (`callback_*`).
+    pub callbacks: CallbackSettings,
 }
 
 impl Settings {
@@ -169,6 +173,7 @@ impl Settings {
             endpoints,
             oci_unix_socket: keys.get(UNIX_SOCKET).map(std::path::PathBuf::from),
             parked: parked::settings(&keys)?,
+            callbacks: callbacks::settings(&keys)?,
         })
     }
 
