@@ -54,19 +54,28 @@ async fn receiver() -> Receiver {
             };
             let keep = Arc::clone(&keep);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let keep = Arc::clone(&keep);
-                    async move {
-                        let headers = req
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-                            .collect();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        keep.lock().unwrap().push(Got { headers, body });
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                    }
-                });
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let keep = Arc::clone(&keep);
+                        async move {
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            keep.lock().unwrap().push(Got { headers, body });
+                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    },
+                );
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)
@@ -103,7 +112,9 @@ async fn hang() -> Hang {
 /// `id.timestamp.body`, any `v1,` entry of the space-separated header may match.
 fn verifies(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let key = b64.decode(secret.trim().strip_prefix("whsec_").unwrap()).unwrap();
+    let key = b64
+        .decode(secret.trim().strip_prefix("whsec_").unwrap())
+        .unwrap();
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
     let mut content = format!("{id}.{timestamp}.").into_bytes();
     content.extend_from_slice(body);
@@ -116,14 +127,35 @@ fn verifies(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) 
 
 /// Verifies `got` against `secret`, with the libraries' five-minute tolerance; its body.
 fn verified_body(secret: &str, got: &Got) -> Value {
-    let h = |name: &str| got.headers.get(name).unwrap_or_else(|| panic!("no {name}: {:?}", got.headers)).clone();
-    let (id, ts, sig) = (h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"));
+    let h = |name: &str| {
+        got.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name}: {:?}", got.headers))
+            .clone()
+    };
+    let (id, ts, sig) = (
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+    );
     assert!(!id.contains('.') && !id.is_empty(), "{id}");
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     assert!((ts.parse::<i64>().unwrap() - now).abs() <= 300, "{ts}");
-    assert!(verifies(secret, &id, &ts, &got.body, &sig), "signature {sig} does not verify");
+    assert!(
+        verifies(secret, &id, &ts, &got.body, &sig),
+        "signature {sig} does not verify"
+    );
     // Any change to the body, the id or the timestamp breaks it.
-    assert!(!verifies(secret, &id, &(ts.parse::<i64>().unwrap() + 1).to_string(), &got.body, &sig));
+    assert!(!verifies(
+        secret,
+        &id,
+        &(ts.parse::<i64>().unwrap() + 1).to_string(),
+        &got.body,
+        &sig
+    ));
     assert!(!verifies(secret, &format!("{id}x"), &ts, &got.body, &sig));
     serde_json::from_slice(&got.body).unwrap()
 }
@@ -131,11 +163,27 @@ fn verified_body(secret: &str, got: &Got) -> Value {
 #[test]
 fn the_test_verifier_accepts_the_standard_s_published_vector() {
     let body = br#"{"email":"test@example.com","username":"test_user"}"#;
-    let (secret, id, ts) = ("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367553");
+    let (secret, id, ts) = (
+        "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+        "1649367553",
+    );
     let good = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
     assert!(verifies(secret, id, ts, body, good));
-    assert!(verifies(secret, id, ts, body, &format!("v1,bm90IGl0 {good}")));
-    assert!(!verifies(secret, id, ts, body, "v1,R3PTzyfHASBKHH98a7yexTwaJ4yNIcGhFQc1yuN+BPU="));
+    assert!(verifies(
+        secret,
+        id,
+        ts,
+        body,
+        &format!("v1,bm90IGl0 {good}")
+    ));
+    assert!(!verifies(
+        secret,
+        id,
+        ts,
+        body,
+        "v1,R3PTzyfHASBKHH98a7yexTwaJ4yNIcGhFQc1yuN+BPU="
+    ));
 }
 
 fn with_callback(target: &str, key: &str, n: usize, callback: &str) -> Value {
@@ -156,21 +204,33 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
     let mut up = Up::start_in(tmp.path(), FAST, &["--allow-target", &allow]).await;
     let secret = std::fs::read_to_string(tmp.path().join("data").join("callback-secret")).unwrap();
     let mode = std::fs::metadata(tmp.path().join("data").join("callback-secret")).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o077, 0);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o077,
+        0
+    );
     let target = up.target();
     let callback = format!("http://{}/cb?app=orders", rx.addr);
 
     // Bad callback URLs: a 400 naming statusCallback, nothing stored.
     for (bad, rule) in [
-        ("https://not-allowed.example.net/cb".to_owned(), "allow-list"),
+        (
+            "https://not-allowed.example.net/cb".to_owned(),
+            "allow-list",
+        ),
         (format!("ftp://{}/cb", rx.addr), "https"),
         (format!("http://user:pw@{}/cb", rx.addr), "credentials"),
-        (format!("http://{}/cb\r\nx-evil: 1", rx.addr), "control characters"),
+        (
+            format!("http://{}/cb\r\nx-evil: 1", rx.addr),
+            "control characters",
+        ),
     ] {
         let (s, v) = sync(&up, &with_callback(&target, "bad", 0, &bad)).await;
         assert_eq!(s, 400, "{bad:?}: {v}");
         let message = v["message"].as_str().unwrap();
-        assert!(message.starts_with("statusCallback: ") && message.contains(rule), "{message}");
+        assert!(
+            message.starts_with("statusCallback: ") && message.contains(rule),
+            "{message}"
+        );
         assert!(!message.contains("pw"), "{message}");
     }
 
@@ -193,7 +253,10 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
 
     // The target refuses the next delivery with 400: dead-lettered at once.
     let control = json!({"status": 400, "count": 1});
-    assert_eq!(post_json(&up.client, &format!("{target}/_control"), &control).await, 200);
+    assert_eq!(
+        post_json(&up.client, &format!("{target}/_control"), &control).await,
+        200
+    );
     let (s, v) = sync(&up, &with_callback(&target, "k-dead", 2, &callback)).await;
     assert_eq!(s, 200, "{v}");
     let dead_id = v["id"].as_str().unwrap().to_owned();
@@ -208,7 +271,13 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
     assert_eq!(body["attempts"], 1);
     assert_eq!(body["lastError"]["status"], 400);
     assert!(body["lastError"]["class"].is_string(), "{body}");
-    assert!(body["lastError"].as_object().unwrap().contains_key("detail"), "{body}");
+    assert!(
+        body["lastError"]
+            .as_object()
+            .unwrap()
+            .contains_key("detail"),
+        "{body}"
+    );
 
     // Only the two accepted messages reached the data stream.
     let status = up.status().await;
@@ -227,7 +296,12 @@ async fn up_logged(dir: &Path, config: &str, extra: &[&str], log: &Path) -> Up {
         .arg(&data)
         .arg("--config")
         .arg(&cfg)
-        .args(["--listen", "127.0.0.1:0", "--emulator-listen", "127.0.0.1:0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--emulator-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--demo-target-listen", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "warn")
@@ -238,7 +312,10 @@ async fn up_logged(dir: &Path, config: &str, extra: &[&str], log: &Path) -> Up {
     let file = data.join("endpoints.json");
     let start = Instant::now();
     while !file.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "datasync up did not become ready");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "datasync up did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Up {
@@ -279,13 +356,23 @@ async fn callback_endpoints_that_refuse_or_hang_delay_no_message_and_are_logged(
     );
     let log = tmp.path().join("up.log");
     let (a, b) = (hung.0.to_string(), refused.to_string());
-    let mut up = up_logged(tmp.path(), &config, &["--allow-target", &a, "--allow-target", &b], &log).await;
+    let mut up = up_logged(
+        tmp.path(),
+        &config,
+        &["--allow-target", &a, "--allow-target", &b],
+        &log,
+    )
+    .await;
     let target = up.target();
     // Interleaved, rounds 150 ms apart so they fall in different batches: a message with a hanging
     // callback, one with a refused callback, one with none.
     let mut sent: Vec<(String, Instant, &str)> = Vec::new();
     for n in 0..8 {
-        for (kind, callback) in [("hang", Some(format!("http://{a}/cb"))), ("refused", Some(format!("http://{b}/cb"))), ("none", None)] {
+        for (kind, callback) in [
+            ("hang", Some(format!("http://{a}/cb"))),
+            ("refused", Some(format!("http://{b}/cb"))),
+            ("none", None),
+        ] {
             let mut body = sync_request(&target, &format!("{kind}-{n}"), n);
             if let Some(cb) = callback {
                 body["statusCallback"] = json!(cb);
@@ -310,19 +397,32 @@ async fn callback_endpoints_that_refuse_or_hang_delay_no_message_and_are_logged(
     // timeout (500 ms, eight rounds 150 ms apart): the later messages would queue behind them
     // for about three seconds. With it, only the first batch waits.
     for (kind, latency) in &worst {
-        assert!(*latency < Duration::from_millis(1800), "{kind}: {latency:?}");
+        assert!(
+            *latency < Duration::from_millis(1800),
+            "{kind}: {latency:?}"
+        );
     }
     up.stop();
     let text = std::fs::read_to_string(&log).unwrap();
     for (id, _, kind) in &sent {
         if *kind == "none" {
-            assert!(!text.lines().any(|l| l.contains(id.as_str()) && l.contains("callback")), "{id}");
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.contains(id.as_str()) && l.contains("callback")),
+                "{id}"
+            );
             continue;
         }
         assert!(
-            text.lines().any(|l| l.contains("callback") && l.contains(id.as_str()) && l.contains("datasync_trace")),
+            text.lines().any(|l| l.contains("callback")
+                && l.contains(id.as_str())
+                && l.contains("datasync_trace")),
             "no callback failure logged for {kind} message {id}"
         );
     }
-    assert!(text.contains("timed out") && text.contains("cannot connect"), "{text}");
+    assert!(
+        text.contains("timed out") && text.contains("cannot connect"),
+        "{text}"
+    );
 }

@@ -241,9 +241,8 @@ fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, 
     let key = request.stream_key.map(|k| Bytes::from(k.into_bytes()));
     let message_field = format!("{prefix}streamMessage");
     let mut message = request.stream_message;
-    let named = |invalid: Invalid| {
-        Refusal::invalid(&format!("{prefix}{}", invalid.field), &invalid.rule)
-    };
+    let named =
+        |invalid: Invalid| Refusal::invalid(&format!("{prefix}{}", invalid.field), &invalid.rule);
     validate(&mut message, each.policy)
         .and_then(|_| refuse_credential_headers(&message))
         .map_err(named)?;

@@ -208,17 +208,29 @@ mod tests {
             outcome(item(1, None, 0), Fate::Delivered { status: 200 }),
             outcome(
                 item(2, cb, 4),
-                Fate::Failed(Failure::exhausted(ErrorClass::ServiceUnavailable, answered(503))),
+                Fate::Failed(Failure::exhausted(
+                    ErrorClass::ServiceUnavailable,
+                    answered(503),
+                )),
             ),
             outcome(item(3, cb, 0), Fate::Failed(Failure::held(2))),
             outcome(
                 item(4, cb, 0),
-                Fate::Failed(Failure::transient(ErrorClass::ServiceUnavailable, later, answered(503))),
+                Fate::Failed(Failure::transient(
+                    ErrorClass::ServiceUnavailable,
+                    later,
+                    answered(503),
+                )),
             ),
             outcome(item(5, cb, 0), Fate::Failed(Failure::held(4))),
             outcome(
                 item(6, cb, 2),
-                Fate::Failed(Failure::permanent(ErrorClass::Invalid, Cause::NotAttempted { detail: "bad".into() })),
+                Fate::Failed(Failure::permanent(
+                    ErrorClass::Invalid,
+                    Cause::NotAttempted {
+                        detail: "bad".into(),
+                    },
+                )),
             ),
         ]);
         let owed = settled(&outcomes, SystemTime::UNIX_EPOCH);
@@ -228,15 +240,24 @@ mod tests {
             unreachable!()
         };
         assert_eq!(delivered.body.status, CallbackStatus::Delivered);
-        assert_eq!((delivered.body.attempts, delivered.caller.as_str()), (1, "app"));
+        assert_eq!(
+            (delivered.body.attempts, delivered.caller.as_str()),
+            (1, "app")
+        );
         assert_eq!(delivered.body.stream_key.as_deref(), Some("k"));
         assert_eq!(exhausted.body.status, CallbackStatus::DeadLettered);
         assert_eq!(exhausted.body.attempts, 5);
         let e = exhausted.body.last_error.as_ref().unwrap();
         assert_eq!((e.class, e.status), (ErrorClass::Exhausted, Some(503)));
         let h = held.body.last_error.as_ref().unwrap();
-        assert_eq!((held.body.attempts, h.class, h.status), (0, ErrorClass::Exhausted, None));
-        assert!(h.detail.as_deref().unwrap().contains("held behind m2"), "{h:?}");
+        assert_eq!(
+            (held.body.attempts, h.class, h.status),
+            (0, ErrorClass::Exhausted, None)
+        );
+        assert!(
+            h.detail.as_deref().unwrap().contains("held behind m2"),
+            "{h:?}"
+        );
         assert_eq!(invalid.body.attempts, 2, "not attempted: no call counted");
     }
 

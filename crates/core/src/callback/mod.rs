@@ -114,7 +114,10 @@ impl Callbacks {
         match tokio::time::timeout_at(guard.into(), self.sender.send_all(pending, end)).await {
             Ok(counts) => counts,
             Err(_) => {
-                tracing::warn!(callbacks = count, "the batch's callbacks outran their budget");
+                tracing::warn!(
+                    callbacks = count,
+                    "the batch's callbacks outran their budget"
+                );
                 self.sender.failed.fetch_add(count, Ordering::Relaxed);
                 CallbackCounts {
                     sent: 0,

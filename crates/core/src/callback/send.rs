@@ -18,8 +18,8 @@ use crate::settings::CallbackSettings;
 use crate::target::{TargetCall, TargetClient};
 
 use super::body::Pending;
-use super::sign::{sign, webhook_id, SigningSecret};
 use super::callback_secret_name;
+use super::sign::{sign, webhook_id, SigningSecret};
 
 /// Tries of one callback within an invocation.
 pub const TRIES: u32 = 3;
@@ -87,7 +87,11 @@ pub(super) struct Sender {
 impl Sender {
     /// Sends every callback of `pending`, returning by `end` (the tasks bound themselves; the
     /// caller adds a last guard). The counts of this batch.
-    pub(super) async fn send_all(self: &Arc<Self>, pending: Vec<Pending>, end: Instant) -> CallbackCounts {
+    pub(super) async fn send_all(
+        self: &Arc<Self>,
+        pending: Vec<Pending>,
+        end: Instant,
+    ) -> CallbackCounts {
         let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         let mut tasks = tokio::task::JoinSet::new();
         for p in pending {
@@ -119,7 +123,10 @@ impl Sender {
     async fn send_one(&self, p: &Pending, end: Instant) -> bool {
         let host = host_of(&p.url);
         if self.cooling(&host) {
-            give_up(p, "not tried: its host timed out or refused a connection moments ago");
+            give_up(
+                p,
+                "not tried: its host timed out or refused a connection moments ago",
+            );
             return false;
         }
         let secret = match self.secret(&p.caller).await {
@@ -141,7 +148,14 @@ impl Sender {
                 break;
             }
             let outcome = self
-                .try_once(p, &secret, &id, &body, attempt, left.min(self.settings.timeout))
+                .try_once(
+                    p,
+                    &secret,
+                    &id,
+                    &body,
+                    attempt,
+                    left.min(self.settings.timeout),
+                )
                 .await;
             match verdict(&outcome) {
                 Verdict::Sent => return true,
@@ -190,7 +204,10 @@ impl Sender {
         ]
         .into_iter()
         .filter_map(|(name, value)| {
-            Some((HeaderName::from_static(name), HeaderValue::from_str(&value).ok()?))
+            Some((
+                HeaderName::from_static(name),
+                HeaderValue::from_str(&value).ok()?,
+            ))
         })
         .collect();
         let call = TargetCall {

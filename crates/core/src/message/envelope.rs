@@ -295,7 +295,10 @@ mod tests {
         let back = Envelope::decode(text.as_bytes()).unwrap();
         assert_eq!(back, env);
         assert_eq!(back.attempt, 1);
-        assert!(text.contains(r#""statusCallback":"https://app.example.com/cb""#), "{text}");
+        assert!(
+            text.contains(r#""statusCallback":"https://app.example.com/cb""#),
+            "{text}"
+        );
         assert!(back.last_error.is_some() && back.not_before.is_some());
         assert_eq!(
             back.message.vault_secret_header.as_deref(),

@@ -59,7 +59,8 @@ pub fn read_sync_request(raw: &RawValue, prefix: &str) -> Result<SyncRequest, In
         None => None,
         Some(raw) => {
             let field = format!("{prefix}statusCallback");
-            let text = decode::<Text>(raw).map_err(|_| undecodable(raw.get(), field.clone(), "must be a string"))?;
+            let text = decode::<Text>(raw)
+                .map_err(|_| undecodable(raw.get(), field.clone(), "must be a string"))?;
             optional(Some(text), field)?
         }
     };
@@ -485,7 +486,10 @@ mod tests {
             "",
         )
         .unwrap();
-        assert_eq!(with_callback.status_callback.as_deref(), Some("https://app/cb"));
+        assert_eq!(
+            with_callback.status_callback.as_deref(),
+            Some("https://app/cb")
+        );
         assert!(bare.stream_message.target_rest_api_headers.is_empty());
     }
 

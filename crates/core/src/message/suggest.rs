@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(near_miss("streamkey", request), Some("streamKey"));
         assert_eq!(near_miss("streamMessages", request), Some("streamMessage"));
         assert_eq!(near_miss("statusCalback", request), Some("statusCallback"));
-        assert_eq!(near_miss("status_callback", request), Some("statusCallback"));
+        assert_eq!(
+            near_miss("status_callback", request),
+            Some("statusCallback")
+        );
         for other in [
             "note",
             "correlationId",

@@ -184,7 +184,8 @@ fn checked_url(target: &str, field: &str, policy: &Policy) -> Result<url::Url, I
             "must not contain control characters (CR, LF, TAB or others)",
         ));
     }
-    let url = url::Url::parse(target).map_err(|_| Invalid::new(field, "must be an absolute URL"))?;
+    let url =
+        url::Url::parse(target).map_err(|_| Invalid::new(field, "must be an absolute URL"))?;
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}
@@ -485,9 +486,15 @@ mod tests {
         let p = policy("app.example.com");
         assert!(validate_status_callback("https://app.example.com/cb?x=1", &p).is_ok());
         for (url, rule) in [
-            ("https://evil.example.net/cb", "not on the target allow-list"),
+            (
+                "https://evil.example.net/cb",
+                "not on the target allow-list",
+            ),
             ("http://app.example.com/cb", "must use https"),
-            ("https://u:p@app.example.com/cb", "must not carry credentials"),
+            (
+                "https://u:p@app.example.com/cb",
+                "must not carry credentials",
+            ),
             ("https://app.example.com/cb\r\nx: 1", "control characters"),
             ("https://app.example.com/c\tb", "control characters"),
             ("/relative", "absolute URL"),

@@ -85,7 +85,10 @@ async fn store(
         Vec::new()
     };
     let content = SecretContent::base64(text.as_bytes());
-    let Some(secret) = found.into_iter().find(|s| s.lifecycle_state != "PENDING_DELETION") else {
+    let Some(secret) = found
+        .into_iter()
+        .find(|s| s.lifecycle_state != "PENDING_DELETION")
+    else {
         let details = CreateSecretDetails {
             compartment_id: LOCAL_COMPARTMENT.to_owned(),
             vault_id: resources.vault.clone(),
