@@ -386,20 +386,24 @@ async fn callback_endpoints_that_refuse_or_hang_delay_no_message_and_are_logged(
     let ids: Vec<String> = sent.iter().map(|(id, _, _)| id.clone()).collect();
     let seen = arrivals(&up, &ids, Duration::from_secs(30)).await;
     assert_eq!(seen.len(), ids.len(), "not every message was delivered");
-    let mut worst: HashMap<&str, Duration> = HashMap::new();
-    for (id, at, kind) in &sent {
+    // Worst latency (sent to delivered) by kind, in the first round (which also pays for the
+    // stack's first calls and the one callback budget spent before the hosts cool down) and in
+    // the seven after.
+    let mut worst: HashMap<(&str, bool), Duration> = HashMap::new();
+    for (i, (id, at, kind)) in sent.iter().enumerate() {
         let latency = seen[id].saturating_duration_since(*at);
-        let w = worst.entry(kind).or_default();
+        let w = worst.entry((kind, i < 3)).or_default();
         *w = (*w).max(latency);
     }
-    eprintln!("worst delivery latency by callback kind: {worst:?}");
+    eprintln!("worst delivery latency by (callback kind, first round): {worst:?}");
     // Without the per-host cool-down every batch would wait out the hanging callback's
     // timeout (500 ms, eight rounds 150 ms apart): the later messages would queue behind them
     // for about three seconds. With it, only the first batch waits.
-    for (kind, latency) in &worst {
+    for ((kind, first), latency) in &worst {
+        let bound = Duration::from_millis(if *first { 3000 } else { 1500 });
         assert!(
-            *latency < Duration::from_millis(1800),
-            "{kind}: {latency:?}"
+            *latency < bound,
+            "{kind} (first round: {first}): {latency:?}"
         );
     }
     up.stop();
