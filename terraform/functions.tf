@@ -69,6 +69,8 @@ resource "oci_functions_application" "main" {
     metrics_endpoint                     = var.metrics_endpoint
     metrics_post_timeout_ms              = tostring(var.metrics_post_timeout_ms)
     metrics_post_interval_ms             = var.metrics_post_interval_ms == null ? "" : tostring(var.metrics_post_interval_ms)
+    callback_timeout_ms                  = tostring(var.callback_timeout_ms)
+    callback_budget_ms                   = tostring(var.callback_budget_ms)
   }
 
   lifecycle {

@@ -105,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let stack = Stack::start(options, functions()).await?;
         print_banner(stack.info(), &args.data_dir);
+        print_callback_secret(stack.new_callback_secret(), &args.data_dir);
         wait_for_signal().await;
         tracing::info!(
             "stopping: no new requests; finishing what is in flight (a second Ctrl-C stops at once)"
@@ -176,6 +177,22 @@ fn print_banner(info: &StackInfo, data_dir: &std::path::Path) {
         out,
         "Ctrl-C stops (in-flight work finishes first; a second Ctrl-C stops at once)."
     );
+    let _ = out.flush();
+}
+
+/// Shows the callback signing secret the first start made, once; later starts name its file.
+fn print_callback_secret(created: Option<&str>, data_dir: &std::path::Path) {
+    use std::io::Write as _;
+    let file = data_dir.join(datasync_local::stack::CALLBACK_SECRET_FILE);
+    let mut out = std::io::stdout().lock();
+    let _ = match created {
+        Some(secret) => writeln!(
+            out,
+            "  callback secret (shown once; verify statusCallback requests with it, docs/callbacks.md):\n    {secret}\n    kept in {}",
+            file.display()
+        ),
+        None => writeln!(out, "  callback secret: in {}", file.display()),
+    };
     let _ = out.flush();
 }
 

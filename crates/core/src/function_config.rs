@@ -129,6 +129,10 @@ pub const METRICS_ENDPOINT: &str = "metrics_endpoint";
 pub const METRICS_POST_TIMEOUT_MS: &str = "metrics_post_timeout_ms";
 /// `metrics_post_interval_ms`: the least time between two PostMetricData calls of one instance.
 pub const METRICS_POST_INTERVAL_MS: &str = "metrics_post_interval_ms";
+/// `callback_timeout_ms`: the timeout of one delivery callback call.
+pub const CALLBACK_TIMEOUT_MS: &str = "callback_timeout_ms";
+/// `callback_budget_ms`: the most time a batch's delivery callbacks add to its invocation.
+pub const CALLBACK_BUDGET_MS: &str = "callback_budget_ms";
 
 use Function::{Populate, Process, Retry};
 
@@ -379,6 +383,18 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Populate, Process, Retry],
         required: false,
         description: "the least time between two PostMetricData calls of one function instance; invocations in between leave their datapoints to a post at the interval's end (default 5000 for process and retry, 30000 for populate, which runs many instances)",
+    },
+    ConfigKey {
+        name: CALLBACK_TIMEOUT_MS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "timeout of one delivery callback call, in ms (default 2000)",
+    },
+    ConfigKey {
+        name: CALLBACK_BUDGET_MS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "the most time a batch's delivery callbacks (with their quick retries) add to the invocation, in ms (default 3000)",
     },
 ];
 

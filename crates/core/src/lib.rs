@@ -1,5 +1,6 @@
 //! The library every datasync part shares.
 //!
+//! - [`callback`]: delivery callbacks to source apps, signed as Standard Webhooks do.
 //! - [`classify`]: the retry classifier, a pure function from an attempt to a decision.
 //! - [`deliver`]: the delivery engine process and retry share (concurrency, per-key order,
 //!   deadline, routing of failures, the dead-letter notification).
@@ -15,6 +16,7 @@
 //! - [`trace`]: a message's story as structured log lines (`datasync trace`).
 #![warn(missing_docs)]
 
+pub mod callback;
 pub mod classify;
 pub mod deliver;
 pub mod function_config;

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use datasync_core::message::{
     is_valid_traceparent, new_traceparent, read_sync_request, refuse_credential_headers,
-    scoped_secret_name, sealed_allowance, validate, Envelope, Invalid, Policy, MAX_MESSAGE_BYTES,
+    scoped_secret_name, sealed_allowance, validate, validate_status_callback, Envelope, Invalid,
+    Policy, MAX_MESSAGE_BYTES,
 };
 use datasync_core::oci::streaming::PutMessage;
 use fdk::Context;
@@ -240,11 +241,14 @@ fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, 
     let key = request.stream_key.map(|k| Bytes::from(k.into_bytes()));
     let message_field = format!("{prefix}streamMessage");
     let mut message = request.stream_message;
+    let named =
+        |invalid: Invalid| Refusal::invalid(&format!("{prefix}{}", invalid.field), &invalid.rule);
     validate(&mut message, each.policy)
         .and_then(|_| refuse_credential_headers(&message))
-        .map_err(|invalid| {
-            Refusal::invalid(&format!("{prefix}{}", invalid.field), &invalid.rule)
-        })?;
+        .map_err(named)?;
+    if let Some(url) = &request.status_callback {
+        validate_status_callback(url, each.policy).map_err(named)?;
+    }
 
     let secret_field = format!("{message_field}.vaultSecretName");
     let secret = match (&message.vault_secret_name, each.has_token) {
@@ -258,12 +262,13 @@ fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, 
         (None, false) => None,
     };
 
-    let envelope = Envelope::new(
+    let mut envelope = Envelope::new(
         message,
         each.caller.to_owned(),
         each.now,
         each.traceparent.to_owned(),
     );
+    envelope.status_callback = request.status_callback;
     let id = envelope.id.clone().unwrap_or_default();
     let value = envelope
         .encode()

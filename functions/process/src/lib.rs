@@ -13,12 +13,14 @@
 //!
 //! Answers (contracts/oci-platform.md sections A and C):
 //! - 200 `{"delivered":N,"rerouted":{"<stream>":N,...},"deadLettered":N,"notified":bool,
-//!   "notifications":{"published","publishFailures","heldBack","unannounced"},"hosts":[...]}`
+//!   "notifications":{"published","publishFailures","heldBack","unannounced"},"hosts":[...],
+//!   "callbacks":{"sent","failed"}}`
 //!   when every message was delivered or durably written to an error stream (`notifications`:
 //!   this instance's counts so far, so a Notifications outage shows in every answer and log
 //!   line; `hosts`: every target host this instance called, `docs/isolation.md`; `metrics`:
 //!   this instance's PostMetricData calls and failures, when metrics are posted,
-//!   `docs/metrics.md`);
+//!   `docs/metrics.md`; `callbacks`: this instance's delivery callbacks sent and given up,
+//!   `docs/callbacks.md`);
 //! - a status of 502 (the FDK's outer 502, which makes the connector deliver the batch again)
 //!   with `{"code","message"}` when failures could not be written, or when the function is
 //!   misconfigured (the message names the key). A redelivered batch carries the same
@@ -32,6 +34,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use datasync_core::callback::CallbackCounts;
 use datasync_core::deliver::{Deliverer, HostHealth, Item, NotifyCounts, RouteReport};
 use datasync_core::function_config::Function;
 use datasync_core::metrics::PublishCounts;
@@ -307,10 +310,14 @@ impl Process {
         deliverer.publish_metrics().await;
         match routed {
             Ok(report) => {
+                // After the failures are stored: a callback reports a fate already kept.
+                let callbacks = deliverer.send_callbacks(&outcomes, deadline).await;
                 tracing::info!(
                     messages = count,
                     delivered = report.delivered,
                     dead_lettered = report.dead_lettered,
+                    callbacks_sent = callbacks.sent,
+                    callbacks_failed = callbacks.failed,
                     notify_failures = report.notifications.publish_failures,
                     notifications_held_back = report.notifications.held_back,
                     "batch handled"
@@ -321,6 +328,7 @@ impl Process {
                     .publisher()
                     .is_enabled()
                     .then(|| deliverer.publisher().counts());
+                answer.callbacks = deliverer.callbacks().totals();
                 Response::json(&answer).unwrap_or_else(|_| Response::new("{}"))
             }
             Err(e) => {
@@ -353,6 +361,8 @@ struct Answer<'a> {
     /// This instance's PostMetricData calls and their failures, when metrics are posted.
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<PublishCounts>,
+    /// This instance's delivery callbacks so far: sent, given up (`docs/callbacks.md`).
+    callbacks: CallbackCounts,
 }
 
 impl<'a> From<&'a RouteReport> for Answer<'a> {
@@ -365,6 +375,7 @@ impl<'a> From<&'a RouteReport> for Answer<'a> {
             notifications: report.notifications,
             hosts: Vec::new(),
             metrics: None,
+            callbacks: CallbackCounts::default(),
         }
     }
 }

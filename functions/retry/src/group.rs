@@ -87,6 +87,8 @@ pub(crate) async fn run(
         fetched,
     };
     commit(deliverer, stream, read, due).await?;
+    // After the fates are stored and committed: a callback reports a fate already kept.
+    deliverer.send_callbacks(&outcomes, deadline).await;
     let end_of_stream = if due < fetched {
         false
     } else {

@@ -67,6 +67,8 @@ pub(crate) async fn run(
             tracing::error!(error = %e, "re-routing failed; no progress reported");
             Refusal::Routing(e)
         })?;
+    // After the failures are stored: a callback reports a fate already kept.
+    deliverer.send_callbacks(&outcomes, deadline).await;
     // Nothing follows the last message read when a one-message peek at the next cursor
     // finds nothing (GetMessages may return fewer than asked while more exist, so the
     // count alone proves nothing).

@@ -68,6 +68,7 @@ mod traced;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::callback::{CallbackCounts, Callbacks};
 use crate::function_config::Function;
 use crate::metrics::{Metrics, PublishOutcome, Publisher};
 use crate::oci::client::OciClient;
@@ -106,6 +107,7 @@ pub struct Deliverer {
     router: Arc<Router>,
     order: Option<Arc<order::Order>>,
     publisher: Publisher,
+    callbacks: Callbacks,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -128,6 +130,12 @@ impl Deliverer {
         streams: StreamClient,
         notifications: NotificationsClient,
     ) -> Self {
+        let callbacks = Callbacks::new(
+            target.clone(),
+            secrets.clone(),
+            settings.vault.clone(),
+            settings.callbacks,
+        );
         let cache = SecretCache::new(secrets, settings.vault.clone(), DEFAULT_TTL);
         let sealed = crypto.map(|c| SealedCache::new(c, DEFAULT_TTL));
         let notifier = Notifier::new(notifications.clone(), &settings);
@@ -149,6 +157,7 @@ impl Deliverer {
             )),
             order: None,
             publisher: Publisher::disabled(),
+            callbacks,
         }
     }
 
@@ -293,6 +302,18 @@ impl Deliverer {
                     .0
             }
         }
+    }
+
+    /// Sends the delivery callbacks `outcomes` owe (`crate::callback`), bounded by the
+    /// callback budget and `deadline`. Call it after [`route`](Self::route) succeeded: a
+    /// callback reports a fate already stored. The counts of this batch.
+    pub async fn send_callbacks(&self, outcomes: &Outcomes, deadline: Instant) -> CallbackCounts {
+        self.callbacks.send(outcomes, deadline).await
+    }
+
+    /// The callback sender (its counts so far).
+    pub fn callbacks(&self) -> &Callbacks {
+        &self.callbacks
     }
 
     /// [`route_with`](Self::route_with) with every failure going to its class's stream.

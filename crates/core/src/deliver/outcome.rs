@@ -287,7 +287,7 @@ pub struct Outcomes {
 impl Outcomes {
     /// Outcomes in batch order; every [`Failure::Held`] must name an earlier failure that is
     /// not held itself.
-    pub(super) fn new(list: Vec<Outcome>) -> Self {
+    pub(crate) fn new(list: Vec<Outcome>) -> Self {
         Self {
             list,
             order_error: None,

@@ -63,6 +63,9 @@ pub struct Envelope {
     /// `vaultSecretName` names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_token: Option<SealedToken>,
+    /// `statusCallback`: the URL told the final outcome (`crate::callback`), checked at ingest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
 }
 
 /// An [`Envelope`] as it is read: the [`StreamMessage`] fields and the metadata side by side.
@@ -99,6 +102,8 @@ struct EnvelopeFields {
     traceparent: Option<String>,
     #[serde(default)]
     sealed_token: Option<SealedToken>,
+    #[serde(default)]
+    status_callback: Option<String>,
 }
 
 impl From<EnvelopeFields> for Envelope {
@@ -121,6 +126,7 @@ impl From<EnvelopeFields> for Envelope {
             not_before: f.not_before,
             traceparent: f.traceparent,
             sealed_token: f.sealed_token,
+            status_callback: f.status_callback,
         }
     }
 }
@@ -144,6 +150,7 @@ impl Envelope {
             not_before: None,
             traceparent: Some(traceparent),
             sealed_token: None,
+            status_callback: None,
         }
     }
 
@@ -276,6 +283,7 @@ mod tests {
         let payload = r#"{"z":[1.10,-0,1E2,123456789012345678901234567890],"a":"\u00e9","a":null}"#;
         m.target_rest_api_payload = Some(Payload::from_json(payload).unwrap());
         let mut env = Envelope::new(m, "c".into(), now, new_traceparent());
+        env.status_callback = Some("https://app.example.com/cb".into());
         let error = LastError {
             class: ErrorClass::ServiceUnavailable,
             status: Some(503),
@@ -287,6 +295,10 @@ mod tests {
         let back = Envelope::decode(text.as_bytes()).unwrap();
         assert_eq!(back, env);
         assert_eq!(back.attempt, 1);
+        assert!(
+            text.contains(r#""statusCallback":"https://app.example.com/cb""#),
+            "{text}"
+        );
         assert!(back.last_error.is_some() && back.not_before.is_some());
         assert_eq!(
             back.message.vault_secret_header.as_deref(),

@@ -11,7 +11,8 @@
 //!   metadata, so error streams written by the Java sample can be replayed.
 //! - [`read_sync_request`]: one sync request read against that schema, each refusal naming
 //!   its field; [`near_miss`] suggests the field a misspelt member meant.
-//! - [`validate`]: every rule populate enforces, and process re-checks.
+//! - [`validate`]: every rule populate enforces, and process re-checks;
+//!   [`validate_status_callback`]: the same rules for a request's `statusCallback`.
 //! - [`AllowList`], [`Policy`]: the deployment's target rules; [`Invalid`]: a refusal naming
 //!   the field.
 //! - [`rfc3339`], [`parse_rfc3339`], traceparents and [`scoped_secret_name`]: the small formats
@@ -40,7 +41,10 @@ pub use secret_name::scoped_secret_name;
 pub use stream_message::{HeaderPair, StreamMessage, SyncRequest};
 pub use suggest::{fields_of, near_miss};
 pub use traceparent::{is_valid_traceparent, new_traceparent};
-pub use validate::{refuse_credential_headers, validate, Invalid, Policy};
+pub use validate::{
+    refuse_credential_headers, validate, validate_status_callback, Invalid, Policy,
+    MAX_CALLBACK_URL, STATUS_CALLBACK_FIELD,
+};
 
 /// The most bytes one envelope may take on the stream (OCI's per-message limit).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;

@@ -54,9 +54,20 @@ pub fn read_sync_request(raw: &RawValue, prefix: &str) -> Result<SyncRequest, In
     let Some(message) = request.get("streamMessage") else {
         return Err(Invalid::new(message_field, "must be a JSON object"));
     };
+    let stream_message = read_stream_message(message, &message_field)?;
+    let status_callback = match request.get("statusCallback") {
+        None => None,
+        Some(raw) => {
+            let field = format!("{prefix}statusCallback");
+            let text = decode::<Text>(raw)
+                .map_err(|_| undecodable(raw.get(), field.clone(), "must be a string"))?;
+            optional(Some(text), field)?
+        }
+    };
     Ok(SyncRequest {
         stream_key,
-        stream_message: read_stream_message(message, &message_field)?,
+        stream_message,
+        status_callback,
     })
 }
 
@@ -468,7 +479,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(bare.stream_key, None);
+        assert_eq!(bare.status_callback, None);
         assert_eq!(bare.stream_message.target_rest_api_payload, None);
+        let with_callback = read(
+            r#"{"statusCallback":"https://app/cb","streamMessage":{"targetRestApi":"u","targetRestApiOperation":"PUT"}}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            with_callback.status_callback.as_deref(),
+            Some("https://app/cb")
+        );
         assert!(bare.stream_message.target_rest_api_headers.is_empty());
     }
 
@@ -525,6 +546,7 @@ mod tests {
         for (json, prefix, refusal) in [
             ("3".to_owned(), "[1].", "[1]: must be a JSON object"),
             (r#"{"streamKey":1e400}"#.to_owned(), "", "streamKey: must be a string"),
+            (r#"{"statusCallback":5,"streamMessage":{"targetRestApi":"u","targetRestApiOperation":"PUT"}}"#.to_owned(), "[2].", "[2].statusCallback: must be a string"),
             (long_key, "", "streamKey: must be at most 1024 bytes"),
             (r#"{"streamMessage":null}"#.to_owned(), "", "streamMessage: must be a JSON object"),
             (m(r#","targetRestApi":"v""#), "", "streamMessage.targetRestApi: appears more than once in the object; send each field once"),

@@ -48,4 +48,8 @@ pub struct SyncRequest {
     pub stream_key: Option<String>,
     /// The message.
     pub stream_message: StreamMessage,
+    /// `statusCallback`: an https URL told the message's final outcome, signed as Standard
+    /// Webhooks do (`docs/callbacks.md`). Checked at ingest like a target URL.
+    #[serde(default)]
+    pub status_callback: Option<String>,
 }

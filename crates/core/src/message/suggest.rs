@@ -70,7 +70,7 @@ mod tests {
     fn the_schema_names_its_fields() {
         assert_eq!(
             fields_of::<SyncRequest>(),
-            &["streamKey", "streamMessage"][..]
+            &["streamKey", "streamMessage", "statusCallback"][..]
         );
         assert_eq!(
             fields_of::<StreamMessage>(),
@@ -103,6 +103,11 @@ mod tests {
         }
         assert_eq!(near_miss("streamkey", request), Some("streamKey"));
         assert_eq!(near_miss("streamMessages", request), Some("streamMessage"));
+        assert_eq!(near_miss("statusCalback", request), Some("statusCallback"));
+        assert_eq!(
+            near_miss("status_callback", request),
+            Some("statusCallback")
+        );
         for other in [
             "note",
             "correlationId",

@@ -131,7 +131,7 @@ fn is_token(name: &str) -> bool {
 /// # Errors
 /// The first rule broken, naming the field.
 pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url, Invalid> {
-    let url = target_url(&message.target_rest_api, policy)?;
+    let url = checked_url(&message.target_rest_api, TARGET_FIELD, policy)?;
     let op = message.target_rest_api_operation.to_ascii_uppercase();
     if !matches!(op.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
         return Err(Invalid::new(
@@ -146,39 +146,67 @@ pub fn validate(message: &mut StreamMessage, policy: &Policy) -> Result<url::Url
     Ok(url)
 }
 
-/// `targetRestApi`, parsed: absolute, https (or http where allowed), a host on the allow-list,
-/// no credentials.
-fn target_url(target: &str, policy: &Policy) -> Result<url::Url, Invalid> {
-    const URL: &str = "streamMessage.targetRestApi";
+/// The field a target URL is refused under.
+const TARGET_FIELD: &str = "streamMessage.targetRestApi";
+
+/// The field a callback URL is refused under.
+pub const STATUS_CALLBACK_FIELD: &str = "statusCallback";
+
+/// Checks a sync request's `statusCallback` by the rules of a target URL (absolute, https or
+/// http where allowed, a host on the allow-list, no credentials, no control characters): the
+/// callback is an outgoing call like a delivery, so it gets the same guard, and the same
+/// resolution checks when it is made (it goes through [`crate::target::TargetClient`]).
+///
+/// # Errors
+/// The rule broken, naming `statusCallback`.
+pub fn validate_status_callback(url: &str, policy: &Policy) -> Result<url::Url, Invalid> {
+    if url.len() > MAX_CALLBACK_URL {
+        return Err(Invalid::new(
+            STATUS_CALLBACK_FIELD,
+            format!("must be at most {MAX_CALLBACK_URL} bytes"),
+        ));
+    }
+    checked_url(url, STATUS_CALLBACK_FIELD, policy)
+}
+
+/// The longest `statusCallback`, in bytes.
+pub const MAX_CALLBACK_URL: usize = 2048;
+
+/// A URL at `field` (`targetRestApi` or `statusCallback`), parsed: absolute, https (or http
+/// where allowed), a host on the allow-list, no credentials.
+fn checked_url(target: &str, field: &str, policy: &Policy) -> Result<url::Url, Invalid> {
     // The URL parser strips tabs and newlines (and trims control characters at either end)
     // rather than refusing them, so a URL carrying CR LF would be delivered somewhere other
     // than what the caller wrote (and looks like a header-injection attempt): refuse it.
     if target.chars().any(char::is_control) {
         return Err(Invalid::new(
-            URL,
+            field,
             "must not contain control characters (CR, LF, TAB or others)",
         ));
     }
-    let url = url::Url::parse(target).map_err(|_| Invalid::new(URL, "must be an absolute URL"))?;
+    let url =
+        url::Url::parse(target).map_err(|_| Invalid::new(field, "must be an absolute URL"))?;
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}
         "http" => {
             return Err(Invalid::new(
-                URL,
+                field,
                 "must use https (plain http is not allowed by this deployment)",
             ))
         }
-        _ => return Err(Invalid::new(URL, "must be an https URL")),
+        _ => return Err(Invalid::new(field, "must be an https URL")),
     }
     if url.host_str().is_none() {
-        return Err(Invalid::new(URL, "must name a host"));
+        return Err(Invalid::new(field, "must name a host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(Invalid::new(
-            URL,
-            "must not carry credentials; use the Authorization header",
-        ));
+        let rule = if field == STATUS_CALLBACK_FIELD {
+            "must not carry credentials; callbacks are signed (webhook-signature) instead"
+        } else {
+            "must not carry credentials; use the Authorization header"
+        };
+        return Err(Invalid::new(field, rule));
     }
     if !policy.allow_list.allows(&url) {
         // Host and port as the allow-list compares them, so a port that differs shows.
@@ -187,7 +215,7 @@ fn target_url(target: &str, policy: &Policy) -> Result<url::Url, Invalid> {
         return Err(Invalid {
             class: ErrorClass::NotAllowed,
             ..Invalid::new(
-                URL,
+                field,
                 format!(
                     "host {host}:{port} is not on the target allow-list (the functions' \
                      target_allow_list)"
@@ -451,6 +479,37 @@ mod tests {
             assert_eq!(err.field, "streamMessage.targetRestApi", "{url:?}");
             assert!(err.rule.contains("control characters"), "{url:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_status_callback_follows_the_target_rules_and_names_its_field() {
+        let p = policy("app.example.com");
+        assert!(validate_status_callback("https://app.example.com/cb?x=1", &p).is_ok());
+        for (url, rule) in [
+            (
+                "https://evil.example.net/cb",
+                "not on the target allow-list",
+            ),
+            ("http://app.example.com/cb", "must use https"),
+            (
+                "https://u:p@app.example.com/cb",
+                "must not carry credentials",
+            ),
+            ("https://app.example.com/cb\r\nx: 1", "control characters"),
+            ("https://app.example.com/c\tb", "control characters"),
+            ("/relative", "absolute URL"),
+            ("ftp://app.example.com/cb", "https URL"),
+        ] {
+            let err = validate_status_callback(url, &p).unwrap_err();
+            assert_eq!(err.field, STATUS_CALLBACK_FIELD, "{url:?}");
+            assert!(err.rule.contains(rule), "{url:?}: {err}");
+            assert!(!err.rule.contains("u:p"), "{err}");
+        }
+        let long = format!("https://app.example.com/{}", "a".repeat(MAX_CALLBACK_URL));
+        assert!(validate_status_callback(&long, &p).is_err());
+        let mut http = p.clone();
+        http.allow_http = true;
+        assert!(validate_status_callback("http://app.example.com/cb", &http).is_ok());
     }
 
     #[test]

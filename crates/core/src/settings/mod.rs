@@ -13,6 +13,7 @@
 //! On OCI they are absent and the endpoints come from the region (`OCI_REGION_METADATA`, else
 //! `OCI_RESOURCE_PRINCIPAL_REGION`).
 
+mod callbacks;
 mod error;
 mod isolation;
 mod keys;
@@ -28,6 +29,7 @@ use crate::message::{AllowList, Policy};
 use crate::oci::endpoints::Endpoints;
 use crate::target::TargetSettings;
 
+pub use callbacks::CallbackSettings;
 pub use error::ConfigError;
 pub use isolation::{BreakerSettings, BudgetSettings, Isolation};
 use keys::Keys;
@@ -102,6 +104,8 @@ pub struct Settings {
     pub parked: Option<parked::ParkedSettings>,
     /// Where the custom metrics are posted; `None`: not posted (`metrics_compartment_ocid`).
     pub metrics: Option<crate::metrics::MetricsSettings>,
+    /// How long delivery callbacks may take (`callback_*`).
+    pub callbacks: CallbackSettings,
 }
 
 impl Settings {
@@ -175,6 +179,7 @@ impl Settings {
             oci_unix_socket: keys.get(UNIX_SOCKET).map(std::path::PathBuf::from),
             parked: parked::settings(&keys)?,
             metrics: metrics::settings(&keys)?,
+            callbacks: callbacks::settings(&keys)?,
         })
     }
 

@@ -7,6 +7,7 @@
 //! function crates), so this crate does not depend on them.
 //!
 //! State lives in the data directory: the emulator's database and keys, `gateway-keys.json`,
+//! `callback-secret` (the delivery callbacks' signing secret),
 //! `stack.json` (the OCIDs created), `connectors/*.json` (checkpoints), `fn/` (sockets and
 //! resource principals), and `endpoints.json` (the addresses in use, for tools and tests).
 //!
@@ -44,6 +45,7 @@ pub use error::StackError;
 use error::{io, write_json};
 pub use host::{serve_fn, ServeFn};
 pub use info::{EndpointsError, StackInfo, ENDPOINTS_FILE};
+pub use start::callbacks::CALLBACK_SECRET_FILE;
 pub use start::config_map::{ConfigMapTooLarge, MAX_CONFIG_MAP_BYTES};
 
 /// The three functions.
@@ -128,6 +130,8 @@ pub struct Stack {
     target_task: Option<JoinHandle<()>>,
     /// The demo target, when running in-process.
     pub demo_target: Option<Arc<DemoTarget>>,
+    /// The callback signing secret when this start made it (shown once), else `None`.
+    new_callback_secret: Option<String>,
     /// Held until the stack is dropped; last, so it is released after everything else.
     _lock: DataDirLock,
 }
@@ -169,6 +173,8 @@ impl Stack {
             start::emulator::start(&dir, options.emulator_listen, emulator_options).await?;
         let resources = start::resources::ensure(&dir, &emulator.signed, s).await?;
         let trace = start::trace::start(&emulator, s, options.trace.as_ref()).await?;
+        let new_callback_secret =
+            start::callbacks::ensure(&dir, &emulator.signed, &resources, s).await?;
         start::state::check(start::state::StateInput {
             dir: &dir,
             emulator: &emulator,
@@ -244,8 +250,15 @@ impl Stack {
             stop_target,
             target_task,
             demo_target,
+            new_callback_secret,
             _lock: lock,
         })
+    }
+
+    /// The callback signing secret (`DATA/callback-secret`) when this start made it, so it can
+    /// be shown once; `None` on later starts.
+    pub fn new_callback_secret(&self) -> Option<&str> {
+        self.new_callback_secret.as_deref()
     }
 
     /// Addresses and keys.

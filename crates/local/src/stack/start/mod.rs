@@ -4,6 +4,7 @@
 //! 1. [`emulator`]: the OCI emulator (TCP and a Unix socket).
 //! 2. [`resources`]: streams, alerts topic, archive bucket.
 //!    Then [`trace`]: the functions' invoke log and the writer of their trace lines.
+//!    Then [`callbacks`]: the callback signing secret, in the file and in Vault.
 //!    Then [`state`]: the connectors' checkpoints and the consumer groups' positions belong to
 //!    those streams (or are reset when asked).
 //! 3. [`demo_target`]: the demo target, when asked for.
@@ -11,6 +12,7 @@
 //! 5. [`pump`]: the connectors and the retry schedule.
 //! 6. [`gateway`]: the API Gateway front and the status page.
 
+pub(crate) mod callbacks;
 pub(crate) mod config_map;
 pub(crate) mod demo_target;
 pub(crate) mod emulator;
