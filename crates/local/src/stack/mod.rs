@@ -20,6 +20,7 @@ pub mod host;
 pub mod hosts_seen;
 mod info;
 pub mod keys;
+pub mod metrics;
 pub mod pump;
 mod start;
 pub mod status;
@@ -156,6 +157,8 @@ impl Stack {
     pub async fn start(options: StackOptions, functions: Functions) -> Result<Self, StackError> {
         let s = &options.settings;
         let (dir, lock) = open_data_dir(&options.data_dir)?;
+        // Before the functions start: an observation made before it is lost.
+        let exporter = metrics::install();
         let topic_rate = s.notifications.topic_rate_per_minute;
         let emulator = start::emulator::start(&dir, options.emulator_listen, topic_rate).await?;
         let resources = start::resources::ensure(&dir, &emulator.signed, s).await?;
@@ -202,6 +205,7 @@ impl Stack {
             functions: &functions,
             pump: &pump,
             demo_target: demo.as_ref(),
+            exporter,
         })
         .await?;
         let info = StackInfo {
@@ -250,6 +254,7 @@ impl Stack {
     pub async fn shutdown(self) {
         self.gateway.stop.cancel();
         let _ = self.gateway.task.await;
+        let _ = self.gateway.sampler.await;
         self.pump.stop.cancel();
         for t in self.pump.tasks {
             let _ = t.await;

@@ -52,9 +52,13 @@
 //!
 //! [functions.config]
 //! max_attempts = "5"
+//!
+//! [status]
+//! sample_interval_ms = 5000
 //! ```
 
 mod notifications;
+mod status;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -64,6 +68,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use notifications::NotificationsConfig;
+pub use status::{StatusConfig, HISTORY};
 
 /// A configuration problem, naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +126,8 @@ pub struct StackConfig {
     pub functions: FunctionsConfig,
     /// The alerts topic.
     pub notifications: NotificationsConfig,
+    /// The status page's history and health thresholds.
+    pub status: StatusConfig,
 }
 
 /// `[streams]`: Terraform's stream variables.
@@ -334,6 +341,8 @@ pub struct StackSettings {
     pub allow_targets: Vec<String>,
     /// Configuration overrides.
     pub function_config: BTreeMap<String, String>,
+    /// The status page's history and health thresholds.
+    pub status: StatusConfig,
 }
 
 impl StackConfig {
@@ -383,6 +392,7 @@ impl StackConfig {
         self.gateway.validate()?;
         self.functions.validate()?;
         self.notifications.validate()?;
+        self.status.validate()?;
         let (c, r, g, f) = (
             &self.connector,
             &self.retry_schedule,
@@ -414,6 +424,7 @@ impl StackConfig {
             ],
             allow_targets: f.allow_targets.clone(),
             function_config: f.config.clone(),
+            status: self.status,
         })
     }
 }
