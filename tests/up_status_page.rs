@@ -94,7 +94,7 @@ async fn js(c: &Client, script: &str) -> Value {
 async fn view(c: &Client) -> Value {
     js(
         c,
-        r#"const text = (id) => { const e = document.getElementById(id); return e && !e.hidden ? e.innerText : ""; };
+        r##"const text = (id) => { const e = document.getElementById(id); return e && !e.hidden ? e.innerText : ""; };
            const hosts = {};
            for (const h of document.querySelectorAll("#hosts .card")) {
              hosts[h.dataset.host] = { level: h.dataset.level, border: getComputedStyle(h).borderLeftColor, text: h.innerText };
@@ -103,7 +103,7 @@ async fn view(c: &Client) -> Value {
            for (const p of document.querySelectorAll("svg polyline")) counts[p.dataset.series] = Number(p.dataset.count);
            return { overall: document.getElementById("overall").dataset.level, hosts, counts,
                     failing: text("failing"), failingEmpty: text("failing-empty"), dead: text("dead"),
-                    loaded: Number(document.body.dataset.loaded || 0), marker: window.__marker || null };"#,
+                    loaded: Number(document.body.dataset.loaded || 0), marker: window.__marker || null };"##,
     )
     .await
 }
@@ -116,7 +116,10 @@ async fn wait_for(c: &Client, limit: Duration, what: &str, ok: impl Fn(&Value) -
         if ok(&v) {
             return v;
         }
-        assert!(start.elapsed() < limit, "the page never showed {what}: {v:#}");
+        assert!(
+            start.elapsed() < limit,
+            "the page never showed {what}: {v:#}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -165,7 +168,11 @@ async fn the_status_page_shows_failures_dead_letters_charts_and_recovery() {
     let dead = post_one(&up, "doomed").await;
     let dead_seen = eventually(Duration::from_secs(20), || async {
         let st = up.status().await;
-        (st.dead_letters.rows.iter().any(|r| r.id.as_deref() == Some(dead.as_str()))).then_some(())
+        (st.dead_letters
+            .rows
+            .iter()
+            .any(|r| r.id.as_deref() == Some(dead.as_str())))
+        .then_some(())
     })
     .await;
     assert!(dead_seen.is_some(), "the dead letter never reached /status");
@@ -176,7 +183,10 @@ async fn the_status_page_shows_failures_dead_letters_charts_and_recovery() {
     let red = wait_for(&c, Duration::from_secs(30), "the failure in red", |v| {
         v["hosts"][&host]["level"] == "red"
             && v["failing"].as_str().unwrap().contains(failing.as_str())
-            && v["failing"].as_str().unwrap().contains("serviceUnavailable")
+            && v["failing"]
+                .as_str()
+                .unwrap()
+                .contains("serviceUnavailable")
             && v["dead"].as_str().unwrap().contains(dead.as_str())
             && v["counts"]["delivered"].as_u64().unwrap_or(0) >= 2
     })
@@ -184,7 +194,10 @@ async fn the_status_page_shows_failures_dead_letters_charts_and_recovery() {
     // Red is shown as red, not only named so.
     assert_eq!(red["hosts"][&host]["border"], "rgb(198, 40, 40)", "{red:#}");
     assert_eq!(red["overall"], "red");
-    assert!(red["dead"].as_str().unwrap().contains("clientError"), "{red:#}");
+    assert!(
+        red["dead"].as_str().unwrap().contains("clientError"),
+        "{red:#}"
+    );
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshot_path("status-page-red.png"), png).unwrap();
 
@@ -194,7 +207,10 @@ async fn the_status_page_shows_failures_dead_letters_charts_and_recovery() {
         v["hosts"][&host]["level"] == "green" && v["failing"] == "" && v["failingEmpty"] != ""
     })
     .await;
-    assert_eq!(green["hosts"][&host]["border"], "rgb(26, 127, 55)", "{green:#}");
+    assert_eq!(
+        green["hosts"][&host]["border"], "rgb(26, 127, 55)",
+        "{green:#}"
+    );
     // Updated in place: many fetches, one page.
     assert_eq!(green["marker"], "same page", "the page reloaded: {green:#}");
     assert!(green["loaded"].as_u64().unwrap() >= 3, "{green:#}");
