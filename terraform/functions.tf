@@ -64,6 +64,11 @@ resource "oci_functions_application" "main" {
     host_time_share_ms                   = tostring(var.host_time_share_ms)
     retry_budget_percent                 = tostring(var.retry_budget_percent)
     retry_budget_window_seconds          = tostring(var.retry_budget_window_seconds)
+    metrics_compartment_ocid             = local.compartment_id
+    metrics_namespace                    = var.metrics_namespace
+    metrics_endpoint                     = var.metrics_endpoint
+    metrics_post_timeout_ms              = tostring(var.metrics_post_timeout_ms)
+    metrics_post_interval_ms             = var.metrics_post_interval_ms == null ? "" : tostring(var.metrics_post_interval_ms)
   }
 
   lifecycle {
@@ -79,7 +84,7 @@ resource "oci_functions_application" "main" {
 
     precondition {
       condition     = length(var.target_allow_list) + length(var.classification_overrides) <= 1900
-      error_message = "target_allow_list and classification_overrides together must stay under 1900 characters: the whole configuration map (36 keys, ten OCIDs and two endpoints take about 2 KB) is limited to 4 KB."
+      error_message = "target_allow_list and classification_overrides together must stay under 1900 characters: the whole configuration map (41 keys, eleven OCIDs and two endpoints take about 2.3 KB) is limited to 4 KB."
     }
 
     precondition {

@@ -119,6 +119,16 @@ pub const HOST_TIME_SHARE_MS: &str = "host_time_share_ms";
 pub const RETRY_BUDGET_PERCENT: &str = "retry_budget_percent";
 /// `retry_budget_window_seconds`: the window the retry budget counts over.
 pub const RETRY_BUDGET_WINDOW_SECONDS: &str = "retry_budget_window_seconds";
+/// `metrics_compartment_ocid`: the compartment custom metrics are posted to (unset: none are).
+pub const METRICS_COMPARTMENT: &str = "metrics_compartment_ocid";
+/// `metrics_namespace`: the custom metrics' namespace (default `datasync`).
+pub const METRICS_NAMESPACE: &str = "metrics_namespace";
+/// `metrics_endpoint`: Monitoring's telemetry-ingestion endpoint, where PostMetricData goes.
+pub const METRICS_ENDPOINT: &str = "metrics_endpoint";
+/// `metrics_post_timeout_ms`: the most one PostMetricData call may add to an invocation.
+pub const METRICS_POST_TIMEOUT_MS: &str = "metrics_post_timeout_ms";
+/// `metrics_post_interval_ms`: the least time between two PostMetricData calls of one instance.
+pub const METRICS_POST_INTERVAL_MS: &str = "metrics_post_interval_ms";
 
 use Function::{Populate, Process, Retry};
 
@@ -339,6 +349,36 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Process, Retry],
         required: false,
         description: "the window of the retry budget (default 60)",
+    },
+    ConfigKey {
+        name: METRICS_COMPARTMENT,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "OCID of the compartment the functions post their custom metrics to (PostMetricData, one call per invocation at most); unset: no metrics are posted",
+    },
+    ConfigKey {
+        name: METRICS_NAMESPACE,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "namespace of the custom metrics: a letter, then letters, digits and _; not oci_ or oracle_ (default datasync)",
+    },
+    ConfigKey {
+        name: METRICS_ENDPOINT,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "Monitoring's ingestion endpoint PostMetricData is sent to (default https://telemetry-ingestion.<region>.<realm domain>)",
+    },
+    ConfigKey {
+        name: METRICS_POST_TIMEOUT_MS,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "the most one PostMetricData call may add to an invocation; a post that takes longer is dropped and counted (default 1500)",
+    },
+    ConfigKey {
+        name: METRICS_POST_INTERVAL_MS,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "the least time between two PostMetricData calls of one function instance; invocations in between leave their datapoints to a post at the interval's end (default 5000 for process and retry, 30000 for populate, which runs many instances)",
     },
 ];
 

@@ -4,6 +4,8 @@
 //! - [`deliver`]: the delivery engine process and retry share (concurrency, per-key order,
 //!   deadline, routing of failures, the dead-letter notification).
 //! - [`function_config`]: the configuration keys the three functions read.
+//! - [`metrics`]: what the functions observe, posted to OCI Monitoring once per invocation and
+//!   handed to the `metrics` crate's facade (Prometheus locally).
 //! - [`message`]: the sync request, the envelope on the streams, and the validation rules.
 //! - [`oci`]: the OCI layer: request signing, auth providers, endpoints and service clients.
 //! - [`pruned_map`]: a map by caller-chosen name that drops stale entries as new names arrive.
@@ -16,6 +18,7 @@ pub mod classify;
 pub mod deliver;
 pub mod function_config;
 pub mod message;
+pub mod metrics;
 pub mod oci;
 pub mod parked;
 pub mod pruned_map;

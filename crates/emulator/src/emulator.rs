@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) options: EmulatorOptions,
     /// PublishMessage calls per topic in the last minute.
     pub(crate) topic_rates: crate::notifications::TopicRates,
+    /// Whether PostMetricData answers 503 ([`Emulator::set_monitoring_outage`]).
+    pub(crate) monitoring_outage: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -128,9 +130,18 @@ impl Emulator {
                 verified: auth::verify::VerifiedMemo::default(),
                 appended: RwLock::new(HashMap::new()),
                 topic_rates: Default::default(),
+                monitoring_outage: std::sync::atomic::AtomicBool::new(options.monitoring_outage),
                 options,
             }),
         })
+    }
+
+    /// Turns the Monitoring outage on or off: while on, PostMetricData answers 503
+    /// `ServiceUnavailable` (the other Monitoring operations still answer).
+    pub fn set_monitoring_outage(&self, on: bool) {
+        self.inner
+            .monitoring_outage
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The data directory.
@@ -175,6 +186,10 @@ impl Emulator {
                         _ = tick.tick() => {
                             if let Err(err) = streaming::trim(&inner, SystemTime::now()).await {
                                 tracing::warn!(%err, "emulator: retention sweep failed");
+                            }
+                            let now = crate::clock::ms_since_epoch(SystemTime::now());
+                            if let Err(err) = crate::monitoring::prune(&inner, now).await {
+                                tracing::warn!(%err, "emulator: metrics retention sweep failed");
                             }
                         }
                     }

@@ -4,7 +4,8 @@
 //! version, or `n` for Object Storage): `/20180418/...` Streaming (data and
 //! control plane), `/20190301/secretbundles...` Secrets, `/20180608/secrets...` Vault,
 //! `/20180608/encrypt` and `/decrypt` Key Management crypto,
-//! `/20181201/topics...` Notifications, `/n/...` Object Storage. Every route requires an OCI
+//! `/20181201/topics...` Notifications, `/20180401/metrics...` Monitoring (PostMetricData,
+//! ListMetrics, SummarizeMetricsData), `/n/...` Object Storage. Every route requires an OCI
 //! request signature (there is no switch to turn verification off); on first start the
 //! emulator writes a development key and an OCI config file with a `LOCAL` profile into the
 //! data directory, so the official CLI and SDKs work against it unchanged.
@@ -13,7 +14,7 @@
 //!
 //! One module per OCI service, each with a `route` function that the router mounts under its
 //! API's path: `streaming`, `secrets` (Secrets and Vault), `kms` (Encrypt, Decrypt),
-//! `notifications`, `objectstorage`.
+//! `notifications`, `monitoring`, `objectstorage`.
 //! Shared by all of them: `auth` (keys, the `LOCAL` profile, resource principal tokens and
 //! request signature verification), `http` (listeners, body limits, request ids), `router`,
 //! `request` and `response` (what a service reads from a request and answers), `store` (the
@@ -42,6 +43,7 @@ mod emulator;
 mod error;
 pub mod http;
 mod kms;
+pub mod monitoring;
 mod notifications;
 mod objectstorage;
 mod options;

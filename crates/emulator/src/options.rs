@@ -24,6 +24,13 @@ pub struct EmulatorOptions {
     /// before it is `ACTIVE` again, as OCI's are for a moment; meanwhile UpdateSecret and
     /// ScheduleSecretDeletion answer 409 `IncorrectState` (default 0: at once ACTIVE).
     pub secret_transition: Duration,
+    /// How long Monitoring keeps datapoints (default 24 hours; OCI keeps 90 days): the
+    /// retention sweeper deletes older ones.
+    pub metrics_retention: Duration,
+    /// Whether PostMetricData starts out answering 503, as in a Monitoring outage (default
+    /// false; [`Emulator::set_monitoring_outage`](crate::Emulator::set_monitoring_outage)
+    /// turns it on and off while serving).
+    pub monitoring_outage: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -35,6 +42,8 @@ impl Default for EmulatorOptions {
             max_object_bytes: 16 * 1024 * 1024,
             notifications_per_minute: 60,
             secret_transition: Duration::ZERO,
+            metrics_retention: Duration::from_secs(24 * 3600),
+            monitoring_outage: false,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::http::BODY_LIMIT;
 use crate::options::EmulatorOptions;
 use crate::request::Call;
-use crate::{kms, notifications, objectstorage, secrets, streaming};
+use crate::{kms, monitoring, notifications, objectstorage, secrets, streaming};
 
 /// Routes a verified call to its service.
 ///
@@ -29,6 +29,7 @@ pub(crate) async fn dispatch(inner: &Arc<Inner>, call: Call) -> Result<Response,
         }
         Some(secrets::SECRETS_API | secrets::VAULT_API) => secrets::route(inner, &call).await,
         Some(notifications::API) => notifications::route(inner, &call).await,
+        Some(monitoring::API) => monitoring::route(inner, &call).await,
         Some(objectstorage::PREFIX) => objectstorage::route(inner, &call).await,
         _ => Err(call.not_found()),
     }

@@ -56,6 +56,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use datasync_core::function_config::{self as key, Function};
 use datasync_core::message::{with_sealed_token, SealedToken};
+use datasync_core::metrics::{Metrics, Publisher};
 use datasync_core::oci::auth::AuthProvider;
 use datasync_core::oci::client::{OciClient, OciError, RetryPolicy, Timeouts};
 use datasync_core::oci::crypto::{CryptoClient, MAX_PLAINTEXT_BYTES};
@@ -97,6 +98,9 @@ struct Inner {
     /// Absent when `vault_crypto_endpoint` is not configured: a request with a token is then
     /// answered 500 naming the key.
     sealer: Option<Sealer>,
+    /// What populate records (`MessagesAccepted`), and where it goes.
+    metrics: Metrics,
+    publisher: Publisher,
 }
 
 impl Populate {
@@ -129,6 +133,7 @@ impl Populate {
             key: REGION_METADATA.to_owned(),
             source: e,
         };
+        let publisher = Publisher::from_settings(&settings, Arc::clone(&auth))?;
         // Populate answers within the gateway's patience: short timeouts, few retries.
         let client = OciClient::with_settings(
             auth,
@@ -163,6 +168,8 @@ impl Populate {
                 streams,
                 secrets,
                 sealer,
+                metrics: Metrics::new(Function::Populate),
+                publisher,
             }),
         })
     }
@@ -172,11 +179,21 @@ impl Populate {
         &self.inner.settings
     }
 
-    /// Answers one call. Never fails: every problem is an error response.
+    /// What populate records.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Answers one call. Never fails: every problem is an error response. The metrics of
+    /// accepted messages are posted in the background ([`Publisher::publish_soon`], at most
+    /// once per `metrics_post_interval_ms`): the caller never waits for them.
     pub async fn handle(&self, event: FnEvent) -> Response {
         let (ctx, body) = event.into_parts();
         match self.process(&ctx, &body).await {
-            Ok(response) => response,
+            Ok(response) => {
+                self.inner.publisher.publish_soon(&self.inner.metrics);
+                response
+            }
             Err(refusal) => {
                 tracing::warn!(
                     call_id = %ctx.call_id,
@@ -338,6 +355,7 @@ impl Populate {
             );
             return Err(refusal);
         }
+        self.inner.metrics.accepted(None, stored.len() as u64);
         // One line per message at debug, not info: the caller's answer already holds each
         // message's id, partition and offset, and at info these lines cost about a tenth of
         // the local stack's throughput (and, on OCI, a Logging entry per message).

@@ -16,7 +16,9 @@
 //!   "notifications":{"published","publishFailures","heldBack","unannounced"},"hosts":[...]}`
 //!   when every message was delivered or durably written to an error stream (`notifications`:
 //!   this instance's counts so far, so a Notifications outage shows in every answer and log
-//!   line; `hosts`: every target host this instance called, `docs/isolation.md`);
+//!   line; `hosts`: every target host this instance called, `docs/isolation.md`; `metrics`:
+//!   this instance's PostMetricData calls and failures, when metrics are posted,
+//!   `docs/metrics.md`);
 //! - a status of 502 (the FDK's outer 502, which makes the connector deliver the batch again)
 //!   with `{"code","message"}` when failures could not be written, or when the function is
 //!   misconfigured (the message names the key). A redelivered batch carries the same
@@ -32,6 +34,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use datasync_core::deliver::{Deliverer, HostHealth, Item, NotifyCounts, RouteReport};
 use datasync_core::function_config::Function;
+use datasync_core::metrics::PublishCounts;
 use datasync_core::settings::ConfigError;
 use fdk::{Context, Response};
 use http::StatusCode;
@@ -60,6 +63,9 @@ struct ConnectorMessage<'a> {
     value: Option<Text<'a>>,
     #[serde(default, borrow)]
     offset: Option<Scalar<'a>>,
+    /// When the stream appended it (RFC 3339): the batch's age is measured from the oldest.
+    #[serde(default, borrow)]
+    timestamp: Option<Text<'a>>,
 }
 
 /// A JSON string, borrowed from the input when it has no escapes.
@@ -191,6 +197,7 @@ impl ConnectorMessage<'_> {
             None => Bytes::new(),
         };
         Item::decode_lazily(&stream, &partition, offset, key, value)
+            .appended(self.timestamp.as_ref().map(|t| t.0.as_ref()))
     }
 }
 
@@ -295,7 +302,10 @@ impl Process {
         let deadline = Instant::now() + ctx.remaining();
         let count = items.len();
         let outcomes = deliverer.deliver(items, deadline).await;
-        match deliverer.route(&outcomes, &source).await {
+        let routed = deliverer.route(&outcomes, &source).await;
+        // The answer is decided: the invocation's metrics go now, within their own timeout.
+        deliverer.publish_metrics().await;
+        match routed {
             Ok(report) => {
                 tracing::info!(
                     messages = count,
@@ -307,6 +317,10 @@ impl Process {
                 );
                 let mut answer = Answer::from(&report);
                 answer.hosts = deliverer.hosts();
+                answer.metrics = deliverer
+                    .publisher()
+                    .is_enabled()
+                    .then(|| deliverer.publisher().counts());
                 Response::json(&answer).unwrap_or_else(|_| Response::new("{}"))
             }
             Err(e) => {
@@ -336,6 +350,9 @@ struct Answer<'a> {
     /// (`docs/isolation.md`; the local stack shows them on its status page).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     hosts: Vec<HostHealth>,
+    /// This instance's PostMetricData calls and their failures, when metrics are posted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<PublishCounts>,
 }
 
 impl<'a> From<&'a RouteReport> for Answer<'a> {
@@ -347,6 +364,7 @@ impl<'a> From<&'a RouteReport> for Answer<'a> {
             notified: report.notified,
             notifications: report.notifications,
             hosts: Vec::new(),
+            metrics: None,
         }
     }
 }

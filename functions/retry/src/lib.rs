@@ -132,6 +132,7 @@ fn items_from(messages: &[Message], stream: &str) -> Vec<Item> {
                 Err(_) => Bytes::from(m.value.clone().into_bytes()),
             };
             Item::decode(stream, &m.partition, m.offset, key, value)
+                .appended(Some(m.timestamp.as_str()))
         })
         .collect()
 }
@@ -188,7 +189,10 @@ impl Retry {
             Ok(Mode::Release(key)) => release::run(deliverer, key).await,
             Err(e) => Err(Refusal::Invalid(e)),
         };
-        answered.unwrap_or_else(|refusal| refusal.response())
+        let response = answered.unwrap_or_else(|refusal| refusal.response());
+        // The answer is decided: the invocation's metrics go now, within their own timeout.
+        deliverer.publish_metrics().await;
+        response
     }
 }
 

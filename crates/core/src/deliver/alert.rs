@@ -329,6 +329,7 @@ mod tests {
             key: Some(Bytes::from_static(b"k1")),
             body: Body::Envelope(Box::new(envelope)),
             id: "id-1".into(),
+            appended_at: None,
         }
     }
 

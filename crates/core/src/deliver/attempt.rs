@@ -12,6 +12,7 @@ use crate::classify::{
     TransportFailure,
 };
 use crate::message::{is_valid_traceparent, new_traceparent, Envelope};
+use crate::metrics::Metrics;
 use crate::oci::notifications::NotificationsClient;
 use crate::sealed_cache::SealedCache;
 use crate::secret_cache::{SecretCache, SecretError};
@@ -81,6 +82,7 @@ pub(super) struct Attempts {
     sealed: Option<SealedCache>,
     limits: Limits,
     hosts: Hosts,
+    pub(super) metrics: Metrics,
 }
 
 impl Attempts {
@@ -90,8 +92,10 @@ impl Attempts {
         secrets: SecretCache,
         sealed: Option<SealedCache>,
         notifications: NotificationsClient,
+        metrics: Metrics,
     ) -> Self {
         Self {
+            metrics,
             limits: Limits::new(settings.max_concurrency),
             hosts: Hosts::new(&settings, notifications),
             settings,
@@ -244,6 +248,13 @@ impl Attempts {
                 ..gate::context(envelope, envelope.attempt.saturating_add(1))
             };
             let decision = classify(record.outcome, &ctx, &prepared.rules);
+            let delivered = decision == Decision::Delivered;
+            self.metrics
+                .target_call(&prepared.host, record.latency, delivered);
+            if delivered {
+                self.metrics
+                    .delivered(&prepared.host, None, envelope.received_at());
+            }
             tracing::debug!(
                 id = %id,
                 host = %prepared.host,

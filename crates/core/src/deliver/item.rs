@@ -2,12 +2,13 @@
 //! payload kept encoded until its call starts) or a value that is not a datasync message.
 
 use std::borrow::Cow;
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::message::{derived_id, Envelope, LastError, Payload};
+use crate::message::{derived_id, parse_rfc3339, Envelope, LastError, Payload};
 
 /// One message of a batch, as read from a stream.
 #[derive(Debug, Clone)]
@@ -26,6 +27,9 @@ pub struct Item {
     /// sample message ([`derived_id`]), so a redelivered batch yields the same
     /// `Idempotency-Key`.
     pub id: String,
+    /// When the stream appended it (the connector's `timestamp`, GetMessages' `timestamp`),
+    /// when known: the batch's age is measured from its oldest message.
+    pub appended_at: Option<SystemTime>,
 }
 
 /// A stream value, decoded or not.
@@ -112,7 +116,30 @@ impl Item {
             key,
             body,
             id,
+            appended_at: None,
         }
+    }
+
+    /// The same item, appended to its stream at `at` (RFC 3339; ignored when malformed).
+    pub fn appended(mut self, at: Option<&str>) -> Self {
+        self.appended_at = at.and_then(parse_rfc3339);
+        self
+    }
+
+    /// The target's `host[:port]` (lower case, the port when the URL names one), as the
+    /// metrics' `targetHost` dimension; `None` when the value is not a message or its URL
+    /// does not parse.
+    pub fn target_host(&self) -> Option<String> {
+        let envelope = match &self.body {
+            Body::Envelope(e) | Body::Encoded { envelope: e, .. } => e,
+            Body::Undecodable { .. } => return None,
+        };
+        let url = url::Url::parse(&envelope.message.target_rest_api).ok()?;
+        let host = url.host_str()?.to_ascii_lowercase();
+        Some(match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        })
     }
 
     /// An item from a stream value still in base64 (`key` already decoded), for a caller that

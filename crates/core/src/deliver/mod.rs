@@ -68,6 +68,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::function_config::Function;
+use crate::metrics::{Metrics, PublishOutcome, Publisher};
 use crate::oci::client::OciClient;
 use crate::oci::crypto::CryptoClient;
 use crate::oci::endpoints::Service;
@@ -103,6 +104,7 @@ pub struct Deliverer {
     attempts: Arc<Attempts>,
     router: Arc<Router>,
     order: Option<Arc<order::Order>>,
+    publisher: Publisher,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -128,17 +130,57 @@ impl Deliverer {
         let cache = SecretCache::new(secrets, settings.vault.clone(), DEFAULT_TTL);
         let sealed = crypto.map(|c| SealedCache::new(c, DEFAULT_TTL));
         let notifier = Notifier::new(notifications.clone(), &settings);
+        let metrics = Metrics::new(settings.function);
         Self {
-            router: Arc::new(Router::new(Arc::clone(&settings), streams, notifier)),
+            router: Arc::new(Router::new(
+                Arc::clone(&settings),
+                streams,
+                notifier,
+                metrics.clone(),
+            )),
             attempts: Arc::new(Attempts::new(
                 settings,
                 target,
                 cache,
                 sealed,
                 notifications,
+                metrics,
             )),
             order: None,
+            publisher: Publisher::disabled(),
         }
+    }
+
+    /// This engine posting its metrics through `publisher` ([`publish_metrics`](Self::publish_metrics)).
+    pub fn with_publisher(mut self, publisher: Publisher) -> Self {
+        self.publisher = publisher;
+        self
+    }
+
+    /// What this instance records: deliveries, failures, latencies, batch ages, breakers.
+    pub fn metrics(&self) -> &Metrics {
+        &self.attempts.metrics
+    }
+
+    /// The publisher of the metrics (disabled unless configured).
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// Ends an invocation's metrics: the breaker state of every host this instance called is
+    /// recorded (when anything else was), then everything recorded is handed to the facade
+    /// and posted in one PostMetricData call (when configured and due, within its timeout;
+    /// see [`Publisher::publish`]). Call it once the invocation's answer is decided; it never
+    /// fails.
+    pub async fn publish_metrics(&self) -> PublishOutcome {
+        let metrics = self.metrics();
+        // An idle invocation (a retry schedule finding nothing) posts nothing at all.
+        if !metrics.is_empty() {
+            for host in self.attempts.hosts() {
+                metrics.breaker_state(&host.host, host.breaker);
+            }
+        }
+        self.publisher.publish(metrics).await
     }
 
     /// This engine keeping each key's order across batches through `store`, the parked keys
@@ -166,6 +208,7 @@ impl Deliverer {
     ) -> Result<Self, ConfigError> {
         let settings = Settings::from_lookup(function, &lookup)?;
         let auth = auth_from_lookup(&lookup)?;
+        let publisher = Publisher::from_settings(&settings, Arc::clone(&auth))?;
         let oci = OciClient::new(auth)
             .and_then(|c| c.via_unix_socket(settings.oci_unix_socket.as_deref()))
             .map_err(|e| ConfigError::client("OCI client", e))?;
@@ -201,7 +244,8 @@ impl Deliverer {
             crypto,
             streams,
             notifications,
-        );
+        )
+        .with_publisher(publisher);
         Ok(match parked {
             Some(store) => engine.with_parked(store),
             None => engine,
@@ -234,6 +278,12 @@ impl Deliverer {
     /// what changed once, before returning; when either fails, the outcomes carry the error
     /// and routing refuses them ([`RouteError::Order`]).
     pub async fn deliver(&self, items: Vec<Item>, deadline: Instant) -> Outcomes {
+        if let Some(oldest) = items.iter().filter_map(|i| i.appended_at).min() {
+            let age = std::time::SystemTime::now()
+                .duration_since(oldest)
+                .unwrap_or_default();
+            self.metrics().batch_age(age);
+        }
         match &self.order {
             Some(order) => order::deliver(order, &self.attempts, items, deadline).await,
             None => {

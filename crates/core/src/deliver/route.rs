@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::classify::{ErrorClass, Route};
 use crate::message::{rfc3339, Envelope, LastError};
+use crate::metrics::Metrics;
 use crate::oci::client::OciError;
 use crate::oci::streaming::{PutMessage, StreamClient};
 use crate::settings::Settings;
@@ -185,14 +186,21 @@ pub(super) struct Router {
     settings: Arc<Settings>,
     pub(super) streams: StreamClient,
     notifier: Notifier,
+    metrics: Metrics,
 }
 
 impl Router {
-    pub(super) fn new(settings: Arc<Settings>, streams: StreamClient, notifier: Notifier) -> Self {
+    pub(super) fn new(
+        settings: Arc<Settings>,
+        streams: StreamClient,
+        notifier: Notifier,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             settings,
             streams,
             notifier,
+            metrics,
         }
     }
 
@@ -221,6 +229,8 @@ impl Router {
         let mut batches: BTreeMap<String, Vec<PutMessage>> = BTreeMap::new();
         // Each dead letter, with its place in its stream's PutMessages.
         let mut dead: Vec<(String, usize, DeadLetter)> = Vec::new();
+        // Each failure's host, class and fate, counted once it is stored.
+        let mut observed: Vec<(Option<String>, ErrorClass, bool)> = Vec::new();
         let failed = outcomes.list().iter().zip(written).zip(destinations);
         for ((outcome, written), stream) in failed {
             let (Some(written), Some(stream)) = (written, stream) else {
@@ -246,8 +256,20 @@ impl Router {
             } else {
                 report.to_retry += 1;
             }
+            observed.push((
+                outcome.item.target_host(),
+                written.error.class,
+                written.dead_letter,
+            ));
         }
         let stored = self.put_all(batches).await?;
+        for (host, class, dead_letter) in observed {
+            self.metrics.failed(host.as_deref(), class.as_str(), None);
+            if dead_letter {
+                self.metrics
+                    .dead_lettered(host.as_deref(), class.as_str(), None);
+            }
+        }
         report.rerouted = stored.iter().map(|(s, p)| (s.clone(), p.len())).collect();
         let dead = dead.into_iter().map(|(stream, place, mut d)| {
             d.archive =

@@ -25,11 +25,13 @@ pub enum Service {
     /// Key Management crypto (Encrypt, Decrypt): each vault has its own crypto endpoint, so it
     /// has no regional default and must be configured (`vault_crypto_endpoint`).
     Crypto,
+    /// Monitoring's ingestion endpoint (PostMetricData only; `telemetry-ingestion.<region>`).
+    TelemetryIngestion,
 }
 
 impl Service {
     /// Every service.
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Streaming,
         Service::StreamingMessages,
         Service::Secrets,
@@ -37,6 +39,7 @@ impl Service {
         Service::Notifications,
         Service::ObjectStorage,
         Service::Crypto,
+        Service::TelemetryIngestion,
     ];
 
     /// The name used in configuration (`endpoint_<name>` keys and `--endpoint NAME=URL`).
@@ -49,6 +52,7 @@ impl Service {
             Service::Notifications => "notifications",
             Service::ObjectStorage => "objectstorage",
             Service::Crypto => "crypto",
+            Service::TelemetryIngestion => "telemetry_ingestion",
         }
     }
 
@@ -148,6 +152,9 @@ impl Region {
             // own `apiEndpoint` (configured as `notification_topic_endpoint`) comes first.
             Service::Notifications => format!("https://notification.{r}.{d}"),
             Service::ObjectStorage => format!("https://objectstorage.{r}.{d}"),
+            // The SDKs' template is `https://telemetry.{region}.{secondLevelDomain}`; the
+            // PostMetricData docstring says to replace `telemetry` with `telemetry-ingestion`.
+            Service::TelemetryIngestion => format!("https://telemetry-ingestion.{r}.{d}"),
         })
     }
 }

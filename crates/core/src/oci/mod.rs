@@ -9,6 +9,7 @@
 //! - [`vault::VaultClient`] for CreateSecret, UpdateSecret and ListSecrets;
 //! - [`crypto::CryptoClient`] for Encrypt and Decrypt with the vault's master key;
 //! - [`notifications::NotificationsClient`] for PublishMessage;
+//! - [`monitoring::MonitoringClient`] for PostMetricData (custom metrics);
 //! - [`objectstorage::ObjectStorageClient`] for GetNamespace, PutObject, GetObject and
 //!   ListObjects.
 //!
@@ -35,6 +36,7 @@ pub mod crypto;
 pub mod endpoints;
 pub mod key;
 pub mod models;
+pub mod monitoring;
 pub mod notifications;
 pub mod objectstorage;
 pub mod secrets;

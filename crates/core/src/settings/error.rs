@@ -109,6 +109,12 @@ pub enum ConfigError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A metric namespace OCI Monitoring would refuse.
+    #[error("configuration key {key}: must start with a letter, hold only letters, digits and _, and not start with oci_ or oracle_")]
+    NotANamespace {
+        /// The key.
+        key: String,
+    },
 }
 
 impl ConfigError {
@@ -126,7 +132,8 @@ impl ConfigError {
             | Self::Endpoint { key, .. }
             | Self::Auth { key, .. }
             | Self::NoUsableEndpoint { key, .. }
-            | Self::Client { key, .. } => key,
+            | Self::Client { key, .. }
+            | Self::NotANamespace { key } => key,
         }
     }
 

@@ -18,6 +18,11 @@ impl<F: Fn(&str) -> Option<String>> Keys<F> {
         Self { function, lookup }
     }
 
+    /// The function whose keys these are.
+    pub(super) fn function(&self) -> Function {
+        self.function
+    }
+
     /// `key`'s value, whichever function reads it (the environment variables too).
     pub(super) fn get(&self, key: &str) -> Option<String> {
         (self.lookup)(key)

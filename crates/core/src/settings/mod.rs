@@ -16,6 +16,7 @@
 mod error;
 mod isolation;
 mod keys;
+mod metrics;
 mod oci;
 mod parked;
 
@@ -30,6 +31,7 @@ use crate::target::TargetSettings;
 pub use error::ConfigError;
 pub use isolation::{BreakerSettings, BudgetSettings, Isolation};
 use keys::Keys;
+pub use metrics::is_namespace;
 pub use oci::{
     auth_from_lookup, ENDPOINT, REGION_METADATA, RESOURCE_PRINCIPAL_REGION, UNIX_SOCKET,
 };
@@ -98,6 +100,8 @@ pub struct Settings {
     pub oci_unix_socket: Option<std::path::PathBuf>,
     /// Where the parked keys are, when configured (`parked_keys_*`).
     pub parked: Option<parked::ParkedSettings>,
+    /// Where the custom metrics are posted; `None`: not posted (`metrics_compartment_ocid`).
+    pub metrics: Option<crate::metrics::MetricsSettings>,
 }
 
 impl Settings {
@@ -123,6 +127,7 @@ impl Settings {
                     source,
                 })?;
         }
+        let endpoints = metrics::endpoint(&keys, endpoints)?;
         Ok(Self {
             function,
             data_stream: keys.ocid(key::DATA_STREAM)?,
@@ -169,6 +174,7 @@ impl Settings {
             endpoints,
             oci_unix_socket: keys.get(UNIX_SOCKET).map(std::path::PathBuf::from),
             parked: parked::settings(&keys)?,
+            metrics: metrics::settings(&keys)?,
         })
     }
 

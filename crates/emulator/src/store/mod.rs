@@ -17,6 +17,7 @@
 
 mod health;
 mod integrity;
+pub(crate) mod metrics;
 mod schema;
 mod writer;
 

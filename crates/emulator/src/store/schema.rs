@@ -80,6 +80,14 @@ CREATE TABLE IF NOT EXISTS topics(
 CREATE TABLE IF NOT EXISTS notifications(
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, message_id TEXT NOT NULL, title TEXT,
     body TEXT NOT NULL, message_type TEXT, time TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS metric_streams(
+    id INTEGER PRIMARY KEY, compartment TEXT NOT NULL, namespace TEXT NOT NULL,
+    name TEXT NOT NULL, resource_group TEXT NOT NULL, dimensions TEXT NOT NULL, metadata TEXT,
+    UNIQUE(compartment, namespace, name, resource_group, dimensions));
+CREATE TABLE IF NOT EXISTS metric_points(
+    stream INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL, count INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS metric_points_by_stream ON metric_points(stream, ts);
+CREATE INDEX IF NOT EXISTS metric_points_by_time ON metric_points(ts);
 CREATE TABLE IF NOT EXISTS buckets(
     name TEXT PRIMARY KEY, compartment TEXT NOT NULL, created TEXT NOT NULL, etag TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS objects",

@@ -159,8 +159,11 @@ impl Stack {
         let (dir, lock) = open_data_dir(&options.data_dir)?;
         // Before the functions start: an observation made before it is lost.
         let exporter = metrics::install();
-        let topic_rate = s.notifications.topic_rate_per_minute;
-        let emulator = start::emulator::start(&dir, options.emulator_listen, topic_rate).await?;
+        let mut emulator_options = crate::emulator::EmulatorOptions::default();
+        emulator_options.notifications_per_minute = s.notifications.topic_rate_per_minute;
+        emulator_options.monitoring_outage = s.metrics.monitoring_outage;
+        let emulator =
+            start::emulator::start(&dir, options.emulator_listen, emulator_options).await?;
         let resources = start::resources::ensure(&dir, &emulator.signed, s).await?;
         start::state::check(start::state::StateInput {
             dir: &dir,

@@ -27,6 +27,10 @@
 //! notify_dead_letter_payloads = false
 //! rate_per_minute = 20
 //!
+//! [metrics]
+//! enabled = true
+//! namespace = "datasync"
+//!
 //! [retry_schedule]
 //! enabled = true
 //! interval_seconds = 10
@@ -57,6 +61,7 @@
 //! sample_interval_ms = 5000
 //! ```
 
+mod metrics;
 mod notifications;
 mod status;
 mod validate;
@@ -67,6 +72,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use metrics::MetricsConfig;
 pub use notifications::NotificationsConfig;
 pub use status::{StatusConfig, HISTORY};
 
@@ -128,6 +134,8 @@ pub struct StackConfig {
     pub notifications: NotificationsConfig,
     /// The status page's history and health thresholds.
     pub status: StatusConfig,
+    /// The functions' custom metrics.
+    pub metrics: MetricsConfig,
 }
 
 /// `[streams]`: Terraform's stream variables.
@@ -343,6 +351,8 @@ pub struct StackSettings {
     pub function_config: BTreeMap<String, String>,
     /// The status page's history and health thresholds.
     pub status: StatusConfig,
+    /// The functions' custom metrics.
+    pub metrics: MetricsConfig,
 }
 
 impl StackConfig {
@@ -393,6 +403,7 @@ impl StackConfig {
         self.functions.validate()?;
         self.notifications.validate()?;
         self.status.validate()?;
+        self.metrics.validate()?;
         let (c, r, g, f) = (
             &self.connector,
             &self.retry_schedule,
@@ -425,6 +436,7 @@ impl StackConfig {
             allow_targets: f.allow_targets.clone(),
             function_config: f.config.clone(),
             status: self.status,
+            metrics: self.metrics.clone(),
         })
     }
 }

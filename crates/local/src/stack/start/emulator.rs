@@ -30,15 +30,13 @@ pub(crate) struct EmulatorPart {
     pub task: JoinHandle<()>,
 }
 
-/// Opens the emulator's store in `dir` and serves it on `listen` and `dir/emulator.sock`; its
-/// topics accept `topic_rate_per_minute` messages a minute each.
+/// Opens the emulator's store in `dir` with `options` and serves it on `listen` and
+/// `dir/emulator.sock`.
 pub(crate) async fn start(
     dir: &Path,
     listen: SocketAddr,
-    topic_rate_per_minute: u32,
+    options: EmulatorOptions,
 ) -> Result<EmulatorPart, StackError> {
-    let mut options = EmulatorOptions::default();
-    options.notifications_per_minute = topic_rate_per_minute;
     let emulator = Emulator::open(dir, options)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -143,6 +143,21 @@ fn function_config(input: &FunctionsInput<'_>) -> BTreeMap<String, String> {
         );
         config.insert(fn_keys::PARKED_KEYS_NAMESPACE.into(), NAMESPACE.into());
     }
+    if s.metrics.enabled {
+        // As terraform/ configures them; the emulator serves PostMetricData.
+        config.insert(
+            fn_keys::METRICS_COMPARTMENT.into(),
+            LOCAL_COMPARTMENT.into(),
+        );
+        config.insert(
+            fn_keys::METRICS_NAMESPACE.into(),
+            s.metrics.namespace.clone(),
+        );
+        config.insert(
+            fn_keys::METRICS_ENDPOINT.into(),
+            input.emulator.base.clone(),
+        );
+    }
     config.insert(fn_keys::TARGET_ALLOW_LIST.into(), allow_list(input));
     config.insert(fn_keys::ALLOW_HTTP_TARGETS.into(), "true".into());
     config.insert(fn_keys::ALLOW_PRIVATE_TARGETS.into(), "true".into());
