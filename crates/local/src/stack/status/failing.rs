@@ -304,7 +304,7 @@ pub(super) async fn dead_letters(s: &Sources, stats: &[StreamStats]) -> DeadLett
             messages.extend(read.unwrap_or_default());
         }
     }
-    messages.sort_by(|a, b| b.appended_ms.cmp(&a.appended_ms));
+    messages.sort_by_key(|m| std::cmp::Reverse(m.appended_ms));
     messages.truncate(MAX_ROWS);
     let objects = archive_objects(s, &messages).await;
     for m in messages {
