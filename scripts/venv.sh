@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv with the Python packages the tests use (scripts/requirements-test.txt: the
 # official OCI SDK the emulator is tested with, crates/local/tests/it/python_sdk.rs; the
-# Prometheus client whose parser reads /metrics, tests/up_metrics.rs).
+# Prometheus client whose parser reads /metrics, tests/up_prometheus.rs).
 # Idempotent: a venv that already has every package is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -163,6 +163,11 @@ async fn the_status_page_shows_failures_dead_letters_charts_and_recovery() {
 
     // A delivery.
     post_one(&up, "fine").await;
+    let delivered = eventually(Duration::from_secs(20), || async {
+        (received(&up.client, &up.target()).await.total >= 1).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "the first message was never delivered");
     // A dead letter (400 is permanent).
     target_mode(&up, json!({"status": 400})).await;
     let dead = post_one(&up, "doomed").await;
