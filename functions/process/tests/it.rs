@@ -4,6 +4,8 @@
 mod common;
 #[path = "it/isolation.rs"]
 mod isolation;
+#[path = "it/metrics.rs"]
+mod metrics;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -27,6 +27,8 @@ struct Run {
     fn_calls: Option<u64>,
     /// (reads, writes) of the parked keys during the run (in-process only).
     parked: Option<(u64, u64)>,
+    /// PostMetricData calls during the run (in-process only).
+    metric_posts: Option<u64>,
     /// POST-to-target latencies, sorted (µs).
     to_target: Vec<u64>,
     /// Peak RSS, and whose.
@@ -107,6 +109,7 @@ async fn through_stack(args: &Args, http: &reqwest::Client, setup: &Setup) -> an
     let base_processed = probe::processed(http, &setup.gateway).await?;
     let oci_before = probe::oci_counts(in_process, http, &setup.gateway).await;
     let parked_before = in_process.then(parked_counts);
+    let posts_before = in_process.then(datasync_core::metrics::post_metric_data_calls);
     let cpu_before = in_process.then(probe::process_cpu).flatten();
     let start = Instant::now();
     let route = Route::Gateway {
@@ -168,6 +171,8 @@ async fn through_stack(args: &Args, http: &reqwest::Client, setup: &Setup) -> an
             let (r2, w2) = parked_counts();
             (r2.saturating_sub(r), w2.saturating_sub(w))
         }),
+        metric_posts: posts_before
+            .map(|b| datasync_core::metrics::post_metric_data_calls().saturating_sub(b)),
         to_target,
         rss,
         rss_note,
@@ -270,6 +275,9 @@ fn figures(
         oci_calls_per_1000_messages_delivery: oci_delivery,
         parked_reads_per_1000_messages: per_1000(run.parked.map(|p| p.0)),
         parked_writes_per_1000_messages: per_1000(run.parked.map(|p| p.1)),
+        metric_posts_per_1000_messages: run.metric_posts.and_then(|c| {
+            (load.acked > 0).then(|| (c as f64 * 10_000.0 / load.acked as f64).round() / 10.0)
+        }),
         peak_rss_mb: rss,
         cpu_per_message_us: run.cpu_per_message_us,
         targets: judge(args, e2e, ack, post, oci_delivery, rss, run.rss_note),
@@ -409,6 +417,10 @@ fn print(args: &Args, setup: &Setup, r: &RoundResult, run: &Run, direct_rate: f6
         "parked keys per 1,000: {} reads, {} writes (part of the delivery calls)",
         fmt_opt(r.parked_reads_per_1000_messages, 1),
         fmt_opt(r.parked_writes_per_1000_messages, 1),
+    );
+    println!(
+        "PostMetricData per 1,000: {} (the functions' custom metrics; part of their calls)",
+        fmt_opt(r.metric_posts_per_1000_messages, 1),
     );
     println!(
         "peak RSS:            {} MB {}",

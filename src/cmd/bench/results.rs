@@ -151,6 +151,10 @@ pub struct RoundResult {
     /// Conditional writes of the parked keys per 1,000 messages (in-process only).
     #[serde(default)]
     pub parked_writes_per_1000_messages: Option<f64>,
+    /// PostMetricData calls (the functions' custom metrics) per 1,000 messages (in-process
+    /// only; part of the functions' calls).
+    #[serde(default)]
+    pub metric_posts_per_1000_messages: Option<f64>,
     /// Peak RSS in MB.
     pub peak_rss_mb: Option<f64>,
     /// CPU per handled message (in-process only).

@@ -49,6 +49,12 @@ const SUMMARIZED: [(&str, &str, &str, Figure); 10] = [
         "",
         |r| r.parked_writes_per_1000_messages,
     ),
+    (
+        "metric_posts_per_1000_messages",
+        "PostMetricData per 1,000",
+        "",
+        |r| r.metric_posts_per_1000_messages,
+    ),
     ("peak_rss_mb", "peak RSS", "MB", |r| r.peak_rss_mb),
 ];
 

@@ -3,6 +3,7 @@
 
 mod auth;
 mod clients;
+mod metrics;
 mod properties;
 mod server;
 mod signer;

@@ -63,14 +63,13 @@ pub(crate) fn evaluate(
         let other = truth_of(q, &query(q, window, load(q)));
         truth = window
             .starts()
-            .map(|t| {
-                let (a, b) = (truth.contains(&t), other.contains(&t));
+            .filter(|t| {
+                let (a, b) = (truth.contains(t), other.contains(t));
                 match join {
-                    Join::And => (a && b).then_some(t),
-                    Join::Or => (a || b).then_some(t),
+                    Join::And => a && b,
+                    Join::Or => a || b,
                 }
             })
-            .flatten()
             .collect();
     }
     vec![Series {
@@ -133,7 +132,8 @@ fn query(q: &Query, window: Window, streams: Vec<StoredStream>) -> Vec<Series> {
             let values = window
                 .starts()
                 .filter_map(|t| {
-                    let v = statistic(q.statistic, &points, t, t + interval, window.start)?;
+                    let to = (t + interval).min(window.end);
+                    let v = statistic(q.statistic, &points, t, to, window.start)?;
                     match q.predicate {
                         Some((cmp, n)) if !cmp.holds(v, n) => None,
                         _ => Some((t, v)),

@@ -223,7 +223,8 @@ mod tests {
     fn objects_are_checked_as_oci_checks_them() {
         let now = now_ms();
         assert!(check(&metric(now), now).is_ok());
-        let cases: Vec<(Box<dyn Fn(&mut MetricDataDetails)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut MetricDataDetails)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|m| m.namespace = "oci_x".into()), "reserved"),
             (Box::new(|m| m.namespace = "1x".into()), "namespace"),
             (Box::new(|m| m.name = "a b".into()), "name"),
