@@ -9,7 +9,7 @@ use super::results::{RoundResult, Spread, Summary, TargetRounds};
 type Figure = fn(&RoundResult) -> Option<f64>;
 
 /// The figures summarized: (name in the summary, label, unit, the figure).
-const SUMMARIZED: [(&str, &str, &str, Figure); 10] = [
+const SUMMARIZED: [(&str, &str, &str, Figure); 11] = [
     ("end_to_end_msg_per_s", "end to end", "msg/s", |r| {
         Some(r.end_to_end_msg_per_s)
     }),
