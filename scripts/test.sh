@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh clone with nothing beside it: installs what the tests need
-# (a C compiler and make for the bundled SQLite and jemalloc, and .venv with the official OCI
-# Python SDK that the emulator is tested against), then runs the tests of every crate in the
-# workspace and the static checks of terraform/. Run from anywhere.
+# (a C compiler and make for the bundled SQLite and jemalloc, Debian's chromium and
+# chromium-driver for the status page's browser test, and .venv with the official OCI Python SDK
+# that the emulator is tested against and the Prometheus client's parser), then runs the tests
+# of every crate in the workspace and the static checks of terraform/. Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,18 @@ if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq && apt-get install -y -qq build-essential >/dev/null
     else
         echo "test.sh: missing ${missing[*]}: install a C compiler and make (Debian: apt-get install build-essential)" >&2
+        exit 1
+    fi
+fi
+
+# Headless Chromium and its WebDriver: the status page's test drives a real browser
+# (tests/up_status_page.rs).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "test.sh: installing chromium and chromium-driver"
+        apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "test.sh: missing chromium or chromedriver: install them (Debian: apt-get install chromium chromium-driver)" >&2
         exit 1
     fi
 fi

@@ -361,6 +361,30 @@ impl Emulator {
             .await?)
     }
 
+    /// Up to `limit` messages of partition `partition` of stream `stream_id` from offset `from`
+    /// on, oldest first, or the newest `limit` of them newest first (the status page's failing
+    /// messages and dead letters).
+    ///
+    /// # Errors
+    /// [`EmulatorError::Api`] when the stream is unknown or the store fails.
+    pub async fn read_messages(
+        &self,
+        stream_id: &str,
+        partition: i64,
+        from: i64,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<Vec<streaming::StoredMessage>, EmulatorError> {
+        let id = stream_id.to_owned();
+        Ok(self
+            .inner
+            .store
+            .read(move |conn| {
+                streaming::read_messages(conn, &id, partition, from, limit, newest_first)
+            })
+            .await?)
+    }
+
     /// Runs the retention sweep now, as if the clock read `now` (the sweeper calls this every
     /// [`EmulatorOptions::retention_sweep`]); returns how many messages were deleted.
     ///

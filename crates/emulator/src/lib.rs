@@ -66,7 +66,9 @@ pub use logging::{LogIds, LogLine, LogSpec};
 pub use notifications::PublishedNotification;
 pub use options::EmulatorOptions;
 pub use store::StorageHealth;
-pub use streaming::{GroupPositions, StreamStats, MAX_GET_LIMIT, MAX_MESSAGE_BYTES, MAX_PUT_BYTES};
+pub use streaming::{
+    GroupPositions, StoredMessage, StreamStats, MAX_GET_LIMIT, MAX_MESSAGE_BYTES, MAX_PUT_BYTES,
+};
 
 /// The Object Storage namespace the emulator serves.
 pub const NAMESPACE: &str = "local";

@@ -26,8 +26,8 @@ use http::{HeaderValue, Method, StatusCode};
 
 pub use limits::{MAX_GET_LIMIT, MAX_MESSAGE_BYTES, MAX_PUT_BYTES};
 pub(crate) use retention::trim;
-pub(crate) use stats::{append_times, stats};
-pub use stats::{GroupPositions, StreamStats};
+pub(crate) use stats::{append_times, read_messages, stats};
+pub use stats::{GroupPositions, StoredMessage, StreamStats};
 pub(crate) use streams::StreamRow;
 
 use crate::emulator::Inner;

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension as _};
 use super::offsets::{earliest_offset, next_offset};
 use super::streams::{stream_by_ocid, StreamRow, STREAM_COLUMNS};
 use crate::error::ApiError;
-use crate::store::{message_rowid, MAX_OFFSET};
+use crate::store::{message_rowid, rowid_offset, MAX_OFFSET};
 
 /// Per consumer group: its name and, per partition, (partition, next offset, committed).
 pub type GroupPositions = (String, Vec<(i64, i64, Option<i64>)>);
@@ -62,6 +62,59 @@ pub fn stats(conn: &Connection) -> Result<Vec<StreamStats>, ApiError> {
         });
     }
     Ok(out)
+}
+
+/// A stored message as the status page reads it: where it is, when it was appended, its key
+/// and value as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its partition.
+    pub partition: i64,
+    /// Its offset.
+    pub offset: i64,
+    /// When it was appended, milliseconds since the epoch.
+    pub appended_ms: i64,
+    /// Its key, when it has one.
+    pub key: Option<Vec<u8>>,
+    /// Its value.
+    pub value: Vec<u8>,
+}
+
+/// Up to `limit` messages of partition `part` of the active stream `ocid`, from offset `from`
+/// on, oldest first (`newest_first`: the last `limit` at or after `from`, newest first).
+pub fn read_messages(
+    conn: &Connection,
+    ocid: &str,
+    part: i64,
+    from: i64,
+    limit: usize,
+    newest_first: bool,
+) -> Result<Vec<StoredMessage>, ApiError> {
+    let stream = stream_by_ocid(conn, ocid)?;
+    if !(0..stream.partitions).contains(&part) {
+        return Ok(Vec::new());
+    }
+    let order = if newest_first { "DESC" } else { "ASC" };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, ts, key, value FROM messages WHERE id >= ?1 AND id <= ?2 ORDER BY id {order} LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(
+        [
+            message_rowid(stream.id, part, from.clamp(0, MAX_OFFSET)),
+            message_rowid(stream.id, part, MAX_OFFSET),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ],
+        |r| {
+            Ok(StoredMessage {
+                partition: part,
+                offset: rowid_offset(r.get(0)?),
+                appended_ms: r.get(1)?,
+                key: r.get(2)?,
+                value: r.get(3)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// When each `(partition, offset)` of the active stream `ocid` was appended, in milliseconds

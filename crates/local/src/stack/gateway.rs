@@ -10,6 +10,11 @@
 //! read (malformed chunked encoding) or two `x-api-key` headers, 408 for a body slower than the
 //! body timeout, 429 with `Retry-After` beyond the per-key rate. Connections are served by
 //! [`crate::front`]: a header (and idle) timeout and a connection cap, 503 beyond it.
+//!
+//! `GET /`, `GET /status` and `GET /metrics` (the status page, its JSON and the Prometheus
+//! text) need no key, as the gateway's status page always has: they show counts, health and
+//! message ids, never payloads, header values or keys. They are served through the same
+//! connection limits and timeouts; the API requests counter does not count them.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,16 +47,31 @@ pub const RETRY_PATH: &str = "/stream/retry";
 /// A message's or a key's timeline (`GET /trace?id=ID`, `GET /trace?key=KEY&since=DUR`).
 pub const TRACE_PATH: &str = "/trace";
 
-/// How the status page is asked for: `GET /status` wants JSON, `GET /` a page for people.
+/// How the status page is asked for: `GET /status` wants JSON, `GET /` a page for people,
+/// `GET /metrics` Prometheus text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageFormat {
     /// `application/json`.
     Json,
     /// `text/html`.
     Html,
+    /// The Prometheus text exposition format.
+    Prometheus,
 }
 
-/// Renders the status page (`GET /` and `GET /status`, no key needed) in the format asked for.
+/// The status paths, each with its format and content type: no key needed, GET only.
+const STATUS_PATHS: [(&str, PageFormat, &str); 3] = [
+    ("/", PageFormat::Html, "text/html; charset=utf-8"),
+    ("/status", PageFormat::Json, "application/json"),
+    (
+        "/metrics",
+        PageFormat::Prometheus,
+        super::metrics::CONTENT_TYPE,
+    ),
+];
+
+/// Renders the status page (`GET /`, `GET /status`, `GET /metrics`, no key needed) in the
+/// format asked for.
 /// The stack passes one in (`stack::status::status_fn`), so the gateway does not know what the
 /// page holds.
 pub type StatusFn =
@@ -238,8 +258,10 @@ async fn route(
     request_id: &str,
 ) -> Response<Body> {
     let path = request.uri().path().to_owned();
-    if (path == "/" || path == "/status") && request.method() == Method::GET {
-        return status_page(gw, &path).await;
+    if request.method() == Method::GET {
+        if let Some(&(_, format, ct)) = STATUS_PATHS.iter().find(|(p, _, _)| *p == path) {
+            return status_page(gw, format, ct).await;
+        }
     }
     // A message's timeline, for the status page's search box: no key, as the status page.
     if path == TRACE_PATH && request.method() == Method::GET {
@@ -480,15 +502,14 @@ async fn call_function(
     Response::from_parts(parts, Body::from(body))
 }
 
-async fn status_page(gw: &Gateway, path: &str) -> Response<Body> {
-    let (format, ct) = if path == "/status" {
-        (PageFormat::Json, "application/json")
-    } else {
-        (PageFormat::Html, "text/html; charset=utf-8")
-    };
+async fn status_page(gw: &Gateway, format: PageFormat, ct: &'static str) -> Response<Body> {
     let page = (gw.status)(format).await;
     let mut r = Response::new(Body::from(page));
     r.headers_mut()
         .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     r
 }

@@ -21,6 +21,7 @@ pub mod host;
 pub mod hosts_seen;
 mod info;
 pub mod keys;
+pub mod metrics;
 pub mod pump;
 mod start;
 pub mod status;
@@ -166,6 +167,8 @@ impl Stack {
     pub async fn start(options: StackOptions, functions: Functions) -> Result<Self, StackError> {
         let s = &options.settings;
         let (dir, lock) = open_data_dir(&options.data_dir)?;
+        // Before the functions start: an observation made before it is lost.
+        let exporter = metrics::install();
         let mut emulator_options = crate::emulator::EmulatorOptions::default();
         emulator_options.notifications_per_minute = s.notifications.topic_rate_per_minute;
         emulator_options.monitoring_outage = s.metrics.monitoring_outage;
@@ -219,6 +222,7 @@ impl Stack {
             pump: &pump,
             demo_target: demo.as_ref(),
             trace: trace.source.clone(),
+            exporter,
         })
         .await?;
         let info = StackInfo {
@@ -276,6 +280,7 @@ impl Stack {
     pub async fn shutdown(self) {
         self.gateway.stop.cancel();
         let _ = self.gateway.task.await;
+        let _ = self.gateway.sampler.await;
         self.pump.stop.cancel();
         for t in self.pump.tasks {
             let _ = t.await;

@@ -56,10 +56,14 @@
 //!
 //! [functions.config]
 //! max_attempts = "5"
+//!
+//! [status]
+//! sample_interval_ms = 5000
 //! ```
 
 mod metrics;
 mod notifications;
+mod status;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -70,6 +74,7 @@ use serde::Deserialize;
 
 pub use metrics::MetricsConfig;
 pub use notifications::NotificationsConfig;
+pub use status::{StatusConfig, HISTORY};
 
 /// A configuration problem, naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +132,8 @@ pub struct StackConfig {
     pub functions: FunctionsConfig,
     /// The alerts topic.
     pub notifications: NotificationsConfig,
+    /// The status page's history and health thresholds.
+    pub status: StatusConfig,
     /// The functions' custom metrics.
     pub metrics: MetricsConfig,
 }
@@ -342,6 +349,8 @@ pub struct StackSettings {
     pub allow_targets: Vec<String>,
     /// Configuration overrides.
     pub function_config: BTreeMap<String, String>,
+    /// The status page's history and health thresholds.
+    pub status: StatusConfig,
     /// The functions' custom metrics.
     pub metrics: MetricsConfig,
 }
@@ -393,6 +402,7 @@ impl StackConfig {
         self.gateway.validate()?;
         self.functions.validate()?;
         self.notifications.validate()?;
+        self.status.validate()?;
         self.metrics.validate()?;
         let (c, r, g, f) = (
             &self.connector,
@@ -425,6 +435,7 @@ impl StackConfig {
             ],
             allow_targets: f.allow_targets.clone(),
             function_config: f.config.clone(),
+            status: self.status,
             metrics: self.metrics.clone(),
         })
     }

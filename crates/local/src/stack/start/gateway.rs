@@ -16,6 +16,7 @@ use crate::front::{self, ConnectionLimits};
 use crate::stack::error::{io, StackError};
 use crate::stack::gateway::{self, Gateway, GatewayOptions, GatewayStats};
 use crate::stack::keys::KeyRing;
+use crate::stack::metrics::Exporter;
 use crate::stack::status::{status_fn, Sources};
 use crate::stack::{Resources, StackSettings};
 
@@ -39,6 +40,8 @@ pub(crate) struct GatewayInput<'a> {
     pub demo_target: Option<&'a DemoTargetPart>,
     /// Where `GET /trace` reads timelines.
     pub trace: Option<Arc<crate::stack::trace_route::TraceSource>>,
+    /// The metrics recorder (`GET /metrics`, the charts).
+    pub exporter: Option<Exporter>,
 }
 
 /// The running gateway.
@@ -51,6 +54,8 @@ pub(crate) struct GatewayPart {
     pub stop: CancellationToken,
     /// Its serving task.
     pub task: JoinHandle<()>,
+    /// The status page's sampler (ends with `stop`).
+    pub sampler: JoinHandle<()>,
 }
 
 /// Loads (or makes) the API keys and serves the gateway.
@@ -66,17 +71,24 @@ pub(crate) async fn start(input: GatewayInput<'_>) -> Result<GatewayPart, StackE
     let addr = listener.local_addr().map_err(io("gateway address"))?;
     let stats = Arc::new(GatewayStats::default());
     let f = input.functions;
-    let status = status_fn(Sources {
-        emulator: input.emulator.emulator.clone(),
-        signed: input.emulator.signed.clone(),
-        bucket: input.resources.bucket.clone(),
-        connectors: input.pump.connectors.clone(),
-        gateway: Arc::clone(&stats),
-        pools: vec![f.populate.clone(), f.process.clone(), f.retry.clone()],
-        demo_target: input.demo_target.map(|d| Arc::clone(&d.target)),
-        retry_runs: Arc::clone(&input.pump.retry_runs),
-        started: std::time::Instant::now(),
-    });
+    let stop = CancellationToken::new();
+    let (status, sampler) = status_fn(
+        Sources {
+            emulator: input.emulator.emulator.clone(),
+            signed: input.emulator.signed.clone(),
+            bucket: input.resources.bucket.clone(),
+            connectors: input.pump.connectors.clone(),
+            gateway: Arc::clone(&stats),
+            pools: vec![f.populate.clone(), f.process.clone(), f.retry.clone()],
+            demo_target: input.demo_target.map(|d| Arc::clone(&d.target)),
+            retry_runs: Arc::clone(&input.pump.retry_runs),
+            started: std::time::Instant::now(),
+            name_prefix: s.name_prefix.clone(),
+            exporter: input.exporter.clone(),
+            config: s.status,
+        },
+        stop.clone(),
+    );
     let gw = Arc::new(Gateway::new(GatewayOptions {
         keys: keys.clone(),
         populate: f.populate.clone(),
@@ -90,7 +102,6 @@ pub(crate) async fn start(input: GatewayInput<'_>) -> Result<GatewayPart, StackE
         stats,
         trace: input.trace,
     }));
-    let stop = CancellationToken::new();
     let task = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -104,6 +115,7 @@ pub(crate) async fn start(input: GatewayInput<'_>) -> Result<GatewayPart, StackE
         keys,
         stop,
         task,
+        sampler,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use datasync_core::deliver::DeadLetterAlert;
 use datasync_core::oci::models::{ListObjects, ObjectSummary};
@@ -12,20 +12,51 @@ use super::document::{
     Consumer, FailureCount, FunctionStatus, GatewayCounts, NotificationSummary, Notifications,
     NotifiedMessage, ProcessStatus, Reader, Status, StorageStatus, StreamStatus,
 };
+use super::failing::{self, DeadLetters, ErrorBacklog};
+use super::health::{self, Health, StreamInput, StreamKind};
+use super::history::{now_ms, History, Sample};
 use super::Sources;
 use crate::emulator::{PublishedNotification, StreamStats, NAMESPACE};
+use crate::stack::start::pump::DATA_CONNECTOR;
+use crate::stack::streams::{DATA, DEAD_LETTER};
 
 /// The document now. `last` keeps (when, processed messages) of the previous call, for the
 /// deliveries per second since then.
-pub(super) async fn collect(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -> Status {
+pub(super) async fn collect(
+    s: &Sources,
+    history: &History,
+    last: &Mutex<Option<(Instant, u64)>>,
+) -> Status {
     let stats = s.emulator.stream_stats().await.unwrap_or_default();
-    let now_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = now_ms();
     let mut streams = Vec::with_capacity(stats.len());
     for st in &stats {
         streams.push(stream_status(s, st, now_ms).await);
     }
+    let backlogs = failing::error_backlogs(s, &stats, now_ms).await;
+    let failing_now = failing::failing_now(s, &stats).await;
+    let dead_letters = failing::dead_letters(s, &stats).await;
+    let functions: Vec<FunctionStatus> = s
+        .pools
+        .iter()
+        .map(|p| FunctionStatus {
+            name: p.name().to_owned(),
+            instances: p.instances(),
+            calls: p.calls(),
+            hosts: p.hosts(),
+        })
+        .collect();
+    let health = judge(
+        s,
+        history,
+        Judged {
+            streams: &streams,
+            backlogs: &backlogs,
+            dead_letters: &dead_letters,
+            functions: &functions,
+        },
+        now_ms,
+    );
     let processed: u64 = s
         .connectors
         .iter()
@@ -60,16 +91,7 @@ pub(super) async fn collect(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -
             unauthorized: s.gateway.unauthorized.load(Ordering::Relaxed),
             rate_limited: s.gateway.rate_limited.load(Ordering::Relaxed),
         },
-        functions: s
-            .pools
-            .iter()
-            .map(|p| FunctionStatus {
-                name: p.name().to_owned(),
-                instances: p.instances(),
-                calls: p.calls(),
-                hosts: p.hosts(),
-            })
-            .collect(),
+        functions,
         retry_schedule_rounds: s.retry_runs.load(Ordering::Relaxed),
         process: ProcessStatus {
             oci_requests_sent: datasync_core::oci::client::oci_requests_sent(),
@@ -79,6 +101,115 @@ pub(super) async fn collect(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -
             peak_rss_mb: proc_status_mb("VmHWM:"),
         },
         storage: storage(s),
+        health,
+        failing_now,
+        dead_letters,
+        history: history.doc(),
+    }
+}
+
+/// What [`judge`] judges.
+struct Judged<'a> {
+    streams: &'a [StreamStatus],
+    backlogs: &'a [ErrorBacklog],
+    dead_letters: &'a DeadLetters,
+    functions: &'a [FunctionStatus],
+}
+
+/// Each stream's and target host's level, and the worst.
+fn judge(s: &Sources, history: &History, j: Judged<'_>, now_ms: i64) -> Health {
+    let cfg = &s.config;
+    let window = cfg.health_window_seconds;
+    let now_totals = s
+        .exporter
+        .as_ref()
+        .map(|e| e.totals.snapshot())
+        .unwrap_or_default();
+    let counts = history.window(&now_totals, now_ms, Duration::from_secs(window));
+    let mut inputs = Vec::new();
+    let data = DATA.stream_name(&s.name_prefix);
+    if let Some(c) = j.streams.iter().find(|st| st.name == data).and_then(|st| {
+        st.consumers
+            .iter()
+            .find(|c| c.reader.name() == DATA_CONNECTOR)
+    }) {
+        inputs.push(StreamInput {
+            stream: data.clone(),
+            kind: StreamKind::Data,
+            pending: c.lag,
+            oldest_age: c.oldest_age_seconds,
+        });
+    }
+    inputs.extend(j.backlogs.iter().map(|b| StreamInput {
+        stream: b.stream.clone(),
+        kind: StreamKind::Errors { retried: b.retried },
+        pending: b.pending,
+        oldest_age: b.oldest_age,
+    }));
+    let dead = DEAD_LETTER.stream_name(&s.name_prefix);
+    if j.streams.iter().any(|st| st.name == dead) {
+        let since = failing::rfc3339_ms(now_ms - i64::try_from(window * 1000).unwrap_or(0));
+        let recent = j
+            .dead_letters
+            .rows
+            .iter()
+            .filter(|r| r.dead_lettered_at >= since)
+            .count() as u64;
+        inputs.push(StreamInput {
+            stream: dead,
+            kind: StreamKind::DeadLetter { recent },
+            pending: j.dead_letters.retained,
+            oldest_age: None,
+        });
+    }
+    let streams: Vec<_> = inputs
+        .iter()
+        .map(|i| health::stream_health(cfg, window, i))
+        .collect();
+    let reports: Vec<_> = j.functions.iter().flat_map(|f| f.hosts.clone()).collect();
+    let hosts = health::hosts(cfg, window, &reports, &counts);
+    let overall = streams
+        .iter()
+        .map(|x| x.level)
+        .chain(hosts.iter().map(|h| h.level))
+        .max()
+        .unwrap_or_default();
+    Health {
+        overall,
+        window_seconds: window,
+        streams,
+        hosts,
+    }
+}
+
+/// One sample of the charts' history: the running sums and the backlog ages now.
+pub(super) async fn sample(s: &Sources) -> Sample {
+    let stats = s.emulator.stream_stats().await.unwrap_or_default();
+    let now_ms = now_ms();
+    let data = DATA.stream_name(&s.name_prefix);
+    let backlog_age = match stats.iter().find(|st| st.name == data) {
+        Some(st) => stream_status(s, st, now_ms)
+            .await
+            .consumers
+            .into_iter()
+            .find(|c| c.reader.name() == DATA_CONNECTOR)
+            .and_then(|c| c.oldest_age_seconds),
+        None => None,
+    };
+    let retry_backlog_age = failing::error_backlogs(s, &stats, now_ms)
+        .await
+        .into_iter()
+        .filter_map(|b| b.oldest_age)
+        .reduce(f64::max);
+    Sample {
+        at_ms: now_ms,
+        totals: s
+            .exporter
+            .as_ref()
+            .map(|e| e.totals.snapshot())
+            .unwrap_or_default(),
+        backlog_age,
+        retry_backlog_age,
     }
 }
 

@@ -7,6 +7,10 @@ use datasync_core::message::LastError;
 use datasync_core::oci::models::ObjectSummary;
 use serde::{Deserialize, Serialize};
 
+use super::failing::{DeadLetters, FailingNow};
+use super::health::Health;
+use super::history::HistoryDoc;
+
 /// The whole document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -38,6 +42,19 @@ pub struct Status {
     /// Whether the emulator's database takes writes.
     #[serde(default)]
     pub storage: StorageStatus,
+    /// Green, amber or red per stream and target host, and the worst: what the page shows
+    /// first.
+    #[serde(default)]
+    pub health: Health,
+    /// The messages waiting in the error streams now (at most 50 rows).
+    #[serde(default)]
+    pub failing_now: FailingNow,
+    /// The newest dead letters (at most 50 rows).
+    #[serde(default)]
+    pub dead_letters: DeadLetters,
+    /// The charts' last 15 minutes.
+    #[serde(default)]
+    pub history: HistoryDoc,
 }
 
 /// The emulator's database: whether writes succeed. While they fail, every request that
@@ -246,6 +263,9 @@ impl Status {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::stack::status::failing::{DeadLetterRow, FailingRow};
+    use crate::stack::status::health::{HostLevel, Level, StreamHealth};
+    use crate::stack::status::history::HistoryPoint;
 
     /// Every JSON pointer of `v` that leads to a value that is not an object or array of
     /// objects (array elements as `*`).
@@ -351,6 +371,68 @@ mod tests {
                 last_failure: Some("the emulator's database failed: disk full".into()),
                 last_failure_seconds_ago: Some(1.5),
             },
+            health: Health {
+                overall: Level::Red,
+                window_seconds: 60,
+                streams: vec![StreamHealth {
+                    stream: "datasync-data".into(),
+                    level: Level::Green,
+                    reason: "every message handed to process".into(),
+                    pending_now: 0,
+                    oldest_age_seconds: None,
+                }],
+                hosts: vec![HostLevel {
+                    host: "api.example.com".into(),
+                    level: Level::Red,
+                    reason: "breaker open".into(),
+                    delivered: 1,
+                    failed: 3,
+                    failure_ratio: Some(0.75),
+                    breaker: Some("open".into()),
+                }],
+            },
+            failing_now: FailingNow {
+                pending: 1,
+                rows: vec![FailingRow {
+                    id: Some("01a4".into()),
+                    key: Some("k".into()),
+                    target_host: Some("api.example.com".into()),
+                    class: Some("serviceUnavailable".into()),
+                    status: Some(503),
+                    attempts: 1,
+                    next_attempt: Some("2026-11-28T06:25:00Z".into()),
+                    stream: "datasync-errors-service-unavailable".into(),
+                    partition: 0,
+                    offset: 0,
+                    appended_at: "2026-11-28T06:24:54.873Z".into(),
+                }],
+            },
+            dead_letters: DeadLetters {
+                retained: 1,
+                rows: vec![DeadLetterRow {
+                    id: Some("01a3".into()),
+                    key: None,
+                    target_host: Some("api.example.com".into()),
+                    class: Some("clientError".into()),
+                    status: Some(400),
+                    attempts: 1,
+                    dead_lettered_at: "2026-11-28T06:24:54.873Z".into(),
+                    partition: 0,
+                    offset: 0,
+                    archive_object: Some("dead-letter/0/1.jsonl".into()),
+                }],
+            },
+            history: HistoryDoc {
+                interval_seconds: 5.0,
+                points: vec![HistoryPoint {
+                    time_ms: 1,
+                    accepted_per_second: 1.0,
+                    delivered_per_second: 1.0,
+                    failed_per_second: 0.0,
+                    backlog_age_seconds: None,
+                    retry_backlog_age_seconds: Some(2.0),
+                }],
+            },
         }
     }
 
@@ -364,8 +446,31 @@ mod tests {
         let expected = [
             "/archived_objects/*/name",
             "/archived_objects/*/size",
+            "/dead_letters/retained",
+            "/dead_letters/rows/*/archive_object",
+            "/dead_letters/rows/*/attempts",
+            "/dead_letters/rows/*/class",
+            "/dead_letters/rows/*/dead_lettered_at",
+            "/dead_letters/rows/*/id",
+            "/dead_letters/rows/*/key",
+            "/dead_letters/rows/*/offset",
+            "/dead_letters/rows/*/partition",
+            "/dead_letters/rows/*/status",
+            "/dead_letters/rows/*/target_host",
             "/deliveries_per_second",
             "/demo_target_received",
+            "/failing_now/pending",
+            "/failing_now/rows/*/appended_at",
+            "/failing_now/rows/*/attempts",
+            "/failing_now/rows/*/class",
+            "/failing_now/rows/*/id",
+            "/failing_now/rows/*/key",
+            "/failing_now/rows/*/next_attempt",
+            "/failing_now/rows/*/offset",
+            "/failing_now/rows/*/partition",
+            "/failing_now/rows/*/status",
+            "/failing_now/rows/*/stream",
+            "/failing_now/rows/*/target_host",
             "/failures_by_class/*/class",
             "/failures_by_class/*/messages",
             "/functions/*/calls",
@@ -381,6 +486,27 @@ mod tests {
             "/gateway/rate_limited",
             "/gateway/requests",
             "/gateway/unauthorized",
+            "/health/hosts/*/breaker",
+            "/health/hosts/*/delivered",
+            "/health/hosts/*/failed",
+            "/health/hosts/*/failure_ratio",
+            "/health/hosts/*/host",
+            "/health/hosts/*/level",
+            "/health/hosts/*/reason",
+            "/health/overall",
+            "/health/streams/*/level",
+            "/health/streams/*/oldest_age_seconds",
+            "/health/streams/*/pending_now",
+            "/health/streams/*/reason",
+            "/health/streams/*/stream",
+            "/health/window_seconds",
+            "/history/interval_seconds",
+            "/history/points/*/accepted_per_second",
+            "/history/points/*/backlog_age_seconds",
+            "/history/points/*/delivered_per_second",
+            "/history/points/*/failed_per_second",
+            "/history/points/*/retry_backlog_age_seconds",
+            "/history/points/*/time_ms",
             "/notifications/alert_publish_failures",
             "/notifications/alerts_held_back",
             "/notifications/alerts_published",
