@@ -38,6 +38,9 @@ enum Command {
     Retry(cmd::retry::Args),
     /// Shows a running stack's streams, lag, deliveries, failures, notifications and archive.
     Status(cmd::status::Args),
+    /// Lists routes, or runs messages through one to see what it would deliver.
+    #[command(subcommand)]
+    Routes(cmd::routes::RoutesCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Send(args) => cmd::send::run(args),
         Command::Retry(args) => cmd::retry::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Routes(command) => cmd::routes::run(command),
     };
     match result {
         Ok(code) => code,

@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) options: EmulatorOptions,
     /// PublishMessage calls per topic in the last minute.
     pub(crate) topic_rates: crate::notifications::TopicRates,
+    /// GetObject and HeadObject calls per object since start ([`Emulator::object_reads`]).
+    pub(crate) object_reads: crate::objectstorage::ReadCounts,
 }
 
 impl Inner {
@@ -128,6 +130,7 @@ impl Emulator {
                 verified: auth::verify::VerifiedMemo::default(),
                 appended: RwLock::new(HashMap::new()),
                 topic_rates: Default::default(),
+                object_reads: Default::default(),
                 options,
             }),
         })
@@ -285,6 +288,13 @@ impl Emulator {
             // A poisoned map: a receiver that never changes; the reader's timeout still polls.
             Err(_) => tokio::sync::watch::channel(Appended::default()).1,
         }
+    }
+
+    /// GetObject and HeadObject calls on object `name` of `bucket` since the emulator started,
+    /// answered or not (a 304 to a conditional GET counts): what the functions' reads of an
+    /// object cost, as OCI would bill and throttle them (the benchmark's routes-object reads).
+    pub fn object_reads(&self, bucket: &str, name: &str) -> u64 {
+        self.inner.object_reads.get(bucket, name)
     }
 
     /// Every notification published so far, oldest first (for tests).

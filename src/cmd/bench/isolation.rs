@@ -120,6 +120,7 @@ pub async fn run(
         payload: 256,
         rate: Some(rate),
         keys: 0,
+        route: None,
     };
     let healthy = offer(route.clone(), &setup.target, healthy_n, shape(rate));
     let hung = offer(route, &hanging.base, hanging_n, shape(hanging_rate));

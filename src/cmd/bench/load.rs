@@ -38,6 +38,8 @@ pub struct Shape {
     pub payload: u64,
     pub rate: Option<u64>,
     pub keys: u64,
+    /// Send `{"route","streamKey","data"}` naming this route instead of the sample's format.
+    pub route: Option<&'static str>,
 }
 
 /// Where the load goes: straight to the demo target, or through the gateway.
@@ -83,11 +85,17 @@ struct Bodies {
     target_json: String,
     pad: String,
     keys: u64,
+    /// The route the messages name (the route's form), or `None` (the sample's form).
+    route: Option<&'static str>,
 }
 
 impl Bodies {
     fn write(&self, i: usize, sent_us: u64, out: &mut String) {
         out.clear();
+        if let (true, Some(route)) = (self.gateway, self.route) {
+            self.write_routed(route, i, sent_us, out);
+            return;
+        }
         if self.gateway {
             out.push_str("{\"streamKey\":\"");
             // Infallible: writing to a String.
@@ -107,6 +115,25 @@ impl Bodies {
         if self.gateway {
             out.push_str("}}");
         }
+    }
+}
+
+impl Bodies {
+    /// The route's form: the data holds the benchmark payload's fields and a few the route's
+    /// transform keeps or drops.
+    fn write_routed(&self, route: &str, i: usize, sent_us: u64, out: &mut String) {
+        out.push_str("{\"route\":\"");
+        out.push_str(route);
+        out.push_str("\",\"streamKey\":\"");
+        let _ = match self.keys {
+            0 => write!(out, "m{i}"),
+            k => write!(out, "k{}", i as u64 % k),
+        };
+        let _ = write!(
+            out,
+            "\",\"data\":{{\"benchSentUs\":{sent_us},\"id\":{i},\"total\":12.5,\"junk\":true,\"pad\":\"{}\"}}}}",
+            self.pad
+        );
     }
 }
 
@@ -187,6 +214,7 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
         payload,
         rate,
         keys,
+        route: route_name,
     } = shape;
     let (url, key) = match &route {
         Route::Direct => (format!("{target}/bench"), None),
@@ -198,6 +226,7 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
         target_json: serde_json::to_string(&format!("{target}/bench"))?,
         pad: "x".repeat((payload as usize).saturating_sub(40)),
         keys,
+        route: route_name,
     };
     let n = n as usize;
     let shared = Arc::new(Shared {
@@ -317,7 +346,31 @@ mod tests {
             target_json: serde_json::to_string("http://127.0.0.1:8081/bench").unwrap(),
             pad: "x".repeat(10),
             keys,
+            route: None,
         }
+    }
+
+    #[test]
+    fn routed_bodies_name_the_route_and_carry_the_payload_as_data() {
+        let mut out = String::new();
+        let routed = Bodies {
+            route: Some("bench"),
+            ..bodies(true, 0)
+        };
+        routed.write(7, 123, &mut out);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"route": "bench", "streamKey": "m7", "data": {
+                "benchSentUs": 123, "id": 7, "total": 12.5, "junk": true, "pad": "xxxxxxxxxx"}})
+        );
+        // Straight to the target, the bare payload still.
+        let direct = Bodies {
+            route: Some("bench"),
+            ..bodies(false, 0)
+        };
+        direct.write(0, 5, &mut out);
+        assert!(out.starts_with("{\"benchSentUs\":5,"), "{out}");
     }
 
     #[test]

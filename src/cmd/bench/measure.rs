@@ -78,6 +78,7 @@ fn shape(args: &Args) -> Shape {
         payload: args.payload,
         rate: args.rate,
         keys: args.keys,
+        route: args.route.then_some(super::route::BENCH_ROUTE),
     }
 }
 

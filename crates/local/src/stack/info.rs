@@ -35,6 +35,10 @@ pub struct StackInfo {
     pub streams: BTreeMap<String, String>,
     /// The archive bucket.
     pub bucket: String,
+    /// The routes object the functions read, `bucket/object` (`datasync routes` reads the
+    /// stack's routes from it); absent in files written before routes existed.
+    #[serde(default)]
+    pub routes_object: Option<String>,
 }
 
 /// Why `endpoints.json` could not be read.

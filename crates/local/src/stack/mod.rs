@@ -21,6 +21,7 @@ pub mod hosts_seen;
 mod info;
 pub mod keys;
 pub mod pump;
+pub mod routes_seen;
 mod start;
 pub mod status;
 pub mod streams;
@@ -43,6 +44,7 @@ use error::{io, write_json};
 pub use host::{serve_fn, ServeFn};
 pub use info::{EndpointsError, StackInfo, ENDPOINTS_FILE};
 pub use start::config_map::{ConfigMapTooLarge, MAX_CONFIG_MAP_BYTES};
+pub use start::routes::{routes_bucket, ROUTES_OBJECT};
 
 /// The three functions.
 #[derive(Clone)]
@@ -99,6 +101,9 @@ pub struct Resources {
     /// The bucket of the parked keys (per-key order across batches).
     #[serde(default)]
     pub parked_bucket: String,
+    /// The routes object the functions read, `bucket/object` (written at each start).
+    #[serde(skip)]
+    pub routes_object: String,
     /// The vault OCID the functions use.
     pub vault: String,
     /// The key OCID.
@@ -216,6 +221,7 @@ impl Stack {
             first_start: gateway.keys.created,
             streams: resources.streams.clone(),
             bucket: resources.bucket.clone(),
+            routes_object: Some(resources.routes_object.clone()),
         };
         write_json(&dir.join(ENDPOINTS_FILE), &info)?;
         let (demo_target, target_task) = match demo {

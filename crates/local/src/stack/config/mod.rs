@@ -53,8 +53,11 @@
 //! [functions.config]
 //! max_attempts = "5"
 //! ```
+//!
+//! `[[routes]]` tables define routes (see [`routes`] and docs/routes.md).
 
 mod notifications;
+pub mod routes;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -64,6 +67,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use notifications::NotificationsConfig;
+pub use routes::RoutesSettings;
 
 /// A configuration problem, naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,9 @@ pub enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
+    /// A `[[routes]]` table does not parse, or one of its programs does not compile.
+    #[error("configuration routes: {0}")]
+    Route(#[source] datasync_core::routes::RouteError),
     /// A value is out of range.
     #[error("configuration {field}: {problem}")]
     Invalid {
@@ -121,6 +128,8 @@ pub struct StackConfig {
     pub functions: FunctionsConfig,
     /// The alerts topic.
     pub notifications: NotificationsConfig,
+    /// `[[routes]]`: the operator's routes, compiled by [`routes::parse`].
+    pub routes: Vec<toml::Table>,
 }
 
 /// `[streams]`: Terraform's stream variables.
@@ -334,6 +343,8 @@ pub struct StackSettings {
     pub allow_targets: Vec<String>,
     /// Configuration overrides.
     pub function_config: BTreeMap<String, String>,
+    /// The routes, compiled and in their JSON form.
+    pub routes: RoutesSettings,
 }
 
 impl StackConfig {
@@ -383,6 +394,7 @@ impl StackConfig {
         self.gateway.validate()?;
         self.functions.validate()?;
         self.notifications.validate()?;
+        let routes = routes::compile(&self.routes)?;
         let (c, r, g, f) = (
             &self.connector,
             &self.retry_schedule,
@@ -414,6 +426,7 @@ impl StackConfig {
             ],
             allow_targets: f.allow_targets.clone(),
             function_config: f.config.clone(),
+            routes,
         })
     }
 }

@@ -2,7 +2,7 @@
 //! part and hands back what later stages and [`Stack`](super::Stack) need.
 //!
 //! 1. [`emulator`]: the OCI emulator (TCP and a Unix socket).
-//! 2. [`resources`]: streams, alerts topic, archive bucket.
+//! 2. [`resources`]: streams, alerts topic, archive bucket, the routes object ([`routes`]).
 //!    Then [`state`]: the connectors' checkpoints and the consumer groups' positions belong to
 //!    those streams (or are reset when asked).
 //! 3. [`demo_target`]: the demo target, when asked for.
@@ -17,4 +17,5 @@ pub(crate) mod functions;
 pub(crate) mod gateway;
 pub(crate) mod pump;
 pub(crate) mod resources;
+pub(crate) mod routes;
 pub(crate) mod state;

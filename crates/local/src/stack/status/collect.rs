@@ -79,6 +79,7 @@ pub(super) async fn collect(s: &Sources, last: &Mutex<Option<(Instant, u64)>>) -
             peak_rss_mb: proc_status_mb("VmHWM:"),
         },
         storage: storage(s),
+        routes: crate::stack::routes_seen::merge(s.pools.iter().map(|p| p.routes())),
     }
 }
 

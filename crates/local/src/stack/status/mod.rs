@@ -21,7 +21,7 @@ use std::time::Instant;
 
 pub use document::{
     Consumer, FailureCount, FunctionStatus, GatewayCounts, NotificationSummary, Notifications,
-    NotifiedMessage, ProcessStatus, Reader, Status, StorageStatus, StreamStatus,
+    NotifiedMessage, ProcessStatus, Reader, RouteCounts, Status, StorageStatus, StreamStatus,
 };
 pub use page::{age_text, breaker_text, html};
 

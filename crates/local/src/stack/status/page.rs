@@ -33,6 +33,29 @@ pub fn breaker_text(h: &datasync_core::deliver::HostHealth) -> String {
     }
 }
 
+/// The per-route counts as a table (nothing without routes).
+pub fn routes_table(doc: &Status) -> String {
+    if doc.routes.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h2>Routes</h2><table><tr><th>route</th><th>accepted</th><th>filtered</th><th>delivered</th><th>failed</th></tr>",
+    );
+    for r in &doc.routes {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.route),
+            r.accepted,
+            r.filtered,
+            r.delivered,
+            r.failed
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 /// The status document as an HTML page: a table of the streams and their consumers, one of
 /// the target hosts' breakers, then the whole document as JSON.
 pub fn html(doc: &Status) -> String {
@@ -93,7 +116,9 @@ pub fn html(doc: &Status) -> String {
             );
         }
     }
-    out.push_str("</table><h2>Everything</h2><pre>");
+    out.push_str("</table>");
+    out.push_str(&routes_table(doc));
+    out.push_str("<h2>Everything</h2><pre>");
     out.push_str(&esc(&serde_json::to_string_pretty(doc).unwrap_or_default()));
     out.push_str("</pre></body></html>");
     out
