@@ -19,6 +19,7 @@ pub mod message;
 pub mod oci;
 pub mod parked;
 pub mod pruned_map;
+pub mod routes;
 pub mod sealed_cache;
 pub mod secret_cache;
 pub mod settings;
