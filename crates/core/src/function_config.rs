@@ -119,6 +119,9 @@ pub const HOST_TIME_SHARE_MS: &str = "host_time_share_ms";
 pub const RETRY_BUDGET_PERCENT: &str = "retry_budget_percent";
 /// `retry_budget_window_seconds`: the window the retry budget counts over.
 pub const RETRY_BUDGET_WINDOW_SECONDS: &str = "retry_budget_window_seconds";
+/// `routes_object`: `bucket/object` of the routes (issue 21, the JSON form `{"routes": [...]}`),
+/// read at cold start and re-read when its ETag changes (`datasync_core::routes`).
+pub const ROUTES_OBJECT: &str = "routes_object";
 
 use Function::{Populate, Process, Retry};
 

@@ -21,6 +21,7 @@ pub mod oci;
 pub mod parked;
 pub mod pruned_map;
 pub mod route_counts;
+pub mod routes;
 pub mod sealed_cache;
 pub mod secret_cache;
 pub mod settings;
