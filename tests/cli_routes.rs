@@ -111,7 +111,11 @@ async fn test_shows_the_call_each_message_makes_and_fails_on_a_refusal() {
     let dir = tempfile::tempdir().unwrap();
     let file = config(&dir, ROUTES);
     let lines = "{\"orderId\":7,\"total\":12.5,\"junk\":1}\n{\"orderId\":8,\"total\":0}\n";
-    let r = datasync(&["routes", "test", "--config", &file, "orders", "-"], Some(lines)).await;
+    let r = datasync(
+        &["routes", "test", "--config", &file, "orders", "-"],
+        Some(lines),
+    )
+    .await;
     assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
     let expected = "\
 message 1: filter passed, delivered as:
@@ -140,16 +144,25 @@ message 2: filtered out: the filter yielded false, null or nothing (answered 200
     assert_eq!(reports[0]["outcome"], "deadLettered");
     let error = reports[0]["error"].as_str().unwrap();
     assert!(
-        error.contains("\"orders\"") && error.contains("transform") && error.contains("amount too large"),
+        error.contains("\"orders\"")
+            && error.contains("transform")
+            && error.contains("amount too large"),
         "{error}"
     );
     assert_eq!(reports[1]["outcome"], "delivered");
-    assert_eq!(reports[1]["call"]["payload"], json!({"id": 10, "amount": 1}));
+    assert_eq!(
+        reports[1]["call"]["payload"],
+        json!({"id": 10, "amount": 1})
+    );
     assert_eq!(
         reports[1]["call"]["secret"],
         json!({"name": "orders-token", "header": "Authorization"})
     );
-    assert!(r.stderr.contains("1 of 2 message(s) would be refused"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 of 2 message(s) would be refused"),
+        "{}",
+        r.stderr
+    );
     // A filter that fails is refused at ingest.
     let r = datasync(
         &["routes", "test", "--config", &file, "orders", "-"],
@@ -157,7 +170,12 @@ message 2: filtered out: the filter yielded false, null or nothing (answered 200
     )
     .await;
     assert_eq!(r.code, Some(1), "{}", r.stdout);
-    assert!(r.stdout.starts_with("message 1: REFUSED at ingest (400): route \"orders\": filter failed"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("message 1: REFUSED at ingest (400): route \"orders\": filter failed"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[tokio::test]
@@ -167,7 +185,15 @@ async fn test_computes_operation_and_path_and_a_file_works_like_stdin() {
     let input = dir.path().join("items.json");
     std::fs::write(&input, r#"[{"id":"a b","gone":true},{"id":5,"n":1}]"#).unwrap();
     let r = datasync(
-        &["routes", "test", "--config", &file, "items", input.to_str().unwrap(), "--json"],
+        &[
+            "routes",
+            "test",
+            "--config",
+            &file,
+            "items",
+            input.to_str().unwrap(),
+            "--json",
+        ],
         None,
     )
     .await;
@@ -178,8 +204,15 @@ async fn test_computes_operation_and_path_and_a_file_works_like_stdin() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(reports[0]["call"]["operation"], "DELETE");
-    assert_eq!(reports[0]["call"]["url"], "https://api.example.com/items/a%20b");
-    assert!(reports[0]["call"].get("payload").is_none(), "{}", reports[0]);
+    assert_eq!(
+        reports[0]["call"]["url"],
+        "https://api.example.com/items/a%20b"
+    );
+    assert!(
+        reports[0]["call"].get("payload").is_none(),
+        "{}",
+        reports[0]
+    );
     assert_eq!(reports[1]["call"]["operation"], "PUT");
     assert_eq!(reports[1]["call"]["url"], "https://api.example.com/items/5");
     assert_eq!(reports[1]["call"]["payload"], json!({"id": 5, "n": 1}));
@@ -189,7 +222,11 @@ async fn test_computes_operation_and_path_and_a_file_works_like_stdin() {
 async fn an_unknown_route_or_a_broken_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = config(&dir, ROUTES);
-    let r = datasync(&["routes", "test", "--config", &file, "nope", "-"], Some("{}")).await;
+    let r = datasync(
+        &["routes", "test", "--config", &file, "nope", "-"],
+        Some("{}"),
+    )
+    .await;
     assert_ne!(r.code, Some(0));
     assert!(
         r.stderr.contains("no route named \"nope\"") && r.stderr.contains("orders, items"),
@@ -203,7 +240,8 @@ async fn an_unknown_route_or_a_broken_one_is_named() {
     let r = datasync(&["routes", "list", "--config", &broken], None).await;
     assert_ne!(r.code, Some(0));
     assert!(
-        r.stderr.contains("route \"broken\": filter does not compile"),
+        r.stderr
+            .contains("route \"broken\": filter does not compile"),
         "{}",
         r.stderr
     );

@@ -70,7 +70,7 @@ async fn store_route_secret(up: &Up) {
                 "compartmentId": up.info.compartment,
                 "vaultId": "ocid1.vault.oc1.local.datasync",
                 "keyId": "ocid1.key.oc1.local.datasync",
-                "secretName": datasync_core::routes::route_secret_name("orders-token"),
+                "secretName": "orders-token",
                 "secretContent": {
                     "contentType": "BASE64",
                     "content": base64::engine::general_purpose::STANDARD.encode(TOKEN),
@@ -151,7 +151,10 @@ async fn the_example_route_transforms_filters_and_refuses_unknown_routes() {
         &json!({"route": "orders", "data": {"orderId": 8, "total": 0}}),
     )
     .await;
-    assert_eq!((s, &v), (200, &json!({"filtered": true, "route": "orders"})));
+    assert_eq!(
+        (s, &v),
+        (200, &json!({"filtered": true, "route": "orders"}))
+    );
     let (s, v) = sync(&up, &json!({"route": "nope", "data": {}})).await;
     assert_eq!(s, 400, "{v}");
     assert!(v["message"].as_str().unwrap().contains("nope"), "{v}");
@@ -173,14 +176,22 @@ async fn the_example_route_transforms_filters_and_refuses_unknown_routes() {
     let sample = delivery(&up, &target, v[1]["id"].as_str().unwrap())
         .await
         .expect("the batch's sample message is delivered");
-    assert_eq!((&sample["method"], &sample["path"]), (&json!("PUT"), &json!("/sample")));
+    assert_eq!(
+        (&sample["method"], &sample["path"]),
+        (&json!("PUT"), &json!("/sample"))
+    );
     // The filtered message never arrived; the status page counts the route's messages.
     let received = received(&up.client, &target).await;
     assert_eq!(received.total, 3, "{received:?}");
     let status = up.status().await;
     let counts = status.routes.iter().find(|r| r.route == "orders").unwrap();
     assert_eq!(
-        (counts.accepted, counts.filtered, counts.delivered, counts.failed),
+        (
+            counts.accepted,
+            counts.filtered,
+            counts.delivered,
+            counts.failed
+        ),
         (2, 1, 2, 0)
     );
     up.stop();
@@ -200,7 +211,11 @@ async fn stored_routes_are_what_the_cli_reads(up: &Up) {
         Duration::from_secs(30),
     )
     .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["routes"][0]["name"], "orders");
     let input = up.dir.join("order.json");
@@ -218,8 +233,15 @@ async fn stored_routes_are_what_the_cli_reads(up: &Up) {
     )
     .await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("payload: {\"id\":7,\"amount\":12.5}"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("payload: {\"id\":7,\"amount\":12.5}"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,10 +273,10 @@ async fn a_transform_failing_at_run_time_is_dead_lettered_then_replayed_once_fix
             .iter()
             .flat_map(|n| n.dead_letters.iter())
             .find(|d| d.id == id)
-            .and_then(|d| d.last_error.as_ref().map(|e| e.class.clone()))
+            .and_then(|d| d.last_error.as_ref().map(|e| e.class.as_str()))
     })
     .await;
-    assert_eq!(class.as_deref(), Some("transform"));
+    assert_eq!(class, Some("transform"));
     assert_eq!(received(&up.client, &target).await.total, 0);
     up.stop();
     // The operator fixes the route and restarts; the dead letter is replayed with it.

@@ -46,7 +46,8 @@ pub fn check_routes_grant(m: &Module) -> Vec<String> {
         .into_iter()
         .find(|(k, _)| k == datasync_core::function_config::ROUTES_OBJECT)
         .map(|(_, v)| source_text(v));
-    let wanted = "\"${oci_objectstorage_bucket.routes.name}/${oci_objectstorage_object.routes.object}\"";
+    let wanted =
+        "\"${oci_objectstorage_bucket.routes.name}/${oci_objectstorage_object.routes.object}\"";
     if configured.as_deref() != Some(wanted) {
         problems.push(format!(
             "the application's routes_object is {configured:?}, not {wanted}"
@@ -139,23 +140,36 @@ mod tests {
         let files =
             crate::terraform_support::module_sources(&crate::terraform_support::terraform_dir());
         let problems = check_routes_grant(&Module::parse(&files).unwrap());
-        assert!(problems.is_empty(), "terraform/:\n  - {}", problems.join("\n  - "));
+        assert!(
+            problems.is_empty(),
+            "terraform/:\n  - {}",
+            problems.join("\n  - ")
+        );
     }
 
     #[test]
     fn a_broader_grant_or_a_misnamed_object_is_named() {
-        let m = edited(
-            ", target.object.name = '${local.routes_object_name}'}",
-            "}",
+        let m = edited(", target.object.name = '${local.routes_object_name}'}", "}");
+        names(
+            &check_routes_grant(&m),
+            "not limited to the routes bucket and object",
         );
-        names(&check_routes_grant(&m), "not limited to the routes bucket and object");
-        let m = edited("{OBJECT_INSPECT, OBJECT_READ}", "{OBJECT_READ, OBJECT_OVERWRITE}");
+        let m = edited(
+            "{OBJECT_INSPECT, OBJECT_READ}",
+            "{OBJECT_READ, OBJECT_OVERWRITE}",
+        );
         names(&check_routes_grant(&m), "only head and read");
         let m = edited("{OBJECT_INSPECT, OBJECT_READ}", "read objects");
         names(&check_routes_grant(&m), "only head and read");
-        let m = edited("routes_object_name = \"routes.json\"", "routes_object_name = \"r.json\"");
+        let m = edited(
+            "routes_object_name = \"routes.json\"",
+            "routes_object_name = \"r.json\"",
+        );
         names(&check_routes_grant(&m), "as datasync up names it");
-        let m = edited("name                  = \"${var.name_prefix}-routes\"", "name                  = \"${var.name_prefix}-r\"");
+        let m = edited(
+            "name                  = \"${var.name_prefix}-routes\"",
+            "name                  = \"${var.name_prefix}-r\"",
+        );
         names(&check_routes_grant(&m), "as datasync up names it");
         let m = edited(
             "routes_object                        = \"${oci_objectstorage_bucket.routes.name}/${oci_objectstorage_object.routes.object}\"",
@@ -166,6 +180,9 @@ mod tests {
             "for dg in [local.dg_populate, local.dg_process, local.dg_retry]",
             "for dg in [local.dg_populate, local.dg_process, local.dg_retry, \"everyone\"]",
         );
-        names(&check_routes_grant(&m), "each function's dynamic group, no other");
+        names(
+            &check_routes_grant(&m),
+            "each function's dynamic group, no other",
+        );
     }
 }

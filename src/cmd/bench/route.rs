@@ -53,7 +53,9 @@ pub struct RouteBenchResult {
 /// Runs both rounds against a stack started here with the bench route.
 pub async fn run(args: &Args, http: &reqwest::Client) -> anyhow::Result<ExitCode> {
     if args.url.is_some() {
-        anyhow::bail!("--route starts its own stack with the bench route: it cannot run against --url");
+        anyhow::bail!(
+            "--route starts its own stack with the bench route: it cannot run against --url"
+        );
     }
     let addr = free_loopback()?;
     let target = format!("http://{addr}");
@@ -144,7 +146,10 @@ fn time_programs(routes: &[toml::Table], payload: u64) -> anyhow::Result<f64> {
     for _ in 0..N {
         // As populate (the filter) and process (the transform) each read the data.
         let input = Input::from_json(&data).map_err(|e| anyhow::anyhow!(e))?;
-        anyhow::ensure!(route.filter_input(&input)?, "the bench filter left out its message");
+        anyhow::ensure!(
+            route.filter_input(&input)?,
+            "the bench filter left out its message"
+        );
         let input = Input::from_json(&data).map_err(|e| anyhow::anyhow!(e))?;
         route.resolve_input(&input)?;
     }

@@ -87,7 +87,9 @@ fn row(def: &RouteDef) -> [String; 6] {
     let secret = def.vault_secret.as_ref().map_or_else(dash, |s| {
         format!(
             "{s} (in {})",
-            def.vault_secret_header.as_deref().unwrap_or("Authorization")
+            def.vault_secret_header
+                .as_deref()
+                .unwrap_or("Authorization")
         )
     });
     let headers: Vec<&str> = def.headers.keys().map(String::as_str).collect();

@@ -78,9 +78,9 @@ fn stored_routes(dir: &Path) -> anyhow::Result<(RouteSet, String)> {
             dir.display()
         )
     })?;
-    let (bucket, name) = object
-        .split_once('/')
-        .ok_or_else(|| anyhow::anyhow!("endpoints.json names the routes object {object:?}, not bucket/object"))?;
+    let (bucket, name) = object.split_once('/').ok_or_else(|| {
+        anyhow::anyhow!("endpoints.json names the routes object {object:?}, not bucket/object")
+    })?;
     let signed = signed_client(&info)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

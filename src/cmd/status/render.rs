@@ -326,7 +326,10 @@ mod tests {
             row.split_whitespace().collect::<Vec<_>>(),
             ["orders", "3", "1", "2", "1"]
         );
-        assert!(out.contains("route   accepted  filtered  delivered  failed"), "{out}");
+        assert!(
+            out.contains("route   accepted  filtered  delivered  failed"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -43,7 +43,10 @@ pub struct RoutesSeen {
 impl RoutesSeen {
     /// Adds what an answer's body reports (nothing when it names no route).
     pub fn record(&self, body: &[u8]) {
-        if !body.windows(7).any(|w| w == b"\"route\"" || w == b"\"routes") {
+        if !body
+            .windows(7)
+            .any(|w| w == b"\"route\"" || w == b"\"routes")
+        {
             return;
         }
         if let Ok(delivery) = serde_json::from_slice::<Delivery>(body) {

@@ -103,7 +103,10 @@ mod tests {
         let s = settings(&example).unwrap();
         assert_eq!(s.routes.names, ["orders"]);
         let json: serde_json::Value = serde_json::from_slice(&s.routes.json).unwrap();
-        assert_eq!(json["routes"][0]["transform"], "{id: .orderId, amount: .total}");
+        assert_eq!(
+            json["routes"][0]["transform"],
+            "{id: .orderId, amount: .total}"
+        );
         // The JSON form is what the functions read back.
         let set = datasync_core::routes::RouteSet::from_json(&s.routes.json).unwrap();
         assert_eq!(set.names(), ["orders"]);
@@ -127,7 +130,8 @@ mod tests {
             e.starts_with("configuration routes: route \"broken\": transform does not compile"),
             "{e}"
         );
-        let typo = "[[routes]]\nname = \"orders\"\ntarget = \"https://a.example/x\"\ntransfrom = '.'\n";
+        let typo =
+            "[[routes]]\nname = \"orders\"\ntarget = \"https://a.example/x\"\ntransfrom = '.'\n";
         let e = settings(typo).unwrap_err().to_string();
         assert!(
             e.contains("routes[0] (route \"orders\")") && e.contains("transfrom"),
