@@ -54,3 +54,26 @@ resource "oci_identity_policy" "routes" {
     "Allow dynamic-group ${dg} to {OBJECT_INSPECT, OBJECT_READ} ${local.in_app} where all {target.bucket.name = '${oci_objectstorage_bucket.routes.name}', target.object.name = '${local.routes_object_name}'}"
   ]
 }
+
+# A route's Vault secret (vault_secret) is the operator's, read by process and retry under its own
+# name, which the scoped-name grant (/ds-*/, iam.tf) does not cover: they may read exactly the
+# secrets the routes name, in this vault, and only when some route names one.
+locals {
+  route_secret_names = distinct(compact([
+    for r in try(jsondecode(var.routes).routes, []) : try(r.vault_secret, "")
+  ]))
+  route_secret_condition = join(", ", [for n in local.route_secret_names : "target.secret.name = '${n}'"])
+}
+
+resource "oci_identity_policy" "route_secrets" {
+  count          = length(local.route_secret_names) > 0 ? 1 : 0
+  compartment_id = local.policy_compartment_id
+  name           = "${var.name_prefix}-route-secrets"
+  description    = "datasync process and retry: read the Vault secrets the routes name"
+  freeform_tags  = var.freeform_tags
+
+  statements = [
+    for dg in [local.dg_process, local.dg_retry] :
+    "Allow dynamic-group ${dg} to read secret-bundles ${local.in_vault} where all {${local.vault_condition}, any {${local.route_secret_condition}}}"
+  ]
+}

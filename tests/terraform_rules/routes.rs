@@ -54,6 +54,45 @@ pub fn check_routes_grant(m: &Module) -> Vec<String> {
         ));
     }
     problems.extend(check_routes_policy(m));
+    problems.extend(check_route_secrets(m));
+    problems
+}
+
+/// process and retry read the secrets the routes name, in this vault, only when a route names
+/// one; populate never.
+fn check_route_secrets(m: &Module) -> Vec<String> {
+    let Some(policy) = m.resource("oci_identity_policy", "route_secrets") else {
+        return vec![
+            "no oci_identity_policy.route_secrets lets delivery read the routes' secrets".into(),
+        ];
+    };
+    let mut problems = Vec::new();
+    if attr(policy, "count").map(source_text).as_deref()
+        != Some("length(local.route_secret_names) > 0 ? 1 : 0")
+    {
+        problems.push(
+            "oci_identity_policy.route_secrets must exist only when a route names a secret".into(),
+        );
+    }
+    let text = attr(policy, "statements")
+        .map(source_text)
+        .unwrap_or_default();
+    let wanted = "for dg in [local.dg_process, local.dg_retry] :";
+    let grant = "to read secret-bundles ${local.in_vault} where all {${local.vault_condition}, any {${local.route_secret_condition}}}";
+    if !text.contains(wanted) || !text.contains(grant) {
+        problems.push(format!(
+            "oci_identity_policy.route_secrets must let process and retry only `{grant}`, not {text}"
+        ));
+    }
+    if m.local("route_secret_condition")
+        .map(source_text)
+        .as_deref()
+        != Some(
+            "join(\", \", [for n in local.route_secret_names : \"target.secret.name = '${n}'\"])",
+        )
+    {
+        problems.push("local.route_secret_condition must name each route secret exactly".into());
+    }
     problems
 }
 

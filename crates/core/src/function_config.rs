@@ -343,6 +343,12 @@ pub const KEYS: &[ConfigKey] = &[
         required: false,
         description: "the window of the retry budget (default 60)",
     },
+    ConfigKey {
+        name: ROUTES_OBJECT,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "bucket/object of the routes (the JSON form), read at cold start and when its ETag changes",
+    },
 ];
 
 /// The keys `function` reads.
