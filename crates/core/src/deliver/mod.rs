@@ -63,6 +63,7 @@ mod order;
 mod outcome;
 mod prepare;
 mod route;
+mod routed;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,6 +104,7 @@ pub struct Deliverer {
     attempts: Arc<Attempts>,
     router: Arc<Router>,
     order: Option<Arc<order::Order>>,
+    routes: Option<Arc<crate::routes::RoutesSource>>,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -138,7 +140,26 @@ impl Deliverer {
                 notifications,
             )),
             order: None,
+            routes: None,
         }
+    }
+
+    /// This engine delivering routed messages (issue 21) by the routes `source` holds,
+    /// checked once per batch (the source reads the object at most every 30 s).
+    pub fn with_routes(mut self, source: Arc<crate::routes::RoutesSource>) -> Self {
+        self.routes = Some(source);
+        self
+    }
+
+    /// Delivers routed messages by `routes`, fixed (tests, `datasync routes test`).
+    pub fn with_route_set(self, routes: crate::routes::RouteSet) -> Self {
+        self.attempts.set_routes(Ok(routes));
+        self
+    }
+
+    /// The routes source, when configured.
+    pub fn routes_source(&self) -> Option<&crate::routes::RoutesSource> {
+        self.routes.as_deref()
     }
 
     /// This engine keeping each key's order across batches through `store`, the parked keys
@@ -186,6 +207,14 @@ impl Deliverer {
             .map_err(|e| ConfigError::client("notifications endpoint", e))?;
         let target = TargetClient::new(settings.target)
             .map_err(|e| ConfigError::client("target client", e))?;
+        let routes = match &settings.routes_object {
+            Some(object) => Some(Arc::new(crate::routes::RoutesSource::new(
+                ObjectStorageClient::new(oci.clone(), endpoints)
+                    .map_err(|e| ConfigError::client("object storage endpoint", e))?,
+                object.clone(),
+            ))),
+            None => None,
+        };
         let parked = match &settings.parked {
             Some(p) => Some(ParkedStore::new(
                 ObjectStorageClient::new(oci, endpoints)
@@ -202,6 +231,10 @@ impl Deliverer {
             streams,
             notifications,
         );
+        let engine = match routes {
+            Some(source) => engine.with_routes(source),
+            None => engine,
+        };
         Ok(match parked {
             Some(store) => engine.with_parked(store),
             None => engine,
@@ -234,6 +267,14 @@ impl Deliverer {
     /// what changed once, before returning; when either fails, the outcomes carry the error
     /// and routing refuses them ([`RouteError::Order`]).
     pub async fn deliver(&self, items: Vec<Item>, deadline: Instant) -> Outcomes {
+        if let Some(source) = &self.routes {
+            let routed = items
+                .iter()
+                .any(|i| matches!(&i.body, Body::Envelope(e) | Body::Encoded { envelope: e, .. } if e.route.is_some()));
+            if routed {
+                self.attempts.set_routes(source.current().await);
+            }
+        }
         match &self.order {
             Some(order) => order::deliver(order, &self.attempts, items, deadline).await,
             None => {

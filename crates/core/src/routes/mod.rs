@@ -8,12 +8,15 @@
 //!   [`Limits`].
 //! - [`RouteSet`]: the routes of a deployment, by name.
 //! - [`RouteError`]: names the route and field and carries jaq's message.
+//! - [`RoutesSource`]: the routes object on Object Storage (`routes_object`), cached and
+//!   re-read when its ETag changes.
 
 mod def;
 mod error;
 mod natives;
 mod program;
 mod route;
+mod source;
 
 use std::sync::Arc;
 
@@ -23,6 +26,7 @@ pub use def::{RouteDef, MAX_NAME, OPERATIONS};
 pub use error::{Field, RouteError};
 pub use program::{EvalError, Limits, Take, CHECK_EVERY};
 pub use route::{Input, ResolvedCall, Route};
+pub use source::{NotBucketObject, RoutesObject, RoutesSource, RoutesUnavailable, CHECK_INTERVAL};
 
 /// The document both forms share: `[[routes]]` tables in TOML, `{"routes": [...]}` in JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

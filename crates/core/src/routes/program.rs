@@ -20,8 +20,13 @@ use jaq_json::Val;
 
 use super::natives;
 
-/// The bounds of one evaluation of a route program. The defaults suit transforms of messages
-/// up to the stream's 1 MiB: a four-field transform takes a few dozen steps.
+/// The bounds of one evaluation of a route program. A four-field transform takes a few dozen
+/// steps; `map(select(...))` about 10 a element.
+///
+/// The step limit also bounds how deep a value (or a chain of closures) a program can build:
+/// dropping one recurses once per level, about 40 bytes of stack a step in the worst case
+/// found (`def f(x): f([x]); f(.)`), so 20,000 steps stay well inside a 2 MiB thread stack
+/// (a tokio worker's) where 60,000 overflow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The most jq terms one evaluation may evaluate (jaq's look-ups of a term).
@@ -37,7 +42,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            steps: 100_000,
+            steps: 20_000,
             time: Duration::from_millis(50),
             stack_bytes: 256 * 1024,
             output_bytes: crate::message::MAX_MESSAGE_BYTES,

@@ -390,20 +390,30 @@ fn deep_recursion_stops_before_the_stack_runs_out() {
 
 #[test]
 fn deeply_nested_results_are_dropped_without_overflowing_a_small_stack() {
-    // The deepest value the step limit lets a program build, formatted and dropped on a
-    // 2 MiB thread (a tokio worker's stack).
-    let handle = std::thread::Builder::new()
-        .stack_size(2 * 1024 * 1024)
-        .spawn(|| {
-            let set = route(json!({"transform": "reduce range(1e9) as $i (0; [.])"}));
-            set.get("r")
-                .unwrap()
-                .resolve(&json!({}))
-                .map(|c| c.payload.map(|p| p.len()))
-        })
-        .unwrap();
-    let result = handle.join().unwrap();
-    assert!(matches!(result, Err(RouteError::Eval { .. })), "{result:?}");
+    // The deepest values (and chains of closures) the step limit lets a program build,
+    // dropped when it stops, on a 2 MiB thread (a tokio worker's stack): dropping them
+    // recurses once per level.
+    for program in [
+        "reduce range(1e9) as $i (0; [.])",
+        "def f(x): f([x]); f(.)",
+        "def f(x): f({a: x}); f(.)",
+    ] {
+        let handle = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let set = route(json!({"transform": program}));
+                set.get("r")
+                    .unwrap()
+                    .resolve(&json!({}))
+                    .map(|c| c.payload.map(|p| p.len()))
+            })
+            .unwrap();
+        let result = handle.join().unwrap();
+        assert!(
+            matches!(result, Err(RouteError::Eval { .. })),
+            "{program}: {result:?}"
+        );
+    }
 }
 
 #[test]

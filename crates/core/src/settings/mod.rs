@@ -98,6 +98,8 @@ pub struct Settings {
     pub oci_unix_socket: Option<std::path::PathBuf>,
     /// Where the parked keys are, when configured (`parked_keys_*`).
     pub parked: Option<parked::ParkedSettings>,
+    /// The routes object (`routes_object`, issue 21), when configured.
+    pub routes_object: Option<crate::routes::RoutesObject>,
 }
 
 impl Settings {
@@ -169,6 +171,11 @@ impl Settings {
             endpoints,
             oci_unix_socket: keys.get(UNIX_SOCKET).map(std::path::PathBuf::from),
             parked: parked::settings(&keys)?,
+            routes_object: keys
+                .optional(key::ROUTES_OBJECT)
+                .map(|v| crate::routes::RoutesObject::parse(&v))
+                .transpose()
+                .map_err(|e| ConfigError::client(key::ROUTES_OBJECT, e))?,
         })
     }
 
