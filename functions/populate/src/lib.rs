@@ -353,7 +353,7 @@ impl Populate {
         for (index, (item, outcome)) in accepted.items.iter().zip(&outcomes).enumerate() {
             match outcome {
                 Ok(at) => {
-                    let s = Stored::new(item.id.clone(), at);
+                    let s = Stored::new(item.id.clone(), at, item.route.clone());
                     stored.push(s.clone());
                     answers.push(ItemAnswer::stored(index, s));
                 }

@@ -44,6 +44,8 @@ pub(crate) struct Item {
     pub secret: Option<String>,
     /// Where the item's secret name came from, for errors (`[2].streamMessage.vaultSecretName`).
     pub secret_field: String,
+    /// The route a routed item names (its answer names it, for per-route counts).
+    pub route: Option<String>,
 }
 
 /// A request that passed every check.
@@ -301,5 +303,6 @@ fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, 
         message: PutMessage::new(key, value),
         secret,
         secret_field,
+        route: None,
     })
 }

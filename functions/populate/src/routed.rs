@@ -55,7 +55,8 @@ pub(crate) fn item(
                 &format!("no route named {:?} is configured", request.route),
             )
         })?;
-    let refused = |e: datasync_core::routes::RouteError| Refusal::invalid(&route_field, &e.to_string());
+    let refused =
+        |e: datasync_core::routes::RouteError| Refusal::invalid(&route_field, &e.to_string());
     let input = Input::from_json(request.data.get()).map_err(|e| {
         Refusal::invalid(&format!("{prefix}data"), &format!("is not valid JSON: {e}"))
     })?;
@@ -69,6 +70,7 @@ pub(crate) fn item(
         Some(k) => Some(k),
         None => route.key_input(&input).map_err(refused)?,
     };
+    let route_name = request.route.clone();
     let envelope = Envelope::routed(
         request.route,
         request.data,
@@ -93,5 +95,6 @@ pub(crate) fn item(
         message: PutMessage::new(key, value),
         secret: None,
         secret_field: String::new(),
+        route: Some(route_name),
     }))
 }
