@@ -74,4 +74,3 @@ pub(super) fn resolve(
         body: call.payload.map(Bytes::from),
     })
 }
-

@@ -119,7 +119,9 @@ impl TryFrom<EnvelopeFields> for Envelope {
 
     /// A message names its target (sample form) or a route (routed form).
     fn try_from(f: EnvelopeFields) -> Result<Self, Self::Error> {
-        if f.route.is_none() && (f.target_rest_api.is_empty() || f.target_rest_api_operation.is_empty()) {
+        if f.route.is_none()
+            && (f.target_rest_api.is_empty() || f.target_rest_api_operation.is_empty())
+        {
             return Err("missing field `targetRestApi` or `targetRestApiOperation` (or `route`)");
         }
         Ok(Self {
@@ -358,7 +360,10 @@ mod tests {
         let text = String::from_utf8(env.encode().unwrap()).unwrap();
         assert!(!text.contains("targetRestApi\""), "{text}");
         assert!(!text.contains("targetRestApiOperation"), "{text}");
-        assert!(text.ends_with(r#""route":"orders","data":{"orderId":7,"total":12.5}}"#), "{text}");
+        assert!(
+            text.ends_with(r#""route":"orders","data":{"orderId":7,"total":12.5}}"#),
+            "{text}"
+        );
         let back = Envelope::decode(text.as_bytes()).unwrap();
         assert_eq!(back, env);
         // Neither a target nor a route: not a datasync message.

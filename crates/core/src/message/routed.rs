@@ -42,7 +42,11 @@ pub fn read_routed_request(raw: &RawValue, prefix: &str) -> Result<RoutedRequest
     let mut request: RoutedRequest = serde_json::from_str(raw.get()).map_err(|e| {
         // serde's message names the member and what was expected, never a value.
         let text = e.to_string();
-        let rule = text.split(" at line ").next().unwrap_or_default().to_owned();
+        let rule = text
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let field = if text.contains("`data`") {
             "data"
         } else if text.contains("streamKey") {
@@ -68,9 +72,10 @@ pub fn read_routed_request(raw: &RawValue, prefix: &str) -> Result<RoutedRequest
             format!("must be at most {MAX_STREAM_KEY} bytes"),
         ));
     }
-    request.data = Payload::from_raw(serde_json::from_str::<&RawValue>(request.data.get()).map_err(|_| {
-        Invalid::new(format!("{prefix}data"), "is not valid JSON")
-    })?)
+    request.data = Payload::from_raw(
+        serde_json::from_str::<&RawValue>(request.data.get())
+            .map_err(|_| Invalid::new(format!("{prefix}data"), "is not valid JSON"))?,
+    )
     .map_err(|_| Invalid::new(format!("{prefix}data"), "is not valid JSON"))?;
     Ok(request)
 }
@@ -86,7 +91,8 @@ mod tests {
 
     #[test]
     fn routed_requests_are_told_apart_and_read() {
-        let r = raw(r#"{"route": "orders", "streamKey": "k", "data": {"orderId": 7, "total": 12.5}}"#);
+        let r =
+            raw(r#"{"route": "orders", "streamKey": "k", "data": {"orderId": 7, "total": 12.5}}"#);
         assert!(is_routed(&r));
         let req = read_routed_request(&r, "").unwrap();
         assert_eq!(req.route, "orders");
@@ -102,12 +108,22 @@ mod tests {
         assert_eq!(e.field, "[1].data");
         let e = read_routed_request(&raw(r#"{"route": 5, "data": 1}"#), "").unwrap_err();
         assert_eq!(e.field, "route");
-        let e = read_routed_request(&raw(r#"{"route": "a", "data": 1, "streamMessage": {}}"#), "")
-            .unwrap_err();
+        let e = read_routed_request(
+            &raw(r#"{"route": "a", "data": 1, "streamMessage": {}}"#),
+            "",
+        )
+        .unwrap_err();
         assert!(e.rule.contains("streamMessage"), "{e}");
-        let long = format!(r#"{{"route": "a", "data": 1, "streamKey": "{}"}}"#, "k".repeat(1025));
-        assert_eq!(read_routed_request(&raw(&long), "").unwrap_err().field, "streamKey");
-        let req = read_routed_request(&raw(r#"{"route": "a", "data": null, "streamKey": ""}"#), "").unwrap();
+        let long = format!(
+            r#"{{"route": "a", "data": 1, "streamKey": "{}"}}"#,
+            "k".repeat(1025)
+        );
+        assert_eq!(
+            read_routed_request(&raw(&long), "").unwrap_err().field,
+            "streamKey"
+        );
+        let req = read_routed_request(&raw(r#"{"route": "a", "data": null, "streamKey": ""}"#), "")
+            .unwrap();
         assert_eq!((req.data.get(), req.stream_key), ("null", None));
     }
 }

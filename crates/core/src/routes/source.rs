@@ -116,7 +116,9 @@ impl RoutesSource {
     /// [`RoutesUnavailable`] when no good routes were ever read.
     pub async fn current(&self) -> Result<RouteSet, RoutesUnavailable> {
         let mut state = self.state.lock().await;
-        let due = state.checked.is_none_or(|at| at.elapsed() >= CHECK_INTERVAL);
+        let due = state
+            .checked
+            .is_none_or(|at| at.elapsed() >= CHECK_INTERVAL);
         if due {
             state.checked = Some(Instant::now());
             if let Err(e) = self.refresh(&mut state).await {
