@@ -85,9 +85,12 @@ pub(crate) fn item(
     let key = key.map(|k| Bytes::from(k.into_bytes()));
     let size = value.len() + key.as_ref().map_or(0, Bytes::len);
     if size > MAX_MESSAGE_BYTES {
+        let here = match prefix.trim_end_matches('.') {
+            "" => "body",
+            at => at,
+        };
         return Err(Refusal::too_large(format!(
-            "{}: the message is {size} bytes on the stream (streamKey + envelope); at most {MAX_MESSAGE_BYTES}",
-            prefix.trim_end_matches('.').trim().is_empty().then_some("body").unwrap_or(prefix.trim_end_matches('.'))
+            "{here}: the message is {size} bytes on the stream (streamKey + envelope); at most {MAX_MESSAGE_BYTES}"
         )));
     }
     Ok(Routed::Store(Item {

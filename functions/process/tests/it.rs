@@ -4,6 +4,8 @@
 mod common;
 #[path = "it/isolation.rs"]
 mod isolation;
+#[path = "it/routes.rs"]
+mod routes;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
