@@ -41,6 +41,9 @@ enum Command {
     /// Shows a message's story (by id) or every message of a key: accepted, each attempt,
     /// re-routes, parked and released, delivered or dead-lettered, replays, callbacks.
     Trace(cmd::trace::Args),
+    /// Lists routes, or runs messages through one to see what it would deliver.
+    #[command(subcommand)]
+    Routes(cmd::routes::RoutesCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Retry(args) => cmd::retry::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Trace(args) => cmd::trace::run(args),
+        Command::Routes(command) => cmd::routes::run(command),
     };
     match result {
         Ok(code) => code,

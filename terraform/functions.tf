@@ -56,6 +56,7 @@ resource "oci_functions_application" "main" {
     parked_keys_bucket                   = oci_objectstorage_bucket.parked_keys.name
     parked_keys_namespace                = local.object_storage_namespace
     parked_keys_max_age_seconds          = tostring(var.parked_keys_max_age_seconds)
+    routes_object                        = "${oci_objectstorage_bucket.routes.name}/${oci_objectstorage_object.routes.object}"
     breaker_consecutive_failures         = tostring(var.breaker_consecutive_failures)
     breaker_failure_percent              = tostring(var.breaker_failure_percent)
     breaker_min_calls                    = tostring(var.breaker_min_calls)
@@ -85,8 +86,8 @@ resource "oci_functions_application" "main" {
     }
 
     precondition {
-      condition     = length(var.target_allow_list) + length(var.classification_overrides) <= 1900
-      error_message = "target_allow_list and classification_overrides together must stay under 1900 characters: the whole configuration map (41 keys, eleven OCIDs and two endpoints take about 2.3 KB) is limited to 4 KB."
+      condition     = length(var.target_allow_list) + length(var.classification_overrides) <= 1850
+      error_message = "target_allow_list and classification_overrides together must stay under 1850 characters: the whole configuration map (42 keys, eleven OCIDs, two endpoints and the routes object's name take about 2.4 KB) is limited to 4 KB."
     }
 
     precondition {

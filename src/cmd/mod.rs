@@ -6,6 +6,7 @@ pub mod emulator;
 pub mod oci;
 mod release_key;
 pub mod retry;
+pub mod routes;
 pub mod send;
 pub mod status;
 pub mod trace;

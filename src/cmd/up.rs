@@ -88,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => StackConfig::default(),
     };
     let settings = config.into_settings()?;
+    let routes = settings.routes.names.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -104,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             trace,
         };
         let stack = Stack::start(options, functions()).await?;
-        print_banner(stack.info(), &args.data_dir);
+        print_banner(stack.info(), &args.data_dir, &routes);
         print_callback_secret(stack.new_callback_secret(), &args.data_dir);
         wait_for_signal().await;
         tracing::info!(
@@ -127,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_banner(info: &StackInfo, data_dir: &std::path::Path) {
+fn print_banner(info: &StackInfo, data_dir: &std::path::Path, routes: &[String]) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     let target = info
@@ -153,6 +154,14 @@ fn print_banner(info: &StackInfo, data_dir: &std::path::Path) {
         let _ = writeln!(
             out,
             "  demo target:   {t}   (received: {t}/_received, controls: {t}/_help)"
+        );
+    }
+    if !routes.is_empty() {
+        let _ = writeln!(
+            out,
+            "  routes:        {}   (datasync routes list --data-dir {})",
+            routes.join(", "),
+            data_dir.display()
         );
     }
     let _ = writeln!(out, "  source key:    {}", info.source_key);

@@ -21,6 +21,8 @@ use crate::terraform_support::{
     attr, block, label, resource_ref, source_text, string_literal, TfFile,
 };
 
+pub mod routes;
+
 /// The parsed module.
 pub struct Module {
     files: Vec<TfFile>,

@@ -65,6 +65,10 @@ pub enum ErrorClass {
     SecretUnavailable,
     /// A retryable failure ran out of attempts or age.
     Exhausted,
+    /// A routed message (issue 21) could not be made into a call: its route's transform,
+    /// operation, path or key program failed or broke a bound, or the route no longer exists.
+    /// Permanent; replayable once the route is fixed (delivery uses the current route).
+    Transform,
 }
 
 /// Which stream a failure goes to.
@@ -132,7 +136,8 @@ impl ErrorClass {
             | ErrorClass::ClientError
             | ErrorClass::Invalid
             | ErrorClass::NotAllowed
-            | ErrorClass::Exhausted => Route::DeadLetter,
+            | ErrorClass::Exhausted
+            | ErrorClass::Transform => Route::DeadLetter,
         }
     }
 
@@ -157,6 +162,7 @@ impl ErrorClass {
             ErrorClass::NotAllowed => "notAllowed",
             ErrorClass::SecretUnavailable => "secretUnavailable",
             ErrorClass::Exhausted => "exhausted",
+            ErrorClass::Transform => "transform",
         }
     }
 }

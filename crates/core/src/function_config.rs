@@ -133,6 +133,9 @@ pub const METRICS_POST_INTERVAL_MS: &str = "metrics_post_interval_ms";
 pub const CALLBACK_TIMEOUT_MS: &str = "callback_timeout_ms";
 /// `callback_budget_ms`: the most time a batch's delivery callbacks add to its invocation.
 pub const CALLBACK_BUDGET_MS: &str = "callback_budget_ms";
+/// `routes_object`: `bucket/object` of the routes (issue 21, the JSON form `{"routes": [...]}`),
+/// read at cold start and re-read when its ETag changes (`datasync_core::routes`).
+pub const ROUTES_OBJECT: &str = "routes_object";
 
 use Function::{Populate, Process, Retry};
 
@@ -395,6 +398,12 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Process, Retry],
         required: false,
         description: "the most time a batch's delivery callbacks (with their quick retries) add to the invocation, in ms (default 3000)",
+    },
+    ConfigKey {
+        name: ROUTES_OBJECT,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "bucket/object of the routes (the JSON form), read at cold start and when its ETag changes",
     },
 ];
 

@@ -10,6 +10,7 @@
 //! - [`message`]: the sync request, the envelope on the streams, and the validation rules.
 //! - [`oci`]: the OCI layer: request signing, auth providers, endpoints and service clients.
 //! - [`pruned_map`]: a map by caller-chosen name that drops stale entries as new names arrive.
+//! - [`route_counts`]: per-route counts in the process and retry answers.
 //! - [`secret_cache`]: target tokens from Vault, cached with single-flight refresh.
 //! - [`settings`]: the functions' configuration, read once and validated.
 //! - [`target`]: the target caller (timeouts, no redirects, internal addresses refused).
@@ -25,6 +26,8 @@ pub mod metrics;
 pub mod oci;
 pub mod parked;
 pub mod pruned_map;
+pub mod route_counts;
+pub mod routes;
 pub mod sealed_cache;
 pub mod secret_cache;
 pub mod settings;

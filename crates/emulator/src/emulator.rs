@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) topic_rates: crate::notifications::TopicRates,
     /// Whether PostMetricData answers 503 ([`Emulator::set_monitoring_outage`]).
     pub(crate) monitoring_outage: std::sync::atomic::AtomicBool,
+    /// GetObject and HeadObject calls per object since start ([`Emulator::object_reads`]).
+    pub(crate) object_reads: crate::objectstorage::ReadCounts,
 }
 
 impl Inner {
@@ -131,6 +133,7 @@ impl Emulator {
                 appended: RwLock::new(HashMap::new()),
                 topic_rates: Default::default(),
                 monitoring_outage: std::sync::atomic::AtomicBool::new(options.monitoring_outage),
+                object_reads: Default::default(),
                 options,
             }),
         })
@@ -303,6 +306,13 @@ impl Emulator {
             // A poisoned map: a receiver that never changes; the reader's timeout still polls.
             Err(_) => tokio::sync::watch::channel(Appended::default()).1,
         }
+    }
+
+    /// GetObject and HeadObject calls on object `name` of `bucket` since the emulator started,
+    /// answered or not (a 304 to a conditional GET counts): what the functions' reads of an
+    /// object cost, as OCI would bill and throttle them (the benchmark's routes-object reads).
+    pub fn object_reads(&self, bucket: &str, name: &str) -> u64 {
+        self.inner.object_reads.get(bucket, name)
     }
 
     /// Every notification published so far, oldest first (for tests).

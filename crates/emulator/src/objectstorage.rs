@@ -63,6 +63,25 @@ pub(crate) async fn route(inner: &Arc<Inner>, call: &Call) -> Result<Response, A
     }
 }
 
+/// GetObject and HeadObject calls per `(bucket, object)` since start, counted before the call
+/// is answered.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCounts(std::sync::Mutex<HashMap<(String, String), u64>>);
+
+impl ReadCounts {
+    fn add(&self, bucket: &str, name: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry((bucket.to_owned(), name.to_owned())).or_insert(0) += 1;
+    }
+
+    pub(crate) fn get(&self, bucket: &str, name: &str) -> u64 {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(bucket.to_owned(), name.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
 fn bucket_not_found(name: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "BucketNotFound", format!("either the bucket named '{name}' does not exist in the namespace '{NAMESPACE}' or you are not authorized to access it"))
 }
@@ -242,6 +261,7 @@ pub async fn get(
     head_only: bool,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    inner.object_reads.add(bucket, name);
     let (bucket, name) = (bucket.to_owned(), name.to_owned());
     type Row = (
         Vec<u8>,

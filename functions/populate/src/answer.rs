@@ -220,14 +220,19 @@ pub struct Stored {
     pub partition: String,
     /// The offset in that partition.
     pub offset: i64,
+    /// The route a routed message names (left out for the sample's format): the local stack
+    /// counts accepted messages per route from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 impl Stored {
-    pub(crate) fn new(id: String, at: &StoredMessage) -> Self {
+    pub(crate) fn new(id: String, at: &StoredMessage, route: Option<String>) -> Self {
         Self {
             id,
             partition: at.partition.clone(),
             offset: at.offset,
+            route,
         }
     }
 }

@@ -47,6 +47,7 @@
 
 mod answer;
 mod request;
+mod routed;
 mod secrets;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,7 @@ use datasync_core::oci::auth::AuthProvider;
 use datasync_core::oci::client::{OciClient, OciError, RetryPolicy, Timeouts};
 use datasync_core::oci::crypto::{CryptoClient, MAX_PLAINTEXT_BYTES};
 use datasync_core::oci::endpoints::Service;
+use datasync_core::oci::objectstorage::ObjectStorageClient;
 use datasync_core::oci::streaming::{PutMessage, StreamClient};
 use datasync_core::oci::vault::VaultClient;
 use datasync_core::settings::{auth_from_lookup, ConfigError, Settings, REGION_METADATA};
@@ -68,6 +70,7 @@ use datasync_core::trace::{emit, snippet, TraceEvent, TraceKind};
 use fdk::{Context, FnEvent, Response};
 
 pub use answer::Stored;
+pub use routed::Filtered;
 pub use secrets::SealOutcome;
 
 use answer::{entry_retryable, ItemAnswer, Refusal};
@@ -102,6 +105,8 @@ struct Inner {
     /// What populate records (`MessagesAccepted`), and where it goes.
     metrics: Metrics,
     publisher: Publisher,
+    /// The routes object (`routes_object`), when configured.
+    routes: Option<datasync_core::routes::RoutesSource>,
 }
 
 impl Populate {
@@ -154,6 +159,14 @@ impl Populate {
             StreamClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
         let vault =
             VaultClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
+        let routes = match &settings.routes_object {
+            Some(object) => Some(datasync_core::routes::RoutesSource::new(
+                ObjectStorageClient::new(client.clone(), &settings.endpoints)
+                    .map_err(endpoint_error)?,
+                object.clone(),
+            )),
+            None => None,
+        };
         let sealer = match settings.endpoints.url(Service::Crypto) {
             Ok(Some(_)) => Some(Sealer::new(
                 CryptoClient::new(client, &settings.endpoints).map_err(endpoint_error)?,
@@ -171,6 +184,7 @@ impl Populate {
                 sealer,
                 metrics: Metrics::new(Function::Populate),
                 publisher,
+                routes,
             }),
         })
     }
@@ -293,10 +307,32 @@ impl Populate {
         Ok(())
     }
 
+    /// The routes now: `None` without a routes object; a broken or unreadable object with no
+    /// good routes read before refuses every call, naming it.
+    async fn routes(&self) -> Result<Option<datasync_core::routes::RouteSet>, Refusal> {
+        match &self.inner.routes {
+            None => Ok(None),
+            Some(source) => source
+                .current()
+                .await
+                .map(Some)
+                .map_err(|e| Refusal::misconfigured(e.to_string())),
+        }
+    }
+
     async fn process(&self, ctx: &Context, body: &Bytes) -> Result<Response, Refusal> {
-        let mut accepted =
-            request::accept(ctx, body, &self.inner.settings.policy, SystemTime::now())?;
+        let routes = self.routes().await?;
+        let mut accepted = request::accept(
+            ctx,
+            body,
+            &self.inner.settings.policy,
+            routes.as_ref(),
+            SystemTime::now(),
+        )?;
         let count = accepted.items.len();
+        if count == 0 {
+            return answer_filtered_only(&accepted);
+        }
 
         // Before anything is stored: every message carries its token sealed, or names a
         // secret that exists.
@@ -335,7 +371,7 @@ impl Populate {
         for (index, (item, outcome)) in accepted.items.iter().zip(&outcomes).enumerate() {
             match outcome {
                 Ok(at) => {
-                    let s = Stored::new(item.id.clone(), at);
+                    let s = Stored::new(item.id.clone(), at, item.route.clone());
                     stored.push(s.clone());
                     answers.push(ItemAnswer::stored(index, s));
                 }
@@ -367,12 +403,54 @@ impl Populate {
             emit(&event);
         }
         let response = if accepted.batch {
-            Response::json(&stored)
+            Response::json(&merge_answers(stored, &accepted.filtered))
         } else {
             Response::json(&stored[0])
         };
         response.map_err(|_| Refusal::misconfigured("the answer could not be encoded"))
     }
+}
+
+/// One item of a success answer: where it was stored, or that its route filtered it.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+enum ItemOk<'a> {
+    Stored(Stored),
+    Filtered(&'a Filtered),
+}
+
+/// A batch's answers in body order: the stored ones, with the filtered ones at their places.
+fn merge_answers(stored: Vec<Stored>, filtered: &[(usize, Filtered)]) -> Vec<ItemOk<'_>> {
+    let total = stored.len() + filtered.len();
+    let mut out = Vec::with_capacity(total);
+    let mut stored = stored.into_iter();
+    let mut filtered = filtered.iter().peekable();
+    while out.len() < total {
+        match filtered.peek() {
+            Some((index, f)) if *index == out.len() => {
+                out.push(ItemOk::Filtered(f));
+                filtered.next();
+            }
+            _ => match stored.next() {
+                Some(s) => out.push(ItemOk::Stored(s)),
+                None => break,
+            },
+        }
+    }
+    out
+}
+
+/// The answer when every message was filtered: nothing to store.
+fn answer_filtered_only(accepted: &request::Accepted) -> Result<Response, Refusal> {
+    let response = if accepted.batch {
+        Response::json(&merge_answers(Vec::new(), &accepted.filtered))
+    } else {
+        match accepted.filtered.first() {
+            Some((_, f)) => Response::json(f),
+            None => Response::json(&Vec::<Stored>::new()),
+        }
+    };
+    response.map_err(|_| Refusal::misconfigured("the answer could not be encoded"))
 }
 
 /// Runs every check populate makes on a call and its body ([`Populate::handle`] before anything
@@ -385,7 +463,7 @@ pub fn check_request(
     policy: &datasync_core::message::Policy,
     now: SystemTime,
 ) -> Result<usize, http::StatusCode> {
-    request::accept(ctx, body, policy, now)
+    request::accept(ctx, body, policy, None, now)
         .map(|accepted| accepted.items.len())
         .map_err(|refusal| refusal.status)
 }

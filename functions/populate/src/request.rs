@@ -45,6 +45,8 @@ pub(crate) struct Item {
     pub secret: Option<String>,
     /// Where the item's secret name came from, for errors (`[2].streamMessage.vaultSecretName`).
     pub secret_field: String,
+    /// The route a routed item names (its answer names it, for per-route counts).
+    pub route: Option<String>,
 }
 
 /// A request that passed every check.
@@ -55,6 +57,8 @@ pub(crate) struct Accepted {
     pub items: Vec<Item>,
     /// Whether the body was a JSON array (the answer is an array then).
     pub batch: bool,
+    /// Routed messages their route's filter dropped: (index in the body, answer).
+    pub filtered: Vec<(usize, crate::routed::Filtered)>,
 }
 
 fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a http::HeaderValue> {
@@ -66,6 +70,7 @@ pub(crate) fn accept(
     ctx: &Context,
     body: &Bytes,
     policy: &Policy,
+    routes: Option<&datasync_core::routes::RouteSet>,
     now: SystemTime,
 ) -> Result<Accepted, Refusal> {
     let empty = HeaderMap::new();
@@ -104,20 +109,35 @@ pub(crate) fn accept(
         now,
         traceparent: &traceparent,
     };
+    let routed = crate::routed::RoutedContext {
+        routes,
+        caller: &caller,
+        now,
+        traceparent: &traceparent,
+    };
     let mut items = Vec::with_capacity(values.len());
+    let mut filtered = Vec::new();
     for (index, value) in values.iter().enumerate() {
         let prefix = if batch {
             format!("[{index}].")
         } else {
             String::new()
         };
-        items.push(item(&prefix, value, &each)?);
+        if datasync_core::message::is_routed(value) {
+            match crate::routed::item(&prefix, value, &routed)? {
+                crate::routed::Routed::Store(item) => items.push(item),
+                crate::routed::Routed::Filtered(f) => filtered.push((index, f)),
+            }
+        } else {
+            items.push(item(&prefix, value, &each)?);
+        }
     }
     Ok(Accepted {
         caller,
         token,
         items,
         batch,
+        filtered,
     })
 }
 
@@ -288,5 +308,6 @@ fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, 
         message: PutMessage::new(key, value),
         secret,
         secret_field,
+        route: None,
     })
 }

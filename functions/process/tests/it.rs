@@ -6,6 +6,8 @@ mod common;
 mod isolation;
 #[path = "it/metrics.rs"]
 mod metrics;
+#[path = "it/routes.rs"]
+mod routes;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

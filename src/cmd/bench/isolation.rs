@@ -68,6 +68,7 @@ pub async fn run(
         rate: Some(rate),
         keys: 0,
         key_prefix,
+        route: None,
     };
     let healthy = offer(route.clone(), &setup.target, healthy_n, shape(rate, ""));
     let hanging_base = hanging.url("");

@@ -40,6 +40,8 @@ pub struct Shape {
     pub keys: u64,
     /// Put before every stream key, so that two loads offered at once use distinct keys.
     pub key_prefix: &'static str,
+    /// Send `{"route","streamKey","data"}` naming this route instead of the sample's format.
+    pub route: Option<&'static str>,
 }
 
 /// Where the load goes: straight to the demo target, or through the gateway.
@@ -86,11 +88,17 @@ struct Bodies {
     pad: String,
     keys: u64,
     key_prefix: &'static str,
+    /// The route the messages name (the route's form), or `None` (the sample's form).
+    route: Option<&'static str>,
 }
 
 impl Bodies {
     fn write(&self, i: usize, sent_us: u64, out: &mut String) {
         out.clear();
+        if let (true, Some(route)) = (self.gateway, self.route) {
+            self.write_routed(route, i, sent_us, out);
+            return;
+        }
         if self.gateway {
             out.push_str("{\"streamKey\":\"");
             out.push_str(self.key_prefix);
@@ -111,6 +119,25 @@ impl Bodies {
         if self.gateway {
             out.push_str("}}");
         }
+    }
+}
+
+impl Bodies {
+    /// The route's form: the data holds the benchmark payload's fields and a few the route's
+    /// transform keeps or drops.
+    fn write_routed(&self, route: &str, i: usize, sent_us: u64, out: &mut String) {
+        out.push_str("{\"route\":\"");
+        out.push_str(route);
+        out.push_str("\",\"streamKey\":\"");
+        let _ = match self.keys {
+            0 => write!(out, "m{i}"),
+            k => write!(out, "k{}", i as u64 % k),
+        };
+        let _ = write!(
+            out,
+            "\",\"data\":{{\"benchSentUs\":{sent_us},\"id\":{i},\"total\":12.5,\"junk\":true,\"pad\":\"{}\"}}}}",
+            self.pad
+        );
     }
 }
 
@@ -192,6 +219,7 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
         rate,
         keys,
         key_prefix,
+        route: route_name,
     } = shape;
     let (url, key) = match &route {
         Route::Direct => (format!("{target}/bench"), None),
@@ -204,6 +232,7 @@ pub async fn offer(route: Route, target: &str, n: u64, shape: Shape) -> anyhow::
         pad: "x".repeat((payload as usize).saturating_sub(40)),
         keys,
         key_prefix,
+        route: route_name,
     };
     let n = n as usize;
     let shared = Arc::new(Shared {
@@ -324,7 +353,31 @@ mod tests {
             pad: "x".repeat(10),
             keys,
             key_prefix: "",
+            route: None,
         }
+    }
+
+    #[test]
+    fn routed_bodies_name_the_route_and_carry_the_payload_as_data() {
+        let mut out = String::new();
+        let routed = Bodies {
+            route: Some("bench"),
+            ..bodies(true, 0)
+        };
+        routed.write(7, 123, &mut out);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"route": "bench", "streamKey": "m7", "data": {
+                "benchSentUs": 123, "id": 7, "total": 12.5, "junk": true, "pad": "xxxxxxxxxx"}})
+        );
+        // Straight to the target, the bare payload still.
+        let direct = Bodies {
+            route: Some("bench"),
+            ..bodies(false, 0)
+        };
+        direct.write(0, 5, &mut out);
+        assert!(out.starts_with("{\"benchSentUs\":5,"), "{out}");
     }
 
     #[test]

@@ -81,6 +81,7 @@ fn shape(args: &Args) -> Shape {
         rate: args.rate,
         keys: args.keys,
         key_prefix: "",
+        route: args.route.then_some(super::route::BENCH_ROUTE),
     }
 }
 

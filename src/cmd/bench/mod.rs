@@ -22,6 +22,7 @@ mod measure;
 mod probe;
 pub mod results;
 mod rounds;
+mod route;
 mod setup;
 
 use measure::measure;
@@ -32,7 +33,7 @@ use setup::Setup;
 /// target and prints ingest and end-to-end msg/s, p50/p99 acknowledgement and POST-to-target
 /// latency, a direct baseline (the same clients straight to the demo target) and the ratio to
 /// it, OCI calls per 1,000 messages and peak RSS, each with its target.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "\
 Modes:
   in-process (default): starts a stack with the demo target inside this process, in a fresh
@@ -49,6 +50,7 @@ Examples:
   datasync bench --rate 1000
   datasync bench --permanent-failure-rate 0.1 --json bench.json
   datasync bench --rounds 5
+  datasync bench --route
   datasync bench --data-dir .datasync -n 5000")]
 pub struct Args {
     /// Messages to offer (1 to 1,000,000).
@@ -107,6 +109,12 @@ pub struct Args {
     /// hanging host's attempts per message (in-process stack only).
     #[arg(long)]
     pub isolation: bool,
+    /// Measure routes instead: the same load first in the sample's format, then as
+    /// `{"route","streamKey","data"}` through a route with a filter and a four-field transform
+    /// to the demo target; prints both end-to-end rates, the routes object's reads per 1,000
+    /// messages and the programs' cost per message (in-process stack only).
+    #[arg(long, conflicts_with_all = ["isolation", "url", "rounds"])]
+    pub route: bool,
     /// How long the isolation scenario offers load (5 to 600 s).
     #[arg(long, value_name = "S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=600))]
     pub isolation_seconds: u64,
@@ -136,6 +144,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let http = reqwest::Client::new();
         if args.isolation {
             return run_isolation(&args, &http).await;
+        }
+        if args.route {
+            return route::run(&args, &http).await;
         }
         let setup = Setup::find_or_start(&args, &http, &[]).await?;
         let result = measure_rounds(&args, &http, &setup).await;

@@ -125,10 +125,36 @@ async fn running_stack(args: &Args, http: &reqwest::Client) -> anyhow::Result<Op
 /// A stack with the demo target in this process, in `--data-dir` or a fresh temporary
 /// directory.
 async fn in_process(args: &Args, allow: &[String]) -> anyhow::Result<Setup> {
-    let config = match &args.config {
+    Setup::in_process_with(args, allow, "127.0.0.1:0".parse()?, Vec::new()).await
+}
+
+impl Setup {
+    /// [`in_process`] with the demo target on `demo_target` and `routes` added to the
+    /// configuration's `[[routes]]` (`bench --route`: the route names the demo target).
+    ///
+    /// # Errors
+    /// When the configuration or a route is invalid, or the stack fails to start.
+    pub async fn in_process_with(
+        args: &Args,
+        allow: &[String],
+        demo_target: std::net::SocketAddr,
+        routes: Vec<toml::Table>,
+    ) -> anyhow::Result<Setup> {
+        start_in_process(args, allow, demo_target, routes).await
+    }
+}
+
+async fn start_in_process(
+    args: &Args,
+    allow: &[String],
+    demo_target: std::net::SocketAddr,
+    routes: Vec<toml::Table>,
+) -> anyhow::Result<Setup> {
+    let mut config = match &args.config {
         Some(p) => StackConfig::load(p)?,
         None => StackConfig::default(),
     };
+    config.routes.extend(routes);
     let settings = config.into_settings()?;
     let (dir, tmp) = match &args.data_dir {
         Some(d) => (d.clone(), None),
@@ -141,7 +167,7 @@ async fn in_process(args: &Args, allow: &[String]) -> anyhow::Result<Setup> {
         data_dir: dir,
         listen: "127.0.0.1:0".parse()?,
         emulator_listen: "127.0.0.1:0".parse()?,
-        demo_target: Some("127.0.0.1:0".parse()?),
+        demo_target: Some(demo_target),
         demo_target_record: false,
         allow_targets: allow.to_vec(),
         settings,

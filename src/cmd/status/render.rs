@@ -117,6 +117,26 @@ pub fn render(doc: &Status) -> String {
             &rows,
         ));
     }
+    if !doc.routes.is_empty() {
+        let rows: Vec<Vec<String>> = doc
+            .routes
+            .iter()
+            .map(|r| {
+                vec![
+                    r.route.clone(),
+                    r.accepted.to_string(),
+                    r.filtered.to_string(),
+                    r.delivered.to_string(),
+                    r.failed.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str("\nroutes\n");
+        out.push_str(&table(
+            &["route", "accepted", "filtered", "delivered", "failed"],
+            &rows,
+        ));
+    }
     let n = &doc.notifications;
     let _ = writeln!(out, "\nnotifications: {} in all", n.total);
     let _ = writeln!(
@@ -287,6 +307,29 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("other  12 bytes"), "{out}");
+    }
+
+    #[test]
+    fn routes_are_a_table_of_their_counts_and_absent_without_routes() {
+        let mut doc = Status::default();
+        assert!(!render(&doc).contains("\nroutes\n"), "{}", render(&doc));
+        doc.routes = serde_json::from_value(serde_json::json!([
+            {"route": "orders", "accepted": 3, "filtered": 1, "delivered": 2, "failed": 1}
+        ]))
+        .unwrap();
+        let out = render(&doc);
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("orders"))
+            .unwrap_or_else(|| panic!("no orders row:\n{out}"));
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            ["orders", "3", "1", "2", "1"]
+        );
+        assert!(
+            out.contains("route   accepted  filtered  delivered  failed"),
+            "{out}"
+        );
     }
 
     #[test]

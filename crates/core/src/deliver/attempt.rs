@@ -26,6 +26,7 @@ use super::item::{Body, Item};
 use super::limits::Limits;
 use super::outcome::{Cause, Failure, Fate};
 use super::prepare::{encode_body, prepare, Prepared};
+use super::routed::CurrentRoutes;
 
 /// An invocation's time: calls start only while they can finish before the deadline with
 /// time left to write the failures.
@@ -84,6 +85,8 @@ pub(super) struct Attempts {
     limits: Limits,
     hosts: Hosts,
     pub(super) metrics: Metrics,
+    /// The routes routed messages are delivered by (issue 21), refreshed once per batch.
+    routes: std::sync::RwLock<CurrentRoutes>,
 }
 
 impl Attempts {
@@ -103,6 +106,22 @@ impl Attempts {
             target,
             secrets,
             sealed,
+            routes: std::sync::RwLock::new(Ok(crate::routes::RouteSet::default())),
+        }
+    }
+
+    /// The routes now (a shared snapshot).
+    fn routes(&self) -> CurrentRoutes {
+        self.routes
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |r| r.clone())
+    }
+
+    /// Replaces the routes (once per batch, from the routes object).
+    pub(super) fn set_routes(&self, routes: CurrentRoutes) {
+        match self.routes.write() {
+            Ok(mut r) => *r = routes,
+            Err(p) => *p.into_inner() = routes,
         }
     }
 
@@ -135,7 +154,11 @@ impl Attempts {
                 ))
             }
         };
-        let prepared = match prepare(&self.settings, envelope) {
+        let routes = match envelope.route {
+            Some(_) => self.routes(),
+            None => Ok(crate::routes::RouteSet::default()),
+        };
+        let prepared = match prepare(&self.settings, &routes, envelope) {
             Ok(p) => p,
             Err(f) => return Fate::Failed(f),
         };
@@ -164,7 +187,11 @@ impl Attempts {
             Ok(p) => p,
             Err(f) => return Fate::Failed(f),
         };
-        let body = match encode_body(&prepared.method, envelope, encoded) {
+        let body = match &prepared.routed_body {
+            Some(body) => Ok(body.clone()),
+            None => encode_body(&prepared.method, envelope, encoded),
+        };
+        let body = match body {
             Ok(b) => b,
             Err(f) => {
                 pass.host.forgo(pass.probe, pass.retry);

@@ -64,6 +64,7 @@ mod outcome;
 mod prepare;
 mod route;
 mod traced;
+mod routed;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -108,6 +109,7 @@ pub struct Deliverer {
     order: Option<Arc<order::Order>>,
     publisher: Publisher,
     callbacks: Callbacks,
+    routes: Option<Arc<crate::routes::RoutesSource>>,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -158,6 +160,7 @@ impl Deliverer {
             order: None,
             publisher: Publisher::disabled(),
             callbacks,
+            routes: None,
         }
     }
 
@@ -191,6 +194,24 @@ impl Deliverer {
             }
         }
         self.publisher.publish(metrics).await
+    }
+
+    /// This engine delivering routed messages (issue 21) by the routes `source` holds,
+    /// checked once per batch (the source reads the object at most every 30 s).
+    pub fn with_routes(mut self, source: Arc<crate::routes::RoutesSource>) -> Self {
+        self.routes = Some(source);
+        self
+    }
+
+    /// Delivers routed messages by `routes`, fixed (tests, `datasync routes test`).
+    pub fn with_route_set(self, routes: crate::routes::RouteSet) -> Self {
+        self.attempts.set_routes(Ok(routes));
+        self
+    }
+
+    /// The routes source, when configured.
+    pub fn routes_source(&self) -> Option<&crate::routes::RoutesSource> {
+        self.routes.as_deref()
     }
 
     /// This engine keeping each key's order across batches through `store`, the parked keys
@@ -239,6 +260,14 @@ impl Deliverer {
             .map_err(|e| ConfigError::client("notifications endpoint", e))?;
         let target = TargetClient::new(settings.target)
             .map_err(|e| ConfigError::client("target client", e))?;
+        let routes = match &settings.routes_object {
+            Some(object) => Some(Arc::new(crate::routes::RoutesSource::new(
+                ObjectStorageClient::new(oci.clone(), endpoints)
+                    .map_err(|e| ConfigError::client("object storage endpoint", e))?,
+                object.clone(),
+            ))),
+            None => None,
+        };
         let parked = match &settings.parked {
             Some(p) => Some(ParkedStore::new(
                 ObjectStorageClient::new(oci, endpoints)
@@ -256,6 +285,10 @@ impl Deliverer {
             notifications,
         )
         .with_publisher(publisher);
+        let engine = match routes {
+            Some(source) => engine.with_routes(source),
+            None => engine,
+        };
         Ok(match parked {
             Some(store) => engine.with_parked(store),
             None => engine,
@@ -293,6 +326,14 @@ impl Deliverer {
                 .duration_since(oldest)
                 .unwrap_or_default();
             self.metrics().batch_age(age);
+        }
+        if let Some(source) = &self.routes {
+            let routed = items
+                .iter()
+                .any(|i| matches!(&i.body, Body::Envelope(e) | Body::Encoded { envelope: e, .. } if e.route.is_some()));
+            if routed {
+                self.attempts.set_routes(source.current().await);
+            }
         }
         match &self.order {
             Some(order) => order::deliver(order, &self.attempts, items, deadline).await,

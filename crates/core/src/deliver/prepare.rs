@@ -15,6 +15,7 @@ use crate::settings::Settings;
 
 use super::item::payload_of;
 use super::outcome::{Cause, Failure};
+use super::routed::{self, CurrentRoutes};
 
 /// Per-call facts decided before the call.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub(super) struct Prepared {
     /// `host[:port]`, the key of the host's concurrency limit.
     pub(super) host: String,
     pub(super) host_limit: usize,
+    /// A routed message's body, made by its route (`None`: the envelope's payload).
+    pub(super) routed_body: Option<Option<Bytes>>,
 }
 
 /// A permanent failure found before any call.
@@ -46,9 +49,17 @@ fn broken(class: ErrorClass, detail: impl Into<String>) -> Failure {
 }
 
 /// Validates `envelope`'s message and decides everything about its call except the body.
-pub(super) fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepared, Failure> {
+pub(super) fn prepare(
+    settings: &Settings,
+    routes: &CurrentRoutes,
+    envelope: &Envelope,
+) -> Result<Prepared, Failure> {
+    let routed = match envelope.route.as_deref() {
+        Some(name) => Some(routed::resolve(settings, routes, name, envelope)?),
+        None => None,
+    };
     // Validation reads (and normalises) everything but the payload: validate a copy without it.
-    let source = &envelope.message;
+    let source = routed.as_ref().map_or(&envelope.message, |r| &r.message);
     let mut message = StreamMessage {
         vault_secret_name: source.vault_secret_name.clone(),
         vault_secret_header: source.vault_secret_header.clone(),
@@ -57,8 +68,8 @@ pub(super) fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepar
         target_rest_api_payload: None,
         target_rest_api_headers: source.target_rest_api_headers.clone(),
     };
-    let url = validate(&mut message, &settings.policy)
-        .map_err(|inv| broken(inv.class(), inv.to_string()))?;
+    let policy = routed.as_ref().map_or(&settings.policy, |r| &r.policy);
+    let url = validate(&mut message, policy).map_err(|inv| broken(inv.class(), inv.to_string()))?;
     let method =
         Method::from_bytes(message.target_rest_api_operation.as_bytes()).map_err(|_| {
             broken(
@@ -72,6 +83,8 @@ pub(super) fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepar
         .as_deref()
         .filter(|n| !n.is_empty())
         .map(|name| match envelope.source.as_deref() {
+            // A route's secret is the operator's, stored under its own name.
+            _ if routed.is_some() => name.to_owned(),
             Some(source) => scoped_secret_name(source, name),
             None => name.to_owned(),
         });
@@ -106,6 +119,7 @@ pub(super) fn prepare(settings: &Settings, envelope: &Envelope) -> Result<Prepar
         timeout_override,
         host,
         host_limit,
+        routed_body: routed.map(|r| r.body),
     })
 }
 

@@ -30,7 +30,7 @@ pub struct LastError {
 /// Read through [`EnvelopeFields`]: serde's `flatten` buffers a value before handing it on,
 /// which a [`Payload`] (raw JSON text) cannot survive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", from = "EnvelopeFields")]
+#[serde(rename_all = "camelCase", try_from = "EnvelopeFields")]
 pub struct Envelope {
     /// The message itself, its fields at the top level (as the sample wrote it).
     #[serde(flatten)]
@@ -66,6 +66,13 @@ pub struct Envelope {
     /// `statusCallback`: the URL told the final outcome (`crate::callback`), checked at ingest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_callback: Option<String>,
+    /// The route a routed message names (issue 21); its target fields are then empty and the
+    /// route decides the call at delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// A routed message's data, as sent (compacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Payload>,
 }
 
 /// An [`Envelope`] as it is read: the [`StreamMessage`] fields and the metadata side by side.
@@ -78,7 +85,9 @@ struct EnvelopeFields {
     vault_secret_name: Option<String>,
     #[serde(default)]
     vault_secret_header: Option<String>,
+    #[serde(default)]
     target_rest_api: String,
+    #[serde(default)]
     target_rest_api_operation: String,
     #[serde(default)]
     target_rest_api_payload: Option<Payload>,
@@ -104,11 +113,22 @@ struct EnvelopeFields {
     sealed_token: Option<SealedToken>,
     #[serde(default)]
     status_callback: Option<String>,
+    route: Option<String>,
+    #[serde(default)]
+    data: Option<Payload>,
 }
 
-impl From<EnvelopeFields> for Envelope {
-    fn from(f: EnvelopeFields) -> Self {
-        Self {
+impl TryFrom<EnvelopeFields> for Envelope {
+    type Error = &'static str;
+
+    /// A message names its target (sample form) or a route (routed form).
+    fn try_from(f: EnvelopeFields) -> Result<Self, Self::Error> {
+        if f.route.is_none()
+            && (f.target_rest_api.is_empty() || f.target_rest_api_operation.is_empty())
+        {
+            return Err("missing field `targetRestApi` or `targetRestApiOperation` (or `route`)");
+        }
+        Ok(Self {
             message: StreamMessage {
                 vault_secret_name: f.vault_secret_name,
                 vault_secret_header: f.vault_secret_header,
@@ -127,7 +147,9 @@ impl From<EnvelopeFields> for Envelope {
             traceparent: f.traceparent,
             sealed_token: f.sealed_token,
             status_callback: f.status_callback,
-        }
+            route: f.route,
+            data: f.data,
+        })
     }
 }
 
@@ -151,6 +173,32 @@ impl Envelope {
             traceparent: Some(traceparent),
             sealed_token: None,
             status_callback: None,
+            route: None,
+            data: None,
+        }
+    }
+
+    /// A new envelope for an accepted routed message: `route` and `data` as sent, no target
+    /// fields (the route decides them at delivery).
+    pub fn routed(
+        route: String,
+        data: Payload,
+        source: String,
+        now: SystemTime,
+        traceparent: String,
+    ) -> Self {
+        let empty = StreamMessage {
+            vault_secret_name: None,
+            vault_secret_header: None,
+            target_rest_api: String::new(),
+            target_rest_api_operation: String::new(),
+            target_rest_api_payload: None,
+            target_rest_api_headers: Vec::new(),
+        };
+        Self {
+            route: Some(route),
+            data: Some(data),
+            ..Self::new(empty, source, now, traceparent)
         }
     }
 
@@ -313,6 +361,25 @@ mod tests {
                 .target_rest_api_payload,
             None
         );
+    }
+
+    #[test]
+    fn routed_envelopes_round_trip_without_target_fields() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let data = Payload::from_json(r#"{"orderId": 7, "total": 12.5}"#).unwrap();
+        let env = Envelope::routed("orders".into(), data, "c".into(), now, new_traceparent());
+        let text = String::from_utf8(env.encode().unwrap()).unwrap();
+        assert!(!text.contains("targetRestApi\""), "{text}");
+        assert!(!text.contains("targetRestApiOperation"), "{text}");
+        assert!(
+            text.ends_with(r#""route":"orders","data":{"orderId":7,"total":12.5}}"#),
+            "{text}"
+        );
+        let back = Envelope::decode(text.as_bytes()).unwrap();
+        assert_eq!(back, env);
+        // Neither a target nor a route: not a datasync message.
+        assert!(Envelope::decode(br#"{"id":"x","attempt":0}"#).is_err());
+        assert!(Envelope::decode(br#"{"targetRestApi":"https://a/b"}"#).is_err());
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!   metadata (`id`, `receivedAt`, `source`, `attempt`, `firstFailedAt`, `lastError`,
 //!   `notBefore`, `traceparent`, `sealedToken`). A bare sample `streamMessage` decodes as an envelope without
 //!   metadata, so error streams written by the Java sample can be replayed.
+//! - [`RoutedRequest`]: the routed form of a sync request (issue 21), `{"route", "data"}`,
+//!   read by [`read_routed_request`]; the envelope then carries `route` and `data` instead of
+//!   the target fields.
 //! - [`read_sync_request`]: one sync request read against that schema, each refusal naming
 //!   its field; [`near_miss`] suggests the field a misspelt member meant.
 //! - [`validate`]: every rule populate enforces, and process re-checks;
@@ -24,6 +27,7 @@ mod escape;
 mod payload;
 mod read;
 mod rfc3339;
+mod routed;
 mod sealed;
 mod secret_name;
 mod stream_message;
@@ -36,6 +40,7 @@ pub use envelope::{derived_id, truncate_utf8, Envelope, LastError};
 pub use payload::Payload;
 pub use read::read_sync_request;
 pub use rfc3339::{parse_rfc3339, rfc3339};
+pub use routed::{is_routed, read_routed_request, RoutedRequest};
 pub use sealed::{sealed_allowance, sealed_context, with_sealed_token, SealedToken, SEALED_FOR};
 pub use secret_name::scoped_secret_name;
 pub use stream_message::{HeaderPair, StreamMessage, SyncRequest};

@@ -27,9 +27,11 @@ pub struct StreamMessage {
     /// take their credential elsewhere, e.g. `x-api-key`. Not in Oracle's sample.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault_secret_header: Option<String>,
-    /// The target URL.
+    /// The target URL (empty in a routed message's envelope, and then not written).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub target_rest_api: String,
-    /// POST, PUT, PATCH or DELETE.
+    /// POST, PUT, PATCH or DELETE (empty in a routed message's envelope, and then not written).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub target_rest_api_operation: String,
     /// The JSON body (none for DELETE).
     #[serde(default, skip_serializing_if = "Option::is_none")]

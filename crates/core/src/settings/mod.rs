@@ -106,6 +106,8 @@ pub struct Settings {
     pub metrics: Option<crate::metrics::MetricsSettings>,
     /// How long delivery callbacks may take (`callback_*`).
     pub callbacks: CallbackSettings,
+    /// The routes object (`routes_object`, issue 21), when configured.
+    pub routes_object: Option<crate::routes::RoutesObject>,
 }
 
 impl Settings {
@@ -180,6 +182,11 @@ impl Settings {
             parked: parked::settings(&keys)?,
             metrics: metrics::settings(&keys)?,
             callbacks: callbacks::settings(&keys)?,
+            routes_object: keys
+                .optional(key::ROUTES_OBJECT)
+                .map(|v| crate::routes::RoutesObject::parse(&v))
+                .transpose()
+                .map_err(|e| ConfigError::client(key::ROUTES_OBJECT, e))?,
         })
     }
 

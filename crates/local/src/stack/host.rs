@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::hosts_seen::HostsSeen;
+use super::routes_seen::RoutesSeen;
 
 /// A boxed future returned by a [`ServeFn`].
 pub type ServeFuture = Pin<Box<dyn Future<Output = Result<(), fdk::Error>> + Send>>;
@@ -83,6 +84,8 @@ pub struct Pool {
     calls: AtomicU64,
     /// The target hosts' health the function's answers report.
     hosts: HostsSeen,
+    /// The per-route counts the function's answers report.
+    routes: RoutesSeen,
 }
 
 impl std::fmt::Debug for Pool {
@@ -113,6 +116,11 @@ impl Pool {
     /// The target hosts' health as the function's answers last reported it.
     pub fn hosts(&self) -> Vec<datasync_core::deliver::HostHealth> {
         self.hosts.list()
+    }
+
+    /// The per-route counts the function's answers reported.
+    pub fn routes(&self) -> Vec<super::status::RouteCounts> {
+        self.routes.list()
     }
 
     /// Sends `request` (built with `fdk::agent::invoke_request` / `gateway_request`) to a free
@@ -152,6 +160,7 @@ impl Pool {
             .await?;
         if response.status() == http::StatusCode::OK {
             self.hosts.record(response.body());
+            self.routes.record(response.body());
         }
         Ok(response)
     }
@@ -252,6 +261,7 @@ impl Host {
             next: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             hosts: HostsSeen::default(),
+            routes: RoutesSeen::default(),
         }))
     }
 

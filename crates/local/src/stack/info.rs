@@ -38,6 +38,10 @@ pub struct StackInfo {
     /// The functions' invoke log (where `datasync trace` searches).
     #[serde(default)]
     pub trace_log: Option<crate::emulator::LogIds>,
+    /// The routes object the functions read, `bucket/object` (`datasync routes` reads the
+    /// stack's routes from it); absent in files written before routes existed.
+    #[serde(default)]
+    pub routes_object: Option<String>,
 }
 
 /// Why `endpoints.json` could not be read.

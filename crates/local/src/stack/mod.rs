@@ -23,6 +23,7 @@ mod info;
 pub mod keys;
 pub mod metrics;
 pub mod pump;
+pub mod routes_seen;
 mod start;
 pub mod status;
 pub mod streams;
@@ -48,6 +49,7 @@ pub use host::{serve_fn, ServeFn};
 pub use info::{EndpointsError, StackInfo, ENDPOINTS_FILE};
 pub use start::callbacks::CALLBACK_SECRET_FILE;
 pub use start::config_map::{ConfigMapTooLarge, MAX_CONFIG_MAP_BYTES};
+pub use start::routes::{routes_bucket, ROUTES_OBJECT};
 
 /// The three functions.
 #[derive(Clone)]
@@ -107,6 +109,9 @@ pub struct Resources {
     /// The bucket of the parked keys (per-key order across batches).
     #[serde(default)]
     pub parked_bucket: String,
+    /// The routes object the functions read, `bucket/object` (written at each start).
+    #[serde(skip)]
+    pub routes_object: String,
     /// The vault OCID the functions use.
     pub vault: String,
     /// The key OCID.
@@ -238,6 +243,7 @@ impl Stack {
             streams: resources.streams.clone(),
             bucket: resources.bucket.clone(),
             trace_log: Some(trace.ids.clone()),
+            routes_object: Some(resources.routes_object.clone()),
         };
         write_json(&dir.join(ENDPOINTS_FILE), &info)?;
         let (demo_target, target_task) = match demo {

@@ -60,10 +60,13 @@
 //! [status]
 //! sample_interval_ms = 5000
 //! ```
+//!
+//! `[[routes]]` tables define routes (see [`routes`] and docs/routes.md).
 
 mod metrics;
 mod notifications;
 mod status;
+pub mod routes;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -75,6 +78,7 @@ use serde::Deserialize;
 pub use metrics::MetricsConfig;
 pub use notifications::NotificationsConfig;
 pub use status::{StatusConfig, HISTORY};
+pub use routes::RoutesSettings;
 
 /// A configuration problem, naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +101,9 @@ pub enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
+    /// A `[[routes]]` table does not parse, or one of its programs does not compile.
+    #[error("configuration routes: {0}")]
+    Route(#[source] datasync_core::routes::RouteError),
     /// A value is out of range.
     #[error("configuration {field}: {problem}")]
     Invalid {
@@ -136,6 +143,8 @@ pub struct StackConfig {
     pub status: StatusConfig,
     /// The functions' custom metrics.
     pub metrics: MetricsConfig,
+    /// `[[routes]]`: the operator's routes, compiled by [`routes::parse`].
+    pub routes: Vec<toml::Table>,
 }
 
 /// `[streams]`: Terraform's stream variables.
@@ -353,6 +362,8 @@ pub struct StackSettings {
     pub status: StatusConfig,
     /// The functions' custom metrics.
     pub metrics: MetricsConfig,
+    /// The routes, compiled and in their JSON form.
+    pub routes: RoutesSettings,
 }
 
 impl StackConfig {
@@ -404,6 +415,7 @@ impl StackConfig {
         self.notifications.validate()?;
         self.status.validate()?;
         self.metrics.validate()?;
+        let routes = routes::compile(&self.routes)?;
         let (c, r, g, f) = (
             &self.connector,
             &self.retry_schedule,
@@ -437,6 +449,7 @@ impl StackConfig {
             function_config: f.config.clone(),
             status: self.status,
             metrics: self.metrics.clone(),
+            routes,
         })
     }
 }

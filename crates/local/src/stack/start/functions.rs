@@ -158,6 +158,10 @@ fn function_config(input: &FunctionsInput<'_>) -> BTreeMap<String, String> {
             input.emulator.base.clone(),
         );
     }
+    config.insert(
+        fn_keys::ROUTES_OBJECT.into(),
+        resources.routes_object.clone(),
+    );
     config.insert(fn_keys::TARGET_ALLOW_LIST.into(), allow_list(input));
     config.insert(fn_keys::ALLOW_HTTP_TARGETS.into(), "true".into());
     config.insert(fn_keys::ALLOW_PRIVATE_TARGETS.into(), "true".into());

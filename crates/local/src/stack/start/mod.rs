@@ -2,7 +2,7 @@
 //! part and hands back what later stages and [`Stack`](super::Stack) need.
 //!
 //! 1. [`emulator`]: the OCI emulator (TCP and a Unix socket).
-//! 2. [`resources`]: streams, alerts topic, archive bucket.
+//! 2. [`resources`]: streams, alerts topic, archive bucket, the routes object ([`routes`]).
 //!    Then [`trace`]: the functions' invoke log and the writer of their trace lines.
 //!    Then [`callbacks`]: the callback signing secret, in the file and in Vault.
 //!    Then [`state`]: the connectors' checkpoints and the consumer groups' positions belong to
@@ -20,5 +20,6 @@ pub(crate) mod functions;
 pub(crate) mod gateway;
 pub(crate) mod pump;
 pub(crate) mod resources;
+pub(crate) mod routes;
 pub(crate) mod state;
 pub(crate) mod trace;

@@ -1,6 +1,6 @@
-//! Stage 2: the streams, the alerts topic, the archive bucket and the parked-keys bucket,
-//! created in the emulator when
-//! absent (as `terraform/` creates them), their OCIDs kept in `DATA/stack.json`.
+//! Stage 2: the streams, the alerts topic, the archive bucket, the parked-keys bucket and the
+//! routes bucket and object ([`super::routes`]), created in the emulator when absent (as
+//! `terraform/` creates them), their OCIDs kept in `DATA/stack.json`.
 
 use std::path::Path;
 
@@ -41,6 +41,7 @@ pub(crate) async fn ensure(
     ensure_bucket(signed, &res.bucket).await?;
     res.parked_bucket = format!("{prefix}-parked-keys");
     ensure_bucket(signed, &res.parked_bucket).await?;
+    res.routes_object = super::routes::put(signed, s).await?;
     res.vault = format!("ocid1.vault.oc1.local.{prefix}");
     res.vault_key = format!("ocid1.key.oc1.local.{prefix}");
     write_json(&file, &res)?;
@@ -139,7 +140,7 @@ async fn topic_endpoint(signed: &SignedClient, topic: &str) -> Option<String> {
 }
 
 /// Creates a bucket unless it exists.
-async fn ensure_bucket(signed: &SignedClient, bucket: &str) -> Result<(), StackError> {
+pub(super) async fn ensure_bucket(signed: &SignedClient, bucket: &str) -> Result<(), StackError> {
     let what = format!("the bucket {bucket}");
     let details = CreateBucketDetails {
         name: bucket.to_owned(),

@@ -101,6 +101,7 @@ pub(super) async fn collect(
             peak_rss_mb: proc_status_mb("VmHWM:"),
         },
         storage: storage(s),
+        routes: crate::stack::routes_seen::merge(s.pools.iter().map(|p| p.routes())),
         health,
         failing_now,
         dead_letters,

@@ -55,6 +55,24 @@ pub struct Status {
     /// The charts' last 15 minutes.
     #[serde(default)]
     pub history: HistoryDoc,
+    /// Per-route counts, from the functions' answers (docs/routes.md); empty without routes.
+    #[serde(default)]
+    pub routes: Vec<RouteCounts>,
+}
+
+/// One route's messages since the stack started, as the functions' answers report them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteCounts {
+    /// The route's name.
+    pub route: String,
+    /// Messages populate accepted (stored in the data stream).
+    pub accepted: u64,
+    /// Messages its filter left out (answered 200 `{"filtered":true}`, not stored).
+    pub filtered: u64,
+    /// Messages process or retry delivered.
+    pub delivered: u64,
+    /// Delivery attempts that failed (the message re-routed to be retried, or dead-lettered).
+    pub failed: u64,
 }
 
 /// The emulator's database: whether writes succeed. While they fail, every request that
@@ -433,6 +451,13 @@ mod tests {
                     retry_backlog_age_seconds: Some(2.0),
                 }],
             },
+            routes: vec![RouteCounts {
+                route: "orders".into(),
+                accepted: 3,
+                filtered: 1,
+                delivered: 2,
+                failed: 1,
+            }],
         }
     }
 
@@ -526,6 +551,11 @@ mod tests {
             "/process/rss_mb",
             "/processed_messages",
             "/retry_schedule_rounds",
+            "/routes/*/accepted",
+            "/routes/*/delivered",
+            "/routes/*/failed",
+            "/routes/*/filtered",
+            "/routes/*/route",
             "/storage/database",
             "/storage/failed_writes",
             "/storage/last_failure",

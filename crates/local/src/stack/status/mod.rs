@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use document::{
     Consumer, FailureCount, FunctionStatus, GatewayCounts, NotificationSummary, Notifications,
-    NotifiedMessage, ProcessStatus, Reader, Status, StorageStatus, StreamStatus,
+    NotifiedMessage, ProcessStatus, Reader, RouteCounts, Status, StorageStatus, StreamStatus,
 };
 pub use failing::{DeadLetterRow, DeadLetters, FailingNow, FailingRow};
 pub use health::{Health, HostLevel, Level, StreamHealth};
