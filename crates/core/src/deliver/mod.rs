@@ -63,8 +63,8 @@ mod order;
 mod outcome;
 mod prepare;
 mod route;
-mod traced;
 mod routed;
+mod traced;
 
 use std::sync::Arc;
 use std::time::Instant;

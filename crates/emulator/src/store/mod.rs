@@ -17,8 +17,8 @@
 
 mod health;
 mod integrity;
-pub(crate) mod metrics;
 pub(crate) mod logs;
+pub(crate) mod metrics;
 mod schema;
 mod writer;
 

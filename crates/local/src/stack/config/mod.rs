@@ -65,8 +65,8 @@
 
 mod metrics;
 mod notifications;
-mod status;
 pub mod routes;
+mod status;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -77,8 +77,8 @@ use serde::Deserialize;
 
 pub use metrics::MetricsConfig;
 pub use notifications::NotificationsConfig;
-pub use status::{StatusConfig, HISTORY};
 pub use routes::RoutesSettings;
+pub use status::{StatusConfig, HISTORY};
 
 /// A configuration problem, naming the field.
 #[derive(Debug, thiserror::Error)]
