@@ -171,8 +171,10 @@ impl Settings {
             endpoints,
             oci_unix_socket: keys.get(UNIX_SOCKET).map(std::path::PathBuf::from),
             parked: parked::settings(&keys)?,
+            // Read with `get`, not `optional`: the key joins `KEYS` (and terraform/ sets it)
+            // with the routes object's Terraform.
             routes_object: keys
-                .optional(key::ROUTES_OBJECT)
+                .get(key::ROUTES_OBJECT)
                 .map(|v| crate::routes::RoutesObject::parse(&v))
                 .transpose()
                 .map_err(|e| ConfigError::client(key::ROUTES_OBJECT, e))?,
