@@ -101,3 +101,122 @@ pub(crate) fn item(
         route: Some(route_name),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::time::SystemTime;
+
+    use bytes::Bytes;
+    use datasync_core::message::{AllowList, Envelope, Policy};
+    use datasync_core::routes::RouteSet;
+    use fdk::{Context, HttpRequest, Intent};
+    use http::{HeaderMap, HeaderValue, Method};
+
+    use crate::request::accept;
+
+    fn ctx() -> Context {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("x-datasync-caller", HeaderValue::from_static("app-a"));
+        let mut ctx = Context::for_test("c");
+        ctx.intent = Intent::HttpRequest;
+        ctx.http = Some(HttpRequest::new(Method::POST, "/stream/sync", headers));
+        ctx
+    }
+
+    fn routes() -> RouteSet {
+        RouteSet::from_toml(
+            r#"
+[[routes]]
+name = "orders"
+target = "https://api.example.com/orders"
+filter = '.total > 0'
+transform = '{id: .orderId, amount: .total}'
+key = '.orderId | tostring'
+"#,
+        )
+        .unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            allow_list: AllowList::parse("api.example.com").unwrap(),
+            allow_http: false,
+        }
+    }
+
+    fn run(body: serde_json::Value) -> Result<crate::request::Accepted, crate::answer::Refusal> {
+        run_text(&body.to_string())
+    }
+
+    fn run_text(body: &str) -> Result<crate::request::Accepted, crate::answer::Refusal> {
+        let set = routes();
+        accept(
+            &ctx(),
+            &Bytes::from(body.to_owned()),
+            &policy(),
+            Some(&set),
+            SystemTime::now(),
+        )
+    }
+
+    #[test]
+    fn a_routed_message_is_stored_with_route_data_and_the_key_programs_key() {
+        let accepted =
+            run_text(r#"{"route": "orders", "data": {"orderId": 7, "total": 12.5, "junk": 1}}"#)
+                .unwrap();
+        assert_eq!(accepted.items.len(), 1);
+        let item = &accepted.items[0];
+        let env = Envelope::decode(&item.message.value).unwrap();
+        assert_eq!(env.route.as_deref(), Some("orders"));
+        assert_eq!(
+            env.data.unwrap().get(),
+            r#"{"orderId":7,"total":12.5,"junk":1}"#
+        );
+        assert_eq!(item.message.key.as_deref(), Some(&b"7"[..]));
+        assert!(item.secret.is_none());
+    }
+
+    #[test]
+    fn filtered_unknown_and_mixed_batches() {
+        let accepted = run(serde_json::json!(
+            {"route": "orders", "data": {"orderId": 8, "total": 0}}
+        ))
+        .unwrap();
+        assert!(accepted.items.is_empty());
+        assert_eq!(accepted.filtered.len(), 1);
+        assert_eq!(accepted.filtered[0].1.route, "orders");
+
+        let refusal = run(serde_json::json!([
+            {"route": "orders", "data": {"orderId": 1, "total": 1}},
+            {"route": "nope", "data": {}}
+        ]))
+        .unwrap_err();
+        assert_eq!(refusal.status, 400);
+        assert!(
+            refusal
+                .message
+                .starts_with("[1].route: no route named \"nope\""),
+            "{}",
+            refusal.message
+        );
+
+        let mixed = run(serde_json::json!([
+            {"route": "orders", "streamKey": "mine", "data": {"orderId": 1, "total": 1}},
+            {"streamMessage": {
+                "targetRestApi": "https://api.example.com/x",
+                "targetRestApiOperation": "POST",
+                "targetRestApiPayload": {"a": 1}}},
+            {"route": "orders", "data": {"orderId": 2, "total": 0}}
+        ]))
+        .unwrap();
+        assert_eq!(mixed.items.len(), 2);
+        assert_eq!(mixed.items[0].message.key.as_deref(), Some(&b"mine"[..]));
+        assert_eq!(mixed.filtered.len(), 1);
+        assert_eq!(mixed.filtered[0].0, 2);
+        let sample = Envelope::decode(&mixed.items[1].message.value).unwrap();
+        assert!(sample.route.is_none());
+        assert_eq!(sample.message.target_rest_api, "https://api.example.com/x");
+    }
+}
