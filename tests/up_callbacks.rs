@@ -304,7 +304,8 @@ async fn up_logged(dir: &Path, config: &str, extra: &[&str], log: &Path) -> Up {
         ])
         .args(["--demo-target-listen", "127.0.0.1:0"])
         .args(extra)
-        .env("RUST_LOG", "warn")
+        // Trace lines reach stderr only when the filter names their target.
+        .env("RUST_LOG", "warn,datasync_trace=warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()

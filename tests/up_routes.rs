@@ -183,11 +183,29 @@ async fn the_example_route_transforms_filters_and_refuses_unknown_routes() {
     // The filtered message never arrived; the status page counts the route's messages.
     let received = received(&up.client, &target).await;
     assert_eq!(received.total, 3, "{received:?}");
-    let status = up.status().await;
-    let counts = status.routes.iter().find(|r| r.route == "orders").unwrap();
-    // Accepted and filtered come from populate's answers; delivered and failed need process
-    // and retry to report per-route tallies (`datasync_core::route_counts`) in their answers.
-    assert_eq!((counts.accepted, counts.filtered), (2, 1));
+    // Accepted and filtered come from populate's answers, delivered and failed from process's
+    // (which reaches the stack just after the target saw the message).
+    let mut counts = None;
+    for _ in 0..100 {
+        let status = up.status().await;
+        let c = status.routes.iter().find(|r| r.route == "orders").cloned();
+        let done = c.as_ref().is_some_and(|c| c.delivered == 2);
+        counts = c;
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let counts = counts.expect("the route is counted");
+    assert_eq!(
+        (
+            counts.accepted,
+            counts.filtered,
+            counts.delivered,
+            counts.failed
+        ),
+        (2, 1, 2, 0)
+    );
     up.stop();
 }
 

@@ -38,6 +38,7 @@ use datasync_core::callback::CallbackCounts;
 use datasync_core::deliver::{Deliverer, HostHealth, Item, NotifyCounts, RouteReport};
 use datasync_core::function_config::Function;
 use datasync_core::metrics::PublishCounts;
+use datasync_core::route_counts::RouteTally;
 use datasync_core::settings::ConfigError;
 use fdk::{Context, Response};
 use http::StatusCode;
@@ -329,6 +330,7 @@ impl Process {
                     .is_enabled()
                     .then(|| deliverer.publisher().counts());
                 answer.callbacks = deliverer.callbacks().totals();
+                answer.routes = outcomes.route_tallies();
                 Response::json(&answer).unwrap_or_else(|_| Response::new("{}"))
             }
             Err(e) => {
@@ -363,6 +365,9 @@ struct Answer<'a> {
     metrics: Option<PublishCounts>,
     /// This instance's delivery callbacks so far: sent, given up (`docs/callbacks.md`).
     callbacks: CallbackCounts,
+    /// Per route, this call's routed messages delivered and failed (`docs/routes.md`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<RouteTally>,
 }
 
 impl<'a> From<&'a RouteReport> for Answer<'a> {
@@ -376,6 +381,7 @@ impl<'a> From<&'a RouteReport> for Answer<'a> {
             hosts: Vec::new(),
             metrics: None,
             callbacks: CallbackCounts::default(),
+            routes: Vec::new(),
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct GroupAnswer {
     /// (`docs/isolation.md`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostHealth>,
+    /// Per route, the routed messages delivered and failed again (`docs/routes.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<datasync_core::route_counts::RouteTally>,
 }
 
 /// A release-mode call, as a client sends it: `{"releaseKey"}`. The key's blocker leaves the
@@ -126,10 +129,16 @@ mod tests {
             next_due_at: Some("2026-12-05T09:00:00Z".into()),
             end_of_stream: false,
             hosts: Vec::new(),
+            routes: vec![datasync_core::route_counts::RouteTally {
+                route: "orders".into(),
+                delivered: 1,
+                failed: 1,
+            }],
         };
         let wire = json!({
             "dryRun": false, "processed": 3, "delivered": 1, "rerouted": 1, "deadLettered": 1,
-            "nextDueAt": "2026-12-05T09:00:00Z", "endOfStream": false
+            "nextDueAt": "2026-12-05T09:00:00Z", "endOfStream": false,
+            "routes": [{"route": "orders", "delivered": 1, "failed": 1}]
         });
         assert_eq!(serde_json::to_value(&group).unwrap(), wire);
         assert_eq!(serde_json::from_value::<GroupAnswer>(wire).unwrap(), group);

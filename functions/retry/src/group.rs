@@ -104,6 +104,7 @@ pub(crate) async fn run(
         next_due_at,
         end_of_stream,
         hosts: deliverer.hosts(),
+        routes: outcomes.route_tallies(),
     }))
 }
 

@@ -337,6 +337,18 @@ impl Outcomes {
         self.list
     }
 
+    /// Per route, how many routed messages were delivered and how many failed (what the
+    /// functions' answers carry as `routes`); empty when no message named a route.
+    pub fn route_tallies(&self) -> Vec<crate::route_counts::RouteTally> {
+        let mut tallies = crate::route_counts::RouteTallies::default();
+        for o in &self.list {
+            if let Some(route) = o.item.envelope().and_then(|e| e.route.as_deref()) {
+                tallies.add(route, matches!(o.fate, Fate::Delivered { .. }));
+            }
+        }
+        tallies.to_vec()
+    }
+
     /// How many were delivered.
     pub fn delivered(&self) -> usize {
         self.list
