@@ -111,6 +111,7 @@ pub(crate) fn accept(
     };
     let routed = crate::routed::RoutedContext {
         routes,
+        policy,
         caller: &caller,
         now,
         traceparent: &traceparent,

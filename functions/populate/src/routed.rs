@@ -4,7 +4,9 @@
 //! when the source sends none. Transform, operation, path and headers run at delivery.
 
 use bytes::Bytes;
-use datasync_core::message::{read_routed_request, Envelope, MAX_MESSAGE_BYTES};
+use datasync_core::message::{
+    read_routed_request, validate_status_callback, Envelope, Policy, MAX_MESSAGE_BYTES,
+};
 use datasync_core::oci::streaming::PutMessage;
 use datasync_core::routes::{Input, RouteSet};
 use serde::Serialize;
@@ -32,6 +34,8 @@ pub(crate) enum Routed {
 /// What a routed item needs from its request.
 pub(crate) struct RoutedContext<'a> {
     pub routes: Option<&'a RouteSet>,
+    /// The target rules a `statusCallback` is checked by, as a sample message's is.
+    pub policy: &'a Policy,
     pub caller: &'a str,
     pub now: std::time::SystemTime,
     pub traceparent: &'a str,
@@ -45,6 +49,10 @@ pub(crate) fn item(
 ) -> Result<Routed, Refusal> {
     let request =
         read_routed_request(value, prefix).map_err(|i| Refusal::invalid(&i.field, &i.rule))?;
+    if let Some(url) = &request.status_callback {
+        validate_status_callback(url, each.policy)
+            .map_err(|i| Refusal::invalid(&format!("{prefix}{}", i.field), &i.rule))?;
+    }
     let route_field = format!("{prefix}route");
     let route = each
         .routes
@@ -71,13 +79,14 @@ pub(crate) fn item(
         None => route.key_input(&input).map_err(refused)?,
     };
     let route_name = request.route.clone();
-    let envelope = Envelope::routed(
+    let mut envelope = Envelope::routed(
         request.route,
         request.data,
         each.caller.to_owned(),
         each.now,
         each.traceparent.to_owned(),
     );
+    envelope.status_callback = request.status_callback;
     let id = envelope.id.clone().unwrap_or_default();
     let value = envelope
         .encode()
@@ -218,5 +227,38 @@ key = '.orderId | tostring'
         let sample = Envelope::decode(&mixed.items[1].message.value).unwrap();
         assert!(sample.route.is_none());
         assert_eq!(sample.message.target_rest_api, "https://api.example.com/x");
+    }
+
+    #[test]
+    fn a_routed_message_carries_a_checked_status_callback() {
+        let accepted = run(serde_json::json!({"route": "orders",
+            "statusCallback": "https://api.example.com/cb", "data": {"orderId": 7, "total": 1}}))
+        .unwrap();
+        let env = Envelope::decode(&accepted.items[0].message.value).unwrap();
+        assert_eq!(
+            env.status_callback.as_deref(),
+            Some("https://api.example.com/cb")
+        );
+        for bad in [
+            "http://api.example.com/cb",
+            "https://elsewhere.example.org/cb",
+            "https://user:pw@api.example.com/cb",
+        ] {
+            let refusal = run(
+                serde_json::json!([{"route": "orders", "statusCallback": bad,
+                "data": {"orderId": 7, "total": 1}}]),
+            )
+            .unwrap_err();
+            assert_eq!(refusal.status, 400, "{bad}");
+            assert!(
+                refusal.message.starts_with("[0].statusCallback"),
+                "{bad}: {}",
+                refusal.message
+            );
+        }
+        let refusal = run(serde_json::json!({"route": "orders", "statusCallback": 5,
+            "data": {"orderId": 7, "total": 1}}))
+        .unwrap_err();
+        assert_eq!(refusal.status, 400, "{}", refusal.message);
     }
 }

@@ -19,6 +19,10 @@ pub struct RoutedRequest {
     pub stream_key: Option<String>,
     /// The data, as sent (compacted): the input of the route's programs.
     pub data: Payload,
+    /// `statusCallback`: where the message's final outcome is POSTed (`crate::callback`),
+    /// checked at ingest like a target URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
 }
 
 /// Whether the request at `raw` is of the routed form (it has a `route` member).
@@ -51,6 +55,8 @@ pub fn read_routed_request(raw: &RawValue, prefix: &str) -> Result<RoutedRequest
             "data"
         } else if text.contains("streamKey") {
             "streamKey"
+        } else if text.contains("statusCallback") {
+            "statusCallback"
         } else {
             "route"
         };
