@@ -298,12 +298,10 @@ fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, 
         Some(_) if each.has_token => sealed_allowance(each.token_len),
         _ => 0,
     };
-    let size = value.len() + key.as_ref().map_or(0, Bytes::len) + sealed;
-    if size > MAX_MESSAGE_BYTES {
-        return Err(Refusal::too_large(format!(
-            "{here}: the message is {size} bytes on the stream (streamKey + envelope); at most {MAX_MESSAGE_BYTES}"
-        )));
-    }
+    check_size(
+        &here,
+        value.len() + key.as_ref().map_or(0, Bytes::len) + sealed,
+    )?;
     Ok(Item {
         id,
         message: PutMessage::new(key, value),
@@ -311,4 +309,15 @@ fn item(prefix: &str, value: &RawValue, each: &ItemContext<'_>) -> Result<Item, 
         secret_field,
         route: None,
     })
+}
+
+/// Refuses a message whose `size` on the stream (key + envelope, and the sealed token to come)
+/// is over Streaming's limit; `here` names the item (`body`, `[2]`).
+pub(crate) fn check_size(here: &str, size: usize) -> Result<(), Refusal> {
+    if size > MAX_MESSAGE_BYTES {
+        return Err(Refusal::too_large(format!(
+            "{here}: the message is {size} bytes on the stream (streamKey + envelope); at most {MAX_MESSAGE_BYTES}"
+        )));
+    }
+    Ok(())
 }

@@ -4,9 +4,7 @@
 //! when the source sends none. Transform, operation, path and headers run at delivery.
 
 use bytes::Bytes;
-use datasync_core::message::{
-    read_routed_request, validate_status_callback, Envelope, Policy, MAX_MESSAGE_BYTES,
-};
+use datasync_core::message::{read_routed_request, validate_status_callback, Envelope, Policy};
 use datasync_core::oci::streaming::PutMessage;
 use datasync_core::routes::{Input, RouteSet};
 use serde::Serialize;
@@ -92,16 +90,11 @@ pub(crate) fn item(
         .encode()
         .map_err(|_| Refusal::invalid(&route_field, "cannot be encoded"))?;
     let key = key.map(|k| Bytes::from(k.into_bytes()));
-    let size = value.len() + key.as_ref().map_or(0, Bytes::len);
-    if size > MAX_MESSAGE_BYTES {
-        let here = match prefix.trim_end_matches('.') {
-            "" => "body",
-            at => at,
-        };
-        return Err(Refusal::too_large(format!(
-            "{here}: the message is {size} bytes on the stream (streamKey + envelope); at most {MAX_MESSAGE_BYTES}"
-        )));
-    }
+    let here = match prefix.trim_end_matches('.') {
+        "" => "body",
+        at => at,
+    };
+    crate::request::check_size(here, value.len() + key.as_ref().map_or(0, Bytes::len))?;
     Ok(Routed::Store(Item {
         id,
         message: PutMessage::new(key, value),

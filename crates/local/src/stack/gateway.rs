@@ -209,7 +209,8 @@ impl Gateway {
     }
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+/// An OCI-style `{"code","message"}` answer (the gateway's and its `GET /trace`'s).
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     let body = serde_json::to_string(&ErrorBody {
         code: code.to_owned(),
         message: message.to_owned(),

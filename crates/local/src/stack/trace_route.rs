@@ -3,6 +3,7 @@
 //! and the gateway's `GET /trace?id=ID` / `GET /trace?key=KEY&since=DUR` answer
 //! (`{"entries":[{"time","event",...}]}`), which the status page's search box calls.
 
+use crate::stack::gateway::error;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -119,13 +120,6 @@ fn json(status: StatusCode, body: String) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     r
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    json(
-        status,
-        serde_json::json!({ "code": code, "message": message }).to_string(),
-    )
 }
 
 /// The answer of `GET /trace?<query>`.
