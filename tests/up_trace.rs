@@ -8,11 +8,9 @@
 mod up_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use datasync_core::trace::{Timeline, TraceKind};
-use datasync_local::stack::StackInfo;
 use serde_json::{json, Value};
 use up_support::*;
 
@@ -23,38 +21,7 @@ const HEADER_SECRET: &str = "HEADER-91c2b4-secret";
 /// `datasync up` with every log line of the run (trace lines included) in `log`.
 async fn start_logged(dir: &Path, log: &Path) -> Up {
     let config = FAST.replace("enabled = true", "enabled = false");
-    let cfg = dir.join("test-config.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let data = dir.join("data");
-    let child = Command::new(BIN)
-        .args(["up", "--data-dir"])
-        .arg(&data)
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--emulator-listen",
-            "127.0.0.1:0",
-            "--demo-target-listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "debug,datasync_trace=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !data.join("endpoints.json").exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Up {
-        child: Some(child),
-        dir: dir.to_owned(),
-        info: StackInfo::read(&data).unwrap(),
-        client: reqwest::Client::new(),
-    }
+    Up::start_logged(dir, &config, &[], log, "debug,datasync_trace=info").await
 }
 
 /// Sends a message of `key` carrying the distinctive payload, token and header value.

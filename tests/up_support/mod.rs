@@ -48,6 +48,12 @@ process_instances = 1
 retry_instances = 1
 "#;
 
+/// Where a started stack's stderr goes, and its `RUST_LOG` filter.
+struct Log {
+    stderr: Stdio,
+    filter: &'static str,
+}
+
 pub struct Up {
     pub child: Option<Child>,
     pub dir: PathBuf,
@@ -64,6 +70,29 @@ impl Up {
     /// [`Up::start_in`] with the demo target on `target` (a fixed port survives restarts,
     /// so messages already in the streams still reach it).
     pub async fn start_with(dir: &Path, config: &str, target: &str, extra: &[&str]) -> Up {
+        let log = Log {
+            stderr: Stdio::inherit(),
+            filter: "warn",
+        };
+        Self::spawn(dir, config, target, extra, log).await
+    }
+
+    /// [`Up::start_in`] with every line of the process's stderr, filtered by `filter`
+    /// (`RUST_LOG` syntax; trace lines need their target named, e.g. `datasync_trace=info`),
+    /// written to the file `log`.
+    pub async fn start_logged(
+        dir: &Path,
+        config: &str,
+        extra: &[&str],
+        log: &Path,
+        filter: &'static str,
+    ) -> Up {
+        let stderr = Stdio::from(std::fs::File::create(log).unwrap());
+        let log = Log { stderr, filter };
+        Self::spawn(dir, config, "127.0.0.1:0", extra, log).await
+    }
+
+    async fn spawn(dir: &Path, config: &str, target: &str, extra: &[&str], log: Log) -> Up {
         let cfg = dir.join("test-config.toml");
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(&cfg, config).unwrap();
@@ -83,9 +112,9 @@ impl Up {
                 target,
             ])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log.filter)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(log.stderr);
         let child = cmd.spawn().unwrap();
         let file = data.join("endpoints.json");
         let start = Instant::now();
