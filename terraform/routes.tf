@@ -22,6 +22,17 @@ locals {
   routes_json = trimspace(var.routes) == "" ? jsonencode({ routes = [] }) : jsonencode(jsondecode(var.routes))
 }
 
+variable "routes_check_ms" {
+  description = "How often the functions check the routes object's ETag, in ms (a conditional GetObject, only when calls come): a changed route is in use within this time."
+  type        = number
+  default     = 30000
+
+  validation {
+    condition     = var.routes_check_ms >= 1000 && var.routes_check_ms <= 3600000
+    error_message = "routes_check_ms must be between 1000 and 3600000."
+  }
+}
+
 resource "oci_objectstorage_bucket" "routes" {
   compartment_id        = local.compartment_id
   namespace             = local.object_storage_namespace

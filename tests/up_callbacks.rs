@@ -365,6 +365,7 @@ async fn callback_endpoints_that_refuse_or_hang_are_cooled_down_and_logged() {
     let mut up = Up::start_logged(
         tmp.path(),
         &config,
+        "127.0.0.1:0",
         &["--allow-target", &a, "--allow-target", &b],
         &log,
         "warn,datasync_trace=warn",

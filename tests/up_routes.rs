@@ -417,3 +417,108 @@ transform = '{{order: .order, n: .n}}'
     assert_eq!(steps, Some(vec![json!(1), json!(2), json!(3), json!(4)]));
     up.stop();
 }
+
+/// Writes `json` (the routes' JSON form) to the routes object as an operator would.
+async fn put_routes(up: &Up, json: Vec<u8>) {
+    let put = signed(up)
+        .send(
+            http::Method::PUT,
+            &format!(
+                "/n/{}/b/{}/o/{}",
+                datasync_local::emulator::NAMESPACE,
+                datasync_local::stack::routes_bucket("datasync"),
+                datasync_local::stack::ROUTES_OBJECT
+            ),
+            json,
+            datasync_core::oci::signer::BodySigning::Exclude,
+            http::HeaderMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+}
+
+/// An operator changes the routes object in place: new messages take the new route once the
+/// functions see its new ETag (`routes_check_ms`, 1 s here), without a restart; a version that
+/// does not compile is reported and the last good routes stay in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_routes_object_is_taken_up_and_a_broken_one_keeps_the_last_good() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let target = format!("http://{addr}");
+    let config = format!(
+        "{}\n[functions.config]\nroutes_check_ms = \"1000\"\n",
+        config(&orders(&target, EXAMPLE_TRANSFORM))
+    );
+    let log = tmp.path().join("up.log");
+    let mut up = Up::start_logged(tmp.path(), &config, &addr, &[], &log, "warn").await;
+    store_route_secret(&up).await;
+    let send = |n: u64| {
+        let up = &up;
+        async move {
+            let (s, v) = sync(
+                up,
+                &json!({"route": "orders", "data": {"orderId": n, "total": 5}}),
+            )
+            .await;
+            assert_eq!(s, 200, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = send(1).await;
+    let got = delivery(&up, &target, &first).await.unwrap();
+    assert_eq!(got["body"], r#"{"id":1,"amount":5}"#);
+
+    // A new transform, put in place: a message sent after the next check is delivered with it.
+    let changed = datasync_core::routes::RouteSet::from_toml(&orders(&target, "{order: .orderId}"))
+        .unwrap()
+        .to_json();
+    put_routes(&up, changed.into_bytes()).await;
+    let mut n = 2;
+    let taken_up = eventually(Duration::from_secs(20), || {
+        n += 1;
+        let send = &send;
+        let (up, target) = (&up, &target);
+        async move {
+            let id = send(n).await;
+            let got = delivery(up, target, &id).await?;
+            (got["body"] == format!(r#"{{"order":{n}}}"#)).then_some(n)
+        }
+    })
+    .await;
+    assert!(taken_up.is_some(), "the changed route was never used");
+
+    // A broken version: reported in the log, and the last good routes stay in use.
+    let broken = json!({"routes": [{
+        "name": "orders",
+        "target": format!("{target}/orders"),
+        "operation": "POST",
+        "transform": "{ unclosed",
+    }]});
+    put_routes(&up, broken.to_string().into_bytes()).await;
+    // The functions check the object when messages come: keep sending until it is reported;
+    // every message meanwhile is delivered with the last good route.
+    let reported = eventually(Duration::from_secs(20), || {
+        n += 1;
+        let send = &send;
+        let (up, target, log) = (&up, &target, &log);
+        async move {
+            let id = send(n).await;
+            let got = delivery(up, target, &id)
+                .await
+                .expect("delivered with the last good routes");
+            assert_eq!(got["body"], format!(r#"{{"order":{n}}}"#));
+            let text = std::fs::read_to_string(log).ok()?;
+            text.contains("routes object broken").then_some(())
+        }
+    })
+    .await;
+    assert!(
+        reported.is_some(),
+        "the broken routes object was not reported"
+    );
+    let after = send(1000).await;
+    let got = delivery(&up, &target, &after).await.unwrap();
+    assert_eq!(got["body"], r#"{"order":1000}"#);
+    up.stop();
+}

@@ -21,7 +21,15 @@ const HEADER_SECRET: &str = "HEADER-91c2b4-secret";
 /// `datasync up` with every log line of the run (trace lines included) in `log`.
 async fn start_logged(dir: &Path, log: &Path) -> Up {
     let config = FAST.replace("enabled = true", "enabled = false");
-    Up::start_logged(dir, &config, &[], log, "debug,datasync_trace=info").await
+    Up::start_logged(
+        dir,
+        &config,
+        "127.0.0.1:0",
+        &[],
+        log,
+        "debug,datasync_trace=info",
+    )
+    .await
 }
 
 /// Sends a message of `key` carrying the distinctive payload, token and header value.

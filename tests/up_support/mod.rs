@@ -77,19 +77,20 @@ impl Up {
         Self::spawn(dir, config, target, extra, log).await
     }
 
-    /// [`Up::start_in`] with every line of the process's stderr, filtered by `filter`
+    /// [`Up::start_with`] with every line of the process's stderr, filtered by `filter`
     /// (`RUST_LOG` syntax; trace lines need their target named, e.g. `datasync_trace=info`),
     /// written to the file `log`.
     pub async fn start_logged(
         dir: &Path,
         config: &str,
+        target: &str,
         extra: &[&str],
         log: &Path,
         filter: &'static str,
     ) -> Up {
         let stderr = Stdio::from(std::fs::File::create(log).unwrap());
         let log = Log { stderr, filter };
-        Self::spawn(dir, config, "127.0.0.1:0", extra, log).await
+        Self::spawn(dir, config, target, extra, log).await
     }
 
     async fn spawn(dir: &Path, config: &str, target: &str, extra: &[&str], log: Log) -> Up {

@@ -136,6 +136,8 @@ pub const CALLBACK_BUDGET_MS: &str = "callback_budget_ms";
 /// `routes_object`: `bucket/object` of the routes (issue 21, the JSON form `{"routes": [...]}`),
 /// read at cold start and re-read when its ETag changes (`datasync_core::routes`).
 pub const ROUTES_OBJECT: &str = "routes_object";
+/// `routes_check_ms`: how often the routes object's ETag is checked (conditional GetObject).
+pub const ROUTES_CHECK_MS: &str = "routes_check_ms";
 
 use Function::{Populate, Process, Retry};
 
@@ -404,6 +406,12 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Populate, Process, Retry],
         required: false,
         description: "bucket/object of the routes (the JSON form), read at cold start and when its ETag changes",
+    },
+    ConfigKey {
+        name: ROUTES_CHECK_MS,
+        functions: &[Populate, Process, Retry],
+        required: false,
+        description: "how often the routes object's ETag is checked, in ms (default 30000: a changed route is in use within 30 s)",
     },
 ];
 

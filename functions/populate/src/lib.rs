@@ -164,6 +164,7 @@ impl Populate {
                 ObjectStorageClient::new(client.clone(), &settings.endpoints)
                     .map_err(endpoint_error)?,
                 object.clone(),
+                settings.routes_check,
             )),
             None => None,
         };

@@ -265,6 +265,7 @@ impl Deliverer {
                 ObjectStorageClient::new(oci.clone(), endpoints)
                     .map_err(|e| ConfigError::client("object storage endpoint", e))?,
                 object.clone(),
+                settings.routes_check,
             ))),
             None => None,
         };

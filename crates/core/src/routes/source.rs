@@ -1,6 +1,7 @@
 //! [`RoutesSource`]: the routes object in Object Storage (function configuration
 //! `routes_object` = `bucket/object`, the JSON form), read at cold start and again when its
-//! ETag changes, checked at most every [`CHECK_INTERVAL`] with a conditional GetObject
+//! ETag changes, checked at most every `routes_check_ms` (default [`CHECK_INTERVAL`]) with a
+//! conditional GetObject
 //! (`if-none-match` → 304). A broken object is reported on every call and the last good
 //! routes are kept.
 
@@ -11,7 +12,7 @@ use crate::oci::objectstorage::{ObjectRef, ObjectStorageClient};
 
 use super::{RouteError, RouteSet};
 
-/// How often the object's ETag is checked.
+/// How often the object's ETag is checked by default.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Where the routes object is: `bucket/object` (the namespace is the tenancy's).
@@ -88,16 +89,23 @@ struct State {
 pub struct RoutesSource {
     client: ObjectStorageClient,
     object: RoutesObject,
+    check_interval: Duration,
     state: tokio::sync::Mutex<State>,
     reads: Mutex<u64>,
 }
 
 impl RoutesSource {
-    /// A source that has read nothing yet.
-    pub fn new(client: ObjectStorageClient, object: RoutesObject) -> Self {
+    /// A source that has read nothing yet and checks the object's ETag every
+    /// `check_interval`.
+    pub fn new(
+        client: ObjectStorageClient,
+        object: RoutesObject,
+        check_interval: Duration,
+    ) -> Self {
         Self {
             client,
             object,
+            check_interval,
             state: tokio::sync::Mutex::new(State::default()),
             reads: Mutex::new(0),
         }
@@ -108,7 +116,7 @@ impl RoutesSource {
         self.reads.lock().map_or(0, |r| *r)
     }
 
-    /// The current routes: re-checked when [`CHECK_INTERVAL`] has passed since the last check.
+    /// The current routes: re-checked when the check interval has passed since the last check.
     /// A broken or unreadable object leaves the last good routes in use; without any, the
     /// error is returned (every call then answers it).
     ///
@@ -118,7 +126,7 @@ impl RoutesSource {
         let mut state = self.state.lock().await;
         let due = state
             .checked
-            .is_none_or(|at| at.elapsed() >= CHECK_INTERVAL);
+            .is_none_or(|at| at.elapsed() >= self.check_interval);
         if due {
             state.checked = Some(Instant::now());
             if let Err(e) = self.refresh(&mut state).await {

@@ -108,6 +108,8 @@ pub struct Settings {
     pub callbacks: CallbackSettings,
     /// The routes object (`routes_object`, issue 21), when configured.
     pub routes_object: Option<crate::routes::RoutesObject>,
+    /// How often the routes object's ETag is checked (`routes_check_ms`).
+    pub routes_check: Duration,
 }
 
 impl Settings {
@@ -187,6 +189,11 @@ impl Settings {
                 .map(|v| crate::routes::RoutesObject::parse(&v))
                 .transpose()
                 .map_err(|e| ConfigError::client(key::ROUTES_OBJECT, e))?,
+            routes_check: keys.millis(
+                key::ROUTES_CHECK_MS,
+                crate::routes::CHECK_INTERVAL,
+                1_000..=3_600_000,
+            )?,
         })
     }
 
