@@ -4,13 +4,12 @@
 //! exit status 1 when a message would be refused, not when one is filtered out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Stdio;
+mod cli_support;
+
 use std::time::Duration;
 
+use cli_support::*;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt as _;
-
-const BIN: &str = env!("CARGO_BIN_EXE_datasync");
 
 const ROUTES: &str = r#"
 [connector]
@@ -33,39 +32,8 @@ operation = 'if .gone then "DELETE" else "PUT" end'
 path = '.id'
 "#;
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 async fn datasync(args: &[&str], stdin: Option<&str>) -> Run {
-    let mut child = tokio::process::Command::new(BIN)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(text.as_bytes()).await.unwrap();
-        drop(input);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("the command finished within 30 s")
-        .unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_cli(args, stdin, &[], Duration::from_secs(30)).await
 }
 
 fn config(dir: &tempfile::TempDir, text: &str) -> String {

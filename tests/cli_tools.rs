@@ -4,6 +4,7 @@
 //! summarized over rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli_support;
 mod up_support;
 
 /// The target token `send` passes on (the requests name a `vaultSecretName`).
@@ -11,49 +12,17 @@ const TOKEN: &str = "Bearer cli-token";
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use cli_support::{run_cli, Run};
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt as _;
 use up_support::*;
 
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `datasync ARGS` with `stdin`.
+/// Runs `datasync ARGS` with `stdin`; the sync requests name a Vault secret, so the token to
+/// keep there is passed too.
 async fn datasync(args: &[&str], stdin: Option<&str>) -> Run {
-    let mut child = tokio::process::Command::new(BIN)
-        .args(args)
-        // The sync requests name a Vault secret: send the token to keep there.
-        .env("DATASYNC_TARGET_AUTHORIZATION", "Bearer cli-token")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(text.as_bytes()).await.unwrap();
-        drop(input);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the command finished within 60 s")
-        .unwrap();
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let env = [("DATASYNC_TARGET_AUTHORIZATION", TOKEN)];
+    run_cli(args, stdin, &env, Duration::from_secs(60)).await
 }
 
 fn answers(stdout: &str) -> Vec<Value> {
@@ -127,7 +96,7 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
         None,
     )
     .await;
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     let mut sent = ids(&answers(&r.stdout));
     assert_eq!(sent.len(), 1);
 
@@ -142,7 +111,7 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
         Some(&array.to_string()),
     )
     .await;
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     let got = ids(&answers(&r.stdout));
     assert_eq!(got.len(), 3);
     sent.extend(got);
@@ -165,7 +134,7 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
         Some(&lines),
     )
     .await;
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     let got = ids(&answers(&r.stdout));
     assert_eq!(got.len(), 2);
     sent.extend(got);
@@ -174,7 +143,7 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
     let bad = json!({"streamKey": "k", "streamMessage": {"targetRestApi": "http://evil.example.com/x",
         "targetRestApiOperation": "POST", "targetRestApiPayload": {}}});
     let r = datasync(&["send", "--data-dir", data, "-"], Some(&bad.to_string())).await;
-    assert!(!r.ok);
+    assert!(!r.ok());
     assert!(r.stderr.contains("InvalidParameter"), "{}", r.stderr);
     assert!(r.stderr.contains("allow-list"), "{}", r.stderr);
     // A wrong key (--key overrides endpoints.json): 401 shown, non-zero.
@@ -190,11 +159,11 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
         None,
     )
     .await;
-    assert!(!r.ok);
+    assert!(!r.ok());
     assert!(r.stderr.contains("401"), "{}", r.stderr);
     // Not JSON: says what the input must be.
     let r = datasync(&["send", "--data-dir", data, "-"], Some("{nope\n")).await;
-    assert!(!r.ok);
+    assert!(!r.ok());
     assert!(
         r.stderr.contains("JSON lines") || r.stderr.contains("one JSON object per line"),
         "{}",
@@ -211,7 +180,7 @@ async fn send_and_its_refusals(up: &Up, data: &str, tmp: &Path) -> Vec<String> {
         None,
     )
     .await;
-    assert!(!r.ok);
+    assert!(!r.ok());
     assert!(r.stderr.contains("datasync up"), "{}", r.stderr);
 
     sent
@@ -239,7 +208,7 @@ async fn fail_into_the_error_stream(up: &Up, data: &str) -> Vec<String> {
         Some(&failing.to_string()),
     )
     .await;
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     let retried = ids(&answers(&r.stdout));
     eventually(Duration::from_secs(20), || async {
         let st = up.status().await;
@@ -260,7 +229,7 @@ async fn fail_into_the_error_stream(up: &Up, data: &str) -> Vec<String> {
 /// `status`: tables with the stream names; `--json` parses.
 async fn status_tables_and_json(data: &str) {
     let r = datasync(&["status", "--data-dir", data], None).await;
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     for name in [
         "datasync-data",
         "datasync-errors-service-unavailable",
@@ -270,7 +239,7 @@ async fn status_tables_and_json(data: &str) {
     }
     assert!(r.stdout.contains("lag") && r.stdout.contains("failures by class"));
     let r = datasync(&["status", "--data-dir", data, "--json"], None).await;
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     let doc: Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(doc["streams"].is_array());
     assert!(doc["process"]["oci_requests_sent"].as_u64().unwrap() > 0);
@@ -288,7 +257,7 @@ async fn retry_until_empty(up: &Up, data: &str, retried: &[String]) {
     let target = up.target();
     // An unknown stream name lists the known ones.
     let r = datasync(&["retry", "--data-dir", data, "--stream", "nope"], None).await;
-    assert!(!r.ok);
+    assert!(!r.ok());
     assert!(r.stderr.contains("serviceUnavailable"), "{}", r.stderr);
     // The stream is accepted by every name the README, `datasync status` and the Terraform
     // print for it (a dry run delivers nothing).
@@ -302,7 +271,7 @@ async fn retry_until_empty(up: &Up, data: &str, retried: &[String]) {
             None,
         )
         .await;
-        assert!(r.ok, "{name}: {}\n{}", r.stdout, r.stderr);
+        assert!(r.ok(), "{name}: {}\n{}", r.stdout, r.stderr);
     }
 
     let start = Instant::now();
@@ -320,7 +289,7 @@ async fn retry_until_empty(up: &Up, data: &str, retried: &[String]) {
             None,
         )
         .await;
-        assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.ok(), "{}\n{}", r.stdout, r.stderr);
         assert!(r.stdout.contains("retried"), "{}", r.stdout);
         outputs.push_str(&r.stdout);
         let got: HashSet<String> = delivered_ids(&up.client, &target)
@@ -345,7 +314,7 @@ async fn retry_until_empty(up: &Up, data: &str, retried: &[String]) {
 /// `bench` against the running stack (found through --data-dir): every figure printed.
 async fn bench_against_the_running_stack(data: &str) {
     let r = datasync(&["bench", "--data-dir", data, "-n", "100", "-c", "2"], None).await;
-    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.ok(), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("running stack"), "{}", r.stderr);
     for label in [
         "ingest:",
@@ -387,7 +356,7 @@ async fn bench_in_process_prints_every_figure() {
         None,
     )
     .await;
-    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.ok(), "{}\n{}", r.stdout, r.stderr);
     for label in [
         "ingest:",
         "end to end:",
@@ -448,7 +417,7 @@ async fn bench_rounds_summarize_median_range_and_targets_met() {
         None,
     )
     .await;
-    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.ok(), "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.stdout.matches("end to end:").count(), 2, "{}", r.stdout);
     assert!(r.stdout.contains("over 2 rounds"), "{}", r.stdout);
     assert!(
@@ -523,7 +492,11 @@ async fn retry_stops_when_a_call_delivers_nothing() {
     ];
 
     let r = datasync(&retry, None).await;
-    assert!(!r.ok, "a run that delivered nothing exits 1:\n{}", r.stdout);
+    assert!(
+        !r.ok(),
+        "a run that delivered nothing exits 1:\n{}",
+        r.stdout
+    );
     assert!(
         r.stdout
             .contains("none of the last call's 2 message(s) was delivered"),
@@ -543,7 +516,7 @@ async fn retry_stops_when_a_call_delivers_nothing() {
     )
     .await;
     let r = datasync(&retry, None).await;
-    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.ok(), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("2 delivered"), "{}", r.stdout);
     let got: HashSet<String> = delivered_ids(&up.client, &target)
         .await

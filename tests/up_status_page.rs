@@ -176,7 +176,7 @@ async fn the_status_page_shows_failures_dead_letters_charts_and_recovery() {
         (st.dead_letters
             .rows
             .iter()
-            .any(|r| r.id.as_deref() == Some(dead.as_str())))
+            .any(|r| r.message.id.as_deref() == Some(dead.as_str())))
         .then_some(())
     })
     .await;

@@ -281,7 +281,7 @@ impl Status {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::stack::status::failing::{DeadLetterRow, FailingRow};
+    use crate::stack::status::failing::{DeadLetterRow, FailingRow, Shown};
     use crate::stack::status::health::{HostLevel, Level, StreamHealth};
     use crate::stack::status::history::HistoryPoint;
 
@@ -412,12 +412,14 @@ mod tests {
             failing_now: FailingNow {
                 pending: 1,
                 rows: vec![FailingRow {
-                    id: Some("01a4".into()),
-                    key: Some("k".into()),
-                    target_host: Some("api.example.com".into()),
-                    class: Some("serviceUnavailable".into()),
-                    status: Some(503),
-                    attempts: 1,
+                    message: Shown {
+                        id: Some("01a4".into()),
+                        key: Some("k".into()),
+                        target_host: Some("api.example.com".into()),
+                        class: Some("serviceUnavailable".into()),
+                        status: Some(503),
+                        attempts: 1,
+                    },
                     next_attempt: Some("2026-11-28T06:25:00Z".into()),
                     stream: "datasync-errors-service-unavailable".into(),
                     partition: 0,
@@ -428,12 +430,14 @@ mod tests {
             dead_letters: DeadLetters {
                 retained: 1,
                 rows: vec![DeadLetterRow {
-                    id: Some("01a3".into()),
-                    key: None,
-                    target_host: Some("api.example.com".into()),
-                    class: Some("clientError".into()),
-                    status: Some(400),
-                    attempts: 1,
+                    message: Shown {
+                        id: Some("01a3".into()),
+                        key: None,
+                        target_host: Some("api.example.com".into()),
+                        class: Some("clientError".into()),
+                        status: Some(400),
+                        attempts: 1,
+                    },
                     dead_lettered_at: "2026-11-28T06:24:54.873Z".into(),
                     partition: 0,
                     offset: 0,

@@ -27,9 +27,9 @@ pub struct FailingNow {
     pub rows: Vec<FailingRow>,
 }
 
-/// One message waiting in an error stream.
+/// What both tables show of a failed message (flattened into each row).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FailingRow {
+pub struct Shown {
     /// The message id (`Idempotency-Key`); `None` for a value that is not a datasync message.
     pub id: Option<String>,
     /// Its stream key.
@@ -42,6 +42,14 @@ pub struct FailingRow {
     pub status: Option<u16>,
     /// Failed attempts so far.
     pub attempts: u32,
+}
+
+/// One message waiting in an error stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailingRow {
+    /// The message.
+    #[serde(flatten)]
+    pub message: Shown,
     /// Its earliest next attempt, RFC 3339.
     pub next_attempt: Option<String>,
     /// The error stream it waits in.
@@ -66,18 +74,9 @@ pub struct DeadLetters {
 /// One dead letter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetterRow {
-    /// The message id.
-    pub id: Option<String>,
-    /// Its stream key.
-    pub key: Option<String>,
-    /// `host[:port]` of its target.
-    pub target_host: Option<String>,
-    /// The class of its last failure.
-    pub class: Option<String>,
-    /// The HTTP status of its last failure, when the target answered.
-    pub status: Option<u16>,
-    /// Failed attempts.
-    pub attempts: u32,
+    /// The message.
+    #[serde(flatten)]
+    pub message: Shown,
     /// When it was dead-lettered, RFC 3339.
     pub dead_lettered_at: String,
     /// Its partition in the dead-letter stream.
@@ -112,43 +111,28 @@ struct ErrorSummary {
     status: Option<u16>,
 }
 
-/// What a stored message shows: (id, key, target host, class, status, attempts, not before).
-struct Shown {
-    id: Option<String>,
-    key: Option<String>,
-    target_host: Option<String>,
-    class: Option<String>,
-    status: Option<u16>,
-    attempts: u32,
-    not_before: Option<String>,
-}
-
-fn shown(m: &StoredMessage) -> Shown {
-    let s = serde_json::from_slice::<Summary>(&m.value).ok();
+/// What a stored message shows, and its earliest next attempt.
+fn shown(m: &StoredMessage) -> (Shown, Option<String>) {
     let key = m
         .key
         .as_ref()
         .map(|k| String::from_utf8_lossy(k).into_owned());
-    let Some(s) = s else {
-        return Shown {
-            id: None,
+    let Ok(s) = serde_json::from_slice::<Summary>(&m.value) else {
+        let unknown = Shown {
             key,
-            target_host: None,
-            class: None,
-            status: None,
-            attempts: 0,
-            not_before: None,
+            ..Shown::default()
         };
+        return (unknown, None);
     };
-    Shown {
+    let shown = Shown {
         id: s.id,
         key,
         target_host: s.target_rest_api.as_deref().and_then(target_host),
         class: s.last_error.as_ref().map(|e| e.class.clone()),
         status: s.last_error.and_then(|e| e.status),
         attempts: s.attempt,
-        not_before: s.not_before,
-    }
+    };
+    (shown, s.not_before)
 }
 
 /// `host[:port]` of a target URL, as the delivery's per-host limits key it.
@@ -266,15 +250,10 @@ pub(super) async fn failing_now(s: &Sources, stats: &[StreamStats]) -> FailingNo
             }
             let read = s.emulator.read_messages(&st.id, p, from, room, false).await;
             for m in read.unwrap_or_default() {
-                let v = shown(&m);
+                let (message, next_attempt) = shown(&m);
                 out.rows.push(FailingRow {
-                    id: v.id,
-                    key: v.key,
-                    target_host: v.target_host,
-                    class: v.class,
-                    status: v.status,
-                    attempts: v.attempts,
-                    next_attempt: v.not_before,
+                    message,
+                    next_attempt,
                     stream: st.name.clone(),
                     partition: m.partition,
                     offset: m.offset,
@@ -308,14 +287,8 @@ pub(super) async fn dead_letters(s: &Sources, stats: &[StreamStats]) -> DeadLett
     messages.truncate(MAX_ROWS);
     let objects = archive_objects(s, &messages).await;
     for m in messages {
-        let v = shown(&m);
         out.rows.push(DeadLetterRow {
-            id: v.id,
-            key: v.key,
-            target_host: v.target_host,
-            class: v.class,
-            status: v.status,
-            attempts: v.attempts,
+            message: shown(&m).0,
             dead_lettered_at: rfc3339_ms(m.appended_ms),
             partition: m.partition,
             offset: m.offset,
@@ -403,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_row_names_the_message_never_its_payload_path_or_detail() {
-        let v = shown(&stored(
+        let (v, not_before) = shown(&stored(
             r#"{"targetRestApi":"https://API.example.com:8443/orders?token=t0k3n","targetRestApiOperation":"POST",
                 "targetRestApiPayload":{"card":"4111"},"targetRestApiHeaders":[{"key":"x","value":"s3cr3t"}],
                 "id":"01a","attempt":2,"lastError":{"class":"serviceUnavailable","status":503,"detail":"said s3cr3t"},
@@ -415,9 +388,23 @@ mod tests {
         assert_eq!(v.class.as_deref(), Some("serviceUnavailable"));
         assert_eq!(v.status, Some(503));
         assert_eq!(v.attempts, 2);
-        assert_eq!(v.not_before.as_deref(), Some("2026-12-05T10:00:00Z"));
+        assert_eq!(not_before.as_deref(), Some("2026-12-05T10:00:00Z"));
+        // The row as the page reads it: flat, and nothing of the payload, path or detail.
+        let row = serde_json::to_string(&FailingRow {
+            message: v,
+            next_attempt: not_before,
+            ..FailingRow::default()
+        })
+        .unwrap();
+        assert!(
+            row.contains(r#""id":"01a","key":"k1","target_host":"api.example.com:8443""#),
+            "{row}"
+        );
+        for secret in ["t0k3n", "4111", "s3cr3t", "/orders"] {
+            assert!(!row.contains(secret), "{row}");
+        }
         // A value that is not a datasync message still shows its key.
-        let v = shown(&stored("not json"));
+        let (v, _) = shown(&stored("not json"));
         assert_eq!((v.id, v.key.as_deref()), (None, Some("k1")));
         assert_eq!(rfc3339_ms(1_764_900_000_123), "2025-12-05T02:00:00.123Z");
     }

@@ -34,7 +34,7 @@ pub use document::{
     Consumer, FailureCount, FunctionStatus, GatewayCounts, NotificationSummary, Notifications,
     NotifiedMessage, ProcessStatus, Reader, RouteCounts, Status, StorageStatus, StreamStatus,
 };
-pub use failing::{DeadLetterRow, DeadLetters, FailingNow, FailingRow};
+pub use failing::{DeadLetterRow, DeadLetters, FailingNow, FailingRow, Shown};
 pub use health::{Health, HostLevel, Level, StreamHealth};
 pub use history::{HistoryDoc, HistoryPoint};
 pub use page::{age_text, breaker_text, PAGE};
