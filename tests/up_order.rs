@@ -1,6 +1,7 @@
 //! `datasync up` end to end, per-key order (docs/ordering.md): a key whose message fails with
 //! a retryable class is parked, so its later messages (later batches, other instances, after a
-//! crash) reach the target only after it; a permanent failure holds nothing back.
+//! crash) reach the target only after it; a permanent failure holds nothing back, unless its
+//! host says `parkOnPermanent`: then the key waits until `datasync retry --release-key`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod up_support;
@@ -218,5 +219,86 @@ async fn fifty_keys_through_two_process_instances_and_the_retry_schedule_keep_th
     for (key, got) in &steps {
         assert_eq!(got, &want, "the target's 200s for {key}");
     }
+    up.stop();
+}
+
+/// A host marked `parkOnPermanent` in `classification_overrides`: its 400 dead-letters the
+/// message and parks the key, so the key's later messages wait in an error stream (neither
+/// attempted nor dead-lettered, through several retry ticks) until an operator runs
+/// `datasync retry --release-key`; then they reach the target in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_park_on_permanent_host_holds_its_key_until_an_operator_releases_it() {
+    let target = start_target();
+    let url = target.1.clone();
+    let host = url.trim_start_matches("http://").to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{FAST}\n[functions.config]\nclassification_overrides = '{{\"{host}\": {{\"parkOnPermanent\": true}}}}'\n"
+    );
+    let extra = ["--no-demo-target", "--allow-target", host.as_str()];
+    let mut up = Up::start_in(tmp.path(), &config, &extra).await;
+    control(&up.client, &url, json!({"status": 400, "count": 1})).await;
+    let blocker = send(&up, &url, "strict", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 2..=3 {
+        send(&up, &url, "strict", n).await;
+    }
+    let waiting = eventually(Duration::from_secs(20), || async {
+        let st = up.status().await;
+        (stream_messages(&st, "datasync-dead-letter") == 1
+            && stream_messages(&st, "datasync-errors-default") >= 2)
+            .then_some(())
+    })
+    .await;
+    if waiting.is_none() {
+        let st = up.status().await;
+        let streams: Vec<(&str, i64)> = st
+            .streams
+            .iter()
+            .map(|s| (s.name.as_str(), s.messages))
+            .collect();
+        panic!("the 400 is not dead-lettered with the later steps waiting: {streams:?}");
+    }
+    // Several retry ticks (1 s apart) later, the later steps are still not attempted.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls = received(&up.client, &url).await.messages.unwrap();
+    assert_eq!(calls.len(), 1, "only the blocker was attempted: {calls:?}");
+    assert_eq!(
+        calls[0].headers.get("idempotency-key"),
+        Some(&blocker),
+        "{calls:?}"
+    );
+    let st = up.status().await;
+    assert_eq!(stream_messages(&st, "datasync-dead-letter"), 1);
+
+    let data = up.dir.join("data");
+    let out = run_to_exit(
+        [
+            "retry".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--release-key".as_ref(),
+            "strict".as_ref(),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("blocker {blocker} dropped")),
+        "{stdout}"
+    );
+    let steps = eventually(Duration::from_secs(40), || async {
+        let got = delivered_steps(&up.client, &url).await;
+        let got = got.get("strict").cloned().unwrap_or_default();
+        (got.len() == 2).then_some(got)
+    })
+    .await;
+    assert_eq!(steps, Some(vec![2, 3]), "the waiting steps, in order");
     up.stop();
 }

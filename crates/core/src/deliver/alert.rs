@@ -18,7 +18,7 @@ use crate::classify::ErrorClass;
 use crate::message::{truncate_utf8, LastError};
 use crate::oci::models::MessageDetails;
 
-use super::item::{Body, Item};
+use super::item::Item;
 use super::route::RouteReport;
 
 /// The kind every dead-letter notification names, so readers can tell it from others.
@@ -105,10 +105,7 @@ impl DeadLetter {
         bytes: usize,
         payload: bool,
     ) -> Self {
-        let before = match &item.body {
-            Body::Envelope(e) | Body::Encoded { envelope: e, .. } => e.attempt,
-            Body::Undecodable { .. } => 0,
-        };
+        let before = item.envelope().map_or(0, |e| e.attempt);
         let key = item.key.as_ref().map(|k| {
             let mut k = String::from_utf8_lossy(k).into_owned();
             truncate_utf8(&mut k, MAX_KEY_BYTES);
@@ -310,6 +307,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::deliver::Body;
     use crate::message::Envelope;
 
     fn item(payload_bytes: usize, header_value: &str) -> Item {

@@ -130,10 +130,7 @@ impl Item {
     /// metrics' `targetHost` dimension; `None` when the value is not a message or its URL
     /// does not parse.
     pub fn target_host(&self) -> Option<String> {
-        let envelope = match &self.body {
-            Body::Envelope(e) | Body::Encoded { envelope: e, .. } => e,
-            Body::Undecodable { .. } => return None,
-        };
+        let envelope = self.envelope()?;
         let url = url::Url::parse(&envelope.message.target_rest_api).ok()?;
         let host = url.host_str()?.to_ascii_lowercase();
         Some(match url.port() {
@@ -172,12 +169,13 @@ impl Item {
         }
     }
 
-    /// The envelope, when the value decoded and is held whole (not for [`Body::Encoded`]:
-    /// see [`Item::decoded`]).
+    /// The envelope, when the value decoded: its target, key, attempts, class and route. For
+    /// [`Body::Encoded`] its payload is absent (`targetRestApiPayload` is `None`): read
+    /// [`Item::decoded`] for the whole envelope.
     pub fn envelope(&self) -> Option<&Envelope> {
         match &self.body {
-            Body::Envelope(e) => Some(e),
-            Body::Encoded { .. } | Body::Undecodable { .. } => None,
+            Body::Envelope(e) | Body::Encoded { envelope: e, .. } => Some(e),
+            Body::Undecodable { .. } => None,
         }
     }
 

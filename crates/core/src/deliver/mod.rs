@@ -331,7 +331,7 @@ impl Deliverer {
         if let Some(source) = &self.routes {
             let routed = items
                 .iter()
-                .any(|i| matches!(&i.body, Body::Envelope(e) | Body::Encoded { envelope: e, .. } if e.route.is_some()));
+                .any(|i| i.envelope().is_some_and(|e| e.route.is_some()));
             if routed {
                 self.attempts.set_routes(source.current().await);
             }

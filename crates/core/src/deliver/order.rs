@@ -375,16 +375,19 @@ mod tests {
         Arc::new(Settings::from_lookup(function, |k| map.get(k).map(|v| (*v).to_owned())).unwrap())
     }
 
+    /// A message of key `k` as the process function holds it: its payload kept encoded.
     fn item(id: &str) -> Item {
-        let mut item = Item::decode(
+        use base64::Engine as _;
+        let value = br#"{"targetRestApi":"https://api.example.com/o","targetRestApiOperation":"POST","targetRestApiPayload":{"n":1}}"#;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        let mut item = Item::decode_lazily(
             "s",
             "0",
             0,
             Some(Bytes::from_static(b"k")),
-            Bytes::from_static(
-                br#"{"targetRestApi":"https://api.example.com/o","targetRestApiOperation":"POST"}"#,
-            ),
+            Bytes::from(encoded),
         );
+        assert!(matches!(item.body, crate::deliver::Body::Encoded { .. }));
         item.id = id.to_owned();
         item
     }

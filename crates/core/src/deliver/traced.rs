@@ -65,3 +65,31 @@ pub(super) fn delivered(outcome: &Outcome) -> Option<TraceEvent> {
 pub(super) fn emit_all(events: &[TraceEvent]) {
     events.iter().for_each(emit);
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use base64::Engine as _;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::deliver::{Body, Item};
+
+    #[test]
+    fn a_delivered_line_counts_the_attempt_of_a_message_whose_payload_stays_encoded() {
+        // As the process function holds a message: decoded lazily, its payload kept encoded.
+        let value = br#"{"targetRestApi":"https://api.example.com/o","targetRestApiOperation":"POST","targetRestApiPayload":{"n":1},"attempt":2}"#;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        let item = Item::decode_lazily("s", "0", 7, None, Bytes::from(encoded));
+        assert!(matches!(item.body, Body::Encoded { .. }));
+        let outcome = Outcome {
+            item,
+            fate: Fate::Delivered { status: 200 },
+        };
+        let event = delivered(&outcome).unwrap();
+        assert_eq!(
+            (event.event, event.attempt),
+            (TraceKind::Delivered, Some(3))
+        );
+    }
+}
