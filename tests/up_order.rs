@@ -271,24 +271,7 @@ async fn a_park_on_permanent_host_holds_its_key_until_an_operator_releases_it() 
     let st = up.status().await;
     assert_eq!(stream_messages(&st, "datasync-dead-letter"), 1);
 
-    let data = up.dir.join("data");
-    let out = run_to_exit(
-        [
-            "retry".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--release-key".as_ref(),
-            "strict".as_ref(),
-        ],
-        Duration::from_secs(60),
-    )
-    .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = up.cli_ok(&["retry", "--release-key", "strict"]).await;
     assert!(
         stdout.contains(&format!("blocker {blocker} dropped")),
         "{stdout}"

@@ -211,45 +211,13 @@ async fn the_example_route_transforms_filters_and_refuses_unknown_routes() {
 
 /// `datasync routes list` and `test` without --config read the routes the stack stored.
 async fn stored_routes_are_what_the_cli_reads(up: &Up) {
-    let data = up.dir.join("data");
-    let out = run_to_exit(
-        [
-            "routes".as_ref(),
-            "list".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--json".as_ref(),
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = up.cli_ok(&["routes", "list", "--json"]).await;
+    let doc: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["routes"][0]["name"], "orders");
     let input = up.dir.join("order.json");
     std::fs::write(&input, r#"{"orderId":7,"total":12.5,"junk":1}"#).unwrap();
-    let out = run_to_exit(
-        [
-            "routes".as_ref(),
-            "test".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "orders".as_ref(),
-            input.as_os_str(),
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let input = input.to_str().unwrap();
+    let text = up.cli_ok(&["routes", "test", "orders", input]).await;
     assert!(
         text.contains("payload: {\"id\":7,\"amount\":12.5}"),
         "{text}"
@@ -299,23 +267,7 @@ async fn a_transform_failing_at_run_time_is_dead_lettered_then_replayed_once_fix
         &[],
     )
     .await;
-    let data = up.dir.join("data");
-    let out = run_to_exit(
-        [
-            "retry".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--stream".as_ref(),
-            "dead-letter".as_ref(),
-        ],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    up.cli_ok(&["retry", "--stream", "dead-letter"]).await;
     let got = delivery(&up, &target, &id)
         .await
         .expect("the replayed dead letter is delivered with the fixed route");

@@ -176,31 +176,10 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
     assert!(raw_by_id.contains("\"targetHost\""), "{raw_by_id}");
 
     // The command line, from the same log.
-    let data = tmp.path().join("data");
-    let out = run_to_exit(
-        [
-            "trace",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--json",
-            &first,
-        ],
-        Duration::from_secs(20),
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli: Timeline = serde_json::from_slice(&out.stdout).unwrap();
+    let out = up.cli_ok(&["trace", "--json", &first]).await;
+    let cli: Timeline = serde_json::from_str(&out).unwrap();
     assert!(in_order(&kinds(&cli), &want), "{cli:?}");
-    let human = run_to_exit(
-        ["trace", "--data-dir", data.to_str().unwrap(), &first],
-        Duration::from_secs(20),
-    )
-    .await;
-    let human = String::from_utf8_lossy(&human.stdout);
+    let human = up.cli_ok(&["trace", &first]).await;
     assert!(
         human.contains("status=503") && human.contains("delivered"),
         "{human}"
@@ -223,20 +202,9 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
         .map(|e| e.event.id.as_str())
         .collect();
     assert_eq!(accepted, [first.as_str(), second.as_str()]);
-    let out = run_to_exit(
-        [
-            "trace",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--key",
-            "trace-key",
-            "--since",
-            "1h",
-        ],
-        Duration::from_secs(20),
-    )
-    .await;
-    let human = String::from_utf8_lossy(&out.stdout);
+    let human = up
+        .cli_ok(&["trace", "--key", "trace-key", "--since", "1h"])
+        .await;
     let (a, b) = (human.find(&first).unwrap(), human.find(&second).unwrap());
     assert!(a < b, "{human}");
 

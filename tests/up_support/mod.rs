@@ -135,6 +135,26 @@ impl Up {
         }
     }
 
+    /// Runs `datasync ARGS --data-dir DATA` against this stack until it exits (at most 60 s).
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let data = self.dir.join("data");
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        all.extend([std::ffi::OsStr::new("--data-dir"), data.as_os_str()]);
+        run_to_exit(all, Duration::from_secs(60)).await
+    }
+
+    /// [`Up::cli`], which must exit 0; its stdout.
+    pub async fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "datasync {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     pub fn gateway(&self) -> String {
         self.info.gateway.clone()
     }
