@@ -283,5 +283,17 @@ async fn a_park_on_permanent_host_holds_its_key_until_an_operator_releases_it() 
     })
     .await;
     assert_eq!(steps, Some(vec![2, 3]), "the waiting steps, in order");
+    // The key's story tells the wait and the release.
+    let story = eventually(Duration::from_secs(10), || async {
+        let text = up
+            .cli_ok(&["trace", "--key", "strict", "--since", "1h"])
+            .await;
+        (text.contains("parked") && text.contains("released")).then_some(text)
+    })
+    .await;
+    assert!(
+        story.is_some(),
+        "datasync trace --key tells neither park nor release"
+    );
     up.stop();
 }
