@@ -2,7 +2,8 @@
 //! official OCI Python SDK (installed in `.venv` by scripts/venv.sh) reads back from the
 //! emulator's Monitoring the sums each metric and dimension should have; with Monitoring down
 //! (the emulator answering 503 to PostMetricData) every message is still delivered or routed.
-//! The `oci` CLI is not in `.venv`, so the SDK stands for both.
+//! The official `oci` CLI (also in `.venv`) reads the same sums with the command docs/metrics.md
+//! gives operators.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod up_support;
@@ -42,6 +43,42 @@ async fn sdk(up: &Up, queries: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Runs `oci monitoring metric-data summarize-metrics-data` (the official CLI) with `query`
+/// against the stack's emulator, as docs/metrics.md gives it (the service's default window,
+/// the last hour); the sum of every returned datapoint.
+async fn cli_sum(up: &Up, query: &str) -> f64 {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let oci = root.join(".venv/bin/oci");
+    let output = tokio::process::Command::new(&oci)
+        .args(["monitoring", "metric-data", "summarize-metrics-data"])
+        .args(["--namespace", "datasync", "--query-text", query])
+        .args(["--compartment-id", &up.info.compartment])
+        .args(["--endpoint", &up.info.emulator])
+        .arg("--config-file")
+        .arg(&up.info.oci_config_file)
+        .args(["--profile", "LOCAL"])
+        // The data directory's key file is owner-only already; the CLI need not say so.
+        .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/venv.sh)", oci.display()));
+    assert!(
+        output.status.success(),
+        "the oci CLI failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["aggregated-datapoints"].as_array().unwrap())
+        .map(|p| p["value"].as_f64().unwrap())
+        .sum()
 }
 
 /// A query's answer as `dimension value -> sum` for `dim`.
@@ -164,6 +201,9 @@ async fn the_official_sdk_reads_back_what_the_functions_posted() {
     ] {
         assert!(names.contains(name), "ListMetrics lacks {name}: {names:?}");
     }
+    // The CLI command of docs/metrics.md reads what the SDK read.
+    assert_eq!(cli_sum(&up, "MessagesDelivered[1m].sum()").await, 1.0);
+    assert_eq!(cli_sum(&up, FAILURES).await, 2.0);
     up.stop();
 }
 
