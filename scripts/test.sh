@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh clone with nothing beside it: installs what the tests need
 # (a C compiler and make for the bundled SQLite and jemalloc, Debian's chromium and
-# chromium-driver for the status page's browser test, and .venv with the official OCI Python SDK
+# chromium-driver for the status page's browser test, and .venv with the official OCI Python SDK and CLI
 # that the emulator is tested against and the Prometheus client's parser), then runs the tests
 # of every crate in the workspace and the static checks of terraform/. Run from anywhere.
 set -euo pipefail
