@@ -170,7 +170,7 @@ impl Cmp {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("query position {at}: {message}")]
 pub struct MqlError {
-    /// The character position.
+    /// The byte offset in the query where the problem is.
     pub at: usize,
     /// What is wrong or unsupported.
     pub message: String,
