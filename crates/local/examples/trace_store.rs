@@ -53,16 +53,12 @@ fn line(kind: TraceKind, n: u64, t: SystemTime) -> LogLine {
         "target": "datasync_trace",
     })
     .to_string();
-    LogLine {
-        time: t,
-        function: if kind == TraceKind::Accepted {
-            "populate"
-        } else {
-            "process"
-        }
-        .into(),
-        message,
-    }
+    let function = if kind == TraceKind::Accepted {
+        "populate"
+    } else {
+        "process"
+    };
+    LogLine::new(t, function, message)
 }
 
 fn to_snake(k: &str) -> String {

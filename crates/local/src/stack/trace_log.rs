@@ -4,18 +4,20 @@
 //! The functions run in this process, so a [`TraceLayer`] (installed in the process's
 //! `tracing` subscriber beside the console output) takes every event with target
 //! [`datasync_core::trace::TARGET`], writes it as the JSON log format would (the same line a
-//! function on OCI prints), and hands it to a bounded channel: the event's thread never waits.
+//! function on OCI prints; written once, straight from the event's fields, with its `id` and
+//! `key` kept aside for the store's indexes), and hands it to a bounded channel: the event's
+//! thread never waits.
 //! When the stack starts, [`TraceCapture::start`] spawns the writer task, which appends what
 //! the channel holds in one transaction at a time (so a burst becomes few commits) to the
 //! invoke log created in the start stage. Lines that find the channel full are dropped and
 //! counted ([`TraceCapture::dropped`]).
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use datasync_core::trace::TARGET;
-use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +27,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::emulator::{Emulator, LogLine};
+use crate::emulator::{Emulator, LogLine, TraceIds};
 
 /// Lines waiting for the writer at most; beyond it lines are dropped.
 const CHANNEL: usize = 65_536;
@@ -114,26 +116,91 @@ async fn write(emulator: &Emulator, log_id: &str, lines: Vec<LogLine>) {
     }
 }
 
-/// The fields of an event, as JSON.
-#[derive(Default)]
-struct Fields(Map<String, Value>);
+/// An event's JSON line, written as its fields are visited (once, with no map in between),
+/// and the `id` and `key` the store indexes, kept aside so it need not read the line again.
+struct LineWriter {
+    out: Vec<u8>,
+    fields: usize,
+    id: Option<String>,
+    key: Option<String>,
+}
 
-impl Visit for Fields {
+impl LineWriter {
+    /// The line up to its fields: `{"timestamp":"…","level":"…","fields":{`, as the JSON log
+    /// format writes it (microseconds, UTC).
+    fn start(level: &tracing::Level, now: SystemTime) -> Self {
+        let mut out = Vec::with_capacity(384);
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        // Cannot fail for a clock reading (its year has four digits).
+        let _ = time::OffsetDateTime::from(now).format_into(&mut out, format);
+        out.extend_from_slice(b"\",\"level\":\"");
+        out.extend_from_slice(level.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"fields\":{");
+        Self {
+            out,
+            fields: 0,
+            id: None,
+            key: None,
+        }
+    }
+
+    /// Writes the field's name and the colon before its value.
+    fn name(&mut self, field: &Field) {
+        if self.fields > 0 {
+            self.out.push(b',');
+        }
+        self.fields += 1;
+        json_string(&mut self.out, field.name());
+        self.out.push(b':');
+    }
+
+    /// The finished line and its indexed fields.
+    fn finish(mut self) -> (String, Option<TraceIds>) {
+        self.out.extend_from_slice(b"},\"target\":");
+        json_string(&mut self.out, TARGET);
+        self.out.push(b'}');
+        let message = String::from_utf8(self.out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let ids = self.id.map(|id| TraceIds { id, key: self.key });
+        (message, ids)
+    }
+}
+
+/// Appends `s` as a JSON string (quoted and escaped).
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+impl Visit for LineWriter {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        match field.name() {
+            "id" => self.id = Some(value.to_owned()),
+            "key" => self.key = Some(value.to_owned()),
+            _ => {}
+        }
+        self.name(field);
+        json_string(&mut self.out, value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.name(field);
+        let _ = write!(self.out, "{value}");
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.name(field);
+        let _ = write!(self.out, "{value}");
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.name(field);
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        self.name(field);
+        json_string(&mut self.out, &format!("{value:?}"));
     }
 }
 
@@ -155,27 +222,6 @@ where
     "populate"
 }
 
-/// The line the JSON log format writes for an event: `{"timestamp","level","fields","target"}`
-/// with microseconds, UTC.
-fn json_line(fields: Map<String, Value>, level: &tracing::Level, now: SystemTime) -> String {
-    let mut line = Map::new();
-    line.insert("timestamp".into(), Value::from(micros_utc(now)));
-    line.insert("level".into(), Value::from(level.as_str()));
-    line.insert("fields".into(), Value::Object(fields));
-    line.insert("target".into(), Value::from(TARGET));
-    Value::Object(line).to_string()
-}
-
-/// `2026-01-01T00:00:00.000000Z`.
-fn micros_utc(t: SystemTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    time::OffsetDateTime::from(t)
-        .format(format)
-        .unwrap_or_default()
-}
-
 impl<S> Layer<S> for TraceLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -185,13 +231,15 @@ where
         if meta.target() != TARGET {
             return;
         }
-        let mut fields = Fields::default();
-        event.record(&mut fields);
         let now = SystemTime::now();
+        let mut writer = LineWriter::start(meta.level(), now);
+        event.record(&mut writer);
+        let (message, ids) = writer.finish();
         let line = LogLine {
             time: now,
             function: function_of(event, &ctx).to_owned(),
-            message: json_line(fields.0, meta.level(), now),
+            message,
+            ids,
         };
         if self.tx.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -231,5 +279,43 @@ mod tests {
             e
         });
         assert_eq!(parsed.timestamp.len(), "2026-01-01T00:00:00.000000Z".len());
+        assert_eq!(
+            line.ids,
+            Some(TraceIds {
+                id: "m1".into(),
+                key: Some("k".into())
+            })
+        );
+    }
+
+    #[test]
+    fn text_fields_are_escaped_and_lines_without_a_key_index_none() {
+        let (layer, capture) = trace_capture();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let mut e = TraceEvent::new(TraceKind::Rerouted, "m\"2").detail(Some(r#"a "b" \ c"#));
+        e.stream = Some("errors".into());
+        e.offset = Some(-1);
+        tracing::subscriber::with_default(subscriber, || emit(&e));
+        let line = capture
+            .rx
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap()
+            .try_recv()
+            .unwrap();
+        assert_eq!(line.function, "populate");
+        let parsed = TraceLine::parse(&line.message).unwrap();
+        assert_eq!(parsed.fields, e);
+        assert_eq!(
+            line.ids,
+            Some(TraceIds {
+                id: "m\"2".into(),
+                key: None
+            })
+        );
+        let value: serde_json::Value = serde_json::from_str(&line.message).unwrap();
+        assert_eq!(value["level"], "INFO");
+        assert_eq!(value["fields"]["offset"], -1);
     }
 }
