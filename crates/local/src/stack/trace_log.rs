@@ -8,8 +8,8 @@
 //! `key` kept aside for the store's indexes), and hands it to a bounded channel: the event's
 //! thread never waits.
 //! When the stack starts, [`TraceCapture::start`] spawns the writer task, which appends what
-//! the channel holds in one transaction at a time (so a burst becomes few commits) to the
-//! invoke log created in the start stage. Lines that find the channel full are dropped and
+//! the channel brings within [`GATHER`] of a first line in one transaction (so a burst
+//! becomes few commits) to the invoke log created in the start stage. Lines that find the channel full are dropped and
 //! counted ([`TraceCapture::dropped`]).
 
 use std::io::Write as _;
@@ -33,6 +33,10 @@ use crate::emulator::{Emulator, LogLine, TraceIds};
 const CHANNEL: usize = 65_536;
 /// The most lines one append writes.
 const BATCH: usize = 4096;
+/// How long the writer gathers lines after the first before it writes them: the delay before
+/// a line can be searched, and what keeps commits few (each one rewrites the pages of the
+/// table's and its indexes' ends, so a commit per handful of lines cost more than the lines).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The `tracing` layer that captures trace lines. Build it with [`trace_capture`].
 #[derive(Debug, Clone)]
@@ -81,31 +85,47 @@ impl TraceCapture {
     ) -> Option<JoinHandle<()>> {
         let mut rx = self.rx.lock().ok()?.take()?;
         Some(tokio::spawn(async move {
-            loop {
-                let first = tokio::select! {
-                    line = rx.recv() => line,
-                    () = stop.cancelled() => None,
-                };
-                let Some(first) = first else { break };
-                let mut lines = vec![first];
-                while lines.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(l) => lines.push(l),
-                        Err(_) => break,
-                    }
-                }
-                write(&emulator, &log_id, lines).await;
+            let mut lines = Vec::with_capacity(BATCH);
+            while gather(&mut rx, &mut lines, &stop).await {
+                write(&emulator, &log_id, std::mem::take(&mut lines)).await;
             }
             // Whatever arrived before the stop.
-            let mut rest = Vec::new();
             while let Ok(l) = rx.try_recv() {
-                rest.push(l);
+                lines.push(l);
             }
-            if !rest.is_empty() {
-                write(&emulator, &log_id, rest).await;
+            if !lines.is_empty() {
+                write(&emulator, &log_id, lines).await;
             }
         }))
     }
+}
+
+/// Waits for a line, then gathers more for up to [`GATHER`] (or until [`BATCH`] are in hand):
+/// a commit costs about the same for a few lines as for thousands, so lines are written
+/// seldom and in bulk. False (with whatever was gathered in `lines`) when `stop` is cancelled
+/// or every sender is gone.
+async fn gather(
+    rx: &mut mpsc::Receiver<LogLine>,
+    lines: &mut Vec<LogLine>,
+    stop: &CancellationToken,
+) -> bool {
+    let first = tokio::select! {
+        line = rx.recv() => line,
+        () = stop.cancelled() => None,
+    };
+    let Some(first) = first else { return false };
+    lines.push(first);
+    let deadline = tokio::time::sleep(GATHER);
+    tokio::pin!(deadline);
+    while lines.len() < BATCH {
+        let room = BATCH - lines.len();
+        tokio::select! {
+            n = rx.recv_many(lines, room) => if n == 0 { return false },
+            () = &mut deadline => break,
+            () = stop.cancelled() => return false,
+        }
+    }
+    true
 }
 
 async fn write(emulator: &Emulator, log_id: &str, lines: Vec<LogLine>) {
@@ -317,5 +337,31 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&line.message).unwrap();
         assert_eq!(value["level"], "INFO");
         assert_eq!(value["fields"]["offset"], -1);
+    }
+
+    fn line(n: u32) -> LogLine {
+        LogLine::new(SystemTime::now(), "process", format!("line {n}"))
+    }
+
+    #[tokio::test]
+    async fn lines_arriving_together_are_written_together() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        tx.send(line(1)).await.unwrap();
+        let later = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            later.send(line(2)).await.unwrap();
+        });
+        let mut lines = Vec::new();
+        let begun = std::time::Instant::now();
+        assert!(gather(&mut rx, &mut lines, &stop).await);
+        assert_eq!(lines.len(), 2, "the second line joined the first's batch");
+        assert!(begun.elapsed() >= GATHER);
+        lines.clear();
+        tx.send(line(3)).await.unwrap();
+        stop.cancel();
+        assert!(!gather(&mut rx, &mut lines, &stop).await);
+        assert!(lines.len() <= 1, "a stop ends the gathering at once");
     }
 }
