@@ -22,7 +22,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::filter::{filter_fn, FilterFn};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
@@ -224,6 +225,24 @@ impl Visit for LineWriter {
     }
 }
 
+/// The spans that name the function an event came from ([`function_of`]).
+const FUNCTION_SPANS: [&str; 2] = ["process", "retry"];
+
+/// The filter to give the [`TraceLayer`] in a subscriber: trace lines (target [`TARGET`],
+/// INFO and above) and the functions' spans, which [`function_of`] reads. Without the
+/// spans, a filtered layer sees no span and every line would name populate. Decided once per
+/// callsite, so nothing else costs anything.
+pub fn capture_filter() -> FilterFn<fn(&Metadata<'_>) -> bool> {
+    fn captured(meta: &Metadata<'_>) -> bool {
+        if meta.is_span() {
+            FUNCTION_SPANS.contains(&meta.name())
+        } else {
+            meta.target() == TARGET && *meta.level() <= tracing::Level::INFO
+        }
+    }
+    filter_fn(captured as fn(&Metadata<'_>) -> bool)
+}
+
 /// The function an event came from: the span it runs in (`process`, `retry`), else populate
 /// (whose only trace lines are acceptances).
 fn function_of<S>(event: &Event<'_>, ctx: &Context<'_, S>) -> &'static str
@@ -232,10 +251,8 @@ where
 {
     if let Some(scope) = ctx.event_scope(event) {
         for span in scope {
-            match span.name() {
-                "process" => return "process",
-                "retry" => return "retry",
-                _ => {}
+            if let Some(name) = FUNCTION_SPANS.iter().find(|n| **n == span.name()) {
+                return name;
             }
         }
     }
@@ -306,6 +323,24 @@ mod tests {
                 key: Some("k".into())
             })
         );
+    }
+
+    #[test]
+    fn the_capture_filter_lets_the_function_spans_through() {
+        let (layer, capture) = trace_capture();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::Layer::with_filter(layer, capture_filter()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let _p = tracing::info_span!("process", call_id = "c1").entered();
+            let _other = tracing::info_span!("batch").entered();
+            emit(&TraceEvent::new(TraceKind::Delivered, "m1"));
+            tracing::info!(id = "x", "not a trace line");
+            tracing::debug!(target: "datasync_trace", id = "y", "below INFO");
+        });
+        let mut rx = capture.rx.lock().unwrap().take().unwrap();
+        assert_eq!(rx.try_recv().unwrap().function, "process");
+        assert!(rx.try_recv().is_err(), "only trace lines are captured");
     }
 
     #[test]
