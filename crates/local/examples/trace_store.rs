@@ -75,7 +75,7 @@ fn to_snake(k: &str) -> String {
 }
 
 fn db_bytes(dir: &std::path::Path) -> u64 {
-    ["emulator.db", "emulator.db-wal"]
+    ["emulator.db", "emulator.db-wal", "logs.db", "logs.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
         .map(|m| m.len())
