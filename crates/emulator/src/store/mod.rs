@@ -8,10 +8,10 @@
 //! one failing request does not undo its neighbours.
 //!
 //! **Logs** (Logging's tables: the functions' trace lines) live in a database file of their
-//! own ([`crate::LOGS_DATABASE_FILE`]), with its own writer thread and `synchronous=NORMAL`: a burst of
-//! trace lines never holds up a stream append's group commit, and a log commit does not wait
-//! for an fsync. A power loss (not a process crash) may lose the last log lines; the streams'
-//! durability is unchanged.
+//! own ([`crate::LOGS_DATABASE_FILE`]), with its own writer thread and `synchronous=NORMAL`:
+//! a burst of trace lines never holds up a stream append's group commit, and a log commit
+//! does not wait for an fsync. A power loss (not a process crash) may lose the last log
+//! lines; the streams' durability is unchanged.
 //!
 //! **Reads** run on a small pool of read-only connections, concurrent with the writer (WAL),
 //! and stream rows from the database: nothing holds a stream in memory.

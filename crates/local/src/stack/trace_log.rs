@@ -2,15 +2,17 @@
 //! collects a function's stdout into its application's invoke log.
 //!
 //! The functions run in this process, so a [`TraceLayer`] (installed in the process's
-//! `tracing` subscriber beside the console output) takes every event with target
-//! [`datasync_core::trace::TARGET`], writes it as the JSON log format would (the same line a
-//! function on OCI prints; written once, straight from the event's fields, with its `id` and
-//! `key` kept aside for the store's indexes), and hands it to a bounded channel: the event's
-//! thread never waits.
+//! `tracing` subscriber beside the console output, behind [`capture_filter`]) takes every
+//! event with target [`datasync_core::trace::TARGET`], writes it as the JSON log format would
+//! (the same line a function on OCI prints; written once, straight from the event's fields,
+//! with its `id` and `key` kept aside for the store's indexes), and hands it to a bounded
+//! channel: the event's thread never waits.
+//!
 //! When the stack starts, [`TraceCapture::start`] spawns the writer task, which appends what
 //! the channel brings within [`GATHER`] of a first line in one transaction (so a burst
-//! becomes few commits) to the invoke log created in the start stage. Lines that find the channel full are dropped and
-//! counted ([`TraceCapture::dropped`]).
+//! becomes few commits) to the invoke log created in the start stage; the emulator keeps it
+//! in its logs database, apart from the streams. Lines that find the channel full are
+//! dropped and counted ([`TraceCapture::dropped`]).
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
