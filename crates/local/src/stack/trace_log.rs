@@ -9,7 +9,7 @@
 //! channel: the event's thread never waits.
 //!
 //! When the stack starts, [`TraceCapture::start`] spawns the writer task, which appends what
-//! the channel brings within [`GATHER`] of a first line in one transaction (so a burst
+//! the channel brings within 200 ms (`GATHER`) of a first line in one transaction (so a burst
 //! becomes few commits) to the invoke log created in the start stage; the emulator keeps it
 //! in its logs database, apart from the streams. Lines that find the channel full are
 //! dropped and counted ([`TraceCapture::dropped`]).
