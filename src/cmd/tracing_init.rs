@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use datasync_core::trace::TARGET;
-use datasync_local::stack::trace_log::{trace_capture, TraceCapture};
-use tracing_subscriber::filter::{EnvFilter, Targets};
+use datasync_local::stack::trace_log::{capture_filter, trace_capture, TraceCapture};
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::Layer as _;
@@ -29,8 +29,7 @@ pub fn init(default: &str, capture: bool) -> Option<Arc<TraceCapture>> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(filter);
     let (layer, receiver) = trace_capture();
-    let layer = capture
-        .then(|| layer.with_filter(Targets::new().with_target(TARGET, tracing::Level::INFO)));
+    let layer = capture.then(|| layer.with_filter(capture_filter()));
     let installed = tracing_subscriber::registry()
         .with(stderr)
         .with(layer)

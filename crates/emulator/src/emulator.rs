@@ -12,12 +12,14 @@ use crate::error::{ApiError, EmulatorError};
 use crate::notifications::{self, PublishedNotification};
 use crate::options::EmulatorOptions;
 use crate::streaming::{self, StreamStats};
-use crate::{crypto, store, DATABASE_FILE};
+use crate::{crypto, store, DATABASE_FILE, LOGS_DATABASE_FILE};
 
 /// What every request handler shares: the store, the keys, the caches and the options.
 pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) store: Arc<store::Store>,
+    /// Logging's records, in a database of their own (see [`store`]).
+    pub(crate) logs: Arc<store::Store>,
     pub(crate) key: crypto::DataKey,
     pub(crate) keys: auth::KeyRegistry,
     pub(crate) profile: LocalProfile,
@@ -94,7 +96,12 @@ impl Emulator {
         let key = crypto::DataKey::load_or_create(&dir)?;
         let keys = auth::KeyRegistry::open(&dir)?;
         let (profile, public) = auth::ensure_local_profile(&dir)?;
-        let store = Arc::new(store::Store::open(&dir.join(DATABASE_FILE))?);
+        let logs_path = dir.join(LOGS_DATABASE_FILE);
+        let logs = Arc::new(store::Store::open_logs(&logs_path)?);
+        let store = Arc::new(store::Store::open_main(
+            &dir.join(DATABASE_FILE),
+            &logs_path,
+        )?);
         let pem = auth::public_pem(&public)?;
         let key_id = profile.key_id();
         {
@@ -123,6 +130,7 @@ impl Emulator {
             inner: Arc::new(Inner {
                 dir,
                 store,
+                logs,
                 key,
                 keys,
                 profile,
@@ -438,9 +446,10 @@ impl Emulator {
         Ok(crate::logging::trim(&self.inner, now).await?)
     }
 
-    /// Stops the writer after what is queued (also done on drop of the last clone).
+    /// Stops the writers after what is queued (also done on drop of the last clone).
     pub fn close(&self) {
         self.inner.store.close();
+        self.inner.logs.close();
     }
 }
 

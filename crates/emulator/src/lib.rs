@@ -62,7 +62,7 @@ pub use auth::{
 };
 pub use emulator::{Appended, Emulator};
 pub use error::{ApiError, EmulatorError, KeyError};
-pub use logging::{LogIds, LogLine, LogSpec};
+pub use logging::{LogIds, LogLine, LogSpec, TraceIds};
 pub use notifications::PublishedNotification;
 pub use options::EmulatorOptions;
 pub use store::StorageHealth;
@@ -74,3 +74,6 @@ pub use streaming::{
 pub const NAMESPACE: &str = "local";
 /// The database file's name in the data directory.
 pub const DATABASE_FILE: &str = "emulator.db";
+/// The logs database's file name in the data directory (Logging's records, kept apart from
+/// the streams so that log writes never wait for or hold up their commits).
+pub const LOGS_DATABASE_FILE: &str = "logs.db";

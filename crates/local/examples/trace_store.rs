@@ -53,16 +53,12 @@ fn line(kind: TraceKind, n: u64, t: SystemTime) -> LogLine {
         "target": "datasync_trace",
     })
     .to_string();
-    LogLine {
-        time: t,
-        function: if kind == TraceKind::Accepted {
-            "populate"
-        } else {
-            "process"
-        }
-        .into(),
-        message,
-    }
+    let function = if kind == TraceKind::Accepted {
+        "populate"
+    } else {
+        "process"
+    };
+    LogLine::new(t, function, message)
 }
 
 fn to_snake(k: &str) -> String {
@@ -79,7 +75,7 @@ fn to_snake(k: &str) -> String {
 }
 
 fn db_bytes(dir: &std::path::Path) -> u64 {
-    ["emulator.db", "emulator.db-wal"]
+    ["emulator.db", "emulator.db-wal", "logs.db", "logs.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
         .map(|m| m.len())

@@ -109,7 +109,7 @@ async fn search(inner: &Arc<Inner>, call: &Call) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::invalid(format!("searchQuery: {e}")))?;
     let tenancy = inner.profile.tenancy.clone();
     let (rows, next) = inner
-        .store
+        .logs
         .read(move |conn| {
             let all = logs::all_logs(conn)?;
             let scoped = scope_logs(&all, &query.scopes)?;
@@ -352,12 +352,47 @@ pub struct LogLine {
     pub function: String,
     /// The line.
     pub message: String,
+    /// The trace line's `id` and `key` (the indexed columns), when the writer of the line
+    /// knows them; `None` has the store read them from the line ([`LogLine::new`]).
+    pub ids: Option<TraceIds>,
+}
+
+impl LogLine {
+    /// A line whose trace fields the store reads from `message` when it is a trace line.
+    pub fn new(time: SystemTime, function: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            time,
+            function: function.into(),
+            message: message.into(),
+            ids: None,
+        }
+    }
+
+    /// The indexed `id` and `key`: those given, else the line's when it is a trace line.
+    fn indexed(&self) -> (Option<String>, Option<String>) {
+        match &self.ids {
+            Some(t) => (Some(t.id.clone()), t.key.clone()),
+            None => match TraceLine::parse(&self.message) {
+                Some(t) => (Some(t.fields.id), t.fields.key),
+                None => (None, None),
+            },
+        }
+    }
+}
+
+/// A trace line's message id and stream key, as its `id` and `key` fields hold them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceIds {
+    /// The `id` field.
+    pub id: String,
+    /// The `key` field, when the line has one.
+    pub key: Option<String>,
 }
 
 /// Creates the log group and log of `spec` when absent (a log's retention follows `spec`).
 pub(crate) async fn ensure_log(inner: &Arc<Inner>, spec: LogSpec) -> Result<LogIds, ApiError> {
     inner
-        .store
+        .logs
         .write(move |conn, _| {
             let now = rfc3339_ms(now_ms());
             let group = match logs::group_by_name(conn, &spec.compartment, &spec.group_name)? {
@@ -414,7 +449,7 @@ pub(crate) async fn append(
 ) -> Result<usize, ApiError> {
     let log_id = log_id.to_owned();
     inner
-        .store
+        .logs
         .write(move |conn, _| {
             let log: i64 = conn
                 .query_row("SELECT id FROM logs WHERE ocid = ?1", [&log_id], |r| r.get(0))
@@ -423,11 +458,7 @@ pub(crate) async fn append(
                 "INSERT INTO log_records(log, ts, subject, msg_id, msg_key, message) VALUES (?1,?2,?3,?4,?5,?6)",
             )?;
             for line in &lines {
-                let trace = TraceLine::parse(&line.message).map(|t| t.fields);
-                let (id, key) = match trace {
-                    Some(e) => (Some(e.id), e.key),
-                    None => (None, None),
-                };
+                let (id, key) = line.indexed();
                 insert.execute(rusqlite::params![
                     log,
                     ms_since_epoch(line.time),
@@ -445,14 +476,14 @@ pub(crate) async fn append(
 /// Deletes records older than their log's retention at `now`; how many were deleted.
 pub(crate) async fn trim(inner: &Arc<Inner>, now: SystemTime) -> Result<u64, ApiError> {
     let now = ms_since_epoch(now);
-    let logs = inner.store.read(logs::all_logs).await?;
+    let logs = inner.logs.read(logs::all_logs).await?;
     let mut total = 0u64;
     for log in logs {
         let cutoff = now.saturating_sub(log.retention_hours.saturating_mul(3_600_000));
         let id = log.id;
         loop {
             let n = inner
-                .store
+                .logs
                 .write(move |conn, _| {
                     Ok(conn.execute(
                         "DELETE FROM log_records WHERE id IN (SELECT id FROM log_records \

@@ -6,6 +6,8 @@
 //! message's or a key's timeline is an index lookup whatever the store holds. Everything else
 //! an entry carries (the log's OCIDs, the application) is the log's, joined when read.
 
+use std::path::Path;
+
 use rusqlite::{Connection, OptionalExtension as _};
 
 use crate::error::ApiError;
@@ -27,6 +29,45 @@ CREATE INDEX IF NOT EXISTS log_records_by_time ON log_records(log, ts);
 CREATE INDEX IF NOT EXISTS log_records_by_id ON log_records(msg_id) WHERE msg_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS log_records_by_key ON log_records(msg_key, ts) WHERE msg_key IS NOT NULL;
 ";
+
+/// Moves the log tables an earlier version kept in the main database (`conn`, outside any
+/// transaction) into the logs database at `to` (already created), then drops them from the
+/// main one; nothing when there are none. Each database commits on its own: a crash in
+/// between leaves the rows in both, and the next open copies again, skipping what is there.
+pub(crate) fn move_logs(conn: &Connection, to: &Path) -> rusqlite::Result<()> {
+    let present: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'log_records'",
+        [],
+        |r| r.get(0),
+    )?;
+    if present == 0 {
+        return Ok(());
+    }
+    conn.execute(
+        "ATTACH DATABASE ?1 AS logs_db",
+        [to.to_string_lossy().as_ref()],
+    )?;
+    let moved = conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         INSERT OR IGNORE INTO logs_db.log_groups(ocid, name, compartment, created)
+             SELECT ocid, name, compartment, created FROM main.log_groups;
+         INSERT OR IGNORE INTO logs_db.logs(id, ocid, name, log_group, compartment, source,
+             application_id, retention_hours, created)
+             SELECT id, ocid, name, log_group, compartment, source, application_id,
+             retention_hours, created FROM main.logs;
+         INSERT OR IGNORE INTO logs_db.log_records(id, log, ts, subject, msg_id, msg_key, message)
+             SELECT id, log, ts, subject, msg_id, msg_key, message FROM main.log_records;
+         DROP TABLE main.log_records;
+         DROP TABLE main.logs;
+         DROP TABLE main.log_groups;
+         COMMIT;",
+    );
+    if moved.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let detached = conn.execute_batch("DETACH DATABASE logs_db");
+    moved.and(detached)
+}
 
 /// A log, as searches need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,4 +247,54 @@ pub(crate) fn read_records(
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn logs_kept_in_the_main_database_move_to_the_logs_database_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = dir.path().join("logs.db");
+        Connection::open(&to)
+            .unwrap()
+            .execute_batch(LOGS_SCHEMA)
+            .unwrap();
+        let main = Connection::open(dir.path().join("main.db")).unwrap();
+        main.execute_batch(LOGS_SCHEMA).unwrap();
+        main.execute_batch(
+            "INSERT INTO log_groups VALUES('ocid1.loggroup.a','g','c','t');
+             INSERT INTO logs(id, ocid, name, log_group, compartment, source, application_id,
+                 retention_hours, created) VALUES(7,'ocid1.log.a','l','ocid1.loggroup.a','c','s','app',24,'t');
+             INSERT INTO log_records(log, ts, subject, msg_id, msg_key, message)
+                 VALUES(7, 1, 'process', 'm1', 'k', '{}'), (7, 2, 'retry', 'm2', NULL, '{}');",
+        )
+        .unwrap();
+        move_logs(&main, &to).unwrap();
+        let none =
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('log_records','logs','log_groups')";
+        assert_eq!(
+            count(&main, none),
+            0,
+            "the main database no longer has them"
+        );
+        move_logs(&main, &to).unwrap();
+        let logs = Connection::open(&to).unwrap();
+        assert_eq!(count(&logs, "SELECT count(*) FROM log_groups"), 1);
+        assert_eq!(
+            count(&logs, "SELECT id FROM logs WHERE ocid = 'ocid1.log.a'"),
+            7
+        );
+        assert_eq!(
+            count(&logs, "SELECT count(*) FROM log_records WHERE log = 7 AND msg_id = 'm1' AND msg_key = 'k'"),
+            1
+        );
+        assert_eq!(count(&logs, "SELECT count(*) FROM log_records"), 2);
+    }
 }

@@ -7,6 +7,12 @@
 //! commit was syncing in one transaction (group commit), each request in its own savepoint so
 //! one failing request does not undo its neighbours.
 //!
+//! **Logs** (Logging's tables: the functions' trace lines) live in a database file of their
+//! own ([`crate::LOGS_DATABASE_FILE`]), with its own writer thread and `synchronous=NORMAL`:
+//! a burst of trace lines never holds up a stream append's group commit, and a log commit
+//! does not wait for an fsync. A power loss (not a process crash) may lose the last log
+//! lines; the streams' durability is unchanged.
+//!
 //! **Reads** run on a small pool of read-only connections, concurrent with the writer (WAL),
 //! and stream rows from the database: nothing holds a stream in memory.
 //!
@@ -50,6 +56,16 @@ const PAGE_SIZE: i64 = 8192;
 /// left to copy and lets the next transaction restart the WAL from its beginning).
 const WRITER_AUTOCHECKPOINT: i64 = 4096;
 
+/// What a store holds, and so how it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout<'a> {
+    /// Everything but logs, `synchronous=FULL`; logs an earlier version kept here are moved to
+    /// the logs database at `move_logs_to`.
+    Main { move_logs_to: Option<&'a Path> },
+    /// Logging's tables only, `synchronous=NORMAL`.
+    Logs,
+}
+
 /// The store: a handle on the writer thread and a pool of readers.
 pub struct Store {
     path: PathBuf,
@@ -78,13 +94,42 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Store {
-    /// Opens (creating when absent) the database at `path`, checks its integrity (`PRAGMA
+    /// Opens (creating when absent) the main database at `path`, checks its integrity (`PRAGMA
     /// quick_check`) and starts the writer thread.
     ///
     /// # Errors
     /// [`EmulatorError::Damaged`] when the database is damaged; [`EmulatorError::Database`]
     /// when it cannot be opened or set up.
+    #[cfg(test)]
     pub fn open(path: &Path) -> Result<Self, EmulatorError> {
+        Self::open_layout(path, Layout::Main { move_logs_to: None })
+    }
+
+    /// Like [`Store::open`], and moves the log tables an earlier version kept in the main
+    /// database into the logs database at `logs` (open that one first, with
+    /// [`Store::open_logs`]).
+    ///
+    /// # Errors
+    /// As [`Store::open`]; also when the move fails (nothing is lost: it is retried on the
+    /// next open).
+    pub fn open_main(path: &Path, logs: &Path) -> Result<Self, EmulatorError> {
+        Self::open_layout(
+            path,
+            Layout::Main {
+                move_logs_to: Some(logs),
+            },
+        )
+    }
+
+    /// Opens (creating when absent) the logs database at `path` (see the module intro).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_logs(path: &Path) -> Result<Self, EmulatorError> {
+        Self::open_layout(path, Layout::Logs)
+    }
+
+    fn open_layout(path: &Path, layout: Layout<'_>) -> Result<Self, EmulatorError> {
         let conn = Connection::open(path)?;
         configure(&conn)?;
         integrity::quick_check(&conn, path)?;
@@ -96,18 +141,33 @@ impl Store {
                 "cannot enable WAL (journal_mode is {mode})"
             )));
         }
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let synchronous = match layout {
+            Layout::Main { .. } => "FULL",
+            Layout::Logs => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(logs::LOGS_SCHEMA)?;
-        migrate_objects(&conn)?;
+        let name = match layout {
+            Layout::Main { move_logs_to } => {
+                conn.execute_batch(SCHEMA)?;
+                migrate_objects(&conn)?;
+                if let Some(to) = move_logs_to {
+                    logs::move_logs(&conn, to)?;
+                }
+                "emulator"
+            }
+            Layout::Logs => {
+                conn.execute_batch(logs::LOGS_SCHEMA)?;
+                "emulator-logs"
+            }
+        };
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer)?;
-        checkpointer.pragma_update(None, "synchronous", "FULL")?;
+        checkpointer.pragma_update(None, "synchronous", synchronous)?;
         checkpointer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (poke, poked) = mpsc::sync_channel::<()>(1);
         let checkpoint_thread = std::thread::Builder::new()
-            .name("emulator-checkpointer".into())
+            .name(format!("{name}-checkpointer"))
             .spawn(move || checkpoint_loop(checkpointer, poked))
             .map_err(EmulatorError::io(
                 "starting the checkpoint thread for",
@@ -115,7 +175,7 @@ impl Store {
             ))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(WRITE_QUEUE);
         let thread = std::thread::Builder::new()
-            .name("emulator-writer".into())
+            .name(format!("{name}-writer"))
             .spawn(move || writer_loop(conn, rx, poke))
             .map_err(EmulatorError::io("starting the writer thread for", path))?;
         Ok(Self {

@@ -94,13 +94,15 @@ async fn official_python_sdk_searches_logs() {
         .unwrap();
     let t0 = SystemTime::now() - Duration::from_secs(60);
     let lines: Vec<LogLine> = (0..5)
-        .map(|n| LogLine {
-            time: t0 + Duration::from_millis(n * 10),
-            function: "process".into(),
-            message: format!(
-                r#"{{"timestamp":"x","level":"INFO","fields":{{"event":"attempt","id":"{}","attempt":{n}}},"target":"datasync_trace"}}"#,
-                if n % 2 == 0 { "even" } else { "odd" }
-            ),
+        .map(|n| {
+            LogLine::new(
+                t0 + Duration::from_millis(n * 10),
+                "process",
+                format!(
+                    r#"{{"timestamp":"x","level":"INFO","fields":{{"event":"attempt","id":"{}","attempt":{n}}},"target":"datasync_trace"}}"#,
+                    if n % 2 == 0 { "even" } else { "odd" }
+                ),
+            )
         })
         .collect();
     emu.emulator
