@@ -72,6 +72,10 @@ resource "oci_functions_application" "main" {
     metrics_post_interval_ms             = var.metrics_post_interval_ms == null ? "" : tostring(var.metrics_post_interval_ms)
     callback_timeout_ms                  = tostring(var.callback_timeout_ms)
     callback_budget_ms                   = tostring(var.callback_budget_ms)
+    callback_stream_ocid                 = oci_streaming_stream.callbacks.id
+    callback_retry_max_tries             = tostring(var.callback_retry_max_tries)
+    callback_retry_max_age_seconds       = tostring(var.callback_retry_max_age_seconds)
+    callback_retry_backoff_ms            = tostring(var.callback_retry_backoff_ms)
   }
 
   lifecycle {
@@ -86,8 +90,8 @@ resource "oci_functions_application" "main" {
     }
 
     precondition {
-      condition     = length(var.target_allow_list) + length(var.classification_overrides) <= 1650
-      error_message = "target_allow_list and classification_overrides together must stay under 1650 characters: the whole configuration map (45 keys with twelve OCIDs, three endpoints and the routes object's name take about 2.4 KB) is limited to 4 KB."
+      condition     = length(var.target_allow_list) + length(var.classification_overrides) <= 1400
+      error_message = "target_allow_list and classification_overrides together must stay under 1400 characters: the whole configuration map (49 keys with thirteen OCIDs, three endpoints and the routes object's name take about 2.65 KB) is limited to 4 KB."
     }
 
     precondition {

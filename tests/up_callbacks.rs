@@ -3,7 +3,9 @@
 //! `DATA/callback-secret` (checked here with `ring`'s HMAC, independently of the production
 //! signer, and that check first proven on the standard's published vector); a bad
 //! `statusCallback` is a 400 naming it, with nothing stored; a callback endpoint that refuses
-//! connections or hangs delays neither its message nor others, and its failures are logged.
+//! connections or hangs delays neither its message nor others, and its failures are logged; a
+//! callback refused for a while is queued in the callback stream and taken exactly once later,
+//! with the same `webhook-id`, and one refused for good is abandoned after its tries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod up_support;
@@ -22,11 +24,12 @@ use http_body_util::{BodyExt as _, Full};
 use serde_json::{json, Value};
 use up_support::*;
 
-/// One callback as received.
+/// One callback as received, and the status it was answered with.
 #[derive(Debug, Clone)]
 struct Got {
     headers: HashMap<String, String>,
     body: Bytes,
+    status: u16,
 }
 
 /// A callback receiver on 127.0.0.1 answering 200 and keeping what it gets.
@@ -43,6 +46,11 @@ impl Drop for Receiver {
 }
 
 async fn receiver() -> Receiver {
+    refusing_receiver(0).await
+}
+
+/// A callback receiver answering its first `refuse` calls 503, then 200.
+async fn refusing_receiver(refuse: usize) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got: Arc<Mutex<Vec<Got>>> = Arc::default();
@@ -71,8 +79,16 @@ async fn receiver() -> Receiver {
                                 .await
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
-                            keep.lock().unwrap().push(Got { headers, body });
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                            let mut got = keep.lock().unwrap();
+                            let status = if got.len() < refuse { 503 } else { 200 };
+                            got.push(Got {
+                                headers,
+                                body,
+                                status,
+                            });
+                            let mut answer = hyper::Response::new(Full::new(Bytes::new()));
+                            *answer.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, Infallible>(answer)
                         }
                     },
                 );
@@ -429,5 +445,104 @@ async fn callback_endpoints_that_refuse_or_hang_delay_no_message_and_are_logged(
     assert!(
         text.contains("timed out") && text.contains("cannot connect"),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_refused_for_a_while_is_retried_from_the_callback_stream_until_taken() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Refuses the three quick tries and the first scheduled one, then takes it.
+    let rx = refusing_receiver(4).await;
+    // Refuses everything: abandoned after five calls (three quick, two scheduled).
+    let never = refusing_receiver(usize::MAX).await;
+    let config = format!(
+        "{FAST}\n[functions.config]\ncallback_retry_backoff_ms = \"300\"\ncallback_retry_max_tries = \"5\"\n"
+    );
+    let log = tmp.path().join("up.log");
+    let (a, b) = (rx.addr.to_string(), never.addr.to_string());
+    let mut up = up_logged(
+        tmp.path(),
+        &config,
+        &["--allow-target", &a, "--allow-target", &b],
+        &log,
+    )
+    .await;
+    let secret = std::fs::read_to_string(tmp.path().join("data").join("callback-secret")).unwrap();
+    let target = up.target();
+    let mut ids = Vec::new();
+    for (key, url) in [("k-later", &a), ("k-never", &b)] {
+        let sent = Instant::now();
+        let (s, v) = sync(
+            &up,
+            &with_callback(&target, key, 1, &format!("http://{url}/cb")),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        // The message's own delivery waits for no callback.
+        eventually(Duration::from_secs(10), || async {
+            delivered_ids(&up.client, &target)
+                .await
+                .contains(&id)
+                .then_some(())
+        })
+        .await
+        .expect("not delivered");
+        let latency = sent.elapsed();
+        assert!(
+            latency < Duration::from_secs(2),
+            "{key}: delivered after {latency:?}"
+        );
+        ids.push(id);
+    }
+    let taken = eventually(Duration::from_secs(30), || async {
+        rx.got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|g| g.status == 200)
+            .cloned()
+    })
+    .await
+    .expect("the callback was never taken");
+    let body = verified_body(&secret, &taken);
+    assert_eq!(body["id"], ids[0].as_str());
+    assert_eq!(body["status"], "delivered");
+    // Two more rounds of the schedule: nothing more arrives, and every try had one webhook-id.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(got.iter().filter(|g| g.status == 200).count(), 1);
+    let webhook_ids: std::collections::HashSet<&str> = got
+        .iter()
+        .map(|g| g.headers["webhook-id"].as_str())
+        .collect();
+    assert_eq!(webhook_ids.len(), 1, "{webhook_ids:?}");
+    for g in &got {
+        assert_eq!(verified_body(&secret, g), body, "every try says the same");
+    }
+    // The one refused for good: five calls, then abandoned, in the trace.
+    eventually(Duration::from_secs(30), || async {
+        let text = std::fs::read_to_string(&log).unwrap();
+        text.lines()
+            .any(|l| l.contains(ids[1].as_str()) && l.contains("abandoned"))
+            .then_some(())
+    })
+    .await
+    .expect("the refused callback was never abandoned");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(never.got.lock().unwrap().len(), 5);
+    up.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    for id in &ids {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(id.as_str()) && l.contains("queued")),
+            "no queued line for {id}"
+        );
+    }
+    assert!(
+        !text.contains(secret.trim()),
+        "the signing secret reached the log"
     );
 }

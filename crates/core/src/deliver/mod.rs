@@ -136,8 +136,9 @@ impl Deliverer {
             target.clone(),
             secrets.clone(),
             settings.vault.clone(),
-            settings.callbacks,
-        );
+            settings.callbacks.clone(),
+        )
+        .with_queue(streams.clone());
         let cache = SecretCache::new(secrets, settings.vault.clone(), DEFAULT_TTL);
         let sealed = crypto.map(|c| SealedCache::new(c, DEFAULT_TTL));
         let notifier = Notifier::new(notifications.clone(), &settings);
