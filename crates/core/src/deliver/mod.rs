@@ -262,11 +262,14 @@ impl Deliverer {
         let target = TargetClient::new(settings.target)
             .map_err(|e| ConfigError::client("target client", e))?;
         let routes = match &settings.routes_object {
-            Some(object) => Some(Arc::new(crate::routes::RoutesSource::new(
-                ObjectStorageClient::new(oci.clone(), endpoints)
-                    .map_err(|e| ConfigError::client("object storage endpoint", e))?,
-                object.clone(),
-            ))),
+            Some(object) => Some(Arc::new(
+                crate::routes::RoutesSource::new(
+                    ObjectStorageClient::new(oci.clone(), endpoints)
+                        .map_err(|e| ConfigError::client("object storage endpoint", e))?,
+                    object.clone(),
+                )
+                .with_policy(settings.policy.clone()),
+            )),
             None => None,
         };
         let parked = match &settings.parked {

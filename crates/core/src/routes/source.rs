@@ -90,6 +90,8 @@ pub struct RoutesSource {
     object: RoutesObject,
     state: tokio::sync::Mutex<State>,
     reads: Mutex<u64>,
+    /// The rules the routes' `status_callback`s must follow (`None`: form only).
+    policy: Option<crate::message::Policy>,
 }
 
 impl RoutesSource {
@@ -100,7 +102,15 @@ impl RoutesSource {
             object,
             state: tokio::sync::Mutex::new(State::default()),
             reads: Mutex::new(0),
+            policy: None,
         }
+    }
+
+    /// This source refusing, as broken, routes whose `status_callback` breaks `policy` (the
+    /// function's allow-list and scheme rule).
+    pub fn with_policy(mut self, policy: crate::message::Policy) -> Self {
+        self.policy = Some(policy);
+        self
     }
 
     /// How many GetObject calls this source made (conditional ones included).
@@ -170,7 +180,11 @@ impl RoutesSource {
         else {
             return Ok(());
         };
-        match RouteSet::from_json(&content.body) {
+        let checked = RouteSet::from_json(&content.body).and_then(|set| match &self.policy {
+            Some(policy) => set.check_callbacks(policy).map(|()| set),
+            None => Ok(set),
+        });
+        match checked {
             Ok(set) => {
                 state.good = Some((set, content.etag));
                 state.broken = None;
