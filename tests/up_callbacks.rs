@@ -27,6 +27,7 @@ use up_support::*;
 /// One callback as received, and the status it was answered with.
 #[derive(Debug, Clone)]
 struct Got {
+    path: String,
     headers: HashMap<String, String>,
     body: Bytes,
     status: u16,
@@ -66,6 +67,7 @@ async fn refusing_receiver(refuse: usize) -> Receiver {
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let keep = Arc::clone(&keep);
                         async move {
+                            let path = req.uri().path().to_owned();
                             let headers = req
                                 .headers()
                                 .iter()
@@ -82,6 +84,7 @@ async fn refusing_receiver(refuse: usize) -> Receiver {
                             let mut got = keep.lock().unwrap();
                             let status = if got.len() < refuse { 503 } else { 200 };
                             got.push(Got {
+                                path,
                                 headers,
                                 body,
                                 status,
@@ -217,7 +220,12 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
     let tmp = tempfile::tempdir().unwrap();
     let rx = receiver().await;
     let allow = rx.addr.to_string();
-    let mut up = Up::start_in(tmp.path(), FAST, &["--allow-target", &allow]).await;
+    // A route whose messages get the receiver's callback by default.
+    let demo = free_addr();
+    let config = format!(
+        "{FAST}\n[[routes]]\nname = \"orders\"\ntarget = \"http://{demo}/orders\"\nstatus_callback = \"http://{allow}/route-cb\"\n"
+    );
+    let mut up = Up::start_with(tmp.path(), &config, &demo, &["--allow-target", &allow]).await;
     let secret = std::fs::read_to_string(tmp.path().join("data").join("callback-secret")).unwrap();
     let mode = std::fs::metadata(tmp.path().join("data").join("callback-secret")).unwrap();
     assert_eq!(
@@ -295,11 +303,62 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
         "{body}"
     );
 
-    // Only the two accepted messages reached the data stream.
+    // A routed message without a statusCallback: its route's callback is told.
+    let (s, v) = sync(&up, &json!({"route": "orders", "data": {"n": 1}})).await;
+    assert_eq!(s, 200, "{v}");
+    let routed_id = v["id"].as_str().unwrap().to_owned();
+    let got = eventually(Duration::from_secs(30), || async {
+        rx.got.lock().unwrap().get(2).cloned()
+    })
+    .await
+    .expect("no callback for the routed message");
+    let body = verified_body(&secret, &got);
+    assert_eq!(body["id"], routed_id.as_str());
+    assert_eq!(body["status"], "delivered");
+    assert_eq!(got.path, "/route-cb");
+
+    // Only the three accepted messages reached the data stream.
     let status = up.status().await;
-    assert_eq!(stream_messages(&status, "datasync-data"), 2);
-    assert_eq!(rx.got.lock().unwrap().len(), 2);
+    assert_eq!(stream_messages(&status, "datasync-data"), 3);
+    assert_eq!(rx.got.lock().unwrap().len(), 3);
     up.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_whose_callback_is_not_allowed_stops_up_with_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[[routes]]\nname = \"orders\"\ntarget = \"http://127.0.0.1:9/x\"\nstatus_callback = \"https://not-allowed.example.net/cb\"\n",
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let out = run_to_exit(
+        [
+            "up".as_ref(),
+            "--config".as_ref(),
+            file.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--emulator-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--no-demo-target".as_ref(),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"orders\"")
+            && stderr.contains("status_callback")
+            && stderr.contains("allow"),
+        "{stderr}"
+    );
+    assert!(!data.join("endpoints.json").exists(), "nothing served");
 }
 
 /// `datasync up` with its log (stderr) kept in `log`.
