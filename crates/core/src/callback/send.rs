@@ -303,7 +303,8 @@ impl Sender {
                 tracing::info!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, status, attempt, duration_ms, detail = p.body.status.as_str(), "callback");
             }
             AttemptOutcome::Status { status, .. } => {
-                tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, status, attempt, duration_ms, error = %record.detail, "callback failed");
+                let body = record.body.as_deref();
+                tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, status, attempt, duration_ms, error = %record.detail, body, "callback failed");
             }
             AttemptOutcome::Transport(_) => {
                 tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, attempt, duration_ms, error = %record.detail, "callback failed");
