@@ -591,6 +591,19 @@ async fn a_callback_refused_for_a_while_is_retried_from_the_callback_stream_unti
     .expect("the refused callback was never abandoned");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(never.got.lock().unwrap().len(), 5);
+    // Counted once, as GET /metrics shows it.
+    let url = format!("{}/metrics", up.gateway());
+    let abandoned = eventually(Duration::from_secs(10), || async {
+        let text = up.client.get(&url).send().await.ok()?.text().await.ok()?;
+        let total: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("datasync_callbacks_abandoned_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        (total > 0.0).then_some(total)
+    })
+    .await;
+    assert_eq!(abandoned, Some(1.0));
     up.stop();
     let text = std::fs::read_to_string(&log).unwrap();
     for id in &ids {

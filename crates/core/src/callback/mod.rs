@@ -79,6 +79,8 @@ pub struct Callbacks {
     sender: Arc<send::Sender>,
     /// The Streaming client the callback stream is written with, when one is configured.
     queue: Option<StreamClient>,
+    /// Where abandoned callbacks are counted (`CallbacksAbandoned`).
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Callbacks {
@@ -110,7 +112,14 @@ impl Callbacks {
                 abandoned: Default::default(),
             }),
             queue: None,
+            metrics: None,
         }
+    }
+
+    /// This sender counting abandoned callbacks in `metrics` (`CallbacksAbandoned`).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// This sender queuing callbacks that fail within their invocation in the configured

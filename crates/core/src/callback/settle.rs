@@ -99,5 +99,8 @@ impl Callbacks {
         abandon(p, calls, reason);
         counts.abandoned += 1;
         self.sender.abandoned.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.callback_abandoned();
+        }
     }
 }

@@ -132,17 +132,18 @@ impl Deliverer {
         streams: StreamClient,
         notifications: NotificationsClient,
     ) -> Self {
+        let metrics = Metrics::new(settings.function);
         let callbacks = Callbacks::new(
             target.clone(),
             secrets.clone(),
             settings.vault.clone(),
             settings.callbacks.clone(),
         )
-        .with_queue(streams.clone());
+        .with_queue(streams.clone())
+        .with_metrics(metrics.clone());
         let cache = SecretCache::new(secrets, settings.vault.clone(), DEFAULT_TTL);
         let sealed = crypto.map(|c| SealedCache::new(c, DEFAULT_TTL));
         let notifier = Notifier::new(notifications.clone(), &settings);
-        let metrics = Metrics::new(settings.function);
         Self {
             router: Arc::new(Router::new(
                 Arc::clone(&settings),
