@@ -73,6 +73,10 @@ resource "oci_functions_application" "main" {
     metrics_post_interval_ms             = var.metrics_post_interval_ms == null ? "" : tostring(var.metrics_post_interval_ms)
     callback_timeout_ms                  = tostring(var.callback_timeout_ms)
     callback_budget_ms                   = tostring(var.callback_budget_ms)
+    callback_stream_ocid                 = oci_streaming_stream.callbacks.id
+    callback_retry_max_tries             = tostring(var.callback_retry_max_tries)
+    callback_retry_max_age_seconds       = tostring(var.callback_retry_max_age_seconds)
+    callback_retry_backoff_ms            = tostring(var.callback_retry_backoff_ms)
   }
 
   lifecycle {
@@ -87,8 +91,8 @@ resource "oci_functions_application" "main" {
     }
 
     precondition {
-      condition     = length(var.target_allow_list) + length(var.classification_overrides) <= 1620
-      error_message = "target_allow_list and classification_overrides together must stay under 1620 characters: the whole configuration map (46 keys with twelve OCIDs, three endpoints and the routes object's name take about 2.4 KB) is limited to 4 KB."
+      condition     = length(var.target_allow_list) + length(var.classification_overrides) <= 1370
+      error_message = "target_allow_list and classification_overrides together must stay under 1370 characters: the whole configuration map (50 keys with thirteen OCIDs, three endpoints and the routes object's name take about 2.7 KB) is limited to 4 KB."
     }
 
     precondition {

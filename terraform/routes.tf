@@ -6,7 +6,7 @@
 # functions' configuration is the same with and without routes.
 
 variable "routes" {
-  description = "The route set as JSON: {\"routes\":[{\"name\",\"target\",\"operation\",\"headers\",\"vault_secret\",\"vault_secret_header\",\"filter\",\"transform\",\"key\",\"path\"}, ...]}, the form `datasync routes list --config FILE --json` prints from the [[routes]] tables of a `datasync up` configuration. Empty: no routes."
+  description = "The route set as JSON: {\"routes\":[{\"name\",\"target\",\"operation\",\"headers\",\"vault_secret\",\"vault_secret_header\",\"filter\",\"transform\",\"key\",\"path\",\"status_callback\"}, ...]}, the form `datasync routes list --config FILE --json` prints from the [[routes]] tables of a `datasync up` configuration. Empty: no routes."
   type        = string
   default     = ""
 

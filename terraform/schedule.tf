@@ -1,7 +1,8 @@
 # Automatic retry: one Resource Scheduler schedule per retryable error stream invokes the retry
 # function's group mode, as `datasync up`'s retry schedule does locally
 # (crates/local/src/stack/pump/schedule.rs): the same streams (service-unavailable,
-# internal-server and default; not unrecoverable, not dead-letter), the same body
+# internal-server and default; not unrecoverable, not dead-letter; and the callback stream of
+# callbacks.tf, whose due callbacks the retry function sends again), the same body
 # {"stream": <ocid>, "max": N} and the same default N. Turn it off with retry_schedule_enabled.
 #
 # How OCI runs it (contracts round2 §C and §F):
@@ -22,6 +23,7 @@ locals {
   scheduled_retry_streams = {
     service-unavailable = oci_streaming_stream.service_unavailable_errors.id
     internal-server     = oci_streaming_stream.internal_server_errors.id
+    callbacks           = oci_streaming_stream.callbacks.id
     default             = oci_streaming_stream.default_errors.id
   }
 }

@@ -4,7 +4,9 @@
 //! signer, and that check first proven on the standard's published vector); a bad
 //! `statusCallback` is a 400 naming it, with nothing stored; a callback endpoint that refuses
 //! connections or hangs is left alone for a cool-down after its first failure, so later batches
-//! do not wait for it, and its failures and skips are logged.
+//! do not wait for it, and its failures and skips are logged; a callback refused for a while is
+//! queued in the callback stream and taken exactly once later, with the same `webhook-id`, and
+//! one refused for good is abandoned after its tries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod up_support;
@@ -23,11 +25,13 @@ use http_body_util::{BodyExt as _, Full};
 use serde_json::{json, Value};
 use up_support::*;
 
-/// One callback as received.
+/// One callback as received, and the status it was answered with.
 #[derive(Debug, Clone)]
 struct Got {
+    path: String,
     headers: HashMap<String, String>,
     body: Bytes,
+    status: u16,
 }
 
 /// A callback receiver on 127.0.0.1 answering 200 and keeping what it gets.
@@ -44,6 +48,11 @@ impl Drop for Receiver {
 }
 
 async fn receiver() -> Receiver {
+    refusing_receiver(0).await
+}
+
+/// A callback receiver answering its first `refuse` calls 503, then 200.
+async fn refusing_receiver(refuse: usize) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got: Arc<Mutex<Vec<Got>>> = Arc::default();
@@ -59,6 +68,7 @@ async fn receiver() -> Receiver {
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let keep = Arc::clone(&keep);
                         async move {
+                            let path = req.uri().path().to_owned();
                             let headers = req
                                 .headers()
                                 .iter()
@@ -72,8 +82,17 @@ async fn receiver() -> Receiver {
                                 .await
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
-                            keep.lock().unwrap().push(Got { headers, body });
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                            let mut got = keep.lock().unwrap();
+                            let status = if got.len() < refuse { 503 } else { 200 };
+                            got.push(Got {
+                                path,
+                                headers,
+                                body,
+                                status,
+                            });
+                            let mut answer = hyper::Response::new(Full::new(Bytes::new()));
+                            *answer.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, Infallible>(answer)
                         }
                     },
                 );
@@ -213,7 +232,12 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
     let tmp = tempfile::tempdir().unwrap();
     let rx = receiver().await;
     let allow = rx.addr.to_string();
-    let mut up = Up::start_in(tmp.path(), FAST, &["--allow-target", &allow]).await;
+    // A route whose messages get the receiver's callback by default.
+    let demo = free_addr();
+    let config = format!(
+        "{FAST}\n[[routes]]\nname = \"orders\"\ntarget = \"http://{demo}/orders\"\nstatus_callback = \"http://{allow}/route-cb\"\n"
+    );
+    let mut up = Up::start_with(tmp.path(), &config, &demo, &["--allow-target", &allow]).await;
     let secret = std::fs::read_to_string(tmp.path().join("data").join("callback-secret")).unwrap();
     let mode = std::fs::metadata(tmp.path().join("data").join("callback-secret")).unwrap();
     assert_eq!(
@@ -291,11 +315,62 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
         "{body}"
     );
 
-    // Only the two accepted messages reached the data stream.
+    // A routed message without a statusCallback: its route's callback is told.
+    let (s, v) = sync(&up, &json!({"route": "orders", "data": {"n": 1}})).await;
+    assert_eq!(s, 200, "{v}");
+    let routed_id = v["id"].as_str().unwrap().to_owned();
+    let got = eventually(Duration::from_secs(30), || async {
+        rx.got.lock().unwrap().get(2).cloned()
+    })
+    .await
+    .expect("no callback for the routed message");
+    let body = verified_body(&secret, &got);
+    assert_eq!(body["id"], routed_id.as_str());
+    assert_eq!(body["status"], "delivered");
+    assert_eq!(got.path, "/route-cb");
+
+    // Only the three accepted messages reached the data stream.
     let status = up.status().await;
-    assert_eq!(stream_messages(&status, "datasync-data"), 2);
-    assert_eq!(rx.got.lock().unwrap().len(), 2);
+    assert_eq!(stream_messages(&status, "datasync-data"), 3);
+    assert_eq!(rx.got.lock().unwrap().len(), 3);
     up.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_whose_callback_is_not_allowed_stops_up_with_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[[routes]]\nname = \"orders\"\ntarget = \"http://127.0.0.1:9/x\"\nstatus_callback = \"https://not-allowed.example.net/cb\"\n",
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let out = run_to_exit(
+        [
+            "up".as_ref(),
+            "--config".as_ref(),
+            file.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--emulator-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--no-demo-target".as_ref(),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"orders\"")
+            && stderr.contains("status_callback")
+            && stderr.contains("allow"),
+        "{stderr}"
+    );
+    assert!(!data.join("endpoints.json").exists(), "nothing served");
 }
 
 /// When each of `ids` was first seen at the target, polling every 20 ms until all are (or
@@ -377,11 +452,11 @@ async fn callback_endpoints_that_refuse_or_hang_are_cooled_down_and_logged() {
     while first[..2].iter().any(|(id, _)| {
         !callback_lines(&log, id)
             .iter()
-            .any(|l| l.contains("given up"))
+            .any(|l| l.contains("queued"))
     }) {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the first round's callbacks were never given up"
+            "the first round's callbacks were never queued"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -423,10 +498,135 @@ async fn callback_endpoints_that_refuse_or_hang_are_cooled_down_and_logged() {
         tried_first,
         "a cooled-down host was called again"
     );
+    // The message's story tells the callback's fate too.
+    let hung_id = first[0].0.as_str();
+    let story = eventually(Duration::from_secs(10), || async {
+        let text = up.cli_ok(&["trace", hung_id]).await;
+        (text.contains("callback") && text.contains("queued")).then_some(())
+    })
+    .await;
+    assert!(
+        story.is_some(),
+        "datasync trace {hung_id} tells no callback"
+    );
     up.stop();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("timed out") && text.contains("cannot connect"),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_refused_for_a_while_is_retried_from_the_callback_stream_until_taken() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Refuses the three quick tries and the first scheduled one, then takes it.
+    let rx = refusing_receiver(4).await;
+    // Refuses everything: abandoned after five calls (three quick, two scheduled).
+    let never = refusing_receiver(usize::MAX).await;
+    let config = format!(
+        "{FAST}\n[functions.config]\ncallback_retry_backoff_ms = \"300\"\ncallback_retry_max_tries = \"5\"\n"
+    );
+    let log = tmp.path().join("up.log");
+    let (a, b) = (rx.addr.to_string(), never.addr.to_string());
+    let mut up = Up::start_logged(
+        tmp.path(),
+        &config,
+        "127.0.0.1:0",
+        &["--allow-target", &a, "--allow-target", &b],
+        &log,
+        "warn,datasync_trace=warn",
+    )
+    .await;
+    let secret = std::fs::read_to_string(tmp.path().join("data").join("callback-secret")).unwrap();
+    let target = up.target();
+    let mut ids = Vec::new();
+    for (key, url) in [("k-later", &a), ("k-never", &b)] {
+        let sent = Instant::now();
+        let (s, v) = sync(
+            &up,
+            &with_callback(&target, key, 1, &format!("http://{url}/cb")),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        // The message's own delivery waits for no callback.
+        eventually(Duration::from_secs(10), || async {
+            delivered_ids(&up.client, &target)
+                .await
+                .contains(&id)
+                .then_some(())
+        })
+        .await
+        .expect("not delivered");
+        let latency = sent.elapsed();
+        assert!(
+            latency < Duration::from_secs(2),
+            "{key}: delivered after {latency:?}"
+        );
+        ids.push(id);
+    }
+    let taken = eventually(Duration::from_secs(30), || async {
+        rx.got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|g| g.status == 200)
+            .cloned()
+    })
+    .await
+    .expect("the callback was never taken");
+    let body = verified_body(&secret, &taken);
+    assert_eq!(body["id"], ids[0].as_str());
+    assert_eq!(body["status"], "delivered");
+    // Two more rounds of the schedule: nothing more arrives, and every try had one webhook-id.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(got.iter().filter(|g| g.status == 200).count(), 1);
+    let webhook_ids: std::collections::HashSet<&str> = got
+        .iter()
+        .map(|g| g.headers["webhook-id"].as_str())
+        .collect();
+    assert_eq!(webhook_ids.len(), 1, "{webhook_ids:?}");
+    for g in &got {
+        assert_eq!(verified_body(&secret, g), body, "every try says the same");
+    }
+    // The one refused for good: five calls, then abandoned, in the trace.
+    eventually(Duration::from_secs(30), || async {
+        let text = std::fs::read_to_string(&log).unwrap();
+        text.lines()
+            .any(|l| l.contains(ids[1].as_str()) && l.contains("abandoned"))
+            .then_some(())
+    })
+    .await
+    .expect("the refused callback was never abandoned");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(never.got.lock().unwrap().len(), 5);
+    // Counted once, as GET /metrics shows it.
+    let url = format!("{}/metrics", up.gateway());
+    let abandoned = eventually(Duration::from_secs(10), || async {
+        let text = up.client.get(&url).send().await.ok()?.text().await.ok()?;
+        let total: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("datasync_callbacks_abandoned_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        (total > 0.0).then_some(total)
+    })
+    .await;
+    assert_eq!(abandoned, Some(1.0));
+    up.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    for id in &ids {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(id.as_str()) && l.contains("queued")),
+            "no queued line for {id}"
+        );
+    }
+    assert!(
+        !text.contains(secret.trim()),
+        "the signing secret reached the log"
     );
 }

@@ -174,6 +174,25 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
     assert!(rerouted.event.stream.is_some() && rerouted.event.not_before.is_some());
     assert_eq!(rerouted.event.class.as_deref(), Some("serviceUnavailable"));
     assert!(raw_by_id.contains("\"targetHost\""), "{raw_by_id}");
+    // The 503's answer is shown, short; a 2xx answer never is.
+    let attempts: Vec<_> = by_id
+        .entries
+        .iter()
+        .filter(|e| e.event.event == TraceKind::Attempt)
+        .collect();
+    let refused = attempts
+        .iter()
+        .find(|e| e.event.status == Some(503))
+        .unwrap();
+    assert_eq!(
+        refused.event.body.as_deref(),
+        Some(r#"{"received":false,"status":503}"#)
+    );
+    let taken = attempts
+        .iter()
+        .find(|e| e.event.status == Some(200))
+        .unwrap();
+    assert_eq!(taken.event.body, None);
 
     // The command line, from the same log.
     let out = up.cli_ok(&["trace", "--json", &first]).await;

@@ -181,6 +181,7 @@ fn line(entry: &TraceEntry, with_id: bool) -> String {
     push("offset", e.offset.map(|o| o.to_string()));
     push("caller", e.caller.clone());
     push("detail", e.detail.clone());
+    push("body", e.body.as_ref().map(|b| format!("{b:?}")));
     parts.join("  ")
 }
 

@@ -133,6 +133,15 @@ pub const METRICS_POST_INTERVAL_MS: &str = "metrics_post_interval_ms";
 pub const CALLBACK_TIMEOUT_MS: &str = "callback_timeout_ms";
 /// `callback_budget_ms`: the most time a batch's delivery callbacks add to its invocation.
 pub const CALLBACK_BUDGET_MS: &str = "callback_budget_ms";
+/// `callback_stream_ocid`: the stream given-up delivery callbacks wait in for the retry function
+/// (unset: a callback that fails within its invocation is abandoned).
+pub const CALLBACK_STREAM: &str = "callback_stream_ocid";
+/// `callback_retry_max_tries`: the most calls one delivery callback gets, quick tries included.
+pub const CALLBACK_RETRY_MAX_TRIES: &str = "callback_retry_max_tries";
+/// `callback_retry_max_age_seconds`: how long after its first failure a callback is retried.
+pub const CALLBACK_RETRY_MAX_AGE_SECONDS: &str = "callback_retry_max_age_seconds";
+/// `callback_retry_backoff_ms`: the shortest wait before a queued callback is tried again.
+pub const CALLBACK_RETRY_BACKOFF_MS: &str = "callback_retry_backoff_ms";
 /// `routes_object`: `bucket/object` of the routes (issue 21, the JSON form `{"routes": [...]}`),
 /// read at cold start and re-read when its ETag changes (`datasync_core::routes`).
 pub const ROUTES_OBJECT: &str = "routes_object";
@@ -400,6 +409,30 @@ pub const KEYS: &[ConfigKey] = &[
         functions: &[Process, Retry],
         required: false,
         description: "the most time a batch's delivery callbacks (with their quick retries) add to the invocation, in ms (default 3000)",
+    },
+    ConfigKey {
+        name: CALLBACK_STREAM,
+        functions: &[Process, Retry],
+        required: false,
+        description: "OCID of the stream callbacks that failed within their invocation wait in; the retry function's schedule sends them again (unset: such callbacks are abandoned)",
+    },
+    ConfigKey {
+        name: CALLBACK_RETRY_MAX_TRIES,
+        functions: &[Process, Retry],
+        required: false,
+        description: "the most calls one delivery callback gets, the quick tries of its first invocation included; then it is abandoned (default 10)",
+    },
+    ConfigKey {
+        name: CALLBACK_RETRY_MAX_AGE_SECONDS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "seconds after its first failure a callback is abandoned; keep it at or below the callback stream's retention (default 86400)",
+    },
+    ConfigKey {
+        name: CALLBACK_RETRY_BACKOFF_MS,
+        functions: &[Process, Retry],
+        required: false,
+        description: "the shortest wait before a queued callback is tried again; each wait is three times the callback's age, from this up to 6 h (default 60000)",
     },
     ConfigKey {
         name: ROUTES_OBJECT,

@@ -86,6 +86,29 @@ pub struct AttemptRecord {
     pub latency: Duration,
     /// A short, secret-free description (status line or failure kind).
     pub detail: String,
+    /// For an answer other than 2xx, the start of its body ([`body_snippet`]: at most
+    /// [`MAX_BODY_SNIPPET`] bytes read into it, control characters replaced); never for a 2xx.
+    pub body: Option<String>,
+}
+
+/// The most bytes of a non-2xx answer's body kept for the trace.
+pub const MAX_BODY_SNIPPET: usize = 256;
+
+/// `bytes` (the start of a body) fit for a log line: decoded as UTF-8 (a character cut at the
+/// end or invalid bytes become `\u{FFFD}`), control characters (CR, LF, TAB, ESC, ...) replaced
+/// by spaces, runs of spaces kept to one, trimmed; `None` when nothing is left.
+pub fn body_snippet(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY_SNIPPET)]);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    let out = out.trim_end();
+    (!out.is_empty()).then(|| out.to_owned())
 }
 
 /// Why a target address was refused.
@@ -195,6 +218,7 @@ impl TargetClient {
                         outcome: AttemptOutcome::Transport(TransportFailure::Blocked),
                         latency: started.elapsed(),
                         detail: BlockedAddress(ip).to_string(),
+                        body: None,
                     };
                 }
             }
@@ -235,11 +259,22 @@ impl TargetClient {
                     .and_then(|v| v.to_str().ok())
                     .and_then(RetryAfter::parse)
                     .or_else(|| rate_limit_pause(response.headers()));
-                // Read a bounded amount so the pooled connection can be reused; never keep it.
+                // Read a bounded amount so the pooled connection can be reused (within the
+                // call's timeout); keep only the start of a failure's body, for the trace.
+                let keep = if status.is_success() {
+                    0
+                } else {
+                    MAX_BODY_SNIPPET
+                };
+                let mut kept: Vec<u8> = Vec::new();
                 let mut drained = 0usize;
                 while drained < MAX_DRAIN {
                     match response.chunk().await {
-                        Ok(Some(chunk)) => drained += chunk.len(),
+                        Ok(Some(chunk)) => {
+                            let room = keep - kept.len();
+                            kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                            drained += chunk.len();
+                        }
                         _ => break,
                     }
                 }
@@ -256,6 +291,7 @@ impl TargetClient {
                     )
                     .trim_end()
                     .to_owned(),
+                    body: body_snippet(&kept),
                 }
             }
             Err(error) => {
@@ -264,6 +300,7 @@ impl TargetClient {
                     outcome: AttemptOutcome::Transport(failure),
                     latency: started.elapsed(),
                     detail: describe(failure, &error),
+                    body: None,
                 }
             }
         }

@@ -160,12 +160,15 @@ impl Populate {
         let vault =
             VaultClient::new(client.clone(), &settings.endpoints).map_err(endpoint_error)?;
         let routes = match &settings.routes_object {
-            Some(object) => Some(datasync_core::routes::RoutesSource::new(
-                ObjectStorageClient::new(client.clone(), &settings.endpoints)
-                    .map_err(endpoint_error)?,
-                object.clone(),
-                settings.routes_check,
-            )),
+            Some(object) => Some(
+                datasync_core::routes::RoutesSource::new(
+                    ObjectStorageClient::new(client.clone(), &settings.endpoints)
+                        .map_err(endpoint_error)?,
+                    object.clone(),
+                    settings.routes_check,
+                )
+                .with_policy(settings.policy.clone()),
+            ),
             None => None,
         };
         let sealer = match settings.endpoints.url(Service::Crypto) {

@@ -84,7 +84,10 @@ pub(crate) fn item(
         each.now,
         each.traceparent.to_owned(),
     );
-    envelope.status_callback = request.status_callback;
+    // The request's own callback wins over its route's (checked when the routes were loaded).
+    envelope.status_callback = request
+        .status_callback
+        .or_else(|| route.def().status_callback.clone());
     let id = envelope.id.clone().unwrap_or_default();
     let value = envelope
         .encode()
@@ -253,5 +256,49 @@ key = '.orderId | tostring'
             "data": {"orderId": 7, "total": 1}}))
         .unwrap_err();
         assert_eq!(refusal.status, 400, "{}", refusal.message);
+    }
+
+    #[test]
+    fn a_route_s_default_callback_is_used_unless_the_request_names_its_own() {
+        let set = RouteSet::from_toml(
+            r#"
+[[routes]]
+name = "orders"
+target = "https://api.example.com/orders"
+status_callback = "https://api.example.com/route-cb"
+
+[[routes]]
+name = "plain"
+target = "https://api.example.com/plain"
+"#,
+        )
+        .unwrap();
+        let callback = |body: serde_json::Value| {
+            let accepted = accept(
+                &ctx(),
+                &Bytes::from(body.to_string()),
+                &policy(),
+                Some(&set),
+                SystemTime::now(),
+            )
+            .unwrap();
+            Envelope::decode(&accepted.items[0].message.value)
+                .unwrap()
+                .status_callback
+        };
+        assert_eq!(
+            callback(serde_json::json!({"route": "orders", "data": {}})).as_deref(),
+            Some("https://api.example.com/route-cb")
+        );
+        assert_eq!(
+            callback(serde_json::json!({"route": "orders", "data": {},
+                "statusCallback": "https://api.example.com/mine"}))
+            .as_deref(),
+            Some("https://api.example.com/mine")
+        );
+        assert_eq!(
+            callback(serde_json::json!({"route": "plain", "data": {}})),
+            None
+        );
     }
 }

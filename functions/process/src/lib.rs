@@ -14,7 +14,7 @@
 //! Answers (contracts/oci-platform.md sections A and C):
 //! - 200 `{"delivered":N,"rerouted":{"<stream>":N,...},"deadLettered":N,"notified":bool,
 //!   "notifications":{"published","publishFailures","heldBack","unannounced"},"hosts":[...],
-//!   "callbacks":{"sent","failed"}}`
+//!   "callbacks":{"sent","failed","queued","abandoned"}}`
 //!   when every message was delivered or durably written to an error stream (`notifications`:
 //!   this instance's counts so far, so a Notifications outage shows in every answer and log
 //!   line; `hosts`: every target host this instance called, `docs/isolation.md`; `metrics`:

@@ -68,6 +68,31 @@ pub struct GroupAnswer {
     pub routes: Vec<datasync_core::route_counts::RouteTally>,
 }
 
+/// What a group-mode call on the callback stream did (`docs/callbacks.md`):
+/// `{"callbacks":true,"dryRun","processed","due","sent","queued","abandoned","nextDueAt","endOfStream"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackAnswer {
+    /// Always true: the stream read was the callback stream.
+    pub callbacks: bool,
+    /// Whether nothing was sent (a dry run).
+    pub dry_run: bool,
+    /// Records handled (and committed): those due, and those not yet due written back behind.
+    pub processed: u64,
+    /// Records that were due.
+    pub due: u64,
+    /// Callbacks a receiver took.
+    pub sent: u64,
+    /// Callbacks written back to be tried again later (the not-yet-due ones included).
+    pub queued: u64,
+    /// Callbacks abandoned: their tries or age used up, or refused for good.
+    pub abandoned: u64,
+    /// The earliest `notBefore` (RFC 3339) of the records left in place, if any.
+    pub next_due_at: Option<String>,
+    /// Whether nothing follows what was handled.
+    pub end_of_stream: bool,
+}
+
 /// A release-mode call, as a client sends it: `{"releaseKey"}`. The key's blocker leaves the
 /// parked keys, so the messages waiting behind it are attempted in order; the key is released
 /// when none wait.

@@ -35,14 +35,11 @@ fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// Handles a group-mode request.
-pub(crate) async fn run(
+/// The group cursor of `req`'s stream and group.
+pub(crate) async fn group_cursor(
     deliverer: &Deliverer,
-    req: GroupRequest,
-    deadline: Instant,
-) -> Result<Response, Refusal> {
-    let streams = deliverer.streams();
-    let stream = req.stream.as_str();
+    req: &GroupRequest,
+) -> Result<String, Refusal> {
     let details = CreateGroupCursorDetails {
         cursor_type: GroupCursorType::TrimHorizon,
         time: None,
@@ -54,11 +51,26 @@ pub(crate) async fn run(
         timeout_in_ms: Some(30_000),
         commit_on_get: Some(false),
     };
-    let cursor = match streams.create_group_cursor(stream, &details).await {
-        Ok(c) => c,
-        Err(e) if e.status() == Some(400) => return Err(Refusal::invalid(format!("group: {e}"))),
-        Err(e) => return Err(e.into()),
-    };
+    match deliverer
+        .streams()
+        .create_group_cursor(&req.stream, &details)
+        .await
+    {
+        Ok(c) => Ok(c),
+        Err(e) if e.status() == Some(400) => Err(Refusal::invalid(format!("group: {e}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Handles a group-mode request.
+pub(crate) async fn run(
+    deliverer: &Deliverer,
+    req: GroupRequest,
+    deadline: Instant,
+) -> Result<Response, Refusal> {
+    let streams = deliverer.streams();
+    let stream = req.stream.as_str();
+    let cursor = group_cursor(deliverer, &req).await?;
     let (messages, next) = streams.get_messages(stream, &cursor, Some(req.max)).await?;
     let fetched = messages.len();
     let mut items = items_from(&messages, stream);
@@ -109,20 +121,20 @@ pub(crate) async fn run(
 }
 
 /// One GetMessages from the group's position.
-struct Read {
+pub(crate) struct Read {
     /// The cursor it read from.
-    cursor: String,
+    pub(crate) cursor: String,
     /// The cursor after what it returned.
-    next: String,
+    pub(crate) next: String,
     /// How many messages it returned.
-    fetched: usize,
+    pub(crate) fetched: usize,
 }
 
 /// Commits exactly the first `handled` messages of `read`. A group commit records the
 /// positions of the cursor it is given, i.e. after everything the GetMessages that made it
 /// returned. When the batch stopped early, the same messages are read again from the first
 /// cursor with limit = the number handled, and that cursor is committed.
-async fn commit(
+pub(crate) async fn commit(
     deliverer: &Deliverer,
     stream: &str,
     read: Read,

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod callbacks;
 mod group;
 mod release;
 pub mod request;
@@ -71,6 +72,8 @@ enum Refusal {
     Streaming(OciError),
     /// The failures could not be written: 502, no progress reported.
     Routing(RouteError),
+    /// Queued callbacks could not be written back: 502, nothing committed.
+    Callbacks(datasync_core::callback::QueueError),
     /// The parked keys could not be read or written: 502.
     Parked(datasync_core::parked::ParkedError),
 }
@@ -114,6 +117,11 @@ impl Refusal {
             Refusal::Routing(e) => {
                 Response::error(StatusCode::BAD_GATEWAY, "RoutingFailed", &e.to_string())
             }
+            Refusal::Callbacks(e) => Response::error(
+                StatusCode::BAD_GATEWAY,
+                "CallbacksNotQueued",
+                &e.to_string(),
+            ),
             Refusal::Parked(e) => {
                 tracing::error!(error = %e, "the parked keys could not be changed");
                 Response::error(StatusCode::BAD_GATEWAY, "ParkedKeysFailed", &e.to_string())
@@ -194,10 +202,20 @@ impl Retry {
         if !request::declared_json(ctx) {
             return Refusal::NotJson.response();
         }
-        let mode = request::parse(body).and_then(|r| r.check(|s| configured(deliverer, s)));
+        let callback_stream = deliverer.settings().callbacks.stream.clone();
+        let mode = request::parse(body).and_then(|r| {
+            // The callback stream may be named by a group-mode request only.
+            let callbacks = callback_stream
+                .as_deref()
+                .filter(|s| r.reads_in_group_mode(s));
+            r.check(|s| configured(deliverer, s) || callbacks == Some(s))
+        });
         let deadline = Instant::now() + ctx.remaining();
         let answered = match mode {
             Ok(Mode::Sample(req)) => sample::run(deliverer, req, deadline).await,
+            Ok(Mode::Group(req)) if callback_stream.as_deref() == Some(req.stream.as_str()) => {
+                callbacks::run(deliverer, req, deadline).await
+            }
             Ok(Mode::Group(req)) => group::run(deliverer, req, deadline).await,
             Ok(Mode::Release(key)) => release::run(deliverer, key).await,
             Err(e) => Err(Refusal::Invalid(e)),

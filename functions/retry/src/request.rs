@@ -274,6 +274,15 @@ impl ErrorMapping {
 }
 
 impl RetryRequest {
+    /// Whether this is a group-mode request reading `stream` (the callback stream is read
+    /// in group mode only).
+    pub fn reads_in_group_mode(&self, stream: &str) -> bool {
+        matches!(&self.stream, Field::Given(s) if s == stream)
+            && matches!(self.stream_ocid_to_retry, Field::Absent)
+            && matches!(self.release_key, Field::Absent)
+            && matches!(self.errormapping, Field::Absent)
+    }
+
     /// The mode the request asks for, checked. `configured` tells the streams that may be read
     /// or mapped to (the configured error streams).
     ///

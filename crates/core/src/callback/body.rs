@@ -72,6 +72,8 @@ pub struct Pending {
     pub traceparent: Option<String>,
     /// What to say.
     pub body: CallbackBody,
+    /// Calls made to it before (by earlier invocations).
+    pub tries: u32,
 }
 
 /// The callbacks a routed batch owes, in batch order: one per message with a `statusCallback`
@@ -134,6 +136,7 @@ fn pending(outcomes: &Outcomes, outcome: &Outcome, at: &str) -> Option<Pending> 
         url,
         caller,
         traceparent: envelope.traceparent.clone(),
+        tries: 0,
         body: CallbackBody {
             id: outcome.item.id.clone(),
             stream_key: outcome

@@ -28,15 +28,63 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// The pause before the second try (doubled before the third).
 const PAUSE: Duration = Duration::from_millis(100);
 
-/// Callbacks sent and given up.
+/// Callbacks sent, queued for the retry function and abandoned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackCounts {
     /// Callbacks a receiver accepted (2xx).
     pub sent: u64,
-    /// Callbacks given up: every try failed, the budget ran out, the host is cooling down, or
-    /// the caller has no signing secret.
+    /// Callbacks not sent this time: queued or abandoned (every try failed, the budget ran
+    /// out, the host is cooling down, or the caller has no signing secret).
     pub failed: u64,
+    /// Of those, callbacks written to the callback stream to be tried again later.
+    pub queued: u64,
+    /// Of those, callbacks abandoned for good (their tries or age used up, a refusal no try
+    /// can change, or no callback stream).
+    pub abandoned: u64,
+}
+
+impl CallbackCounts {
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: CallbackCounts) {
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.queued += other.queued;
+        self.abandoned += other.abandoned;
+    }
+}
+
+/// What became of one callback in one invocation.
+#[derive(Debug, Clone)]
+pub(super) struct Attempted {
+    /// Whether a receiver took it.
+    pub(super) sent: bool,
+    /// Calls made.
+    pub(super) calls: u32,
+    /// Whether a later try may succeed (else it is abandoned).
+    pub(super) retry: bool,
+    /// Why it was not sent.
+    pub(super) reason: String,
+}
+
+impl Attempted {
+    fn sent(calls: u32) -> Self {
+        Self {
+            sent: true,
+            calls,
+            retry: false,
+            reason: String::new(),
+        }
+    }
+
+    fn failed(calls: u32, retry: bool, reason: impl Into<String>) -> Self {
+        Self {
+            sent: false,
+            calls,
+            retry,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// What one try calls for next.
@@ -82,89 +130,117 @@ pub(super) struct Sender {
     pub(super) down: Mutex<HashMap<String, Instant>>,
     pub(super) sent: AtomicU64,
     pub(super) failed: AtomicU64,
+    pub(super) queued: AtomicU64,
+    pub(super) abandoned: AtomicU64,
 }
 
 impl Sender {
-    /// Sends every callback of `pending`, returning by `end` (the tasks bound themselves; the
-    /// caller adds a last guard). The counts of this batch.
+    /// Sends every callback of `pending`, each tried up to `tries` times, returning by `end`
+    /// (the tasks bound themselves; a stuck one is dropped 100 ms later). What became of
+    /// each, in order; one still running at the guard is reported as not sent, worth a retry.
     pub(super) async fn send_all(
         self: &Arc<Self>,
-        pending: Vec<Pending>,
+        pending: &[Pending],
         end: Instant,
-    ) -> CallbackCounts {
+        tries: u32,
+    ) -> Vec<Attempted> {
         let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        let done: Arc<Mutex<Vec<Option<Attempted>>>> =
+            Arc::new(Mutex::new(vec![None; pending.len()]));
         let mut tasks = tokio::task::JoinSet::new();
-        for p in pending {
-            let (me, permits) = (Arc::clone(self), Arc::clone(&permits));
+        for (i, p) in pending.iter().enumerate() {
+            let (me, permits, done, p) = (
+                Arc::clone(self),
+                Arc::clone(&permits),
+                Arc::clone(&done),
+                p.clone(),
+            );
             tasks.spawn(async move {
-                let Ok(Ok(_permit)) =
-                    tokio::time::timeout_at(end.into(), permits.acquire_owned()).await
-                else {
-                    give_up(&p, "the batch's callback budget ran out before it was sent");
-                    return false;
-                };
-                me.send_one(&p, end).await
+                let attempted =
+                    match tokio::time::timeout_at(end.into(), permits.acquire_owned()).await {
+                        Ok(Ok(_permit)) => me.send_one(&p, end, tries).await,
+                        _ => Attempted::failed(
+                            0,
+                            true,
+                            "the batch's callback budget ran out before it was sent",
+                        ),
+                    };
+                if let Ok(mut done) = done.lock() {
+                    done[i] = Some(attempted);
+                }
             });
         }
-        let mut counts = CallbackCounts::default();
-        while let Some(done) = tasks.join_next().await {
-            if matches!(done, Ok(true)) {
-                counts.sent += 1;
-            } else {
-                counts.failed += 1;
-            }
+        let guard = end + Duration::from_millis(100);
+        let joined = tokio::time::timeout_at(guard.into(), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!(callbacks = pending.len(), "callbacks outran their budget");
+            tasks.abort_all();
         }
-        self.sent.fetch_add(counts.sent, Ordering::Relaxed);
-        self.failed.fetch_add(counts.failed, Ordering::Relaxed);
-        counts
+        let done = done.lock().map(|d| d.clone()).unwrap_or_default();
+        let out: Vec<Attempted> = (0..pending.len())
+            .map(|i| {
+                done.get(i).cloned().flatten().unwrap_or_else(|| {
+                    Attempted::failed(0, true, "still running when the callback budget ran out")
+                })
+            })
+            .collect();
+        let sent = out.iter().filter(|a| a.sent).count() as u64;
+        self.sent.fetch_add(sent, Ordering::Relaxed);
+        self.failed
+            .fetch_add(out.len() as u64 - sent, Ordering::Relaxed);
+        out
     }
 
-    /// One callback, tried up to [`TRIES`] times before `end`; whether a receiver took it.
-    async fn send_one(&self, p: &Pending, end: Instant) -> bool {
+    /// One callback, tried up to `tries` times before `end`.
+    async fn send_one(&self, p: &Pending, end: Instant, tries: u32) -> Attempted {
         let host = host_of(&p.url);
         if self.cooling(&host) {
-            give_up(
-                p,
+            return Attempted::failed(
+                0,
+                true,
                 "not tried: its host timed out or refused a connection moments ago",
             );
-            return false;
         }
         let secret = match self.secret(&p.caller).await {
             Ok(secret) => secret,
-            Err(reason) => {
-                give_up(p, &reason);
-                return false;
-            }
+            // Worth a later try: the operator may store the secret meanwhile.
+            Err(reason) => return Attempted::failed(0, true, reason),
         };
         let Ok(body) = serde_json::to_vec(&p.body) else {
-            give_up(p, "the body could not be encoded");
-            return false;
+            return Attempted::failed(0, false, "the body could not be encoded");
         };
         let body = Bytes::from(body);
         let id = webhook_id(&p.body.id, p.body.status.as_str(), p.body.attempts);
-        for attempt in 1..=TRIES {
+        let mut calls = 0;
+        for attempt in 1..=tries {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
+            calls += 1;
             let outcome = self
                 .try_once(
                     p,
                     &secret,
                     &id,
                     &body,
-                    attempt,
+                    p.tries + attempt,
                     left.min(self.settings.timeout),
                 )
                 .await;
             match verdict(&outcome) {
-                Verdict::Sent => return true,
-                Verdict::GiveUp => break,
+                Verdict::Sent => return Attempted::sent(calls),
+                Verdict::GiveUp => {
+                    return Attempted::failed(calls, false, "refused in a way no retry can change")
+                }
                 Verdict::HostDown => {
                     self.cool_down(host);
                     break;
                 }
-                Verdict::Again if attempt == TRIES => {
+                Verdict::Again if attempt == tries => {
                     if matches!(outcome, AttemptOutcome::Transport(_)) {
                         self.cool_down(host);
                     }
@@ -179,8 +255,7 @@ impl Sender {
                 }
             }
         }
-        give_up(p, "given up for this invocation");
-        false
+        Attempted::failed(calls, true, "not taken within this invocation")
     }
 
     /// One signed call; its outcome, traced.
@@ -228,7 +303,8 @@ impl Sender {
                 tracing::info!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, status, attempt, duration_ms, detail = p.body.status.as_str(), "callback");
             }
             AttemptOutcome::Status { status, .. } => {
-                tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, status, attempt, duration_ms, error = %record.detail, "callback failed");
+                let body = record.body.as_deref();
+                tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, status, attempt, duration_ms, error = %record.detail, body, "callback failed");
             }
             AttemptOutcome::Transport(_) => {
                 tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, attempt, duration_ms, error = %record.detail, "callback failed");
@@ -277,10 +353,16 @@ fn host_of(url: &url::Url) -> String {
     )
 }
 
-/// The trace event of a callback given up.
-fn give_up(p: &Pending, reason: &str) {
+/// The trace event of a callback abandoned for good.
+pub(super) fn abandon(p: &Pending, tries: u32, reason: &str) {
     let key = p.body.stream_key.as_deref();
-    tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, error = reason, detail = "given up", "callback given up");
+    tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, attempt = tries, error = reason, detail = "abandoned", "callback abandoned");
+}
+
+/// The trace event of a callback queued for a later try.
+pub(super) fn queued(p: &Pending, tries: u32, not_before: &str, reason: &str) {
+    let key = p.body.stream_key.as_deref();
+    tracing::warn!(target: "datasync_trace", event = "callback", id = %p.body.id, key, caller = %p.caller, attempt = tries, error = reason, not_before, detail = "queued", "callback queued");
 }
 
 #[cfg(test)]

@@ -342,7 +342,11 @@ fn call_facts(
 fn trace_attempt(event: &TraceEvent, record: &AttemptRecord, decision: &Decision) {
     let mut event = event.clone().duration(record.latency);
     match record.outcome {
-        AttemptOutcome::Status { status, .. } => event.status = Some(status),
+        AttemptOutcome::Status { status, .. } => {
+            event.status = Some(status);
+            // Only ever set for an answer other than 2xx (`TargetClient::call`).
+            event.body = record.body.clone();
+        }
         AttemptOutcome::Transport(_) => event.error = Some(snippet(&record.detail)),
     }
     event.class = Some(match decision {

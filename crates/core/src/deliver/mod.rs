@@ -132,16 +132,18 @@ impl Deliverer {
         streams: StreamClient,
         notifications: NotificationsClient,
     ) -> Self {
+        let metrics = Metrics::new(settings.function);
         let callbacks = Callbacks::new(
             target.clone(),
             secrets.clone(),
             settings.vault.clone(),
-            settings.callbacks,
-        );
+            settings.callbacks.clone(),
+        )
+        .with_queue(streams.clone())
+        .with_metrics(metrics.clone());
         let cache = SecretCache::new(secrets, settings.vault.clone(), DEFAULT_TTL);
         let sealed = crypto.map(|c| SealedCache::new(c, DEFAULT_TTL));
         let notifier = Notifier::new(notifications.clone(), &settings);
-        let metrics = Metrics::new(settings.function);
         Self {
             router: Arc::new(Router::new(
                 Arc::clone(&settings),
@@ -261,12 +263,15 @@ impl Deliverer {
         let target = TargetClient::new(settings.target)
             .map_err(|e| ConfigError::client("target client", e))?;
         let routes = match &settings.routes_object {
-            Some(object) => Some(Arc::new(crate::routes::RoutesSource::new(
-                ObjectStorageClient::new(oci.clone(), endpoints)
-                    .map_err(|e| ConfigError::client("object storage endpoint", e))?,
-                object.clone(),
-                settings.routes_check,
-            ))),
+            Some(object) => Some(Arc::new(
+                crate::routes::RoutesSource::new(
+                    ObjectStorageClient::new(oci.clone(), endpoints)
+                        .map_err(|e| ConfigError::client("object storage endpoint", e))?,
+                    object.clone(),
+                    settings.routes_check,
+                )
+                .with_policy(settings.policy.clone()),
+            )),
             None => None,
         };
         let parked = match &settings.parked {

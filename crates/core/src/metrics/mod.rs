@@ -66,6 +66,9 @@ pub enum Metric {
     BatchAge,
     /// A host's circuit breaker: 0 closed, 1 half-open, 2 open (function, targetHost).
     BreakerState,
+    /// Delivery callbacks abandoned for good: their tries or age used up, or refused in a
+    /// way no retry changes (function).
+    CallbacksAbandoned,
 }
 
 /// How a metric's datapoints aggregate, and what the facade gets.
@@ -82,7 +85,7 @@ pub enum Kind {
 
 impl Metric {
     /// Every metric.
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 11] = [
         Metric::MessagesAccepted,
         Metric::MessagesFiltered,
         Metric::MessagesDelivered,
@@ -93,6 +96,7 @@ impl Metric {
         Metric::TargetFailureRatio,
         Metric::BatchAge,
         Metric::BreakerState,
+        Metric::CallbacksAbandoned,
     ];
 
     /// The name in OCI Monitoring.
@@ -108,6 +112,7 @@ impl Metric {
             Metric::TargetFailureRatio => "TargetFailureRatio",
             Metric::BatchAge => "BatchAge",
             Metric::BreakerState => "BreakerState",
+            Metric::CallbacksAbandoned => "CallbacksAbandoned",
         }
     }
 
@@ -125,6 +130,7 @@ impl Metric {
             Metric::TargetFailureRatio => "datasync_target_calls_total",
             Metric::BatchAge => "datasync_batch_age_seconds",
             Metric::BreakerState => "datasync_breaker_state",
+            Metric::CallbacksAbandoned => "datasync_callbacks_abandoned_total",
         }
     }
 
@@ -135,7 +141,8 @@ impl Metric {
             | Metric::MessagesFiltered
             | Metric::MessagesDelivered
             | Metric::DeliveryFailures
-            | Metric::MessagesDeadLettered => Kind::Counter,
+            | Metric::MessagesDeadLettered
+            | Metric::CallbacksAbandoned => Kind::Counter,
             Metric::DeliveryLatency
             | Metric::TargetLatency
             | Metric::TargetFailureRatio
@@ -293,6 +300,11 @@ impl Metrics {
             route: route.map(str::to_owned),
         };
         self.with(|p| p.count(Metric::MessagesDeadLettered, &dims, 1));
+    }
+
+    /// A delivery callback abandoned for good.
+    pub fn callback_abandoned(&self) {
+        self.with(|p| p.count(Metric::CallbacksAbandoned, &Dimensions::default(), 1));
     }
 
     /// One target call to `host`: how long it took, and whether it succeeded.

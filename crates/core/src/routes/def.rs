@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Field, RouteError};
 use crate::message::{
-    refuse_credential_headers, validate, AllowList, HeaderPair, Invalid, Policy, StreamMessage,
+    refuse_credential_headers, validate, validate_status_callback, AllowList, HeaderPair, Invalid,
+    Policy, StreamMessage,
 };
 
 /// The longest route name.
@@ -49,6 +50,10 @@ pub struct RouteDef {
     /// jq: a string appended to the target URL's path (`/orders/{id}`-style APIs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The default `statusCallback` of the route's messages (a request's own wins): checked
+    /// by the rules of a request's (`crate::message::validate_status_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
 }
 
 /// The operations a target call may use.
@@ -104,7 +109,30 @@ impl RouteDef {
                 "must not have a ?query when the route has a path program".into(),
             ));
         }
+        if let Some(callback) = &self.status_callback {
+            // Form, credentials and control characters here; the deployment's allow-list and
+            // scheme rule in `RouteSet::check_callbacks`.
+            let own = Policy {
+                allow_list: own_host(callback),
+                allow_http: true,
+            };
+            self.check_callback(callback, &own)?;
+        }
         Ok(url)
+    }
+
+    /// Checks `status_callback` by `policy`, as a request's `statusCallback` is checked.
+    ///
+    /// # Errors
+    /// The rule broken, naming the route and `status_callback`.
+    pub fn check_callback(&self, callback: &str, policy: &Policy) -> Result<(), RouteError> {
+        validate_status_callback(callback, policy)
+            .map(|_| ())
+            .map_err(|e| RouteError::Invalid {
+                route: self.name.clone(),
+                field: Field::StatusCallback,
+                rule: e.rule.replace("statusCallback", "status_callback"),
+            })
     }
 
     /// The fields a sample message would carry for this route, so the sample's rules apply.

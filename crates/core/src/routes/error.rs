@@ -27,6 +27,8 @@ pub enum Field {
     Key,
     /// `path`
     Path,
+    /// `status_callback`
+    StatusCallback,
 }
 
 impl Field {
@@ -43,6 +45,7 @@ impl Field {
             Self::Transform => "transform",
             Self::Key => "key",
             Self::Path => "path",
+            Self::StatusCallback => "status_callback",
         }
     }
 }

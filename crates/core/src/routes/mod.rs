@@ -118,6 +118,20 @@ impl RouteSet {
         self.routes.is_empty()
     }
 
+    /// Refuses a route whose `status_callback` breaks `policy` (the deployment's allow-list and
+    /// scheme rule), as a request's `statusCallback` would be refused.
+    ///
+    /// # Errors
+    /// The first route whose callback breaks a rule, naming it and `status_callback`.
+    pub fn check_callbacks(&self, policy: &crate::message::Policy) -> Result<(), RouteError> {
+        for route in self.routes.iter() {
+            if let Some(callback) = &route.def().status_callback {
+                route.def().check_callback(callback, policy)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a plain-http target where the deployment does not allow them (the sample
     /// format's `allow_http` rule; the other target rules are checked when loading).
     ///

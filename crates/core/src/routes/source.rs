@@ -92,6 +92,8 @@ pub struct RoutesSource {
     check_interval: Duration,
     state: tokio::sync::Mutex<State>,
     reads: Mutex<u64>,
+    /// The rules the routes' `status_callback`s must follow (`None`: form only).
+    policy: Option<crate::message::Policy>,
 }
 
 impl RoutesSource {
@@ -108,7 +110,15 @@ impl RoutesSource {
             check_interval,
             state: tokio::sync::Mutex::new(State::default()),
             reads: Mutex::new(0),
+            policy: None,
         }
+    }
+
+    /// This source refusing, as broken, routes whose `status_callback` breaks `policy` (the
+    /// function's allow-list and scheme rule).
+    pub fn with_policy(mut self, policy: crate::message::Policy) -> Self {
+        self.policy = Some(policy);
+        self
     }
 
     /// How many GetObject calls this source made (conditional ones included).
@@ -178,7 +188,11 @@ impl RoutesSource {
         else {
             return Ok(());
         };
-        match RouteSet::from_json(&content.body) {
+        let checked = RouteSet::from_json(&content.body).and_then(|set| match &self.policy {
+            Some(policy) => set.check_callbacks(policy).map(|()| set),
+            None => Ok(set),
+        });
+        match checked {
             Ok(set) => {
                 state.good = Some((set, content.etag));
                 state.broken = None;

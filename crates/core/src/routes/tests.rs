@@ -126,6 +126,65 @@ fn targets_follow_the_sample_rules() {
 }
 
 #[test]
+fn a_default_status_callback_follows_the_request_rules_and_names_its_route() {
+    // Form, credentials and control characters: refused at load.
+    for (callback, needle) in [
+        ("not a url", "absolute"),
+        ("ftp://h/cb", "https"),
+        ("https://user:pw@h/cb", "credentials"),
+        ("https://h/cb\r\nX: y", "control"),
+    ] {
+        let e =
+            one(json!({"name": "orders", "target": "https://h/x", "status_callback": callback}))
+                .unwrap_err();
+        assert_eq!(e.field(), Some(Field::StatusCallback), "{callback}");
+        let text = e.to_string();
+        assert!(
+            text.contains("\"orders\"")
+                && text.contains("status_callback")
+                && text.contains(needle),
+            "{callback}: {text}"
+        );
+        assert!(!text.contains("pw"), "{text}");
+    }
+    // The deployment's allow-list and scheme rule, as for a request's statusCallback.
+    let set = one(json!({"name": "orders", "target": "https://h/x",
+        "status_callback": "http://app.example.com/cb"}))
+    .unwrap();
+    let policy = |list: &str, allow_http| crate::message::Policy {
+        allow_list: crate::message::AllowList::parse(list).unwrap(),
+        allow_http,
+    };
+    set.check_callbacks(&policy("app.example.com", true))
+        .unwrap();
+    let e = set
+        .check_callbacks(&policy("app.example.com", false))
+        .unwrap_err();
+    assert!(e.to_string().contains("https"), "{e}");
+    let e = set.check_callbacks(&policy("h", true)).unwrap_err();
+    assert_eq!(e.field(), Some(Field::StatusCallback));
+    assert!(e.to_string().contains("\"orders\""), "{e}");
+    // Both forms carry it.
+    let toml = RouteSet::from_toml(
+        "[[routes]]\nname = \"orders\"\ntarget = \"https://h/x\"\nstatus_callback = \"https://app.example.com/cb\"\n",
+    )
+    .unwrap();
+    let again = RouteSet::from_json(toml.to_json().as_bytes()).unwrap();
+    assert_eq!(
+        again
+            .get("orders")
+            .unwrap()
+            .def()
+            .status_callback
+            .as_deref(),
+        Some("https://app.example.com/cb")
+    );
+    assert!(toml
+        .to_json()
+        .contains(r#""status_callback":"https://app.example.com/cb""#));
+}
+
+#[test]
 fn headers_follow_the_sample_rules_and_are_never_echoed() {
     let cases = [
         (json!({"Authorization": "Bearer s3cret"}), "authorization"),

@@ -29,7 +29,7 @@ use crate::message::{AllowList, Policy};
 use crate::oci::endpoints::Endpoints;
 use crate::target::TargetSettings;
 
-pub use callbacks::CallbackSettings;
+pub use callbacks::{CallbackRetrySettings, CallbackSettings, MAX_BACKOFF as MAX_CALLBACK_BACKOFF};
 pub use error::ConfigError;
 pub use isolation::{BreakerSettings, BudgetSettings, Isolation};
 use keys::Keys;

@@ -126,6 +126,10 @@ pub struct TraceEvent {
     /// A short explanation written by datasync (never a payload or header value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For an attempt answered with other than 2xx, the start of the target's answer
+    /// (`crate::target::body_snippet`: at most 256 bytes, control characters replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 impl TraceEvent {
@@ -184,6 +188,7 @@ pub fn emit(e: &TraceEvent) {
         offset = e.offset,
         caller = e.caller.as_deref(),
         detail = e.detail.as_deref(),
+        body = e.body.as_deref(),
     );
 }
 

@@ -314,3 +314,72 @@ async fn https_targets_are_called_over_tls_and_a_failed_handshake_is_a_connect_f
     assert!(first.len() >= 2, "{first:?}");
     assert_eq!(&first[..2], &[0x16, 0x03], "{first:?}");
 }
+
+#[tokio::test]
+async fn a_failure_s_body_is_kept_short_and_clean_and_a_success_s_never() {
+    // 600 bytes: a line break, an escape sequence and a tab in the first 256.
+    let start = "{\"error\":\"down\"}\r\n\u{1b}[31mred\tx";
+    let body = format!("{start}{}", "y".repeat(600 - start.len()));
+    let padded: &'static str = Box::leak(
+        format!("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 600\r\n\r\n{body}")
+            .into_boxed_str(),
+    );
+    let (addr, _seen) = raw_server(Reply::Raw(padded)).await;
+    let record = call(
+        &client(),
+        Method::POST,
+        &format!("http://{addr}/x"),
+        Some("{}"),
+    )
+    .await;
+    assert!(matches!(
+        record.outcome,
+        AttemptOutcome::Status { status: 503, .. }
+    ));
+    let body = record.body.expect("a 503's body is kept");
+    assert!(
+        body.starts_with(r#"{"error":"down"} [31mred x"#),
+        "{body:?}"
+    );
+    assert!(!body.chars().any(char::is_control), "{body:?}");
+    assert!(
+        body.len() <= datasync_core::target::MAX_BODY_SNIPPET,
+        "{}",
+        body.len()
+    );
+
+    let (addr, _seen) = raw_server(Reply::Raw(
+        "HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\n{\"secret\":\"s\"}",
+    ))
+    .await;
+    let record = call(
+        &client(),
+        Method::POST,
+        &format!("http://{addr}/x"),
+        Some("{}"),
+    )
+    .await;
+    assert!(matches!(
+        record.outcome,
+        AttemptOutcome::Status { status: 200, .. }
+    ));
+    assert_eq!(record.body, None, "a 2xx answer is never kept");
+}
+
+#[test]
+fn body_snippets_are_cut_and_cleaned() {
+    use datasync_core::target::{body_snippet, MAX_BODY_SNIPPET};
+    assert_eq!(body_snippet(b""), None);
+    assert_eq!(body_snippet(b" \r\n\t "), None);
+    assert_eq!(body_snippet(b"a\r\n\r\nb\x00c").as_deref(), Some("a b c"));
+    let long = "\u{e9}".repeat(400);
+    let s = body_snippet(long.as_bytes()).unwrap();
+    // 256 bytes: 128 characters, none cut in half.
+    assert_eq!(s.chars().count(), MAX_BODY_SNIPPET / 2);
+    let odd = format!("x{long}");
+    let s = body_snippet(odd.as_bytes()).unwrap();
+    assert!(
+        s.ends_with('\u{FFFD}'),
+        "a character cut at the end shows as one replacement"
+    );
+}

@@ -38,6 +38,9 @@ pub enum StackError {
     /// The functions' configuration map is over OCI's 4 KB.
     #[error(transparent)]
     ConfigMap(#[from] crate::stack::start::config_map::ConfigMapTooLarge),
+    /// A route's `status_callback` breaks the stack's allow-list.
+    #[error(transparent)]
+    Route(#[from] datasync_core::routes::RouteError),
     /// A saved read position does not belong to the stream it names.
     #[error(transparent)]
     State(#[from] super::start::state::StateError),

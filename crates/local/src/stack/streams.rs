@@ -57,8 +57,19 @@ pub const DEAD_LETTER: StreamRole = StreamRole {
     }),
 };
 
+/// The callback stream: callbacks that failed within their invocation, waiting for the retry
+/// schedule (`docs/callbacks.md`). Not an error stream: it holds callbacks, not messages.
+pub const CALLBACKS: StreamRole = StreamRole {
+    suffix: "callbacks",
+    short: "callbacks",
+    config_key: fn_keys::CALLBACK_STREAM,
+    error_stream: false,
+    scheduled_retry: true,
+    archive: None,
+};
+
 /// Every stream, the data stream first.
-pub const ROLES: [StreamRole; 6] = [
+pub const ROLES: [StreamRole; 7] = [
     DATA,
     StreamRole {
         suffix: "errors-service-unavailable",
@@ -105,6 +116,7 @@ pub const ROLES: [StreamRole; 6] = [
         }),
     },
     DEAD_LETTER,
+    CALLBACKS,
 ];
 
 /// `name` lower-cased without `-`, `_` and spaces: `serviceUnavailable`, `service-unavailable`
@@ -228,7 +240,8 @@ mod tests {
                 "internalserver",
                 "unrecoverable",
                 "default",
-                "dead_letter"
+                "dead_letter",
+                "callback"
             ]
         );
     }

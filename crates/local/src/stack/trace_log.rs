@@ -222,8 +222,15 @@ impl Visit for LineWriter {
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        // `id = %x` and `key = %x` (Display) arrive here, not in `record_str`.
+        let text = format!("{value:?}");
+        match field.name() {
+            "id" => self.id = Some(text.clone()),
+            "key" => self.key = Some(text.clone()),
+            _ => {}
+        }
         self.name(field);
-        json_string(&mut self.out, &format!("{value:?}"));
+        json_string(&mut self.out, &text);
     }
 }
 
@@ -374,6 +381,33 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&line.message).unwrap();
         assert_eq!(value["level"], "INFO");
         assert_eq!(value["fields"]["offset"], -1);
+    }
+
+    #[test]
+    fn lines_whose_id_is_displayed_are_indexed_by_it() {
+        // As the callback lines write it: `id = %id`.
+        let (layer, capture) = trace_capture();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let id = String::from("m3");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "datasync_trace", event = "callback", id = %id, key = %"k3", detail = "queued", "callback queued");
+        });
+        let line = capture
+            .rx
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap()
+            .try_recv()
+            .unwrap();
+        assert_eq!(
+            line.ids,
+            Some(TraceIds {
+                id: "m3".into(),
+                key: Some("k3".into())
+            })
+        );
+        assert!(line.message.contains(r#""id":"m3""#), "{}", line.message);
     }
 
     fn line(n: u32) -> LogLine {

@@ -60,6 +60,7 @@ pub(crate) async fn start(input: FunctionsInput<'_>) -> Result<FunctionsPart, St
     let s = input.settings;
     let config = function_config(&input);
     super::config_map::check_config_map(&config)?;
+    check_route_callbacks(&input, &config)?;
     let fn_dir = input.dir.join("fn");
     let principals = mint_principals(&input.emulator.emulator, &fn_dir).await?;
     let serves = [
@@ -186,6 +187,27 @@ fn function_config(input: &FunctionsInput<'_>) -> BTreeMap<String, String> {
         fdk::protocol::FORMAT_HTTP_STREAM.into(),
     );
     config
+}
+
+/// Refuses routes whose `status_callback` is not on the functions' allow-list (the functions
+/// would refuse the routes object as broken), naming the route, before anything runs.
+fn check_route_callbacks(
+    input: &FunctionsInput<'_>,
+    config: &BTreeMap<String, String>,
+) -> Result<(), StackError> {
+    let routes = datasync_core::routes::RouteSet::from_json(&input.settings.routes.json)?;
+    let allow = config
+        .get(fn_keys::TARGET_ALLOW_LIST)
+        .map(String::as_str)
+        .unwrap_or_default();
+    let policy = datasync_core::message::Policy {
+        allow_list: datasync_core::message::AllowList::parse(allow)
+            .map_err(|e| setup("the allow-list", &e))?,
+        allow_http: config
+            .get(fn_keys::ALLOW_HTTP_TARGETS)
+            .is_some_and(|v| v == "true"),
+    };
+    Ok(routes.check_callbacks(&policy)?)
 }
 
 /// The allow-list: the demo target, then the configuration's and `--allow-target`'s entries.
