@@ -222,7 +222,8 @@ impl Visit for LineWriter {
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        // `id = %x` and `key = %x` (Display) arrive here, not in `record_str`.
+        // `id = %x` and `key = %x` (Display, as the callback lines write them) arrive here, not
+        // in `record_str`: kept aside too, so the store need not parse the line for them.
         let text = format!("{value:?}");
         match field.name() {
             "id" => self.id = Some(text.clone()),
