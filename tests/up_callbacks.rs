@@ -339,38 +339,13 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_whose_callback_is_not_allowed_stops_up_with_its_name() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("bad.toml");
-    std::fs::write(
-        &file,
-        "[[routes]]\nname = \"orders\"\ntarget = \"http://127.0.0.1:9/x\"\nstatus_callback = \"https://not-allowed.example.net/cb\"\n",
-    )
-    .unwrap();
-    let data = tmp.path().join("data");
-    let out = run_to_exit(
-        [
-            "up".as_ref(),
-            "--config".as_ref(),
-            file.as_os_str(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--emulator-listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--no-demo-target".as_ref(),
-        ],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = up_refusing(tmp.path(), "[[routes]]\nname = \"orders\"\ntarget = \"http://127.0.0.1:9/x\"\nstatus_callback = \"https://not-allowed.example.net/cb\"\n", Duration::from_secs(60)).await;
     assert!(
         stderr.contains("\"orders\"")
             && stderr.contains("status_callback")
             && stderr.contains("allow"),
         "{stderr}"
     );
-    assert!(!data.join("endpoints.json").exists(), "nothing served");
 }
 
 /// When each of `ids` was first seen at the target, polling every 20 ms until all are (or

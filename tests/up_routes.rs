@@ -279,9 +279,8 @@ async fn a_transform_failing_at_run_time_is_dead_lettered_then_replayed_once_fix
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_that_does_not_compile_stops_up_with_its_name() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("bad.toml");
-    std::fs::write(
-        &file,
+    let stderr = up_refusing(
+        tmp.path(),
         r#"
 [[routes]]
 name = "good"
@@ -292,32 +291,13 @@ name = "broken-one"
 target = "http://127.0.0.1:9/y"
 transform = '{id: .orderId'
 "#,
-    )
-    .unwrap();
-    let data = tmp.path().join("data");
-    let out = run_to_exit(
-        [
-            "up".as_ref(),
-            "--config".as_ref(),
-            file.as_os_str(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--emulator-listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--no-demo-target".as_ref(),
-        ],
         Duration::from_secs(30),
     )
     .await;
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("\"broken-one\"") && stderr.contains("transform does not compile"),
         "{stderr}"
     );
-    assert!(!data.join("endpoints.json").exists(), "nothing started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,35 @@ where
         .unwrap()
 }
 
+/// Runs `datasync up` with `config` on `dir`'s data directory, expecting it to refuse to start:
+/// fails the test unless it exits non-zero within `limit` without ever becoming ready; its
+/// stderr.
+pub async fn up_refusing(dir: &Path, config: &str, limit: Duration) -> String {
+    let cfg = dir.join("test-config.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let data = dir.join("data");
+    let args = [
+        "up".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--emulator-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--no-demo-target".as_ref(),
+    ];
+    let out = run_to_exit::<_, &std::ffi::OsStr>(args, limit).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "datasync up started: {stderr}");
+    assert!(
+        !data.join("endpoints.json").exists(),
+        "the stack became ready: {stderr}"
+    );
+    stderr
+}
+
 /// A config for fast tests: small batches and rollover, a short retry schedule.
 pub const FAST: &str = r#"
 [connector]
