@@ -17,7 +17,7 @@ use datasync_core::oci::streaming::message_value;
 use fdk::Response;
 
 use crate::api::CallbackAnswer;
-use crate::group::{commit, group_cursor, Read};
+use crate::group::{commit, end_of_stream, group_cursor, Read};
 use crate::request::GroupRequest;
 use crate::{answer, Refusal};
 
@@ -94,12 +94,7 @@ pub(crate) async fn run(
     out.sent = counts.sent;
     out.queued = counts.queued;
     out.abandoned = counts.abandoned;
-    out.end_of_stream = if handled < fetched {
-        false
-    } else {
-        let (more, _) = streams.get_messages(stream, &next, Some(1)).await?;
-        more.is_empty()
-    };
+    out.end_of_stream = end_of_stream(deliverer, stream, &next, handled, fetched).await?;
     Ok(answer(&out))
 }
 

@@ -101,12 +101,7 @@ pub(crate) async fn run(
     commit(deliverer, stream, read, due).await?;
     // After the fates are stored and committed: a callback reports a fate already kept.
     deliverer.send_callbacks(&outcomes, deadline).await;
-    let end_of_stream = if due < fetched {
-        false
-    } else {
-        let (more, _) = streams.get_messages(stream, &next, Some(1)).await?;
-        more.is_empty()
-    };
+    let end_of_stream = end_of_stream(deliverer, stream, &next, due, fetched).await?;
     Ok(answer(&GroupAnswer {
         dry_run: false,
         processed: count(due),
@@ -118,6 +113,27 @@ pub(crate) async fn run(
         hosts: deliverer.hosts(),
         routes: outcomes.route_tallies(),
     }))
+}
+
+/// Whether the stream holds nothing beyond what a call handled: not when it stopped before
+/// the end of the `fetched` messages it read; else a one-message peek from `next` (the cursor
+/// after them) tells (GetMessages may return fewer than asked while more exist, so the count
+/// alone proves nothing).
+pub(crate) async fn end_of_stream(
+    deliverer: &Deliverer,
+    stream: &str,
+    next: &str,
+    handled: usize,
+    fetched: usize,
+) -> Result<bool, Refusal> {
+    if handled < fetched {
+        return Ok(false);
+    }
+    let (more, _) = deliverer
+        .streams()
+        .get_messages(stream, next, Some(1))
+        .await?;
+    Ok(more.is_empty())
 }
 
 /// One GetMessages from the group's position.

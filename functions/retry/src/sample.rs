@@ -8,6 +8,7 @@ use datasync_core::oci::streaming::CursorStart;
 use fdk::Response;
 use serde::Serialize;
 
+use crate::group::end_of_stream;
 use crate::request::SampleRequest;
 use crate::{answer, items_from, Refusal};
 
@@ -69,15 +70,20 @@ pub(crate) async fn run(
         })?;
     // After the failures are stored: a callback reports a fate already kept.
     deliverer.send_callbacks(&outcomes, deadline).await;
-    // Nothing follows the last message read when a one-message peek at the next cursor
-    // finds nothing (GetMessages may return fewer than asked while more exist, so the
-    // count alone proves nothing).
-    let (more, _) = streams.get_messages(&req.stream, &next, Some(1)).await?;
+    // Every message read was handled.
+    let end_of_stream = end_of_stream(
+        deliverer,
+        &req.stream,
+        &next,
+        messages.len(),
+        messages.len(),
+    )
+    .await?;
     Ok(answer(&SampleAnswer {
         last_read_offset: last_offset.unwrap_or(req.after),
         processed_messages: report.delivered,
         failed_messages: report.failed(),
         dead_lettered: report.dead_lettered,
-        end_of_stream: more.is_empty(),
+        end_of_stream,
     }))
 }
