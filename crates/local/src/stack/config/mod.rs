@@ -454,6 +454,19 @@ impl StackConfig {
     }
 }
 
+/// The first ```` ```toml ```` block of a module's `//!` documentation, as the text a user would
+/// copy (for the tests that keep documented examples true).
+#[cfg(test)]
+fn toml_example(doc: &str) -> String {
+    doc.lines()
+        .skip_while(|l| !l.starts_with("//! ```toml"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("//! ```"))
+        .map(|l| l.trim_start_matches("//!").trim_start())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -470,15 +483,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let doc = include_str!("mod.rs");
-        let example: String = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| l.trim_start_matches("//!").trim_start())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let example = toml_example(include_str!("mod.rs"));
         let s = StackConfig::parse(&example)
             .unwrap()
             .into_settings()

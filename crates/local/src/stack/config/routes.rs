@@ -91,15 +91,7 @@ mod tests {
 
     #[test]
     fn the_documented_route_compiles_into_its_json_form() {
-        let doc = include_str!("routes.rs");
-        let example: String = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| l.trim_start_matches("//!").trim_start())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let example = super::super::toml_example(include_str!("routes.rs"));
         let s = settings(&example).unwrap();
         assert_eq!(s.routes.names, ["orders"]);
         let json: serde_json::Value = serde_json::from_slice(&s.routes.json).unwrap();
