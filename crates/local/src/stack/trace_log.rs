@@ -361,14 +361,7 @@ mod tests {
         e.stream = Some("errors".into());
         e.offset = Some(-1);
         tracing::subscriber::with_default(subscriber, || emit(&e));
-        let line = capture
-            .rx
-            .lock()
-            .unwrap()
-            .take()
-            .unwrap()
-            .try_recv()
-            .unwrap();
+        let line = first_line(&capture);
         assert_eq!(line.function, "populate");
         let parsed = TraceLine::parse(&line.message).unwrap();
         assert_eq!(parsed.fields, e);
@@ -384,6 +377,12 @@ mod tests {
         assert_eq!(value["fields"]["offset"], -1);
     }
 
+    /// The first line `capture` holds.
+    fn first_line(capture: &TraceCapture) -> LogLine {
+        let mut rx = capture.rx.lock().unwrap().take().unwrap();
+        rx.try_recv().unwrap()
+    }
+
     #[test]
     fn lines_whose_id_is_displayed_are_indexed_by_it() {
         // As the callback lines write it: `id = %id`.
@@ -393,14 +392,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(target: "datasync_trace", event = "callback", id = %id, key = %"k3", detail = "queued", "callback queued");
         });
-        let line = capture
-            .rx
-            .lock()
-            .unwrap()
-            .take()
-            .unwrap()
-            .try_recv()
-            .unwrap();
+        let line = first_line(&capture);
         assert_eq!(
             line.ids,
             Some(TraceIds {
