@@ -17,8 +17,8 @@ use crate::emulator::Appended;
 /// With no append signal, how often an idle partition is polled at most and at least.
 const POLL_MIN: Duration = Duration::from_millis(2);
 const POLL_MAX: Duration = Duration::from_millis(100);
-/// With an append signal, an idle partition still reads this often, so nothing the signal
-/// missed waits longer than this.
+/// With an append signal, a partition still reads at least this often, idle or filling a
+/// batch, so nothing the signal missed (or a read that came back short) waits longer than this.
 const IDLE_READ: Duration = Duration::from_secs(5);
 
 /// What a wait decided.
@@ -189,7 +189,8 @@ async fn wait_for_messages(
             Waited::Stop
         };
     };
-    let until = deadline.unwrap_or_else(|| Instant::now() + IDLE_READ);
+    let idle = Instant::now() + IDLE_READ;
+    let until = deadline.map_or(idle, |d| d.min(idle));
     loop {
         let now = *w.borrow();
         let enough = now.messages.saturating_sub(seen.messages) >= need.messages
