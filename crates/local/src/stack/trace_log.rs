@@ -103,10 +103,12 @@ impl TraceCapture {
     }
 }
 
-/// Waits for a line, then gathers more for up to [`GATHER`] (or until [`BATCH`] are in hand):
-/// a commit costs about the same for a few lines as for thousands, so lines are written
-/// seldom and in bulk. False (with whatever was gathered in `lines`) when `stop` is cancelled
-/// or every sender is gone.
+/// Waits for a line, then lets more gather for [`GATHER`] (unless [`BATCH`] are already
+/// waiting) and takes what is there, up to [`BATCH`]: a commit costs about the same for a few
+/// lines as for thousands, so lines are written seldom and in bulk. The writer sleeps while
+/// lines gather rather than receiving each as it comes, so a line costs its sender no wake-up
+/// of the writer. False (with whatever was gathered in `lines`) when `stop` is cancelled or
+/// every sender is gone.
 async fn gather(
     rx: &mut mpsc::Receiver<LogLine>,
     lines: &mut Vec<LogLine>,
@@ -118,14 +120,17 @@ async fn gather(
     };
     let Some(first) = first else { return false };
     lines.push(first);
-    let deadline = tokio::time::sleep(GATHER);
-    tokio::pin!(deadline);
-    while lines.len() < BATCH {
-        let room = BATCH - lines.len();
+    if rx.len() < BATCH - 1 {
         tokio::select! {
-            n = rx.recv_many(lines, room) => if n == 0 { return false },
-            () = &mut deadline => break,
+            () = tokio::time::sleep(GATHER) => {}
             () = stop.cancelled() => return false,
+        }
+    }
+    while lines.len() < BATCH {
+        match rx.try_recv() {
+            Ok(line) => lines.push(line),
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
         }
     }
     true
