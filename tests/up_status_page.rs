@@ -2,7 +2,8 @@
 //! (chromedriver, through fantoccini) against `datasync up`. A delivery, a dead letter and a
 //! retryable failure are caused; the page, loaded once at 1280x1000, must show what a person
 //! would look for — the failing row with its id and class, the dead letter, charts with points,
-//! the target host turning red and, once the target recovers, green again — updating in place.
+//! the target host turning red and, once the target recovers, green again — updating in place;
+//! its search box then shows the recovered message's story.
 //! Screenshots go under the target directory (`status-page-red.png`, `status-page-green.png`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -124,6 +125,31 @@ async fn wait_for(c: &Client, limit: Duration, what: &str, ok: impl Fn(&Value) -
     }
 }
 
+/// Types `id` into the page's search box, submits it, and returns the timeline's rows (cells
+/// tab-separated) once it shows a delivery.
+async fn search(c: &Client, id: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let script = r#"const [id] = arguments;
+            document.getElementById("search-kind").value = "id";
+            document.getElementById("search-text").value = id;
+            document.getElementById("search").requestSubmit();
+            return null;"#;
+        c.execute(script, vec![json!(id)]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rows = js(
+            c,
+            r##"return [...document.querySelectorAll("#trace-result tbody tr")]
+                 .map((r) => r.innerText).join("\n");"##,
+        )
+        .await;
+        let rows = rows.as_str().unwrap_or_default().to_owned();
+        if rows.contains("delivered") || start.elapsed() > Duration::from_secs(20) {
+            return rows;
+        }
+    }
+}
+
 fn screenshot_path(name: &str) -> PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -221,6 +247,25 @@ async fn the_status_page_shows_failures_dead_letters_charts_and_recovery() {
     assert!(green["loaded"].as_u64().unwrap() >= 3, "{green:#}");
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshot_path("status-page-green.png"), png).unwrap();
+
+    // The search box tells the recovered message's story: accepted, refused with 503,
+    // re-routed, delivered with 200, in that order.
+    let story = search(&c, &failing).await;
+    let rows: Vec<&str> = story.lines().collect();
+    let at = |event: &str, detail: &str| {
+        rows.iter()
+            .position(|r| r.contains(&format!("\t{event}\t")) && r.contains(detail))
+    };
+    let steps = [
+        at("accepted", "partition="),
+        at("attempt", "status=503"),
+        at("rerouted", "serviceUnavailable"),
+        at("delivered", "status=200"),
+    ];
+    assert!(
+        steps.iter().all(Option::is_some) && steps.windows(2).all(|w| w[0] < w[1]),
+        "the search's timeline: {steps:?}\n{story}"
+    );
 
     // The page's own cost, as the browser measured it.
     let nav = js(

@@ -1,5 +1,6 @@
 //! `datasync up` end to end, a message's story: a message answered 503 then 200 shows
-//! accepted, a 503 attempt, a re-route, a 200 attempt and delivered, in that order, in
+//! accepted, a 503 attempt, a re-route, and the 200 attempt that delivered it (one
+//! `delivered` line with the call's fields), in that order, in
 //! `datasync trace ID`, in `GET /trace` and through the official Python SDK's `search_logs`
 //! against the emulator; `--key` lists every message of the key in order; and no payload,
 //! token or custom header value appears in any log line of the run.
@@ -83,7 +84,8 @@ fn kinds(t: &Timeline) -> Vec<(TraceKind, Option<u16>)> {
     t.entries
         .iter()
         .map(|e| {
-            let status = matches!(e.event.event, TraceKind::Attempt).then_some(e.event.status);
+            let call = matches!(e.event.event, TraceKind::Attempt | TraceKind::Delivered);
+            let status = call.then_some(e.event.status);
             (e.event.event, status.flatten())
         })
         .collect()
@@ -157,15 +159,14 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
         (TraceKind::Accepted, None),
         (TraceKind::Attempt, Some(503)),
         (TraceKind::Rerouted, None),
-        (TraceKind::Attempt, Some(200)),
-        (TraceKind::Delivered, None),
+        (TraceKind::Delivered, Some(200)),
     ];
     let (raw_by_id, by_id) = eventually(Duration::from_secs(20), || async {
         let (raw, t) = get_trace(&up, &format!("id={first}")).await;
         in_order(&kinds(&t), &want).then_some((raw, t))
     })
     .await
-    .expect("GET /trace shows accepted, 503, re-route, 200, delivered");
+    .expect("GET /trace shows accepted, 503, re-route, delivered by a 200");
     let rerouted = by_id
         .entries
         .iter()
@@ -175,23 +176,27 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
     assert_eq!(rerouted.event.class.as_deref(), Some("serviceUnavailable"));
     assert!(raw_by_id.contains("\"targetHost\""), "{raw_by_id}");
     // The 503's answer is shown, short; a 2xx answer never is.
-    let attempts: Vec<_> = by_id
+    let refused = by_id
         .entries
         .iter()
-        .filter(|e| e.event.event == TraceKind::Attempt)
-        .collect();
-    let refused = attempts
-        .iter()
-        .find(|e| e.event.status == Some(503))
+        .find(|e| e.event.event == TraceKind::Attempt)
         .unwrap();
+    assert_eq!(refused.event.status, Some(503));
     assert_eq!(
         refused.event.body.as_deref(),
         Some(r#"{"received":false,"status":503}"#)
     );
-    let taken = attempts
+    // The delivering call: its number, host, class and duration, and no body.
+    let taken = by_id
+        .entries
         .iter()
-        .find(|e| e.event.status == Some(200))
+        .find(|e| e.event.event == TraceKind::Delivered)
         .unwrap();
+    assert_eq!(
+        (taken.event.attempt, taken.event.class.as_deref()),
+        (Some(2), Some("ok"))
+    );
+    assert!(taken.event.target_host.is_some() && taken.event.duration_ms.is_some());
     assert_eq!(taken.event.body, None);
 
     // The command line, from the same log.
@@ -233,7 +238,8 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
         .iter()
         .filter_map(|l| datasync_core::trace::TraceLine::parse(l))
         .map(|l| {
-            let status = (l.fields.event == TraceKind::Attempt).then_some(l.fields.status);
+            let call = matches!(l.fields.event, TraceKind::Attempt | TraceKind::Delivered);
+            let status = call.then_some(l.fields.status);
             (l.fields.event, status.flatten())
         })
         .collect();

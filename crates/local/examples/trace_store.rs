@@ -3,8 +3,8 @@
 //! (docs/trace.md).
 //!
 //! `cargo run --release -p datasync-local --example trace_store -- [MESSAGES] [DIR]`
-//! (default 1,000,000 messages of three lines each, accepted, attempt and delivered, in a
-//! temporary directory; a thousand keys).
+//! (default 1,000,000 messages of two lines each, accepted and delivered (the delivering call's
+//! line), in a temporary directory; a thousand keys).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant, SystemTime};
@@ -16,6 +16,8 @@ use datasync_local::stack::trace_route::TraceSource;
 use tokio_util::sync::CancellationToken;
 
 const KEYS: u64 = 1000;
+/// The lines of a message delivered at the first try.
+const STORY: [TraceKind; 2] = [TraceKind::Accepted, TraceKind::Delivered];
 
 fn line(kind: TraceKind, n: u64, t: SystemTime) -> LogLine {
     let mut e = TraceEvent::new(kind, &format!("01939a4c-0000-7000-8000-{n:012x}"))
@@ -26,16 +28,12 @@ fn line(kind: TraceKind, n: u64, t: SystemTime) -> LogLine {
             e.offset = Some(n as i64);
             e.caller = Some("billing-app".into());
         }
-        TraceKind::Attempt => {
+        _ => {
             e.target_host = Some("api.example.com".into());
             e.attempt = Some(1);
             e.status = Some(200);
             e.class = Some("ok".into());
             e.duration_ms = Some(12);
-        }
-        _ => {
-            e.status = Some(200);
-            e.attempt = Some(1);
         }
     }
     let fields = serde_json::to_value(&e).unwrap();
@@ -135,11 +133,7 @@ async fn main() {
     let mut batch = Vec::new();
     for n in 0..messages {
         let t = start + Duration::from_micros(n * 3);
-        for kind in [
-            TraceKind::Accepted,
-            TraceKind::Attempt,
-            TraceKind::Delivered,
-        ] {
+        for kind in STORY {
             batch.push(line(kind, n, t));
         }
         if batch.len() >= 6000 {
@@ -152,29 +146,20 @@ async fn main() {
     if !batch.is_empty() {
         emulator.append_log_lines(&ids.log_id, batch).await.unwrap();
     }
-    let bytes: u64 = (0..3)
-        .map(|i| {
-            line(
-                [
-                    TraceKind::Accepted,
-                    TraceKind::Attempt,
-                    TraceKind::Delivered,
-                ][i],
-                42,
-                start,
-            )
-            .message
-            .len() as u64
-                + 1
-        })
+    let bytes: u64 = STORY
+        .iter()
+        .map(|kind| line(*kind, 42, start).message.len() as u64 + 1)
         .sum();
     let after = db_bytes(&dir);
     println!(
         "messages: {messages} ({} lines), filled in {:?}",
-        messages * 3,
+        messages * STORY.len() as u64,
         filled.elapsed()
     );
-    println!("log bytes per message (3 JSON lines with newline): {bytes}");
+    println!(
+        "log bytes per message ({} JSON lines with newline): {bytes}",
+        STORY.len()
+    );
     println!(
         "store growth: {} bytes per message, {:.1} MB per 100,000 messages",
         (after - before) / messages.max(1),

@@ -337,10 +337,14 @@ fn call_facts(
     event
 }
 
-/// Emits the trace line of a call: its status or transport error, its class (`ok` when
-/// delivered) and its duration.
+/// Emits the trace line of a call: its status or transport error, its class and its
+/// duration. A call that delivered is the message's `delivered` line (class `ok`): its final
+/// outcome and its last attempt are one line.
 fn trace_attempt(event: &TraceEvent, record: &AttemptRecord, decision: &Decision) {
     let mut event = event.clone().duration(record.latency);
+    if *decision == Decision::Delivered {
+        event.event = TraceKind::Delivered;
+    }
     match record.outcome {
         AttemptOutcome::Status { status, .. } => {
             event.status = Some(status);

@@ -263,4 +263,27 @@ mod tests {
         );
         assert_eq!(item.id, "0193a1b2-0000-7000-8000-000000000001");
     }
+
+    #[test]
+    fn a_lazily_decoded_item_answers_for_its_envelope_and_reads_its_payload_again() {
+        // As the process function holds a message: its payload kept encoded until the call.
+        use base64::Engine as _;
+        let value = br#"{"targetRestApi":"https://a.example/o","targetRestApiOperation":"POST","targetRestApiPayload":{"n":1},"attempt":2}"#;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        let item = Item::decode_lazily("s", "0", 7, None, Bytes::from(encoded));
+        assert!(matches!(item.body, Body::Encoded { .. }));
+        // The attempt count (trace lines, parkOnPermanent) needs no payload.
+        let envelope = item.envelope().unwrap();
+        assert_eq!(envelope.attempt, 2);
+        assert_eq!(envelope.message.target_rest_api_payload, None);
+        let whole = item.decoded().unwrap();
+        assert_eq!(
+            whole
+                .message
+                .target_rest_api_payload
+                .as_ref()
+                .map(|p| p.get()),
+            Some(r#"{"n":1}"#)
+        );
+    }
 }

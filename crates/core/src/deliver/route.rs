@@ -235,8 +235,8 @@ impl Router {
         let failed = outcomes.list().iter().zip(written).zip(destinations);
         let mut traced = Vec::with_capacity(outcomes.list().len());
         for ((outcome, written), stream) in failed {
+            // A delivered message's line was its delivering attempt's (`attempt.rs`).
             let (Some(written), Some(stream)) = (written, stream) else {
-                traced.extend(traced::delivered(outcome));
                 continue;
             };
             let routed = traced::Routed {

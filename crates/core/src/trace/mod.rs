@@ -31,7 +31,7 @@ pub enum TraceKind {
     /// Populate wrote it to the data stream.
     #[default]
     Accepted,
-    /// A call to its target.
+    /// A call to its target that did not deliver it.
     Attempt,
     /// Written to an error stream, to be tried again.
     Rerouted,
@@ -39,7 +39,8 @@ pub enum TraceKind {
     Parked,
     /// It left its key's queue (delivered, dead-lettered or released by an operator).
     Released,
-    /// The target accepted it.
+    /// The target accepted it: the delivering call's line (attempt, host, status, class `ok`,
+    /// duration).
     Delivered,
     /// Written to the dead-letter stream.
     DeadLettered,
@@ -98,7 +99,7 @@ pub struct TraceEvent {
     /// The transport error, when there was no answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The error class (`classify.rs`), or `ok` for an attempt that delivered.
+    /// The error class (`classify.rs`), or `ok` for the call that delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
     /// How long the call took.
