@@ -1,7 +1,8 @@
 //! State the stack cannot trust is refused at start, and a database that stops taking writes
 //! says so: a lost emulator database (connectors' checkpoints beyond the new streams), a
 //! damaged one (`PRAGMA quick_check` fails), and writes failing while running (503, visible on
-//! the status page and in `datasync status`).
+//! the status page and in `datasync status`). A damaged log database (trace lines only) is
+//! moved aside instead, so it never keeps the messages from flowing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod up_support;
@@ -135,6 +136,57 @@ async fn a_damaged_database_is_refused_at_start() {
             "the emulator database {} is damaged",
             db.display()
         )) && stderr.contains("move"),
+        "{stderr}"
+    );
+}
+
+/// A damaged log database does not keep the stack from starting: it is moved aside with a
+/// warning naming it, and the new one records the next messages' stories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_database_is_moved_aside_and_begun_afresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = free_addr();
+    let mut up = Up::start_with(tmp.path(), FAST, &target, &[]).await;
+    send_and_deliver(&up, 0, 3).await;
+    up.stop();
+    let data = tmp.path().join("data");
+    std::fs::write(data.join("logs.db"), vec![0x5a; 64 * 1024]).unwrap();
+
+    let log = tmp.path().join("up.log");
+    let mut up = Up::start_logged(tmp.path(), FAST, &target, &[], &log, "warn").await;
+    let (code, body) = up
+        .post(
+            "/stream/sync",
+            Some(&up.source_key()),
+            &sync_request(&up.target(), "after", 7),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let story = eventually(Duration::from_secs(20), || async {
+        let out = up.cli(&["trace", &id]).await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("delivered").then_some(text)
+    })
+    .await;
+    assert!(story.is_some(), "no story recorded for {id} after the move");
+    up.stop();
+    let aside: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("logs.db.damaged-"))
+        .filter(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
+        .collect();
+    // With its -wal and -shm beside it.
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let bytes = std::fs::read(data.join(&aside[0])).unwrap();
+    assert!(
+        bytes.iter().all(|b| *b == 0x5a),
+        "the damaged file is kept as it was"
+    );
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        stderr.contains("was damaged: moved aside") && stderr.contains(&aside[0]),
         "{stderr}"
     );
 }

@@ -97,7 +97,7 @@ impl Emulator {
         let keys = auth::KeyRegistry::open(&dir)?;
         let (profile, public) = auth::ensure_local_profile(&dir)?;
         let logs_path = dir.join(LOGS_DATABASE_FILE);
-        let logs = Arc::new(store::Store::open_logs(&logs_path)?);
+        let logs = Arc::new(open_logs(&logs_path)?);
         let store = Arc::new(store::Store::open_main(
             &dir.join(DATABASE_FILE),
             &logs_path,
@@ -451,6 +451,37 @@ impl Emulator {
         self.inner.store.close();
         self.inner.logs.close();
     }
+}
+
+/// Opens the logs database at `path`. A damaged one is moved aside (to
+/// `<name>.damaged-<unix seconds>`, with its `-wal` and `-shm` files) and a new one begun, with
+/// a warning naming both: the trace lines are a record of what happened, not data anyone was
+/// promised, so losing them must not keep the stack (and the messages) from starting.
+fn open_logs(path: &Path) -> Result<store::Store, EmulatorError> {
+    let detail = match store::Store::open_logs(path) {
+        Err(EmulatorError::Damaged { detail, .. }) => detail,
+        opened => return opened,
+    };
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = PathBuf::from(format!("{}.damaged-{secs}", path.display()));
+    for suffix in ["", "-wal", "-shm"] {
+        let (from, to) = (
+            PathBuf::from(format!("{}{suffix}", path.display())),
+            PathBuf::from(format!("{}{suffix}", aside.display())),
+        );
+        if from.exists() {
+            std::fs::rename(&from, &to).map_err(EmulatorError::io("moving aside", &from))?;
+        }
+    }
+    tracing::warn!(
+        damaged = %aside.display(),
+        detail = %detail,
+        "the log database {} was damaged: moved aside, trace lines start afresh",
+        path.display()
+    );
+    store::Store::open_logs(path)
 }
 
 /// Runs a write while no runtime may be available (during [`Emulator::open`]).

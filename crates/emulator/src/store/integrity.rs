@@ -37,6 +37,22 @@ pub(super) fn quick_check(conn: &Connection, path: &Path) -> Result<(), Emulator
     }
 }
 
+/// `e`, met while opening the database at `path`, as [`EmulatorError::Damaged`] when it says
+/// the file is not a sound SQLite database (a file whose header is overwritten fails before
+/// `quick_check` can run), else as it is.
+pub(super) fn opening(path: &Path) -> impl FnOnce(rusqlite::Error) -> EmulatorError + '_ {
+    move |e| {
+        if is_damage(&e) {
+            EmulatorError::Damaged {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            }
+        } else {
+            e.into()
+        }
+    }
+}
+
 /// Whether `e` says the file is not a sound SQLite database.
 pub(super) fn is_damage(e: &rusqlite::Error) -> bool {
     matches!(
@@ -84,5 +100,14 @@ mod tests {
         assert!(matches!(err, EmulatorError::Damaged { .. }), "{err}");
         let text = err.to_string();
         assert!(text.contains(&path.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn a_file_whose_header_is_overwritten_is_damaged_not_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        std::fs::write(&path, vec![0x5a; 64 * 1024]).unwrap();
+        let err = crate::store::Store::open_logs(&path).unwrap_err();
+        assert!(matches!(err, EmulatorError::Damaged { .. }), "{err}");
     }
 }

@@ -130,12 +130,14 @@ impl Store {
     }
 
     fn open_layout(path: &Path, layout: Layout<'_>) -> Result<Self, EmulatorError> {
-        let conn = Connection::open(path)?;
-        configure(&conn)?;
+        let conn = Connection::open(path).map_err(integrity::opening(path))?;
+        configure(&conn).map_err(integrity::opening(path))?;
         integrity::quick_check(&conn, path)?;
         // Takes effect only on a new, empty database.
         conn.pragma_update(None, "page_size", PAGE_SIZE)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(integrity::opening(path))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(EmulatorError::Corrupt(format!(
                 "cannot enable WAL (journal_mode is {mode})"
