@@ -120,11 +120,12 @@ async fn a_hung_host_is_cut_at_a_quarter_of_its_share_and_never_holds_the_health
     // failures in a row, a cut counts as three).
     assert_eq!(host(&answer, hung.addr())["breaker"], "open");
     assert_eq!(breaker_notes(&stack, 1).await.len(), 1);
-    // While it is open the host costs the batch nothing.
+    // While it is open the host costs the batch nothing: no call (which would be cut only
+    // after 500 ms), so the batch is far from its 2 s share even on a slow machine.
     let started = Instant::now();
     let answer = handle(&process, &list[3..]).await;
-    assert!(started.elapsed() < Duration::from_millis(450), "{answer}");
-    assert_eq!(hung.requests().len(), 2);
+    assert_eq!(hung.requests().len(), 2, "a call to an open host: {answer}");
+    assert!(started.elapsed() < Duration::from_millis(1500), "{answer}");
 }
 
 #[tokio::test]
