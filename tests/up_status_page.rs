@@ -259,7 +259,7 @@ async fn the_status_page_shows_failures_dead_letters_charts_and_recovery() {
     let steps = [
         at("accepted", "partition="),
         at("attempt", "status=503"),
-        at("rerouted", "serviceUnavailable"),
+        at("rerouted", "stream=datasync-errors-service-unavailable"),
         at("delivered", "status=200"),
     ];
     assert!(

@@ -172,7 +172,12 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
         .iter()
         .find(|e| e.event.event == TraceKind::Rerouted)
         .unwrap();
-    assert!(rerouted.event.stream.is_some() && rerouted.event.not_before.is_some());
+    // Named as the stack names it (the line itself holds the stream's OCID).
+    assert_eq!(
+        rerouted.event.stream.as_deref(),
+        Some("datasync-errors-service-unavailable")
+    );
+    assert!(rerouted.event.not_before.is_some());
     assert_eq!(rerouted.event.class.as_deref(), Some("serviceUnavailable"));
     assert!(raw_by_id.contains("\"targetHost\""), "{raw_by_id}");
     // The 503's answer is shown, short; a 2xx answer never is.
@@ -205,7 +210,9 @@ async fn a_retried_message_tells_its_story_everywhere_and_no_secret_is_logged() 
     assert!(in_order(&kinds(&cli), &want), "{cli:?}");
     let human = up.cli_ok(&["trace", &first]).await;
     assert!(
-        human.contains("status=503") && human.contains("delivered"),
+        human.contains("status=503")
+            && human.contains("stream=datasync-errors-service-unavailable")
+            && human.contains("delivered"),
         "{human}"
     );
 

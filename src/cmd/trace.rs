@@ -114,7 +114,7 @@ fn local_source(args: &Args) -> anyhow::Result<TraceSource> {
     )?;
     let endpoints = Endpoints::all_at(&info.emulator)?;
     let client = LogSearchClient::new(OciClient::new(Arc::new(auth))?, &endpoints)?;
-    Ok(TraceSource::new(client, vec![log.log_id.clone()]))
+    Ok(TraceSource::new(client, vec![log.log_id.clone()]).with_stream_names(&info.streams))
 }
 
 /// OCI Logging, signed with the operator's own API key.

@@ -180,7 +180,8 @@ impl Stack {
         let emulator =
             start::emulator::start(&dir, options.emulator_listen, emulator_options).await?;
         let resources = start::resources::ensure(&dir, &emulator.signed, s).await?;
-        let trace = start::trace::start(&emulator, s, options.trace.as_ref()).await?;
+        let trace =
+            start::trace::start(&emulator, s, options.trace.as_ref(), &resources.streams).await?;
         let new_callback_secret =
             start::callbacks::ensure(&dir, &emulator.signed, &resources, s).await?;
         start::state::check(start::state::StateInput {

@@ -4,6 +4,7 @@
 //! (`{"entries":[{"time","event",...}]}`), which the status page's search box calls.
 
 use crate::stack::gateway::error;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,9 @@ pub const DEFAULT_KEY_SINCE: Duration = Duration::from_secs(86_400);
 pub struct TraceSource {
     client: LogSearchClient,
     scopes: Vec<String>,
+    /// Stream OCIDs → names: the lines name streams by OCID (all the functions know), the
+    /// timeline by name where the stack knows it.
+    stream_names: BTreeMap<String, String>,
 }
 
 /// Why a [`TraceSource`] could not be built.
@@ -60,7 +64,21 @@ impl TraceSource {
 
     /// A source searching `scopes` through `client`.
     pub fn new(client: LogSearchClient, scopes: Vec<String>) -> Self {
-        Self { client, scopes }
+        Self {
+            client,
+            scopes,
+            stream_names: BTreeMap::new(),
+        }
+    }
+
+    /// Shows the streams of `streams` (names → OCIDs, as the stack keeps them) by name.
+    #[must_use]
+    pub fn with_stream_names(mut self, streams: &BTreeMap<String, String>) -> Self {
+        self.stream_names = streams
+            .iter()
+            .map(|(name, ocid)| (ocid.clone(), name.clone()))
+            .collect();
+        self
     }
 
     /// The timeline of `subject` over the `since` before now.
@@ -80,7 +98,18 @@ impl TraceSource {
             // Lines written in this very millisecond are included.
             until: until + Duration::from_millis(1),
         };
-        timeline(&self.client, &search).await
+        let mut found = timeline(&self.client, &search).await?;
+        for entry in &mut found.entries {
+            let named = entry
+                .event
+                .stream
+                .as_ref()
+                .and_then(|s| self.stream_names.get(s));
+            if let Some(name) = named {
+                entry.event.stream = Some(name.clone());
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -33,11 +33,13 @@ pub(crate) struct TracePart {
     pub writer: Option<JoinHandle<()>>,
 }
 
-/// Creates the invoke log when absent and starts storing `capture`'s lines in it.
+/// Creates the invoke log when absent and starts storing `capture`'s lines in it; timelines
+/// name the stack's `streams` (names → OCIDs) by name.
 pub(crate) async fn start(
     emulator: &EmulatorPart,
     settings: &StackSettings,
     capture: Option<&Arc<TraceCapture>>,
+    streams: &std::collections::BTreeMap<String, String>,
 ) -> Result<TracePart, StackError> {
     let spec = LogSpec {
         compartment: emulator.profile.compartment.clone(),
@@ -56,7 +58,7 @@ pub(crate) async fn start(
     let writer =
         capture.and_then(|c| c.start(emulator.emulator.clone(), ids.log_id.clone(), stop.clone()));
     let source = match TraceSource::local(&emulator.base, &emulator.profile, &ids) {
-        Ok(s) => Some(Arc::new(s)),
+        Ok(s) => Some(Arc::new(s.with_stream_names(streams))),
         Err(e) => {
             tracing::warn!(error = %e, "GET /trace is unavailable");
             None
