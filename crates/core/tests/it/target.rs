@@ -105,6 +105,18 @@ async fn call(
         .await
 }
 
+/// One `POST /x` with body `{}`, by the default client, to a raw server answering `reply`.
+async fn post_once(reply: Reply) -> datasync_core::target::AttemptRecord {
+    let (addr, _seen) = raw_server(reply).await;
+    call(
+        &client(),
+        Method::POST,
+        &format!("http://{addr}/x"),
+        Some("{}"),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn each_operation_sends_body_headers_token_and_idempotency_key() {
     let (addr, mut seen) = raw_server(Reply::Raw(
@@ -177,16 +189,9 @@ async fn redirects_are_not_followed_and_retry_after_is_read() {
     );
     assert_eq!(seen.recv().await.map(|_| ()), Some(()));
 
-    let (addr, _seen) = raw_server(Reply::Raw(
+    let record = post_once(Reply::Raw(
         "HTTP/1.1 503 Service Unavailable\r\nretry-after: 7\r\ncontent-length: 4\r\n\r\nbusy",
     ))
-    .await;
-    let record = call(
-        &client(),
-        Method::POST,
-        &format!("http://{addr}/x"),
-        Some("{}"),
-    )
     .await;
     assert_eq!(
         record.outcome,
@@ -324,14 +329,7 @@ async fn a_failure_s_body_is_kept_short_and_clean_and_a_success_s_never() {
         format!("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 600\r\n\r\n{body}")
             .into_boxed_str(),
     );
-    let (addr, _seen) = raw_server(Reply::Raw(padded)).await;
-    let record = call(
-        &client(),
-        Method::POST,
-        &format!("http://{addr}/x"),
-        Some("{}"),
-    )
-    .await;
+    let record = post_once(Reply::Raw(padded)).await;
     assert!(matches!(
         record.outcome,
         AttemptOutcome::Status { status: 503, .. }
@@ -348,16 +346,9 @@ async fn a_failure_s_body_is_kept_short_and_clean_and_a_success_s_never() {
         body.len()
     );
 
-    let (addr, _seen) = raw_server(Reply::Raw(
+    let record = post_once(Reply::Raw(
         "HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\n{\"secret\":\"s\"}",
     ))
-    .await;
-    let record = call(
-        &client(),
-        Method::POST,
-        &format!("http://{addr}/x"),
-        Some("{}"),
-    )
     .await;
     assert!(matches!(
         record.outcome,
