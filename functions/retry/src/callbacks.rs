@@ -17,7 +17,7 @@ use datasync_core::oci::streaming::message_value;
 use fdk::Response;
 
 use crate::api::CallbackAnswer;
-use crate::group::{commit, end_of_stream, group_cursor, Read};
+use crate::group::{commit, end_of_stream, read};
 use crate::request::GroupRequest;
 use crate::{answer, Refusal};
 
@@ -58,11 +58,9 @@ pub(crate) async fn run(
     req: GroupRequest,
     deadline: Instant,
 ) -> Result<Response, Refusal> {
-    let streams = deliverer.streams();
     let stream = req.stream.as_str();
-    let cursor = group_cursor(deliverer, &req).await?;
-    let (messages, next) = streams.get_messages(stream, &cursor, Some(req.max)).await?;
-    let fetched = messages.len();
+    let (messages, read) = read(deliverer, &req).await?;
+    let (next, fetched) = (read.next.clone(), read.fetched);
     let now = SystemTime::now();
     let mut records: Vec<Option<QueuedCallback>> = messages.iter().map(record).collect();
     let handled = handled(&records, now);
@@ -84,11 +82,6 @@ pub(crate) async fn run(
         .redeliver(due, later, deadline)
         .await
         .map_err(Refusal::Callbacks)?;
-    let read = Read {
-        cursor,
-        next: next.clone(),
-        fetched,
-    };
     commit(deliverer, stream, read, handled).await?;
     out.processed = handled as u64;
     out.sent = counts.sent;

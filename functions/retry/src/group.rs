@@ -5,7 +5,7 @@
 use std::time::{Instant, SystemTime};
 
 use datasync_core::deliver::{Deliverer, Item};
-use datasync_core::oci::models::{CreateGroupCursorDetails, GroupCursorType};
+use datasync_core::oci::models::{CreateGroupCursorDetails, GroupCursorType, Message};
 use fdk::Response;
 
 use crate::api::{DryRunAnswer, GroupAnswer};
@@ -35,11 +35,29 @@ fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// The group cursor of `req`'s stream and group.
-pub(crate) async fn group_cursor(
+/// Reads up to `req.max` messages from the group's position in `req`'s stream.
+pub(crate) async fn read(
     deliverer: &Deliverer,
     req: &GroupRequest,
-) -> Result<String, Refusal> {
+) -> Result<(Vec<Message>, Read), Refusal> {
+    let cursor = group_cursor(deliverer, req).await?;
+    let (messages, next) = deliverer
+        .streams()
+        .get_messages(&req.stream, &cursor, Some(req.max))
+        .await?;
+    let fetched = messages.len();
+    Ok((
+        messages,
+        Read {
+            cursor,
+            next,
+            fetched,
+        },
+    ))
+}
+
+/// The group cursor of `req`'s stream and group.
+async fn group_cursor(deliverer: &Deliverer, req: &GroupRequest) -> Result<String, Refusal> {
     let details = CreateGroupCursorDetails {
         cursor_type: GroupCursorType::TrimHorizon,
         time: None,
@@ -68,11 +86,9 @@ pub(crate) async fn run(
     req: GroupRequest,
     deadline: Instant,
 ) -> Result<Response, Refusal> {
-    let streams = deliverer.streams();
     let stream = req.stream.as_str();
-    let cursor = group_cursor(deliverer, &req).await?;
-    let (messages, next) = streams.get_messages(stream, &cursor, Some(req.max)).await?;
-    let fetched = messages.len();
+    let (messages, read) = read(deliverer, &req).await?;
+    let (next, fetched) = (read.next.clone(), read.fetched);
     let mut items = items_from(&messages, stream);
     // Stop at the first message not yet due: it and everything after wait for a later call.
     let (due, next_due_at) = due(&items, SystemTime::now());
@@ -93,11 +109,6 @@ pub(crate) async fn run(
         tracing::error!(error = %e, "re-routing failed; nothing committed");
         Refusal::Routing(e)
     })?;
-    let read = Read {
-        cursor,
-        next: next.clone(),
-        fetched,
-    };
     commit(deliverer, stream, read, due).await?;
     // After the fates are stored and committed: a callback reports a fate already kept.
     deliverer.send_callbacks(&outcomes, deadline).await;
