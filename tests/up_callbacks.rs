@@ -227,6 +227,28 @@ async fn sync(up: &Up, body: &Value) -> (u16, Value) {
     up.post("/stream/sync", Some(&up.source_key()), body).await
 }
 
+/// Sends `body` (accepted) and waits for `rx`'s `n`th callback (from 0), which is about it:
+/// the call, and its body verified with `secret` (its `id` checked to be the message's).
+async fn sync_then_callback(
+    up: &Up,
+    body: &Value,
+    rx: &Receiver,
+    n: usize,
+    secret: &str,
+) -> (Got, Value) {
+    let (s, v) = sync(up, body).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let got = eventually(Duration::from_secs(30), || async {
+        rx.got.lock().unwrap().get(n).cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("no callback for {body}"));
+    let verified = verified_body(secret, &got);
+    assert_eq!(verified["id"], id.as_str());
+    (got, verified)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -270,16 +292,8 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
         assert!(!message.contains("pw"), "{message}");
     }
 
-    let (s, v) = sync(&up, &with_callback(&target, "k-ok", 1, &callback)).await;
-    assert_eq!(s, 200, "{v}");
-    let delivered_id = v["id"].as_str().unwrap().to_owned();
-    let got = eventually(Duration::from_secs(30), || async {
-        rx.got.lock().unwrap().first().cloned()
-    })
-    .await
-    .expect("no callback for the delivered message");
-    let body = verified_body(&secret, &got);
-    assert_eq!(body["id"], delivered_id.as_str());
+    let delivered = with_callback(&target, "k-ok", 1, &callback);
+    let (got, body) = sync_then_callback(&up, &delivered, &rx, 0, &secret).await;
     assert_eq!(body["streamKey"], "k-ok");
     assert_eq!(body["status"], "delivered");
     assert_eq!(body["attempts"], 1);
@@ -293,16 +307,8 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
         post_json(&up.client, &format!("{target}/_control"), &control).await,
         200
     );
-    let (s, v) = sync(&up, &with_callback(&target, "k-dead", 2, &callback)).await;
-    assert_eq!(s, 200, "{v}");
-    let dead_id = v["id"].as_str().unwrap().to_owned();
-    let got = eventually(Duration::from_secs(30), || async {
-        rx.got.lock().unwrap().get(1).cloned()
-    })
-    .await
-    .expect("no callback for the dead-lettered message");
-    let body = verified_body(&secret, &got);
-    assert_eq!(body["id"], dead_id.as_str());
+    let dead = with_callback(&target, "k-dead", 2, &callback);
+    let (_, body) = sync_then_callback(&up, &dead, &rx, 1, &secret).await;
     assert_eq!(body["status"], "deadLettered");
     assert_eq!(body["attempts"], 1);
     assert_eq!(body["lastError"]["status"], 400);
@@ -316,16 +322,8 @@ async fn delivered_and_dead_lettered_messages_get_signed_callbacks_and_bad_urls_
     );
 
     // A routed message without a statusCallback: its route's callback is told.
-    let (s, v) = sync(&up, &json!({"route": "orders", "data": {"n": 1}})).await;
-    assert_eq!(s, 200, "{v}");
-    let routed_id = v["id"].as_str().unwrap().to_owned();
-    let got = eventually(Duration::from_secs(30), || async {
-        rx.got.lock().unwrap().get(2).cloned()
-    })
-    .await
-    .expect("no callback for the routed message");
-    let body = verified_body(&secret, &got);
-    assert_eq!(body["id"], routed_id.as_str());
+    let routed = json!({"route": "orders", "data": {"n": 1}});
+    let (got, body) = sync_then_callback(&up, &routed, &rx, 2, &secret).await;
     assert_eq!(body["status"], "delivered");
     assert_eq!(got.path, "/route-cb");
 
